@@ -1,0 +1,1 @@
+//! Code generator (filled by issue 3).

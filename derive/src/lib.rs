@@ -1,0 +1,1 @@
+//! Proc macros (filled by issue 3).

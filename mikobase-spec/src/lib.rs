@@ -1,0 +1,1 @@
+//! Mikobase spec IR (filled by issue 3).
