@@ -1,1 +1,2 @@
 //! caspian-ipc
+pub mod mikobase;

@@ -1,0 +1,1 @@
+//! The Mikobase engine on SQLite (issue 4).

@@ -1,0 +1,2 @@
+//! Shared Mikobase: the generated surface, its support types and the engine.
+pub mod engine;
