@@ -1,2 +1,33 @@
-//! caspian-ipc
+//! # caspian-ipc
+//!
+//! Caspian's shared-resource IPC for Rust: a small single-threaded server process holds
+//! shared state behind an HTTP server on a Unix domain socket; forked workers each get a
+//! proxy that looks like an ordinary data structure and turns every operation into one
+//! HTTP request.
+//!
+//! - [`share`] / [`Share`]: a shared hash (JSON-shaped scratch state).
+//! - [`uds`]: the toolbox: server, client, tokens, socket directory.
+//! - [`fork`]: fork hygiene (single-thread guard, worker identity, failures).
+//!
+//! ```no_run
+//! let counts = caspian_ipc::share(4, |worker, hash| {
+//!     hash.incr("total", 1)?;
+//!     hash.at("by_worker").set(&worker.index().to_string(), &true)?;
+//!     Ok::<_, caspian_ipc::Error>(())
+//! })?;
+//! println!("{counts}");
+//! # Ok::<_, caspian_ipc::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod fork;
 pub mod mikobase;
+mod run;
+pub mod share;
+pub mod uds;
+
+pub use error::{Error, Result};
+pub use fork::{Worker, WorkerEnd, WorkerFailure, WorkerResult};
+pub use run::{Progress, Supervision, Supervisor};
+pub use share::{share, Batch, Entry, Share, SharedArray, SharedHash, Swap};

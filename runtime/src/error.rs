@@ -1,0 +1,204 @@
+//! The one error type of the toolbox and the shared hash.
+//!
+//! Transport failures, server answers and orchestration failures are distinct variants so
+//! that callers can match on what happened instead of parsing messages.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::fork::WorkerFailure;
+
+/// Everything that can go wrong in caspian-ipc.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Nobody accepted a connection on the socket within the connect budget (the server
+    /// never came up, or the path is wrong).
+    #[error("connection refused: no server accepted a connection on {path} within {waited:?} (is the server running? is the path right?)")]
+    ConnectionRefused {
+        /// The socket path that was tried.
+        path: PathBuf,
+        /// How long the client kept retrying.
+        waited: Duration,
+    },
+
+    /// The server was reachable earlier and is gone now. Every later call fails the same
+    /// way at once: there is no retry once the server has been seen to go away.
+    #[error("server gone: the server on {path} stopped answering (it exited or was killed)")]
+    ServerGone {
+        /// The socket path of the vanished server.
+        path: PathBuf,
+    },
+
+    /// The server refused the request's bearer token (HTTP 401).
+    #[error("unauthorized: the server refused the bearer token (wrong, missing or malformed token)")]
+    Unauthorized,
+
+    /// The server refused the connecting process itself (HTTP 403), e.g. another uid.
+    #[error("forbidden: {reason}")]
+    Forbidden {
+        /// What the server said.
+        reason: String,
+    },
+
+    /// A call did not finish within its deadline. The connection is dropped; whether the
+    /// server applied the operation is unknown.
+    #[error("timeout: no answer within {after:?}")]
+    Timeout {
+        /// The deadline that expired.
+        after: Duration,
+    },
+
+    /// The server answered with an error body `{"error": id, "details": {...}}`.
+    #[error("server error {status} `{id}`: {details}")]
+    Remote {
+        /// HTTP status code.
+        status: u16,
+        /// Stable error id, e.g. `no_such_pk`.
+        id: String,
+        /// Structured details saying what to fix.
+        details: Value,
+    },
+
+    /// A value that is not JSON (NaN, an infinity, a map with non-string keys, ...) was
+    /// refused before anything was sent.
+    #[error("invalid value: {reason}")]
+    InvalidValue {
+        /// What is wrong and where.
+        reason: String,
+    },
+
+    /// The connection broke in the middle of a call while the server stayed up; whether
+    /// the operation was applied is unknown, so it is not retried.
+    #[error("connection lost mid-call: {reason}")]
+    ConnectionLost {
+        /// The underlying transport error.
+        reason: String,
+    },
+
+    /// The server sent something that is not the documented protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+
+    /// Forking was refused because the process has more than one thread.
+    #[error("refusing to fork: this process has {threads} threads, and fork() copies only the calling one (locks held by the others stay locked forever in the child). Fork before starting threads or runtimes, or opt out with `allow_threads(true)` if you know every other thread is idle")]
+    ForkUnsafe {
+        /// Number of threads seen in /proc/self/task.
+        threads: usize,
+    },
+
+    /// The server process could not start.
+    #[error("server failed to start: {0}")]
+    ServerStartup(String),
+
+    /// At least one worker failed. The final state is still here: nothing written before
+    /// the failure is lost.
+    #[error("{} worker(s) failed: {}", failures.len(), describe_failures(failures))]
+    WorkersFailed {
+        /// The final state, collected after every worker ended.
+        state: Box<Value>,
+        /// One entry per failed worker.
+        failures: Vec<WorkerFailure>,
+    },
+
+    /// The whole run exceeded its timeout. Workers still running were stopped; the state
+    /// was still collected.
+    #[error(
+        "timed out after {after:?}; still running: {still_running:?}; failures: {}",
+        describe_failures(failures)
+    )]
+    TimedOut {
+        /// The configured timeout.
+        after: Duration,
+        /// The final state collected after stopping the workers.
+        state: Box<Value>,
+        /// Indices of the workers that were still running at expiry.
+        still_running: Vec<usize>,
+        /// Every worker that did not finish cleanly (including the stopped ones).
+        failures: Vec<WorkerFailure>,
+    },
+
+    /// The server process died during the run, so the final state is unavailable.
+    #[error(
+        "server died during the run ({how}); worker failures: {}",
+        describe_failures(failures)
+    )]
+    ServerDied {
+        /// How the server process ended.
+        how: String,
+        /// Workers that failed (most fail because the server vanished).
+        failures: Vec<WorkerFailure>,
+    },
+
+    /// The supervisor callback asked to stop the run early.
+    #[error("stopped by the supervisor; still running were: {still_running:?}")]
+    Stopped {
+        /// The final state collected after stopping the workers.
+        state: Box<Value>,
+        /// Indices of the workers that were stopped.
+        still_running: Vec<usize>,
+    },
+
+    /// An operating-system call failed.
+    #[error("{context}: {source}")]
+    Os {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// The final state carried by a failed run, if it could be collected.
+    pub fn state(&self) -> Option<&Value> {
+        match self {
+            Error::WorkersFailed { state, .. }
+            | Error::TimedOut { state, .. }
+            | Error::Stopped { state, .. } => Some(state),
+            _ => None,
+        }
+    }
+
+    /// The per-worker failures of a failed run.
+    pub fn failures(&self) -> &[WorkerFailure] {
+        match self {
+            Error::WorkersFailed { failures, .. }
+            | Error::TimedOut { failures, .. }
+            | Error::ServerDied { failures, .. } => failures,
+            _ => &[],
+        }
+    }
+
+    /// The error id of a server answer (`no_such_pk`, `version_conflict`, ...).
+    pub fn remote_id(&self) -> Option<&str> {
+        match self {
+            Error::Remote { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn os(context: impl Into<String>, source: impl Into<std::io::Error>) -> Self {
+        Error::Os {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
+}
+
+fn describe_failures(failures: &[WorkerFailure]) -> String {
+    if failures.is_empty() {
+        return "none".to_owned();
+    }
+    failures
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

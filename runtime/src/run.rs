@@ -1,0 +1,263 @@
+//! Fork orchestration shared by both flavours: server first, then the workers, then the
+//! final state, then the server stops. Nothing is left behind on any path: children are
+//! tracked by an RAII guard and the socket directory removes itself.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::{getpid, Pid};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::fork::{
+    bounded, describe_exit, die_with_parent, ensure_single_threaded, fork_child, panic_message, Children,
+    Report, Worker, WorkerEnd, WorkerFailure, WorkerResult, EXIT_ERROR, EXIT_PANIC,
+};
+use crate::uds::{spawn_server, Client, ClientConfig, Handler, ServerConfig, SocketDir, Token};
+
+/// Options common to `share` and `mikobase` runs.
+#[derive(Debug, Clone)]
+pub(crate) struct RunOptions {
+    pub workers: usize,
+    pub timeout: Option<Duration>,
+    pub client: ClientConfig,
+    pub server: ServerConfig,
+    pub allow_threads: bool,
+    pub grace: Duration,
+    pub startup: Duration,
+}
+
+impl RunOptions {
+    pub(crate) fn new(workers: usize) -> Self {
+        RunOptions {
+            workers,
+            timeout: None,
+            client: ClientConfig::default(),
+            server: ServerConfig::default(),
+            allow_threads: false,
+            grace: Duration::from_secs(2),
+            startup: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a supervisor sees while the workers run.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    /// Indices of the workers still running.
+    pub running: Vec<usize>,
+    /// Indices of the workers that have failed so far.
+    pub failed: Vec<usize>,
+    /// Time since the workers were started.
+    pub elapsed: Duration,
+    /// Process id of the server.
+    pub server_pid: u32,
+}
+
+/// A supervisor's answer: keep going, or stop the workers now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Supervision {
+    /// Keep waiting.
+    Continue,
+    /// Stop every running worker, collect the state, and return [`Error::Stopped`].
+    Stop,
+}
+
+/// A callback run in the parent while it waits for the workers.
+pub type Supervisor<'a> = Box<dyn FnMut(&Progress) -> Supervision + 'a>;
+
+struct Running {
+    pid: Pid,
+    report: Report,
+}
+
+/// Runs `body` in `options.workers` forked workers against a server built by
+/// `make_handler`, then returns what `collect` reads from the server.
+pub(crate) fn run<H, P, F, R>(
+    options: &RunOptions,
+    mut supervisor: Option<Supervisor<'_>>,
+    make_handler: impl FnOnce() -> H,
+    make_proxy: impl Fn(Client) -> P,
+    body: F,
+    collect: impl FnOnce(&Client) -> Result<Value>,
+) -> Result<Value>
+where
+    H: Handler,
+    F: Fn(Worker, P) -> R,
+    R: WorkerResult,
+{
+    if !options.allow_threads {
+        ensure_single_threaded()?;
+    }
+    let dir = SocketDir::create()?;
+    let token = Token::generate().map_err(|e| Error::os("generating the token", e))?;
+    let mut children = Children::new(options.grace);
+    let server = spawn_server(
+        dir.socket_path(),
+        Some(token.clone()),
+        options.server.clone(),
+        make_handler,
+        options.startup,
+    )?;
+    children.track(server);
+
+    let client = Client::new(dir.socket_path(), Some(token), options.client.clone());
+    let parent = getpid();
+    let mut running = BTreeMap::new();
+    for index in 0..options.workers {
+        let (report, write) = Report::pipe()?;
+        let worker = Worker::new(index, options.workers, parent.as_raw() as u32);
+        let proxy = make_proxy(client.clone());
+        let body = &body;
+        let pid = fork_child(move || {
+            die_with_parent(Signal::SIGKILL, parent);
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                body(worker, proxy).into_outcome()
+            })) {
+                Ok(Ok(())) => 0,
+                Ok(Err(message)) => {
+                    Report::send(
+                        write,
+                        &WorkerEnd::Error {
+                            message: bounded(message),
+                        },
+                    );
+                    EXIT_ERROR
+                }
+                Err(payload) => {
+                    Report::send(
+                        write,
+                        &WorkerEnd::Panic {
+                            message: bounded(panic_message(payload.as_ref())),
+                        },
+                    );
+                    EXIT_PANIC
+                }
+            }
+        })?;
+        children.track(pid);
+        running.insert(index, Running { pid, report });
+    }
+
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut server_end = None;
+    let mut cut_short: Option<Supervision> = None;
+    let mut timed_out = false;
+    let mut pause = Duration::from_micros(100);
+    while !running.is_empty() {
+        let mut ended = Vec::new();
+        for (index, worker) in &running {
+            if let Some(status) = children.try_reap(worker.pid)? {
+                ended.push((*index, status));
+            }
+        }
+        for (index, status) in ended {
+            let worker = running.remove(&index).expect("an ended worker was running");
+            if let Some(end) = describe_exit(status) {
+                let end = match end {
+                    WorkerEnd::Exit { code } if code == EXIT_ERROR || code == EXIT_PANIC => {
+                        worker.report.receive().unwrap_or(WorkerEnd::Exit { code })
+                    }
+                    other => other,
+                };
+                failures.push(failure(index, worker.pid, end));
+            }
+        }
+        if running.is_empty() {
+            break;
+        }
+        if server_end.is_none() {
+            server_end = children.try_reap(server)?;
+        }
+        let expired = options.timeout.is_some_and(|t| started.elapsed() >= t);
+        let verdict = match supervisor.as_mut() {
+            Some(supervise) if !expired => supervise(&Progress {
+                running: running.keys().copied().collect(),
+                failed: failures.iter().map(|f: &WorkerFailure| f.index).collect(),
+                elapsed: started.elapsed(),
+                server_pid: server.as_raw() as u32,
+            }),
+            _ => Supervision::Continue,
+        };
+        if expired || verdict == Supervision::Stop {
+            timed_out = expired;
+            cut_short = Some(verdict);
+            let pids: Vec<Pid> = running.values().map(|w| w.pid).collect();
+            children.stop(&pids);
+            failures.extend(
+                running
+                    .iter()
+                    .map(|(index, w)| failure(*index, w.pid, WorkerEnd::Stopped)),
+            );
+            break;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
+    failures.sort_by_key(|f| f.index);
+    let stopped: Vec<usize> = failures
+        .iter()
+        .filter(|f| f.end == WorkerEnd::Stopped)
+        .map(|f| f.index)
+        .collect();
+
+    if server_end.is_none() {
+        server_end = children.try_reap(server)?;
+    }
+    let state = match server_end {
+        Some(status) => Err(status),
+        None => collect(&client).map_err(|_| {
+            children
+                .try_reap(server)
+                .ok()
+                .flatten()
+                .unwrap_or(nix::sys::wait::WaitStatus::StillAlive)
+        }),
+    };
+    drop(client);
+    children.stop(&[server]);
+    drop(dir);
+    let state = match state {
+        Ok(state) => Box::new(state),
+        Err(status) => {
+            return Err(Error::ServerDied {
+                how: describe_server_end(status),
+                failures,
+            })
+        }
+    };
+    match (timed_out, cut_short, failures.is_empty()) {
+        (true, _, _) => Err(Error::TimedOut {
+            after: options.timeout.unwrap_or_default(),
+            state,
+            still_running: stopped,
+            failures,
+        }),
+        (false, Some(Supervision::Stop), _) => Err(Error::Stopped {
+            state,
+            still_running: stopped,
+        }),
+        (_, _, true) => Ok(*state),
+        (_, _, false) => Err(Error::WorkersFailed { state, failures }),
+    }
+}
+
+fn describe_server_end(status: nix::sys::wait::WaitStatus) -> String {
+    match describe_exit(status) {
+        _ if status == nix::sys::wait::WaitStatus::StillAlive => "it stopped answering".to_owned(),
+        Some(WorkerEnd::Signal { signal }) => format!("killed by {signal}"),
+        Some(WorkerEnd::Exit { code }) => format!("exited with status {code}"),
+        Some(other) => format!("{other:?}"),
+        None => "exited before the run ended".to_owned(),
+    }
+}
+
+fn failure(index: usize, pid: Pid, end: WorkerEnd) -> WorkerFailure {
+    WorkerFailure {
+        index,
+        pid: pid.as_raw() as u32,
+        end,
+    }
+}

@@ -1,0 +1,588 @@
+//! The shared-hash proxies workers hold: they look like a hash and an array, and every
+//! operation is one HTTP request to the server.
+//!
+//! A proxy is bound to a node's primary key plus a (usually empty) path of keys below it.
+//! [`SharedHash::get`] returns proxies bound to the child's own pk; [`SharedHash::at`]
+//! extends the path without a round trip, so a deep write on an empty hash creates the
+//! missing intermediate hashes on the server.
+
+use std::time::Instant;
+
+use hyper::Method;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::tree::Pk;
+use super::value::to_json;
+use crate::error::{Error, Result};
+use crate::uds::client::status_error;
+use crate::uds::http::{encode_segment, X_PK, X_VERSION};
+use crate::uds::{Client, RawResponse};
+
+/// Where a proxy points: a node on one server, plus keys below it.
+#[derive(Clone, Debug)]
+struct Address {
+    client: Client,
+    pk: Pk,
+    path: Vec<String>,
+}
+
+impl PartialEq for Address {
+    fn eq(&self, other: &Self) -> bool {
+        self.client.path() == other.client.path() && self.pk == other.pk && self.path == other.path
+    }
+}
+
+impl Eq for Address {}
+
+impl Address {
+    fn child(&self, key: &str) -> Address {
+        let mut path = self.path.clone();
+        path.push(key.to_owned());
+        Address {
+            client: self.client.clone(),
+            pk: self.pk,
+            path,
+        }
+    }
+
+    fn bound(&self, pk: Pk) -> Address {
+        Address {
+            client: self.client.clone(),
+            pk,
+            path: Vec::new(),
+        }
+    }
+
+    /// `/pk/{pk}/{op}/{path...}/{key}` with every key percent-encoded as one segment.
+    fn url(&self, op: &str, key: Option<&str>) -> String {
+        let mut url = format!("/pk/{}/{op}", self.pk);
+        for segment in self.path.iter().map(String::as_str).chain(key) {
+            url.push('/');
+            url.push_str(&encode_segment(segment));
+        }
+        url
+    }
+
+    fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<RawResponse> {
+        let body = body.map(|v| serde_json::to_vec(v).unwrap_or_default());
+        self.client.call(method, url, body)
+    }
+
+    /// GET a value; `None` when nothing is stored there.
+    fn read(&self, key: Option<&str>, shallow: bool) -> Result<Option<RawResponse>> {
+        let mut url = self.url("value", key);
+        if shallow {
+            url.push_str("?shallow");
+        }
+        match self.call(Method::GET, &url, None) {
+            Ok(response) => Ok(Some(response)),
+            Err(e) if absent(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn entry(&self, response: &RawResponse) -> Result<Entry> {
+        let value = response.json()?;
+        Ok(match pk_header(response)? {
+            None => Entry::Value(value),
+            Some(pk) if value.is_array() => Entry::Array(SharedArray { at: self.bound(pk) }),
+            Some(pk) => Entry::Hash(SharedHash { at: self.bound(pk) }),
+        })
+    }
+
+    fn set(&self, key: &str, value: &Value) -> Result<Option<Entry>> {
+        let response = self.call(Method::PUT, &self.url("value", Some(key)), Some(value))?;
+        Ok(pk_header(&response)?.map(|pk| match value {
+            Value::Array(_) => Entry::Array(SharedArray { at: self.bound(pk) }),
+            _ => Entry::Hash(SharedHash { at: self.bound(pk) }),
+        }))
+    }
+
+    fn delete(&self, key: &str) -> Result<Option<Value>> {
+        let body = self
+            .call(Method::DELETE, &self.url("value", Some(key)), None)?
+            .json()?;
+        Ok(match body["deleted"] {
+            Value::Bool(true) => Some(body["old"].clone()),
+            _ => None,
+        })
+    }
+
+    fn get_json<T: DeserializeOwned>(&self, op: &str) -> Result<T> {
+        let response = self.call(Method::GET, &self.url(op, None), None)?;
+        serde_json::from_slice(&response.body)
+            .map_err(|e| Error::Protocol(format!("`{op}` answered unexpected JSON: {e}")))
+    }
+
+    fn snapshot(&self) -> Result<Value> {
+        self.call(Method::GET, &self.url("value", None), None)?.json()
+    }
+}
+
+fn pk_header(response: &RawResponse) -> Result<Option<Pk>> {
+    response
+        .header(X_PK)
+        .map(|v| {
+            v.parse()
+                .map_err(|_| Error::Protocol(format!("bad X-PK header `{v}`")))
+        })
+        .transpose()
+}
+
+/// `no_such_key` and `index_out_of_range` mean "nothing stored there" to a reader.
+fn absent(error: &Error) -> bool {
+    matches!(error.remote_id(), Some("no_such_key" | "index_out_of_range"))
+}
+
+/// What a read finds: a plain value, or a proxy for a stored hash or array.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Entry {
+    /// A scalar (string, number, boolean or null).
+    Value(Value),
+    /// A hash, bound to its node.
+    Hash(SharedHash),
+    /// An array, bound to its node.
+    Array(SharedArray),
+}
+
+impl Entry {
+    /// The hash proxy, if this is a hash.
+    pub fn into_hash(self) -> Option<SharedHash> {
+        match self {
+            Entry::Hash(h) => Some(h),
+            _ => None,
+        }
+    }
+    /// The array proxy, if this is an array.
+    pub fn into_array(self) -> Option<SharedArray> {
+        match self {
+            Entry::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+    /// The scalar, if this is one.
+    pub fn into_value(self) -> Option<Value> {
+        match self {
+            Entry::Value(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Outcome of [`SharedHash::compare_and_set`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Swap {
+    /// Whether the new value was stored.
+    pub swapped: bool,
+    /// The value stored now (`None`: nothing is stored).
+    pub current: Option<Value>,
+}
+
+/// A proxy for a hash held by the server. Two proxies are equal when they address the
+/// same node (same server, same pk, same path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedHash {
+    at: Address,
+}
+
+/// A proxy for an array held by the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedArray {
+    at: Address,
+}
+
+impl SharedHash {
+    /// The root proxy (pk 0) of the server behind `client`.
+    pub fn root(client: Client) -> Self {
+        SharedHash {
+            at: Address {
+                client,
+                pk: 0,
+                path: Vec::new(),
+            },
+        }
+    }
+
+    /// The entry under `key`: a scalar, or a proxy bound to the stored hash or array.
+    /// `None` when the key is absent. One request; containers are not transferred.
+    pub fn get(&self, key: &str) -> Result<Option<Entry>> {
+        self.at
+            .read(Some(key), true)?
+            .map(|r| self.at.entry(&r))
+            .transpose()
+    }
+
+    /// The value under `key` as plain JSON (containers materialised). `None` if absent.
+    pub fn get_value(&self, key: &str) -> Result<Option<Value>> {
+        self.at.read(Some(key), false)?.map(|r| r.json()).transpose()
+    }
+
+    /// The value under `key` deserialised into `T`.
+    pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
+        self.get_value(key)?
+            .map(|v| {
+                serde_json::from_value(v).map_err(|e| Error::InvalidValue {
+                    reason: format!("`{key}`: {e}"),
+                })
+            })
+            .transpose()
+    }
+
+    /// Stores `value` under `key`, replacing what was there (a whole subtree goes in one
+    /// request). Storing a hash or array adopts it: the returned proxy writes to the
+    /// server's copy. Missing intermediate hashes on this proxy's path are created.
+    pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Option<Entry>> {
+        self.at.set(key, &to_json(value)?)
+    }
+
+    /// Stores a hash under `key` and returns its proxy (adoption). `value` must serialise
+    /// to a JSON object.
+    pub fn set_hash<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<SharedHash> {
+        let value = to_json(value)?;
+        if !value.is_object() {
+            return Err(Error::InvalidValue {
+                reason: format!("set_hash(`{key}`) needs a JSON object, got {value}"),
+            });
+        }
+        match self.at.set(key, &value)? {
+            Some(Entry::Hash(h)) => Ok(h),
+            other => Err(Error::Protocol(format!("storing a hash returned {other:?}"))),
+        }
+    }
+
+    /// Removes `key`; returns what was stored (`None`: it was absent).
+    pub fn delete(&self, key: &str) -> Result<Option<Value>> {
+        self.at.delete(key)
+    }
+
+    /// Whether `key` is present.
+    pub fn contains(&self, key: &str) -> Result<bool> {
+        self.at.child(key).get_json("contains")
+    }
+
+    /// The keys, in insertion order.
+    pub fn keys(&self) -> Result<Vec<String>> {
+        self.at.get_json("keys")
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> Result<usize> {
+        self.at.get_json("len")
+    }
+
+    /// Whether the hash has no keys.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// A proxy for the hash under `key`, without a round trip. It need not exist yet:
+    /// writes through it create it.
+    pub fn at(&self, key: &str) -> SharedHash {
+        SharedHash {
+            at: self.at.child(key),
+        }
+    }
+
+    /// A proxy for the array under `key`, without a round trip.
+    pub fn array_at(&self, key: &str) -> SharedArray {
+        SharedArray {
+            at: self.at.child(key),
+        }
+    }
+
+    /// The whole hash as plain JSON, in one request.
+    pub fn snapshot(&self) -> Result<Value> {
+        self.at.snapshot()
+    }
+
+    /// Iterates over a snapshot taken in one request (later changes are not seen).
+    pub fn iter(&self) -> Result<serde_json::map::IntoIter> {
+        match self.snapshot()? {
+            Value::Object(map) => Ok(map.into_iter()),
+            other => Err(Error::Protocol(format!(
+                "a hash snapshot was not an object: {other}"
+            ))),
+        }
+    }
+
+    /// Atomically adds `by` to the integer under `key` (absent counts as 0); returns the
+    /// new value.
+    pub fn incr(&self, key: &str, by: i64) -> Result<i64> {
+        let body = self
+            .at
+            .call(Method::POST, &self.at.url("incr", Some(key)), Some(&json!(by)))?
+            .json()?;
+        body.as_i64().ok_or_else(|| {
+            Error::Protocol(format!(
+                "incr answered {body}, which is not an integer (is the stored number a float? use incr_f64)"
+            ))
+        })
+    }
+
+    /// Atomically adds `by` to the number under `key`; returns the new value.
+    pub fn incr_f64(&self, key: &str, by: f64) -> Result<f64> {
+        let by = to_json(&by)?;
+        let body = self
+            .at
+            .call(Method::POST, &self.at.url("incr", Some(key)), Some(&by))?
+            .json()?;
+        body.as_f64()
+            .ok_or_else(|| Error::Protocol(format!("incr answered {body}")))
+    }
+
+    /// Atomically stores `new` under `key` if the current value equals `expected`
+    /// (`None`: absent).
+    pub fn compare_and_set<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        expected: Option<&Value>,
+        new: &T,
+    ) -> Result<Swap> {
+        let mut body = json!({ "value": to_json(new)? });
+        if let Some(expected) = expected {
+            body["expected"] = expected.clone();
+        }
+        let answer = self
+            .at
+            .call(Method::POST, &self.at.url("cas", Some(key)), Some(&body))?
+            .json()?;
+        Ok(Swap {
+            swapped: answer["swapped"] == Value::Bool(true),
+            current: answer
+                .get("current")
+                .filter(|v| !v.is_null() || answer["swapped"] == Value::Bool(true))
+                .cloned(),
+        })
+    }
+
+    /// Atomically stores `value` under `key` unless the key is present; `true` if stored.
+    pub fn set_if_absent<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<bool> {
+        let answer = self
+            .at
+            .call(
+                Method::POST,
+                &self.at.url("set-if-absent", Some(key)),
+                Some(&to_json(value)?),
+            )?
+            .json()?;
+        Ok(answer["inserted"] == Value::Bool(true))
+    }
+
+    /// Atomically appends `value` to the array under `key`, creating the array when
+    /// absent; returns the new length.
+    pub fn append<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<usize> {
+        self.array_at(key).push(value)
+    }
+
+    /// Replaces the value under `key` with `update(current)`, retrying when another
+    /// worker changed the hash in between (optimistic concurrency over the node's
+    /// version). Gives up with [`Error::Timeout`] after the call deadline.
+    pub fn modify<F>(&self, key: &str, mut update: F) -> Result<Value>
+    where
+        F: FnMut(Option<&Value>) -> Value,
+    {
+        let deadline = self.at.client.config().call_deadline;
+        let started = Instant::now();
+        loop {
+            let (current, version) = self.versioned(key)?;
+            let new = to_json(&update(current.as_ref()))?;
+            let body = json!({ "version": version, "value": new });
+            match self.at.call(
+                Method::POST,
+                &self.at.url("set-if-version", Some(key)),
+                Some(&body),
+            ) {
+                Ok(_) => return Ok(new),
+                Err(e) if e.remote_id() == Some("version_conflict") => {
+                    if started.elapsed() >= deadline {
+                        return Err(Error::Timeout { after: deadline });
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The value under `key` and the version of the node holding it (`None`: that node
+    /// does not exist yet).
+    fn versioned(&self, key: &str) -> Result<(Option<Value>, Option<u64>)> {
+        let response = self
+            .at
+            .client
+            .send(Method::GET, &self.at.url("value", Some(key)), None)?;
+        if response.status == 200 {
+            let version = response.header(X_VERSION).and_then(|v| v.parse().ok());
+            return Ok((Some(response.json()?), version));
+        }
+        let error = status_error(&response);
+        match &error {
+            Error::Remote { id, details, .. } if id == "no_such_key" => {
+                Ok((None, details["parent_version"].as_u64()))
+            }
+            _ => Err(error),
+        }
+    }
+
+    /// Sends every operation recorded by `build` in one request; the server applies all of
+    /// them or none. Returns one result per operation, in order.
+    pub fn batch(&self, build: impl FnOnce(&mut Batch)) -> Result<Vec<Value>> {
+        let mut batch = Batch::default();
+        build(&mut batch);
+        if let Some(error) = batch.error {
+            return Err(error);
+        }
+        let body = Value::Array(batch.ops);
+        let answer = self
+            .at
+            .call(Method::POST, &self.at.url("batch", None), Some(&body))?
+            .json()?;
+        match answer {
+            Value::Array(results) => Ok(results),
+            other => Err(Error::Protocol(format!("batch answered {other}"))),
+        }
+    }
+}
+
+impl SharedArray {
+    /// The element at `index`: a scalar or a proxy. `None` when out of range.
+    pub fn get(&self, index: usize) -> Result<Option<Entry>> {
+        self.at
+            .read(Some(&index.to_string()), true)?
+            .map(|r| self.at.entry(&r))
+            .transpose()
+    }
+
+    /// The element at `index` as plain JSON.
+    pub fn get_value(&self, index: usize) -> Result<Option<Value>> {
+        self.at
+            .read(Some(&index.to_string()), false)?
+            .map(|r| r.json())
+            .transpose()
+    }
+
+    /// Replaces the element at `index` (which must exist).
+    pub fn set<T: Serialize + ?Sized>(&self, index: usize, value: &T) -> Result<Option<Entry>> {
+        self.at.set(&index.to_string(), &to_json(value)?)
+    }
+
+    /// Removes the element at `index`, shifting the rest; returns it.
+    pub fn remove(&self, index: usize) -> Result<Option<Value>> {
+        self.at.delete(&index.to_string())
+    }
+
+    /// Appends `value` atomically; returns the new length. The array is created when this
+    /// proxy's path does not exist yet.
+    pub fn push<T: Serialize + ?Sized>(&self, value: &T) -> Result<usize> {
+        let answer = self
+            .at
+            .call(Method::POST, &self.at.url("push", None), Some(&to_json(value)?))?
+            .json()?;
+        answer["len"]
+            .as_u64()
+            .map(|n| n as usize)
+            .ok_or_else(|| Error::Protocol(format!("push answered {answer}")))
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> Result<usize> {
+        self.at.get_json("len")
+    }
+
+    /// Whether the array is empty.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// A proxy for the hash at `index`, without a round trip.
+    pub fn at(&self, index: usize) -> SharedHash {
+        SharedHash {
+            at: self.at.child(&index.to_string()),
+        }
+    }
+
+    /// The whole array as plain JSON, in one request.
+    pub fn snapshot(&self) -> Result<Value> {
+        self.at.snapshot()
+    }
+
+    /// Iterates over a snapshot taken in one request.
+    pub fn iter(&self) -> Result<std::vec::IntoIter<Value>> {
+        match self.snapshot()? {
+            Value::Array(items) => Ok(items.into_iter()),
+            other => Err(Error::Protocol(format!(
+                "an array snapshot was not an array: {other}"
+            ))),
+        }
+    }
+}
+
+/// Operations recorded for [`SharedHash::batch`]; keys are relative to the batch's hash.
+/// A value that is not JSON makes the whole batch fail before anything is sent.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ops: Vec<Value>,
+    error: Option<Error>,
+}
+
+impl Batch {
+    fn record(&mut self, op: &str, path: &[&str], extra: Option<(&str, Result<Value>)>) -> &mut Self {
+        let mut entry = json!({ "op": op, "path": path });
+        if let Some((name, value)) = extra {
+            match value {
+                Ok(value) => entry[name] = value,
+                Err(e) => {
+                    self.error.get_or_insert(e);
+                }
+            }
+        }
+        self.ops.push(entry);
+        self
+    }
+
+    /// Stores `value` under `key`.
+    pub fn set<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
+        self.set_path(&[key], value)
+    }
+
+    /// Stores `value` at a path of keys, creating intermediate hashes.
+    pub fn set_path<T: Serialize + ?Sized>(&mut self, path: &[&str], value: &T) -> &mut Self {
+        self.record("set", path, Some(("value", to_json(value))))
+    }
+
+    /// Removes `key`.
+    pub fn delete(&mut self, key: &str) -> &mut Self {
+        self.record("delete", &[key], None)
+    }
+
+    /// Adds `by` to the number under `key`.
+    pub fn incr(&mut self, key: &str, by: i64) -> &mut Self {
+        self.incr_path(&[key], by)
+    }
+
+    /// Adds `by` to the number at a path of keys.
+    pub fn incr_path(&mut self, path: &[&str], by: i64) -> &mut Self {
+        self.record("incr", path, Some(("by", Ok(json!(by)))))
+    }
+
+    /// Appends `value` to the array under `key` (created when absent).
+    pub fn push<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
+        self.record("push", &[key], Some(("value", to_json(value))))
+    }
+
+    /// Stores `value` under `key` unless present.
+    pub fn set_if_absent<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
+        self.record("set_if_absent", &[key], Some(("value", to_json(value))))
+    }
+
+    /// Number of recorded operations.
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}

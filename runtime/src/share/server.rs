@@ -1,0 +1,425 @@
+//! The shared hash's HTTP surface: routes → tree operations. Documented in
+//! docs/PROTOCOL.md; every route is usable with `curl --unix-socket`.
+
+use hyper::Method;
+use serde_json::{json, Value};
+
+use super::tree::{Pk, Tree, TreeError, Txn};
+use crate::uds::http::{segments, Handler, Request, Response, X_PK, X_VERSION};
+
+/// The shared-hash server state, living in the server process.
+#[derive(Debug)]
+pub(crate) struct HashServer {
+    tree: Tree,
+}
+
+impl HashServer {
+    pub(crate) fn new(max_depth: usize) -> Self {
+        HashServer {
+            tree: Tree::new(max_depth),
+        }
+    }
+}
+
+impl Handler for HashServer {
+    fn handle(&mut self, request: &Request<'_>) -> Response {
+        self.route(request).unwrap_or_else(|response| response)
+    }
+}
+
+type Answer = Result<Response, Response>;
+
+/// The operations addressed as `/pk/{pk}/{op}/{path...}`.
+const OPS: &[(&str, &[Method])] = &[
+    ("value", &[Method::GET, Method::PUT, Method::DELETE]),
+    ("keys", &[Method::GET]),
+    ("len", &[Method::GET]),
+    ("contains", &[Method::GET]),
+    ("push", &[Method::POST]),
+    ("incr", &[Method::POST]),
+    ("cas", &[Method::POST]),
+    ("set-if-absent", &[Method::POST]),
+    ("set-if-version", &[Method::POST]),
+    ("batch", &[Method::POST]),
+];
+
+impl HashServer {
+    fn route(&mut self, request: &Request<'_>) -> Answer {
+        let segs = segments(request.path).ok_or_else(|| {
+            Response::error(
+                400,
+                "invalid_path",
+                json!({ "path": request.path, "fix": "percent-encode each key as UTF-8" }),
+            )
+        })?;
+        let (pk, op, path) = match segs.as_slice() {
+            [first, pk] if first == "pk" => (parse_pk(pk)?, "value", &[][..]),
+            [first, pk, op, path @ ..] if first == "pk" => (parse_pk(pk)?, op.as_str(), path),
+            _ => return Err(no_route(request.path)),
+        };
+        let Some((_, methods)) = OPS.iter().find(|(name, _)| *name == op) else {
+            return Err(no_route(request.path));
+        };
+        if !methods.contains(request.method) {
+            let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+            return Err(Response::error(
+                405,
+                "method_not_allowed",
+                json!({ "method": request.method.as_str(), "allowed": allow }),
+            )
+            .with_header("allow", allow.join(", ")));
+        }
+        let path = path.to_vec();
+        match (request.method.clone(), op) {
+            (Method::GET, "value") => {
+                let shallow = request
+                    .query
+                    .is_some_and(|q| q.split('&').any(|p| p == "shallow"));
+                let read = self.tree.read_with(pk, &path, shallow).map_err(|e| match e {
+                    TreeError::NoSuchKey { path: missing } => Response::error(
+                        404,
+                        "no_such_key",
+                        json!({
+                            "path": missing,
+                            "parent_version": self.tree.version_at(pk, &path[..path.len().saturating_sub(1)]),
+                        }),
+                    ),
+                    e => tree_error(e),
+                })?;
+                let mut response = Response::json(200, &read.value).with_header(X_VERSION, read.version);
+                if let Some(node) = read.node {
+                    response = response.with_header(X_PK, node);
+                }
+                Ok(response)
+            }
+            (Method::GET, "keys") => Ok(Response::json(
+                200,
+                &json!(self.tree.keys(pk, &path).map_err(tree_error)?),
+            )),
+            (Method::GET, "len") => Ok(Response::json(
+                200,
+                &json!(self.tree.len(pk, &path).map_err(tree_error)?),
+            )),
+            (Method::GET, "contains") => Ok(Response::json(
+                200,
+                &json!(self.tree.contains(pk, &path).map_err(tree_error)?),
+            )),
+            (Method::POST, "batch") => {
+                let body = request.json()?;
+                let ops = body
+                    .as_array()
+                    .ok_or_else(|| invalid_body("a batch body is a JSON array of operations", &body))?;
+                self.batch(pk, &path, ops)
+            }
+            (_, _) => {
+                let body = if request.body.is_empty() && *request.method == Method::DELETE {
+                    Value::Null
+                } else {
+                    request.json()?
+                };
+                let op = Op::from_route(request.method, op, path, body)?;
+                let mut txn = self.tree.begin();
+                let outcome = op.apply(pk, &mut txn).map_err(tree_error)?;
+                txn.commit();
+                Ok(outcome.into_response())
+            }
+        }
+    }
+
+    /// Applies every operation or none; results come back in order.
+    fn batch(&mut self, pk: Pk, base: &[String], ops: &[Value]) -> Answer {
+        let parsed = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| Op::from_batch(base, op).map_err(|e| with_index(e, i)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut txn = self.tree.begin();
+        let mut results = Vec::with_capacity(parsed.len());
+        for (i, op) in parsed.into_iter().enumerate() {
+            let outcome = op.apply(pk, &mut txn).map_err(|e| with_index(tree_error(e), i))?;
+            results.push(outcome.body);
+        }
+        txn.commit();
+        Ok(Response::json(200, &Value::Array(results)))
+    }
+}
+
+/// One write operation, from a route or from a batch entry.
+#[derive(Debug)]
+enum Op {
+    Set {
+        path: Vec<String>,
+        value: Value,
+    },
+    Delete {
+        path: Vec<String>,
+    },
+    Push {
+        path: Vec<String>,
+        value: Value,
+    },
+    Incr {
+        path: Vec<String>,
+        by: serde_json::Number,
+    },
+    Cas {
+        path: Vec<String>,
+        expected: Option<Value>,
+        value: Value,
+    },
+    SetIfAbsent {
+        path: Vec<String>,
+        value: Value,
+    },
+    SetIfVersion {
+        path: Vec<String>,
+        version: Option<u64>,
+        value: Value,
+    },
+}
+
+/// What an operation answers: a JSON body plus, for a stored container, its pk.
+struct Outcome {
+    status: u16,
+    body: Value,
+    pk: Option<Pk>,
+}
+
+impl Outcome {
+    fn into_response(self) -> Response {
+        let response = Response::json(self.status, &self.body);
+        match self.pk {
+            Some(pk) => response.with_header(X_PK, pk),
+            None => response,
+        }
+    }
+}
+
+impl Op {
+    fn from_route(method: &Method, op: &str, path: Vec<String>, body: Value) -> Result<Op, Response> {
+        Ok(match (method.as_str(), op) {
+            ("PUT", "value") => Op::Set { path, value: body },
+            ("DELETE", "value") => Op::Delete { path },
+            ("POST", "push") => Op::Push { path, value: body },
+            ("POST", "incr") => Op::Incr {
+                path,
+                by: number(&body)?,
+            },
+            ("POST", "cas") => Op::Cas {
+                path,
+                expected: body.get("expected").cloned(),
+                value: field(&body, "value")?,
+            },
+            ("POST", "set-if-absent") => Op::SetIfAbsent { path, value: body },
+            ("POST", "set-if-version") => Op::SetIfVersion {
+                path,
+                version: version(&body)?,
+                value: field(&body, "value")?,
+            },
+            _ => return Err(no_route(op)),
+        })
+    }
+
+    /// A batch entry: `{"op": "set", "path": [...], "value": ...}` (paths relative to the
+    /// batch's node).
+    fn from_batch(base: &[String], entry: &Value) -> Result<Op, Response> {
+        let name = entry
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid_body("each batch entry needs a string `op`", entry))?;
+        let relative: Vec<String> = match entry.get("path") {
+            Some(Value::Array(keys)) => keys
+                .iter()
+                .map(|k| k.as_str().map(str::to_owned))
+                .collect::<Option<_>>()
+                .ok_or_else(|| invalid_body("`path` is an array of strings", entry))?,
+            None => Vec::new(),
+            Some(_) => return Err(invalid_body("`path` is an array of strings", entry)),
+        };
+        let path = [base, &relative].concat();
+        Ok(match name {
+            "set" => Op::Set {
+                path,
+                value: field(entry, "value")?,
+            },
+            "delete" => Op::Delete { path },
+            "push" => Op::Push {
+                path,
+                value: field(entry, "value")?,
+            },
+            "incr" => Op::Incr {
+                path,
+                by: number(entry.get("by").unwrap_or(&json!(1)))?,
+            },
+            "cas" => Op::Cas {
+                path,
+                expected: entry.get("expected").cloned(),
+                value: field(entry, "value")?,
+            },
+            "set_if_absent" => Op::SetIfAbsent {
+                path,
+                value: field(entry, "value")?,
+            },
+            other => {
+                return Err(Response::error(
+                    400,
+                    "invalid_request",
+                    json!({ "unknown_op": other, "expected_one_of": ["set", "delete", "push", "incr", "cas", "set_if_absent"] }),
+                ))
+            }
+        })
+    }
+
+    fn apply(self, pk: Pk, txn: &mut Txn<'_>) -> Result<Outcome, TreeError> {
+        let ok = |body: Value, pk: Option<Pk>| Outcome {
+            status: 200,
+            body,
+            pk,
+        };
+        Ok(match self {
+            Op::Set { path, value } => ok(Value::Null, txn.set(pk, &path, value)?),
+            Op::Delete { path } => match txn.delete(pk, &path)? {
+                Some(old) => ok(json!({ "deleted": true, "old": old }), None),
+                None => ok(json!({ "deleted": false }), None),
+            },
+            Op::Push { path, value } => {
+                let (len, node) = txn.push(pk, &path, value)?;
+                ok(json!({ "len": len }), node)
+            }
+            Op::Incr { path, by } => ok(Value::Number(txn.incr(pk, &path, &by)?), None),
+            Op::Cas {
+                path,
+                expected,
+                value,
+            } => {
+                let swap = txn.compare_and_set(pk, &path, expected.as_ref(), value)?;
+                let node = if swap.swapped {
+                    txn.tree().read(pk, &path)?.node
+                } else {
+                    None
+                };
+                ok(json!({ "swapped": swap.swapped, "current": swap.current }), node)
+            }
+            Op::SetIfAbsent { path, value } => {
+                let swap = txn.compare_and_set(pk, &path, None, value)?;
+                let node = if swap.swapped {
+                    txn.tree().read(pk, &path)?.node
+                } else {
+                    None
+                };
+                ok(json!({ "inserted": swap.swapped, "current": swap.current }), node)
+            }
+            Op::SetIfVersion { path, version, value } => {
+                txn.set_if_version(pk, &path, version, value)?;
+                ok(Value::Null, txn.tree().read(pk, &path)?.node)
+            }
+        })
+    }
+}
+
+fn parse_pk(text: &str) -> Result<Pk, Response> {
+    text.parse().map_err(|_| {
+        Response::error(
+            400,
+            "invalid_pk",
+            json!({ "pk": text, "fix": "a pk is a non-negative integer from an X-PK header; the root is 0" }),
+        )
+    })
+}
+
+fn field(body: &Value, name: &str) -> Result<Value, Response> {
+    body.get(name)
+        .cloned()
+        .ok_or_else(|| invalid_body(&format!("missing field `{name}`"), body))
+}
+
+fn number(body: &Value) -> Result<serde_json::Number, Response> {
+    match body {
+        Value::Number(n) => Ok(n.clone()),
+        other => Err(invalid_body("the increment must be a JSON number", other)),
+    }
+}
+
+fn version(body: &Value) -> Result<Option<u64>, Response> {
+    match body.get("version") {
+        Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| invalid_body("`version` is a non-negative integer or null", body)),
+        None => Err(invalid_body(
+            "missing field `version` (null when the node did not exist)",
+            body,
+        )),
+    }
+}
+
+fn invalid_body(reason: &str, got: &Value) -> Response {
+    let mut shown = got.to_string();
+    if shown.len() > 200 {
+        shown.truncate(shown.floor_char_boundary(200));
+        shown.push('…');
+    }
+    Response::error(400, "invalid_request", json!({ "reason": reason, "got": shown }))
+}
+
+fn no_route(path: &str) -> Response {
+    Response::error(
+        404,
+        "no_such_route",
+        json!({
+            "path": path,
+            "routes": "/pk/{pk}, /pk/{pk}/{value|keys|len|contains|push|incr|cas|set-if-absent|set-if-version|batch}/{key}/...",
+        }),
+    )
+}
+
+fn with_index(mut response: Response, index: usize) -> Response {
+    if let Ok(mut body) = serde_json::from_slice::<Value>(&response.body) {
+        body["details"]["op_index"] = json!(index);
+        body["details"]["applied"] = json!(false);
+        response.body = serde_json::to_vec(&body).unwrap_or_default().into();
+    }
+    response
+}
+
+/// Maps a tree error to its wire error (status, id, details).
+fn tree_error(error: TreeError) -> Response {
+    match error {
+        TreeError::NoSuchPk(pk) => Response::error(
+            404,
+            "no_such_pk",
+            json!({ "pk": pk, "reason": "this node was replaced or deleted (or never existed); fetch it again from its parent" }),
+        ),
+        TreeError::NoSuchKey { path } => Response::error(404, "no_such_key", json!({ "path": path })),
+        TreeError::IndexOutOfRange { path, len } => {
+            Response::error(404, "index_out_of_range", json!({ "path": path, "len": len }))
+        }
+        TreeError::NotAContainer { path } => Response::error(
+            409,
+            "not_a_container",
+            json!({ "path": path, "reason": "a scalar is stored here, so nothing can be stored under it" }),
+        ),
+        TreeError::NotAHash { path } => Response::error(409, "not_a_hash", json!({ "path": path })),
+        TreeError::NotAnArray { path } => Response::error(409, "not_an_array", json!({ "path": path })),
+        TreeError::NotANumber { path, found } => {
+            Response::error(409, "not_a_number", json!({ "path": path, "found": found }))
+        }
+        TreeError::Overflow { path } => Response::error(409, "overflow", json!({ "path": path })),
+        TreeError::VersionConflict { path, current } => Response::error(
+            409,
+            "version_conflict",
+            json!({ "path": path, "current_version": current }),
+        ),
+        TreeError::TooDeep { max_depth } => Response::error(
+            400,
+            "too_deep",
+            json!({ "max_depth": max_depth, "reason": "the stored value would nest deeper than the server allows" }),
+        ),
+        TreeError::EmptyPath => Response::error(
+            400,
+            "empty_path",
+            json!({ "reason": "this operation needs a key: /pk/{pk}/{op}/{key}" }),
+        ),
+    }
+}

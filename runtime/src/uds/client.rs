@@ -1,0 +1,337 @@
+//! The blocking client workers use: one lazily opened keep-alive connection per process.
+//!
+//! The connection is opened by the process that makes the first call, so a client value
+//! that crosses a fork reconnects in the child and no socket is ever shared between
+//! processes. Connecting is retried on ENOENT/ECONNREFUSED within a small budget (the
+//! server may not be listening yet); every call has a deadline; once the server has been
+//! seen to go away, every call fails at once with [`Error::ServerGone`].
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::Method;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+
+use super::token::Token;
+use crate::error::{Error, Result};
+
+/// Client timing.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// How long the first connect keeps retrying while the socket is missing or refusing.
+    pub connect_budget: Duration,
+    /// Deadline of one call, from sending to the last byte of the answer.
+    pub call_deadline: Duration,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig {
+            connect_budget: Duration::from_millis(500),
+            call_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// An answer from the server, whatever its status.
+#[derive(Debug, Clone)]
+pub struct RawResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: HeaderMap,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+impl RawResponse {
+    /// A header as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as JSON.
+    pub fn json(&self) -> Result<Value> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| Error::Protocol(format!("response body is not JSON: {e}")))
+    }
+}
+
+/// A handle on a server: socket path, token, timing. Cheap to clone; clones share the
+/// per-process connection.
+#[derive(Clone)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("path", &self.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    path: PathBuf,
+    bearer: Option<HeaderValue>,
+    config: ClientConfig,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// Process that owns `conn`; a mismatch means we are in a forked child.
+    pid: u32,
+    conn: Option<Conn>,
+    ever_connected: bool,
+    gone: bool,
+}
+
+struct Conn {
+    runtime: tokio::runtime::Runtime,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Client {
+    /// A client for the server on `path`, authenticating with `token` (if the server has
+    /// auth on). Nothing is opened until the first call. This is also how a process that
+    /// was not forked from the parent connects: hand it the path and the token.
+    pub fn new(path: impl Into<PathBuf>, token: Option<Token>, config: ClientConfig) -> Self {
+        let bearer = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {}", t.as_str())).ok());
+        Client {
+            shared: Arc::new(Shared {
+                path: path.into(),
+                bearer,
+                config,
+                state: Mutex::new(State {
+                    pid: std::process::id(),
+                    conn: None,
+                    ever_connected: false,
+                    gone: false,
+                }),
+            }),
+        }
+    }
+
+    /// Connects to a server given its path and token (an external process's entry point).
+    pub fn connect(path: impl Into<PathBuf>, token: &str) -> Self {
+        Self::new(path, Some(Token::from_string(token)), ClientConfig::default())
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The client's timing.
+    pub fn config(&self) -> &ClientConfig {
+        &self.shared.config
+    }
+
+    /// Sends one request and returns the answer whatever its status. Only transport
+    /// failures are errors here; see [`Client::call`] for status mapping.
+    pub fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<RawResponse> {
+        let mut state = self.state();
+        if state.gone {
+            return Err(self.gone());
+        }
+        let body = Bytes::from(body.unwrap_or_default());
+        // A request hyper hands back unsent may be resent once on a fresh connection.
+        for _attempt in 0..2 {
+            if state.conn.as_ref().is_none_or(|c| c.sender.is_closed()) {
+                state.conn = None;
+                state.conn = Some(self.open(&mut state)?);
+            }
+            let conn = state.conn.as_mut().expect("connection was just opened");
+            let request = self.build(&method, path, body.clone())?;
+            let deadline = self.shared.config.call_deadline;
+            let outcome = conn.runtime.block_on(async {
+                tokio::time::timeout(deadline, async {
+                    conn.sender.ready().await.map_err(|e| (e, true))?;
+                    let response = match conn.sender.try_send_request(request).await {
+                        Ok(response) => response,
+                        Err(mut e) => {
+                            let unsent = e.take_message().is_some();
+                            return Err((e.into_error(), unsent));
+                        }
+                    };
+                    let (parts, body) = response.into_parts();
+                    let body = body.collect().await.map_err(|e| (e, false))?.to_bytes();
+                    Ok(RawResponse {
+                        status: parts.status.as_u16(),
+                        headers: parts.headers,
+                        body,
+                    })
+                })
+                .await
+            });
+            match outcome {
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err((_, true))) => {
+                    state.conn = None;
+                    continue;
+                }
+                Ok(Err((error, false))) => {
+                    state.conn = None;
+                    return Err(self.after_break(&mut state, error.to_string()));
+                }
+                Err(_) => {
+                    state.conn = None;
+                    return Err(Error::Timeout { after: deadline });
+                }
+            }
+        }
+        Err(self.after_break(
+            &mut state,
+            "the connection closed twice before the request was sent".into(),
+        ))
+    }
+
+    /// Sends one request; a 2xx answer is returned, anything else becomes a typed error:
+    /// 401 → [`Error::Unauthorized`], 403 → [`Error::Forbidden`], an error body →
+    /// [`Error::Remote`] with its id and details.
+    pub fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<RawResponse> {
+        let response = self.send(method, path, body)?;
+        if (200..300).contains(&response.status) {
+            return Ok(response);
+        }
+        Err(status_error(&response))
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        let mut state = self
+            .shared
+            .state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let pid = std::process::id();
+        if state.pid != pid {
+            // Inherited across fork: the connection and runtime belong to the parent.
+            // Never touch them here (dropping would tear down the parent's runtime state
+            // in our copy); leak the copy and start afresh in this process.
+            if let Some(conn) = state.conn.take() {
+                std::mem::forget(conn);
+            }
+            *state = State {
+                pid,
+                conn: None,
+                ever_connected: false,
+                gone: false,
+            };
+        }
+        state
+    }
+
+    fn build(&self, method: &Method, path: &str, body: Bytes) -> Result<hyper::Request<Full<Bytes>>> {
+        let mut request = hyper::Request::builder()
+            .method(method.clone())
+            .uri(path)
+            .header(HOST, "localhost");
+        if !body.is_empty() {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
+        if let Some(bearer) = &self.shared.bearer {
+            request = request.header(AUTHORIZATION, bearer.clone());
+        }
+        request
+            .body(Full::new(body))
+            .map_err(|e| Error::Protocol(format!("cannot build a request for `{path}`: {e}")))
+    }
+
+    /// Opens a connection: retried within the budget on the first connect; a single try
+    /// once we have been connected before (a vanished server is not waited for).
+    fn open(&self, state: &mut State) -> Result<Conn> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::os("building the client runtime", e))?;
+        let path = &self.shared.path;
+        let budget = if state.ever_connected {
+            Duration::ZERO
+        } else {
+            self.shared.config.connect_budget
+        };
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(1);
+        let stream = loop {
+            match runtime.block_on(tokio::net::UnixStream::connect(path)) {
+                Ok(stream) => break stream,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                    ) =>
+                {
+                    if started.elapsed() >= budget {
+                        if state.ever_connected {
+                            state.gone = true;
+                            return Err(self.gone());
+                        }
+                        return Err(Error::ConnectionRefused {
+                            path: path.clone(),
+                            waited: started.elapsed(),
+                        });
+                    }
+                    std::thread::sleep(pause.min(budget.saturating_sub(started.elapsed())));
+                    pause = (pause * 2).min(Duration::from_millis(50));
+                }
+                Err(e) => return Err(Error::os(format!("connecting to {}", path.display()), e)),
+            }
+        };
+        let (sender, connection) = runtime
+            .block_on(http1::handshake(TokioIo::new(stream)))
+            .map_err(|e| Error::Protocol(format!("HTTP handshake failed: {e}")))?;
+        runtime.spawn(connection);
+        state.ever_connected = true;
+        Ok(Conn { runtime, sender })
+    }
+
+    /// After a connection broke mid-call: is the server gone, or did just this connection
+    /// break? One immediate connect attempt tells.
+    fn after_break(&self, state: &mut State, reason: String) -> Error {
+        match std::os::unix::net::UnixStream::connect(&self.shared.path) {
+            Ok(_) => Error::ConnectionLost { reason },
+            Err(_) => {
+                state.gone = true;
+                self.gone()
+            }
+        }
+    }
+
+    fn gone(&self) -> Error {
+        Error::ServerGone {
+            path: self.shared.path.clone(),
+        }
+    }
+}
+
+/// Maps a non-2xx answer to its typed error.
+pub(crate) fn status_error(response: &RawResponse) -> Error {
+    let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+    match response.status {
+        401 => Error::Unauthorized,
+        403 => Error::Forbidden {
+            reason: body["details"]["reason"]
+                .as_str()
+                .unwrap_or("forbidden")
+                .to_owned(),
+        },
+        status => match body.get("error").and_then(Value::as_str) {
+            Some(id) => Error::Remote {
+                status,
+                id: id.to_owned(),
+                details: body.get("details").cloned().unwrap_or(Value::Null),
+            },
+            None => Error::Protocol(format!(
+                "status {status} without an error body: {}",
+                String::from_utf8_lossy(&response.body)
+            )),
+        },
+    }
+}

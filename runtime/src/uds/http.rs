@@ -1,0 +1,204 @@
+//! The request and response types handlers see, independent of hyper.
+
+use bytes::Bytes;
+use hyper::header::{HeaderName, HeaderValue};
+pub use hyper::Method;
+use serde_json::Value;
+
+/// Kernel-reported identity of the connecting process (SO_PEERCRED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer {
+    /// Process id of the peer when it connected.
+    pub pid: i32,
+    /// Its user id.
+    pub uid: u32,
+    /// Its group id.
+    pub gid: u32,
+}
+
+/// One authenticated request, body fully read (within the body limit).
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// HTTP method.
+    pub method: &'a Method,
+    /// Path, still percent-encoded (split it with [`segments`]).
+    pub path: &'a str,
+    /// Raw query string, if any.
+    pub query: Option<&'a str>,
+    /// Body bytes.
+    pub body: &'a [u8],
+    /// The connecting process.
+    pub peer: Peer,
+    /// An id of the connection this request came on, stable for its lifetime. Handlers
+    /// use it to tie state (a transaction, a lock) to a connection.
+    pub connection: u64,
+    /// The server's JSON nesting limit, applied by [`Request::json`].
+    pub max_depth: usize,
+}
+
+impl Request<'_> {
+    /// Parses the body as JSON within the nesting limit; the error is the response to send.
+    pub fn json(&self) -> Result<Value, Response> {
+        parse_json(self.body, self.max_depth)
+    }
+}
+
+/// Parses JSON, refusing nesting deeper than `max_depth` with 400 `too_deep` and
+/// malformed text with 400 `invalid_json` (with line and column).
+pub fn parse_json(body: &[u8], max_depth: usize) -> Result<Value, Response> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        if e.to_string().contains("recursion limit") {
+            too_deep(max_depth)
+        } else {
+            Response::error(
+                400,
+                "invalid_json",
+                serde_json::json!({ "reason": e.to_string(), "line": e.line(), "column": e.column() }),
+            )
+        }
+    })?;
+    if depth(&value) > max_depth {
+        return Err(too_deep(max_depth));
+    }
+    Ok(value)
+}
+
+fn too_deep(max_depth: usize) -> Response {
+    Response::error(
+        400,
+        "too_deep",
+        serde_json::json!({ "max_depth": max_depth, "fix": "flatten the value or raise the server's nesting limit" }),
+    )
+}
+
+/// Nesting depth of a JSON value (a scalar is 0, `[]` is 1), computed without recursion.
+pub fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
+            _ => {}
+        }
+        if let (Value::Array(_) | Value::Object(_), true) = (v, d + 1 > deepest) {
+            deepest = d + 1;
+        }
+    }
+    deepest
+}
+
+/// A response: status, extra headers and a body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// HTTP status code.
+    pub status: u16,
+    /// Extra headers (Content-Type is set from the constructor).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Body bytes.
+    pub body: Bytes,
+}
+
+/// Header carrying the integer primary key of a shared-hash node.
+pub const X_PK: &str = "x-pk";
+/// Header carrying the version of a shared-hash node.
+pub const X_VERSION: &str = "x-version";
+
+impl Response {
+    /// A JSON response.
+    pub fn json(status: u16, value: &Value) -> Self {
+        Self::json_bytes(
+            status,
+            serde_json::to_vec(value).unwrap_or_else(|_| b"null".to_vec()),
+        )
+    }
+
+    /// A JSON response from already-serialised bytes.
+    pub fn json_bytes(status: u16, body: Vec<u8>) -> Self {
+        Response {
+            status,
+            headers: vec![(
+                hyper::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            body: Bytes::from(body),
+        }
+    }
+
+    /// The error body every route uses: `{"error": id, "details": {...}}`.
+    pub fn error(status: u16, id: &str, details: Value) -> Self {
+        Self::json(status, &serde_json::json!({ "error": id, "details": details }))
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &'static str, value: impl ToString) -> Self {
+        if let Ok(value) = HeaderValue::from_str(&value.to_string()) {
+            self.headers.push((HeaderName::from_static(name), value));
+        }
+        self
+    }
+}
+
+/// The state behind a server: gets each request in turn, never two at once.
+///
+/// This is where operations serialise: the server calls `handle` on one thread, one
+/// request at a time, so a handler may mutate its state freely.
+pub trait Handler: 'static {
+    /// Answers one request.
+    fn handle(&mut self, request: &Request<'_>) -> Response;
+
+    /// Called when a connection closes, so state tied to it can be released.
+    fn connection_closed(&mut self, _connection: u64) {}
+}
+
+/// Splits a percent-encoded path into decoded segments: `/a/b%2Fc/` → `["a", "b/c", ""]`.
+///
+/// A trailing slash yields a trailing empty segment, which is how the empty-string key
+/// travels. `None` when a segment is not valid UTF-8 after decoding.
+pub fn segments(path: &str) -> Option<Vec<String>> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    if trimmed.is_empty() {
+        return Some(Vec::new());
+    }
+    trimmed
+        .split('/')
+        .map(|seg| {
+            percent_encoding::percent_decode_str(seg)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        })
+        .collect()
+}
+
+/// Characters left as they are in a path segment; everything else is percent-encoded, so
+/// any string (with `/`, `?`, `%`, spaces, non-ASCII) becomes exactly one segment.
+const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Percent-encodes one path segment.
+pub fn encode_segment(segment: &str) -> String {
+    percent_encoding::utf8_percent_encode(segment, SEGMENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_round_trip_awkward_keys() {
+        for key in ["", "a/b", "?", "%", "é", "a b", "..", "x".repeat(300).as_str()] {
+            let path = format!("/pk/0/{}", encode_segment(key));
+            assert_eq!(
+                segments(&path).unwrap(),
+                vec!["pk".to_owned(), "0".to_owned(), key.to_owned()]
+            );
+        }
+        assert_eq!(segments("/").unwrap(), Vec::<String>::new());
+        assert!(segments("/%FF").is_none());
+    }
+}

@@ -1,0 +1,16 @@
+//! The toolbox both flavours stand on: an HTTP server on a Unix socket with token auth
+//! and peer checks, a blocking client, and the private socket directory.
+
+pub mod client;
+pub mod http;
+pub mod process;
+pub mod server;
+pub mod socket;
+pub mod token;
+
+pub use client::{Client, ClientConfig, RawResponse};
+pub use http::{Handler, Peer, Request, Response};
+pub use process::spawn_server;
+pub use server::{serve, ServerConfig};
+pub use socket::SocketDir;
+pub use token::Token;

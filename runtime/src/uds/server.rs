@@ -1,0 +1,238 @@
+//! The HTTP/1.1 server on a Unix socket: hyper on a current-thread tokio runtime.
+//!
+//! Many keep-alive connections are served concurrently (one idle connection never blocks
+//! the others), but handlers run one at a time on the single thread: that is the point
+//! where operations serialise. Every request is authenticated before routing.
+
+use std::cell::RefCell;
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, WWW_AUTHENTICATE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+use serde_json::json;
+use tokio::net::UnixListener;
+use tokio::signal::unix::{signal, SignalKind};
+
+use super::http::{Handler, Peer, Request, Response};
+use super::socket::clear_stale_socket;
+use super::token::Token;
+use crate::error::{Error, Result};
+
+/// The `WWW-Authenticate` challenge of every 401.
+pub const CHALLENGE: &str = "Bearer realm=\"caspian-ipc\"";
+
+/// Server limits.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest request body accepted; larger ones get 413 `request-too-large`.
+    pub body_limit: usize,
+    /// Deepest JSON nesting accepted in a body (arrays and objects); at most 128.
+    pub max_depth: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            body_limit: 16 * 1024 * 1024,
+            max_depth: 64,
+        }
+    }
+}
+
+/// Serves `handler` on `socket` until SIGTERM or SIGINT, then removes the socket file.
+///
+/// Binds (replacing only a stale socket), makes the socket 0600, then calls `ready` so the
+/// caller can tell others it is up. With `token` set, every request must carry
+/// `Authorization: Bearer <token>`. Peers whose uid differs from ours get 403.
+pub fn serve<H: Handler>(
+    socket: &Path,
+    token: Option<Token>,
+    config: ServerConfig,
+    handler: H,
+    ready: impl FnOnce(),
+) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::os("building the server runtime", e))?;
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&runtime, async move {
+        let listener = bind(socket)?;
+        let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::os("SIGTERM handler", e))?;
+        let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::os("SIGINT handler", e))?;
+        let _cleanup = RemoveOnDrop(socket.to_owned());
+        ready();
+        let shared = Rc::new(Shared {
+            handler: RefCell::new(handler),
+            token,
+            config,
+            uid: nix::unistd::geteuid().as_raw(),
+        });
+        let mut next_connection = 0u64;
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    next_connection += 1;
+                    let peer = peer_of(&stream);
+                    tokio::task::spawn_local(serve_connection(shared.clone(), stream, peer, next_connection));
+                }
+                _ = terminate.recv() => break,
+                _ = interrupt.recv() => break,
+            }
+        }
+        Ok(())
+    })
+}
+
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn bind(socket: &Path) -> Result<UnixListener> {
+    clear_stale_socket(socket)?;
+    let listener =
+        UnixListener::bind(socket).map_err(|e| Error::os(format!("binding {}", socket.display()), e))?;
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| Error::os(format!("chmod 0600 {}", socket.display()), e))?;
+    Ok(listener)
+}
+
+fn peer_of(stream: &tokio::net::UnixStream) -> Peer {
+    match getsockopt(stream, PeerCredentials) {
+        Ok(cred) => Peer {
+            pid: cred.pid(),
+            uid: cred.uid(),
+            gid: cred.gid(),
+        },
+        // No credentials: treat as a stranger (uid that can never match).
+        Err(_) => Peer {
+            pid: 0,
+            uid: u32::MAX,
+            gid: u32::MAX,
+        },
+    }
+}
+
+struct Shared<H> {
+    handler: RefCell<H>,
+    token: Option<Token>,
+    config: ServerConfig,
+    uid: u32,
+}
+
+async fn serve_connection<H: Handler>(
+    shared: Rc<Shared<H>>,
+    stream: tokio::net::UnixStream,
+    peer: Peer,
+    id: u64,
+) {
+    let service = {
+        let shared = shared.clone();
+        service_fn(move |request| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(answer(&shared, request, peer, id).await) }
+        })
+    };
+    let _ = http1::Builder::new()
+        .keep_alive(true)
+        .header_read_timeout(Duration::from_secs(30))
+        .timer(hyper_util::rt::TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    shared.handler.borrow_mut().connection_closed(id);
+}
+
+async fn answer<H: Handler>(
+    shared: &Shared<H>,
+    request: hyper::Request<Incoming>,
+    peer: Peer,
+    connection: u64,
+) -> hyper::Response<Full<Bytes>> {
+    if peer.uid != shared.uid {
+        return into_hyper(Response::error(
+            403,
+            "forbidden_peer",
+            json!({ "reason": "the connecting process runs as another user", "peer_uid": peer.uid, "server_uid": shared.uid }),
+        ));
+    }
+    if let Some(token) = &shared.token {
+        if !token.matches_header(request.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)) {
+            let mut response = into_hyper(Response::error(
+                401,
+                "unauthorized",
+                json!({ "fix": "send the header `Authorization: Bearer <token>` with the server's token" }),
+            ));
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
+            return response;
+        }
+    }
+    let limit = shared.config.body_limit;
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return into_hyper(too_large(limit));
+    }
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            return into_hyper(too_large(limit))
+        }
+        Err(e) => {
+            return into_hyper(Response::error(
+                400,
+                "bad_body",
+                json!({ "reason": e.to_string() }),
+            ));
+        }
+    };
+    let request = Request {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        body: &body,
+        peer,
+        connection,
+        max_depth: shared.config.max_depth,
+    };
+    let response = shared.handler.borrow_mut().handle(&request);
+    into_hyper(response)
+}
+
+fn too_large(limit: usize) -> Response {
+    Response::error(
+        413,
+        "request-too-large",
+        json!({ "limit_bytes": limit, "fix": "send a smaller body, or raise the server's body limit" }),
+    )
+}
+
+fn into_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
+    let mut out = hyper::Response::new(Full::new(response.body));
+    *out.status_mut() =
+        hyper::StatusCode::from_u16(response.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    for (name, value) in response.headers {
+        out.headers_mut().append(name, value);
+    }
+    out
+}

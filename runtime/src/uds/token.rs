@@ -1,0 +1,77 @@
+//! Bearer tokens: 256 bits from the OS CSPRNG, compared in constant time.
+
+use std::fmt;
+
+use subtle::ConstantTimeEq;
+
+/// A secret that every request must carry as `Authorization: Bearer <token>`.
+///
+/// 32 random bytes from the operating system, hex-encoded (64 characters). `Debug` never
+/// prints the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl Token {
+    /// Draws a fresh token from the OS CSPRNG.
+    pub fn generate() -> std::io::Result<Self> {
+        let mut bytes = [0u8; 32];
+        getrandom::getrandom(&mut bytes)?;
+        Ok(Token(bytes.iter().map(|b| format!("{b:02x}")).collect()))
+    }
+
+    /// Wraps a token received out of band (for an external client).
+    pub fn from_string(token: impl Into<String>) -> Self {
+        Token(token.into())
+    }
+
+    /// The secret, for handing to another process.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Checks an `Authorization` header value in constant time with respect to the secret.
+    ///
+    /// `None`, a non-`Bearer` scheme and a wrong token are all simply `false`: the server
+    /// answers them identically.
+    pub fn matches_header(&self, header: Option<&[u8]>) -> bool {
+        let Some(value) = header else { return false };
+        let Some(presented) = value.strip_prefix(b"Bearer ") else {
+            return false;
+        };
+        // Length is not secret (always 64), so an early length mismatch leaks nothing.
+        presented.len() == self.0.len() && bool::from(presented.ct_eq(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_hex_of_256_bits() {
+        let a = Token::generate().unwrap();
+        let b = Token::generate().unwrap();
+        assert_ne!(a, b);
+        assert_eq!(a.as_str().len(), 64);
+        assert!(a.as_str().bytes().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn header_check_accepts_only_the_exact_bearer_token() {
+        let t = Token::from_string("abc");
+        assert!(t.matches_header(Some(b"Bearer abc")));
+        assert!(!t.matches_header(Some(b"Bearer abd")));
+        assert!(!t.matches_header(Some(b"Bearer abcd")));
+        assert!(!t.matches_header(Some(b"bearer abc")));
+        assert!(!t.matches_header(Some(b"Basic abc")));
+        assert!(!t.matches_header(Some(b"abc")));
+        assert!(!t.matches_header(None));
+        assert!(!format!("{t:?}").contains("abc"));
+    }
+}

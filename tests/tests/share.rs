@@ -1,0 +1,539 @@
+//! The shared hash end to end: forked workers, a server process, the final state.
+//! Runs serially on the main thread because every scenario forks.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use caspian_ipc::{share, Entry, Error, Share, Supervision, WorkerEnd};
+use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, Trial};
+use serde_json::{json, Value};
+
+type Outcome = Result<(), Failed>;
+
+fn main() {
+    let trials = vec![
+        Trial::test("increments_are_never_lost", increments_are_never_lost),
+        Trial::test("modify_loop_never_loses_updates", modify_loop_never_loses_updates),
+        Trial::test("disjoint_keys_all_present", disjoint_keys_all_present),
+        Trial::test(
+            "batch_is_never_seen_half_applied",
+            batch_is_never_seen_half_applied,
+        ),
+        Trial::test("failed_batch_applies_nothing", failed_batch_applies_nothing),
+        Trial::test(
+            "awkward_keys_and_values_round_trip",
+            awkward_keys_and_values_round_trip,
+        ),
+        Trial::test("non_json_values_are_refused", non_json_values_are_refused),
+        Trial::test(
+            "nested_access_adoption_and_stale_pks",
+            nested_access_adoption_and_stale_pks,
+        ),
+        Trial::test("hash_and_array_operations", hash_and_array_operations),
+        Trial::test("atomic_helpers", atomic_helpers),
+        Trial::test("limits_are_typed_errors", limits_are_typed_errors),
+        Trial::test(
+            "failed_workers_are_named_and_state_kept",
+            failed_workers_are_named_and_state_kept,
+        ),
+        Trial::test(
+            "killed_server_gives_fast_typed_errors",
+            killed_server_gives_fast_typed_errors,
+        ),
+        Trial::test(
+            "timeout_stops_workers_and_keeps_state",
+            timeout_stops_workers_and_keeps_state,
+        ),
+        Trial::test(
+            "parent_panic_leaves_nothing_behind",
+            parent_panic_leaves_nothing_behind,
+        ),
+        Trial::test("fork_guard_refuses_threads", fork_guard_refuses_threads),
+    ];
+    run_serially(trials)
+}
+
+fn increments_are_never_lost() -> Outcome {
+    let (workers, per) = (4, 300);
+    let state = share(workers, |_, hash| {
+        for _ in 0..per {
+            hash.incr("counter", 1)?;
+        }
+        Ok::<_, Error>(())
+    })?;
+    check(
+        state["counter"] == json!(workers * per),
+        format!("counter = {}", state["counter"]),
+    )?;
+    check_nothing_left()
+}
+
+fn modify_loop_never_loses_updates() -> Outcome {
+    let (workers, per) = (3, 60);
+    let state = share(workers, |_, hash| {
+        for _ in 0..per {
+            hash.at("stats")
+                .modify("n", |old| json!(old.and_then(Value::as_i64).unwrap_or(0) + 1))?;
+        }
+        Ok::<_, Error>(())
+    })?;
+    check(
+        state["stats"]["n"] == json!(workers * per),
+        format!("n = {}", state["stats"]["n"]),
+    )
+}
+
+fn disjoint_keys_all_present() -> Outcome {
+    let state = share(4, |worker, hash| {
+        for i in 0..50 {
+            hash.set(&format!("w{}-{i}", worker.index()), &i)?;
+        }
+        Ok::<_, Error>(())
+    })?;
+    let map = state.as_object().ok_or("state is an object")?;
+    check(map.len() == 200, format!("{} keys", map.len()))?;
+    for w in 0..4 {
+        for i in 0..50 {
+            check(
+                state[format!("w{w}-{i}")] == json!(i),
+                format!("w{w}-{i} missing"),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn batch_is_never_seen_half_applied() -> Outcome {
+    // Writers move one unit from `a` to `b` per batch; readers check a + b stays 1000.
+    let state = Share::new(4).run(|worker, hash| {
+        if worker.index() == 0 {
+            hash.batch(|b| {
+                b.set("a", &1000).set("b", &0);
+            })
+            .map_err(|e| e.to_string())?;
+        }
+        let started = Instant::now();
+        while !hash.contains("b").map_err(|e| e.to_string())? {
+            if started.elapsed() > Duration::from_secs(5) {
+                return Err("setup batch never arrived".to_owned());
+            }
+        }
+        for _ in 0..100 {
+            if worker.index() % 2 == 0 {
+                hash.batch(|b| {
+                    b.incr("a", -1).incr("b", 1);
+                })
+                .map_err(|e| e.to_string())?;
+            } else {
+                let snap = hash.snapshot().map_err(|e| e.to_string())?;
+                let sum = snap["a"].as_i64().unwrap_or(0) + snap["b"].as_i64().unwrap_or(0);
+                if sum != 1000 {
+                    return Err(format!("saw a half-applied batch: {snap}"));
+                }
+            }
+        }
+        Ok(())
+    })?;
+    check(
+        state["a"] == json!(800) && state["b"] == json!(200),
+        format!("final {state}"),
+    )
+}
+
+fn failed_batch_applies_nothing() -> Outcome {
+    let state = share(1, |_, hash| {
+        hash.set("n", &"not a number")?;
+        let err = hash
+            .batch(|b| {
+                b.set("x", &1).incr("n", 1).set("y", &2);
+            })
+            .expect_err("incr on a string must fail the batch");
+        assert_eq!(err.remote_id(), Some("not_a_number"), "{err}");
+        let Error::Remote { details, .. } = &err else {
+            panic!("{err}")
+        };
+        assert_eq!(details["op_index"], json!(1));
+        Ok::<_, Error>(())
+    })?;
+    check(state == json!({"n": "not a number"}), format!("state {state}"))
+}
+
+fn awkward_keys_and_values_round_trip() -> Outcome {
+    let long = "k".repeat(2000);
+    let keys = [
+        "",
+        "a/b",
+        "?",
+        "%",
+        "é",
+        "a b",
+        "..",
+        "#frag",
+        "x?y=z&w",
+        long.as_str(),
+    ];
+    let values = [
+        json!(null),
+        json!(true),
+        json!(-17),
+        json!(1.5e300),
+        json!("ünïcødé \u{0} \"quoted\""),
+        json!([1, [2, [3]], {"": ""}]),
+        json!({"nested": {"": {"/": "%"}}}),
+        json!(u64::MAX),
+    ];
+    let state = share(1, |_, hash| {
+        for (i, key) in keys.iter().enumerate() {
+            let value = &values[i % values.len()];
+            hash.set(key, value)?;
+            assert_eq!(hash.get_value(key)?.as_ref(), Some(value), "key {key:?}");
+            assert!(hash.contains(key)?);
+        }
+        let deep = hash.at("nest").at("").at("a/b");
+        deep.set("%", &1)?;
+        assert_eq!(deep.get_value("%")?, Some(json!(1)));
+        Ok::<_, Error>(())
+    });
+    let state = match state {
+        Ok(state) => state,
+        Err(e) => return Err(format!("{e}").into()),
+    };
+    for (i, key) in keys.iter().enumerate().filter(|(_, k)| !k.is_empty()) {
+        check(
+            state[*key] == values[i % values.len()],
+            format!("{key:?} in final state"),
+        )?;
+    }
+    check(
+        state["nest"][""]["a/b"]["%"] == json!(1),
+        format!("vivified path under the empty key: {}", state["nest"]),
+    )
+}
+
+fn non_json_values_are_refused() -> Outcome {
+    share(1, |_, hash| {
+        let nan = hash.set("x", &f64::NAN).expect_err("NaN refused");
+        assert!(matches!(nan, Error::InvalidValue { .. }), "{nan}");
+        assert!(hash.set("x", &vec![1.0, f64::INFINITY]).is_err());
+        let mut int_keys = BTreeMap::new();
+        int_keys.insert(1, "one");
+        let keys = hash.set("x", &int_keys).expect_err("integer keys refused");
+        assert!(keys.to_string().contains("strings"), "{keys}");
+        assert!(hash
+            .batch(|b| {
+                b.set("ok", &1).set("bad", &f32::NAN);
+            })
+            .is_err());
+        assert!(
+            !hash.contains("x")? && !hash.contains("ok")?,
+            "nothing was written"
+        );
+        Ok::<_, Error>(())
+    })?;
+    Ok(())
+}
+
+fn nested_access_adoption_and_stale_pks() -> Outcome {
+    let state = share(1, |_, hash| {
+        // deep write on an empty hash creates the intermediates
+        hash.at("a").at("b").set("c", &1)?;
+        let Some(Entry::Hash(a)) = hash.get("a")? else {
+            panic!("a is a hash")
+        };
+        let Some(Entry::Hash(b)) = a.get("b")? else {
+            panic!("b is a hash")
+        };
+        assert_eq!(b.get("c")?, Some(Entry::Value(json!(1))));
+        assert_eq!(
+            hash.get("a")?,
+            Some(Entry::Hash(a.clone())),
+            "same node, equal proxies"
+        );
+        // adoption: writes through the returned proxy reach the server
+        let cart = hash.set_hash("cart", &json!({"items": []}))?;
+        cart.set("total", &5)?;
+        cart.array_at("items").push(&json!({"sku": "x"}))?;
+        // replacing a subtree makes proxies into it stale
+        hash.set("a", &"flat")?;
+        let stale = b.get("c").expect_err("stale proxy");
+        assert_eq!(stale.remote_id(), Some("no_such_pk"), "{stale}");
+        assert!(matches!(stale, Error::Remote { status: 404, .. }));
+        Ok::<_, Error>(())
+    })?;
+    check(
+        state == json!({"a": "flat", "cart": {"items": [{"sku": "x"}], "total": 5}}),
+        format!("state {state}"),
+    )
+}
+
+fn hash_and_array_operations() -> Outcome {
+    share(1, |_, hash| {
+        assert!(hash.is_empty()?);
+        hash.set("x", &1)?;
+        hash.set("y", &json!([10, 20]))?;
+        hash.set("z", &json!({"k": "v"}))?;
+        assert_eq!(hash.keys()?, vec!["x", "y", "z"]);
+        assert_eq!(hash.len()?, 3);
+        assert_eq!(hash.get("missing")?, None);
+        assert_eq!(hash.delete("x")?, Some(json!(1)));
+        assert_eq!(hash.delete("x")?, None);
+        let Some(Entry::Array(y)) = hash.get("y")? else {
+            panic!("y is an array")
+        };
+        assert_eq!(y.len()?, 2);
+        assert_eq!(y.get(1)?, Some(Entry::Value(json!(20))));
+        assert_eq!(y.get(5)?, None);
+        y.set(0, &11)?;
+        assert_eq!(y.push(&30)?, 3);
+        assert_eq!(y.remove(1)?, Some(json!(20)));
+        assert_eq!(y.iter()?.collect::<Vec<_>>(), vec![json!(11), json!(30)]);
+        assert!(y.set(9, &0).is_err());
+        let pairs: Vec<(String, Value)> = hash.iter()?.collect();
+        assert_eq!(pairs.len(), 2);
+        assert_eq!(hash.get_as::<BTreeMap<String, String>>("z")?.unwrap()["k"], "v");
+        assert!(hash.at("y").keys().is_err(), "keys of an array is an error");
+        Ok::<_, Error>(())
+    })?;
+    Ok(())
+}
+
+fn atomic_helpers() -> Outcome {
+    let state = share(4, |worker, hash| {
+        // exactly one worker wins set_if_absent
+        if hash.set_if_absent("leader", &worker.index())? {
+            hash.incr("leaders", 1)?;
+        }
+        hash.append("arrivals", &worker.index())?;
+        // compare-and-set retry loop
+        loop {
+            let current = hash.get_value("cas")?;
+            let next = current.as_ref().and_then(Value::as_i64).unwrap_or(0) + 10;
+            if hash.compare_and_set("cas", current.as_ref(), &next)?.swapped {
+                break;
+            }
+        }
+        hash.incr_f64("float", 0.5)?;
+        Ok::<_, Error>(())
+    })?;
+    check(
+        state["leaders"] == json!(1),
+        format!("leaders {}", state["leaders"]),
+    )?;
+    check(state["cas"] == json!(40), format!("cas {}", state["cas"]))?;
+    check(state["float"] == json!(2.0), format!("float {}", state["float"]))?;
+    let mut arrivals: Vec<i64> = state["arrivals"]
+        .as_array()
+        .ok_or("array")?
+        .iter()
+        .filter_map(Value::as_i64)
+        .collect();
+    arrivals.sort();
+    check(arrivals == vec![0, 1, 2, 3], format!("arrivals {arrivals:?}"))
+}
+
+fn limits_are_typed_errors() -> Outcome {
+    Share::new(1).body_limit(64 * 1024).max_depth(8).run(|_, hash| {
+        let big = "x".repeat(100 * 1024);
+        let err = hash.set("big", &big).expect_err("over the body limit");
+        assert!(matches!(err, Error::Remote { status: 413, .. }), "{err}");
+        assert_eq!(err.remote_id(), Some("request-too-large"));
+        hash.set("after", &1)?; // the client reconnects after the server closed
+        let deep = json!([[[[[[[[[[1]]]]]]]]]]);
+        assert_eq!(
+            hash.set("deep", &deep).expect_err("too deep").remote_id(),
+            Some("too_deep")
+        );
+        hash.at("a")
+            .at("b")
+            .at("c")
+            .at("d")
+            .at("e")
+            .at("f")
+            .set("g", &json!([1]))?;
+        let err = hash
+            .at("a")
+            .at("b")
+            .at("c")
+            .at("d")
+            .at("e")
+            .at("f")
+            .set("g", &json!([[[1]]]));
+        assert_eq!(
+            err.expect_err("depth counts the path").remote_id(),
+            Some("too_deep")
+        );
+        Ok::<_, Error>(())
+    })?;
+    Ok(())
+}
+
+fn failed_workers_are_named_and_state_kept() -> Outcome {
+    let err = share(5, |worker, hash| {
+        hash.set(&format!("wrote-{}", worker.index()), &true)
+            .map_err(|e| e.to_string())?;
+        match worker.index() {
+            1 => panic!("worker one gives up"),
+            2 => return Err("worker two failed".to_owned()),
+            3 => std::process::exit(3),
+            4 => {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+    .expect_err("four workers fail");
+    let Error::WorkersFailed { state, failures } = &err else {
+        return Err(format!("unexpected {err}").into());
+    };
+    for i in 0..5 {
+        check(
+            state[format!("wrote-{i}")] == json!(true),
+            format!("write of worker {i} kept"),
+        )?;
+    }
+    let ends: Vec<(usize, WorkerEnd)> = failures.iter().map(|f| (f.index, f.end.clone())).collect();
+    check(
+        ends == vec![
+            (
+                1,
+                WorkerEnd::Panic {
+                    message: "worker one gives up".into(),
+                },
+            ),
+            (
+                2,
+                WorkerEnd::Error {
+                    message: "worker two failed".into(),
+                },
+            ),
+            (3, WorkerEnd::Exit { code: 3 }),
+            (
+                4,
+                WorkerEnd::Signal {
+                    signal: "SIGKILL".into(),
+                },
+            ),
+        ],
+        format!("failures {ends:?}"),
+    )?;
+    check(failures.iter().all(|f| f.pid > 0), "pids reported")?;
+    check(err.to_string().contains("worker 1"), err.to_string())?;
+    check_nothing_left()
+}
+
+fn killed_server_gives_fast_typed_errors() -> Outcome {
+    let started = Instant::now();
+    let mut killed = false;
+    let err = Share::new(2)
+        .call_deadline(Duration::from_secs(20))
+        .supervise(|progress| {
+            if !killed && progress.elapsed > Duration::from_millis(100) {
+                let pid = nix::unistd::Pid::from_raw(progress.server_pid as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                killed = true;
+            }
+            Supervision::Continue
+        })
+        .run(|_, hash| {
+            let mut last = None;
+            for _ in 0..1_000_000 {
+                if let Err(e) = hash.incr("n", 1) {
+                    last = Some(e);
+                    break;
+                }
+            }
+            let first = last.ok_or("the server never went away")?;
+            let again = hash.incr("n", 1).expect_err("still gone");
+            match (&first, &again) {
+                (Error::ServerGone { .. } | Error::ConnectionLost { .. }, Error::ServerGone { .. }) => {
+                    Err(format!("gone as expected: {first}"))
+                }
+                _ => Err(format!("UNEXPECTED first={first:?} again={again:?}")),
+            }
+        })
+        .expect_err("the server died");
+    check(
+        started.elapsed() < Duration::from_secs(10),
+        format!("took {:?}", started.elapsed()),
+    )?;
+    let Error::ServerDied { failures, .. } = &err else {
+        return Err(format!("unexpected {err:?}").into());
+    };
+    check(failures.len() == 2, format!("{failures:?}"))?;
+    for f in failures {
+        check(
+            matches!(&f.end, WorkerEnd::Error { message } if message.starts_with("gone as expected")),
+            format!("{f}"),
+        )?;
+    }
+    check_nothing_left()
+}
+
+fn timeout_stops_workers_and_keeps_state() -> Outcome {
+    let started = Instant::now();
+    let err = Share::new(3)
+        .timeout(Duration::from_millis(500))
+        .grace(Duration::from_millis(200))
+        .run(|worker, hash| {
+            hash.set(&format!("w{}", worker.index()), &"started")?;
+            if worker.index() > 0 {
+                std::thread::sleep(Duration::from_secs(60));
+            }
+            Ok::<_, Error>(())
+        })
+        .expect_err("times out");
+    check(
+        started.elapsed() < Duration::from_secs(5),
+        format!("took {:?}", started.elapsed()),
+    )?;
+    let Error::TimedOut {
+        state, still_running, ..
+    } = &err
+    else {
+        return Err(format!("unexpected {err}").into());
+    };
+    check(
+        still_running == &vec![1, 2],
+        format!("still running {still_running:?}"),
+    )?;
+    check(
+        state["w0"] == json!("started") && state["w2"] == json!("started"),
+        format!("{state}"),
+    )?;
+    check_nothing_left()
+}
+
+fn parent_panic_leaves_nothing_behind() -> Outcome {
+    let outcome = std::panic::catch_unwind(|| {
+        Share::new(3)
+            .grace(Duration::from_millis(200))
+            .supervise(|progress| {
+                if progress.elapsed > Duration::from_millis(50) {
+                    panic!("the parent gives up mid-share");
+                }
+                Supervision::Continue
+            })
+            .run(|_, hash| -> Result<(), Error> {
+                loop {
+                    hash.incr("spin", 1)?;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+    });
+    check(outcome.is_err(), "the panic propagated")?;
+    check_nothing_left()
+}
+
+fn fork_guard_refuses_threads() -> Outcome {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let _ = rx.recv();
+    });
+    let err = share(1, |_, _| ()).expect_err("refused");
+    tx.send(()).ok();
+    thread.join().ok();
+    check(matches!(err, Error::ForkUnsafe { threads: 2 }), format!("{err}"))?;
+    check(err.to_string().contains("allow_threads"), "names the opt-out")?;
+    check_nothing_left()
+}

@@ -1,0 +1,328 @@
+//! The UDS toolbox on its own: auth, peer checks, connect retry, external clients.
+//! Runs serially on the main thread because servers are forked.
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use caspian_ipc::uds::http::Method;
+use caspian_ipc::uds::{
+    spawn_server, Client, ClientConfig, Handler, Request, Response, ServerConfig, SocketDir, Token,
+};
+use caspian_ipc::Error;
+use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, Trial};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{fork, ForkResult, Pid};
+use serde_json::{json, Value};
+
+type Outcome = Result<(), Failed>;
+
+/// Answers every request with what it saw.
+struct Echo;
+
+impl Handler for Echo {
+    fn handle(&mut self, request: &Request<'_>) -> Response {
+        Response::json(
+            200,
+            &json!({
+                "method": request.method.as_str(),
+                "path": request.path,
+                "query": request.query,
+                "body": String::from_utf8_lossy(request.body),
+                "peer_uid": request.peer.uid,
+                "peer_pid": request.peer.pid,
+            }),
+        )
+    }
+}
+
+/// A forked Echo server; stopped and reaped on drop.
+struct Server {
+    dir: SocketDir,
+    token: Token,
+    pid: Pid,
+}
+
+impl Server {
+    fn start() -> Result<Server, Error> {
+        let dir = SocketDir::create()?;
+        let token = Token::generate().map_err(|e| Error::Protocol(e.to_string()))?;
+        let pid = spawn_server(
+            dir.socket_path(),
+            Some(token.clone()),
+            ServerConfig::default(),
+            || Echo,
+            Duration::from_secs(5),
+        )?;
+        Ok(Server { dir, token, pid })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = kill(self.pid, Signal::SIGTERM);
+        let _ = waitpid(self.pid, None);
+    }
+}
+
+/// One hand-written HTTP request (to send headers the client never would); returns the
+/// raw answer text.
+fn raw(server: &Server, authorization: Option<&str>) -> String {
+    let mut stream = UnixStream::connect(server.dir.socket_path()).expect("connect");
+    let auth = authorization
+        .map(|a| format!("Authorization: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET /x HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn main() {
+    run_serially(vec![
+        Trial::test(
+            "auth_refuses_missing_wrong_and_malformed_tokens_alike",
+            auth_refuses_alike,
+        ),
+        Trial::test("right_token_reaches_the_handler", right_token_reaches_the_handler),
+        Trial::test(
+            "peer_with_another_uid_is_refused",
+            peer_with_another_uid_is_refused,
+        ),
+        Trial::test(
+            "connect_budget_ends_in_connection_refused",
+            connect_budget_ends_in_connection_refused,
+        ),
+        Trial::test(
+            "workers_may_call_before_the_server_listens",
+            workers_may_call_before_the_server_listens,
+        ),
+        Trial::test(
+            "server_stops_on_sigterm_and_removes_its_socket",
+            server_stops_on_sigterm,
+        ),
+        Trial::test("curl_can_talk_to_the_server", curl_can_talk_to_the_server)
+            .with_ignored_flag(!curl_present()),
+    ])
+}
+
+fn auth_refuses_alike() -> Outcome {
+    let server = Server::start()?;
+    let wrong_token = format!("Bearer {}", "0".repeat(64));
+    let answers: Vec<String> = [
+        None,
+        Some(wrong_token.as_str()),
+        Some("Basic abc"),
+        Some("Bearer"),
+        Some(""),
+    ]
+    .into_iter()
+    .map(|auth| raw(&server, auth))
+    .collect();
+    for answer in &answers {
+        check(answer.starts_with("HTTP/1.1 401"), format!("answer: {answer}"))?;
+        check(
+            answer
+                .to_ascii_lowercase()
+                .contains("www-authenticate: bearer realm=\"caspian-ipc\""),
+            format!("challenge missing: {answer}"),
+        )?;
+        let body = answer.split("\r\n\r\n").nth(1).unwrap_or("");
+        check(
+            body == answers[0].split("\r\n\r\n").nth(1).unwrap_or(""),
+            "identical bodies",
+        )?;
+    }
+    // Through the client: a typed error.
+    let client = Client::new(
+        server.dir.socket_path(),
+        Some(Token::from_string("nope")),
+        ClientConfig::default(),
+    );
+    let err = client.call(Method::GET, "/x", None).expect_err("401");
+    check(matches!(err, Error::Unauthorized), format!("{err}"))?;
+    let anonymous = Client::new(server.dir.socket_path(), None, ClientConfig::default());
+    check(
+        anonymous.send(Method::GET, "/x", None)?.status == 401,
+        "no token: 401",
+    )?;
+    drop(server);
+    check_nothing_left()
+}
+
+fn right_token_reaches_the_handler() -> Outcome {
+    let server = Server::start()?;
+    let client = Client::connect(server.dir.socket_path(), server.token.as_str());
+    let answer = client
+        .call(Method::POST, "/some/path?q=1", Some(b"hello".to_vec()))?
+        .json()?;
+    check(
+        answer["path"] == "/some/path" && answer["query"] == "q=1",
+        format!("{answer}"),
+    )?;
+    check(answer["body"] == "hello", format!("{answer}"))?;
+    check(
+        answer["peer_uid"] == json!(nix::unistd::geteuid().as_raw()),
+        "peer uid",
+    )?;
+    check(
+        answer["peer_pid"] == json!(std::process::id()),
+        "peer pid from SO_PEERCRED",
+    )?;
+    // keep-alive: the next call reuses the connection and works
+    check(
+        client.call(Method::GET, "/again", None)?.status == 200,
+        "second call",
+    )?;
+    let mode = std::fs::metadata(server.dir.socket_path())?.permissions().mode();
+    check(mode & 0o777 == 0o600, format!("socket mode {mode:o}"))?;
+    let dir_mode = std::fs::metadata(server.dir.dir())?.permissions().mode();
+    check(dir_mode & 0o777 == 0o700, format!("dir mode {dir_mode:o}"))
+}
+
+fn peer_with_another_uid_is_refused() -> Outcome {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("needs root to switch to another uid (CI runs as root)".into());
+    }
+    let server = Server::start()?;
+    // Let another user reach the socket at all, so the peer check is what refuses it.
+    std::fs::set_permissions(server.dir.dir(), std::fs::Permissions::from_mode(0o711))?;
+    std::fs::set_permissions(server.dir.socket_path(), std::fs::Permissions::from_mode(0o666))?;
+    let path = server.dir.socket_path().to_owned();
+    let token = server.token.clone();
+    // SAFETY: single-threaded test process; the child only calls and exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            let code = (|| {
+                nix::unistd::setuid(nix::unistd::Uid::from_raw(65534)).ok()?;
+                let client = Client::new(&path, Some(token), ClientConfig::default());
+                match client.call(Method::GET, "/x", None) {
+                    Err(Error::Forbidden { reason }) if reason.contains("another user") => Some(0),
+                    _ => Some(1),
+                }
+            })()
+            .unwrap_or(2);
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => {
+            let status = waitpid(child, None)?;
+            check(
+                status == WaitStatus::Exited(child, 0),
+                format!("child saw {status:?} (0 = refused with 403)"),
+            )
+        }
+    }
+}
+
+fn connect_budget_ends_in_connection_refused() -> Outcome {
+    let dir = SocketDir::create()?;
+    let config = ClientConfig {
+        connect_budget: Duration::from_millis(150),
+        call_deadline: Duration::from_secs(5),
+    };
+    let client = Client::new(dir.socket_path(), None, config);
+    let started = Instant::now();
+    let err = client.call(Method::GET, "/", None).expect_err("nobody listens");
+    let waited = started.elapsed();
+    check(matches!(err, Error::ConnectionRefused { .. }), format!("{err}"))?;
+    check(
+        waited >= Duration::from_millis(150) && waited < Duration::from_secs(2),
+        format!("waited {waited:?}"),
+    )?;
+    // A stale socket file (nobody listening) is ECONNREFUSED: same answer.
+    drop(std::os::unix::net::UnixListener::bind(dir.socket_path())?);
+    check(
+        matches!(
+            client.call(Method::GET, "/", None),
+            Err(Error::ConnectionRefused { .. })
+        ),
+        "stale",
+    )
+}
+
+fn workers_may_call_before_the_server_listens() -> Outcome {
+    let dir = SocketDir::create()?;
+    let token = Token::generate()?;
+    let client = Client::new(dir.socket_path(), Some(token.clone()), ClientConfig::default());
+    // SAFETY: single-threaded test process.
+    let worker = match unsafe { fork() }? {
+        ForkResult::Child => {
+            let ok = client
+                .call(Method::GET, "/early", None)
+                .map(|r| r.status == 200)
+                .unwrap_or(false);
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    let server = spawn_server(
+        dir.socket_path(),
+        Some(token),
+        ServerConfig::default(),
+        || Echo,
+        Duration::from_secs(5),
+    )?;
+    let status = waitpid(worker, None)?;
+    let _ = kill(server, Signal::SIGTERM);
+    waitpid(server, None)?;
+    check(
+        status == WaitStatus::Exited(worker, 0),
+        format!("worker {status:?}"),
+    )?;
+    drop(dir);
+    check_nothing_left()
+}
+
+fn server_stops_on_sigterm() -> Outcome {
+    let server = Server::start()?;
+    let client = Client::connect(server.dir.socket_path(), server.token.as_str());
+    client.call(Method::GET, "/", None)?;
+    kill(server.pid, Signal::SIGTERM)?;
+    let status = waitpid(server.pid, None)?;
+    check(status == WaitStatus::Exited(server.pid, 0), format!("{status:?}"))?;
+    check(!server.dir.socket_path().exists(), "socket file removed")?;
+    let err = client.call(Method::GET, "/", None).expect_err("gone");
+    check(matches!(err, Error::ServerGone { .. }), format!("{err}"))?;
+    let started = Instant::now();
+    let again = client.call(Method::GET, "/", None).expect_err("still gone");
+    check(
+        matches!(again, Error::ServerGone { .. }) && started.elapsed() < Duration::from_millis(50),
+        "fails fast",
+    )?;
+    drop(server);
+    check_nothing_left()
+}
+
+fn curl_present() -> bool {
+    std::process::Command::new("curl")
+        .arg("--version")
+        .output()
+        .is_ok()
+}
+
+fn curl_can_talk_to_the_server() -> Outcome {
+    let server = Server::start()?;
+    let socket = server.dir.socket_path().to_str().ok_or("utf-8 path")?;
+    let curl = |auth: Option<String>| -> Result<String, Failed> {
+        let mut command = std::process::Command::new("curl");
+        command.args(["-s", "-i", "--unix-socket", socket, "http://localhost/hello"]);
+        if let Some(auth) = auth {
+            command.args(["-H", &auth]);
+        }
+        Ok(String::from_utf8_lossy(&command.output()?.stdout).into_owned())
+    };
+    let ok = curl(Some(format!("Authorization: Bearer {}", server.token.as_str())))?;
+    check(ok.starts_with("HTTP/1.1 200"), ok.clone())?;
+    let body: Value =
+        serde_json::from_str(ok.split("\r\n\r\n").nth(1).unwrap_or("")).map_err(|e| e.to_string())?;
+    check(body["path"] == "/hello", format!("{body}"))?;
+    let refused = curl(None)?;
+    check(refused.starts_with("HTTP/1.1 401"), refused.clone())
+}
