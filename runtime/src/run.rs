@@ -94,7 +94,7 @@ where
     let token = Token::generate().map_err(|e| Error::os("generating the token", e))?;
     let mut children = Children::new(options.grace);
     let server = spawn_server(
-        dir.socket_path(),
+        &dir,
         Some(token.clone()),
         options.server.clone(),
         make_handler,

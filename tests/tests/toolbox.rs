@@ -50,7 +50,7 @@ impl Server {
         let dir = SocketDir::create()?;
         let token = Token::generate().map_err(|e| Error::Protocol(e.to_string()))?;
         let pid = spawn_server(
-            dir.socket_path(),
+            &dir,
             Some(token.clone()),
             ServerConfig::default(),
             || Echo,
@@ -106,6 +106,10 @@ fn main() {
         Trial::test(
             "server_stops_on_sigterm_and_removes_its_socket",
             server_stops_on_sigterm,
+        ),
+        Trial::test(
+            "server_dies_with_its_parent_and_cleans_up",
+            server_dies_with_its_parent,
         ),
         Trial::test("curl_can_talk_to_the_server", curl_can_talk_to_the_server)
             .with_ignored_flag(!curl_present()),
@@ -263,7 +267,7 @@ fn workers_may_call_before_the_server_listens() -> Outcome {
     };
     std::thread::sleep(Duration::from_millis(100));
     let server = spawn_server(
-        dir.socket_path(),
+        &dir,
         Some(token),
         ServerConfig::default(),
         || Echo,
@@ -298,6 +302,58 @@ fn server_stops_on_sigterm() -> Outcome {
     )?;
     drop(server);
     check_nothing_left()
+}
+
+fn server_dies_with_its_parent() -> Outcome {
+    let (read, write) = nix::unistd::pipe()?;
+    // SAFETY: single-threaded test process.
+    let middle = match unsafe { fork() }? {
+        ForkResult::Child => {
+            let started = (|| {
+                let dir = SocketDir::create().ok()?;
+                let server = spawn_server(
+                    &dir,
+                    None,
+                    ServerConfig::default(),
+                    || Echo,
+                    Duration::from_secs(5),
+                )
+                .ok()?;
+                let line = format!("{} {}\n", server.as_raw(), dir.dir().display());
+                std::fs::File::from(write).write_all(line.as_bytes()).ok()?;
+                std::mem::forget(dir); // this process is about to be SIGKILLed anyway
+                Some(())
+            })();
+            if started.is_some() {
+                std::thread::sleep(Duration::from_secs(30));
+            }
+            unsafe { libc::_exit(1) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(write);
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(std::fs::File::from(read)), &mut line)?;
+    let (pid, dir) = line
+        .trim()
+        .split_once(' ')
+        .ok_or("middle process reported nothing")?;
+    let server = Pid::from_raw(pid.parse()?);
+    kill(middle, Signal::SIGKILL)?;
+    waitpid(middle, None)?;
+    let started = Instant::now();
+    let gone = |pid: Pid| match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.split(") ").nth(1).is_some_and(|rest| rest.starts_with('Z')),
+    };
+    while !gone(server) && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    check(gone(server), "the orphaned server exited")?;
+    check(
+        !std::path::Path::new(dir).exists(),
+        format!("{dir} removed by the server"),
+    )
 }
 
 fn curl_present() -> bool {

@@ -2,7 +2,6 @@
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -11,6 +10,7 @@ use nix::unistd::{getpid, Pid};
 
 use super::http::Handler;
 use super::server::{serve, ServerConfig};
+use super::socket::SocketDir;
 use super::token::Token;
 use crate::error::{Error, Result};
 use crate::fork::{die_with_parent, fork_child, EXIT_ERROR};
@@ -18,11 +18,13 @@ use crate::fork::{die_with_parent, fork_child, EXIT_ERROR};
 /// Byte the server writes once it listens; anything else on the pipe is an error text.
 const READY: u8 = b'R';
 
-/// Forks a server process serving `make()` on `socket` and returns its pid once it is
-/// listening. The handler is built in the child, after the fork, so the parent never holds
-/// server state. The server stops on SIGTERM (and gets SIGTERM if the parent dies).
+/// Forks a server process serving `make()` on the socket in `dir` and returns its pid once
+/// it is listening. The handler is built in the child, after the fork, so the parent never
+/// holds server state. The server stops on SIGTERM (and gets SIGTERM if the parent dies);
+/// when it stops it removes its socket and the directory, so even a parent killed with
+/// SIGKILL leaves nothing behind.
 pub fn spawn_server<H: Handler>(
-    socket: &Path,
+    dir: &SocketDir,
     token: Option<Token>,
     config: ServerConfig,
     make: impl FnOnce() -> H,
@@ -40,7 +42,9 @@ pub fn spawn_server<H: Handler>(
                 let _ = pipe.write_all(&[READY]);
             }
         };
-        match serve(socket, token, config, handler, ready) {
+        let served = serve(dir.socket_path(), token, config, handler, ready);
+        let _ = std::fs::remove_dir(dir.dir());
+        match served {
             Ok(()) => 0,
             Err(e) => {
                 let _ = write.write_all(e.to_string().as_bytes());
