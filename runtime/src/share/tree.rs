@@ -270,33 +270,25 @@ impl Tree {
     }
 }
 
+/// How to take back one change.
 #[derive(Debug)]
 enum Undo {
-    /// A map entry changed: restore `old` (at its index) or remove the key.
-    MapEntry {
-        node: Pk,
-        key: String,
-        old: Option<(usize, Slot)>,
-        version: u64,
-    },
-    /// An array element was replaced.
-    ArraySet {
-        node: Pk,
-        index: usize,
-        old: Slot,
-        version: u64,
-    },
-    /// An array element was removed.
-    ArrayRemove {
-        node: Pk,
-        index: usize,
-        old: Slot,
-        version: u64,
-    },
-    /// An element was pushed.
-    ArrayPush { node: Pk, version: u64 },
-    /// A node was created.
+    /// A node was created: remove it.
     Alloc(Pk),
+    /// A node was changed: put `version` back and reverse `change`.
+    Changed { node: Pk, version: u64, change: Change },
+}
+
+#[derive(Debug)]
+enum Change {
+    /// A map entry changed: restore `old` (at its index) or remove the key.
+    MapEntry { key: String, old: Option<(usize, Slot)> },
+    /// An array element was replaced.
+    ArraySet { index: usize, old: Slot },
+    /// An array element was removed.
+    ArrayRemove { index: usize, old: Slot },
+    /// An element was pushed.
+    ArrayPush,
 }
 
 /// One atomic write: all of its changes apply, or none.
@@ -324,83 +316,45 @@ impl Txn<'_> {
     }
 
     fn revert(&mut self, undo: Undo) {
-        let nodes = &mut self.tree.nodes;
-        match undo {
+        let (pk, version, change) = match undo {
             Undo::Alloc(pk) => {
-                nodes.remove(&pk);
+                self.tree.nodes.remove(&pk);
+                return;
             }
-            Undo::MapEntry {
+            Undo::Changed {
                 node,
-                key,
-                old,
                 version,
-            } => {
-                if let Some(Node {
-                    body: Body::Map(map),
-                    version: v,
-                    ..
-                }) = nodes.get_mut(&node)
-                {
-                    match old {
-                        Some((index, slot)) if map.contains_key(&key) => {
-                            map.insert(key, slot);
-                            let _ = index;
-                        }
-                        Some((index, slot)) => {
-                            map.shift_insert(index.min(map.len()), key, slot);
-                        }
-                        None => {
-                            map.shift_remove(&key);
-                        }
-                    }
-                    *v = version;
+                change,
+            } => (node, version, change),
+        };
+        let Some(node) = self.tree.nodes.get_mut(&pk) else {
+            return;
+        };
+        node.version = version;
+        match (&mut node.body, change) {
+            (Body::Map(map), Change::MapEntry { key, old }) => match old {
+                Some((_, slot)) if map.contains_key(&key) => {
+                    map.insert(key, slot);
+                }
+                Some((index, slot)) => {
+                    map.shift_insert(index.min(map.len()), key, slot);
+                }
+                None => {
+                    map.shift_remove(&key);
+                }
+            },
+            (Body::Array(items), Change::ArraySet { index, old }) => {
+                if let Some(slot) = items.get_mut(index) {
+                    *slot = old;
                 }
             }
-            Undo::ArraySet {
-                node,
-                index,
-                old,
-                version,
-            } => {
-                if let Some(Node {
-                    body: Body::Array(items),
-                    version: v,
-                    ..
-                }) = nodes.get_mut(&node)
-                {
-                    if let Some(slot) = items.get_mut(index) {
-                        *slot = old;
-                    }
-                    *v = version;
-                }
+            (Body::Array(items), Change::ArrayRemove { index, old }) => {
+                items.insert(index.min(items.len()), old)
             }
-            Undo::ArrayRemove {
-                node,
-                index,
-                old,
-                version,
-            } => {
-                if let Some(Node {
-                    body: Body::Array(items),
-                    version: v,
-                    ..
-                }) = nodes.get_mut(&node)
-                {
-                    items.insert(index.min(items.len()), old);
-                    *v = version;
-                }
+            (Body::Array(items), Change::ArrayPush) => {
+                items.pop();
             }
-            Undo::ArrayPush { node, version } => {
-                if let Some(Node {
-                    body: Body::Array(items),
-                    version: v,
-                    ..
-                }) = nodes.get_mut(&node)
-                {
-                    items.pop();
-                    *v = version;
-                }
-            }
+            _ => {}
         }
     }
 
@@ -492,11 +446,13 @@ impl Txn<'_> {
                     }
                 };
                 let previous = old.as_ref().map(|(_, s)| s.clone());
-                self.undo.push(Undo::MapEntry {
+                self.undo.push(Undo::Changed {
                     node,
-                    key: key.to_owned(),
-                    old,
                     version,
+                    change: Change::MapEntry {
+                        key: key.to_owned(),
+                        old,
+                    },
                 });
                 Ok(previous)
             }
@@ -515,11 +471,13 @@ impl Txn<'_> {
                 };
                 let (index, existing) = existing;
                 let old = std::mem::replace(existing, slot);
-                self.undo.push(Undo::ArraySet {
+                self.undo.push(Undo::Changed {
                     node,
-                    index,
-                    old: old.clone(),
                     version,
+                    change: Change::ArraySet {
+                        index,
+                        old: old.clone(),
+                    },
                 });
                 Ok(Some(old))
             }
@@ -531,22 +489,26 @@ impl Txn<'_> {
         let version = n.version;
         let removed = match &mut n.body {
             Body::Map(map) => map.shift_remove_full(key).map(|(index, key, slot)| {
-                self.undo.push(Undo::MapEntry {
+                self.undo.push(Undo::Changed {
                     node,
-                    key,
-                    old: Some((index, slot.clone())),
                     version,
+                    change: Change::MapEntry {
+                        key,
+                        old: Some((index, slot.clone())),
+                    },
                 });
                 slot
             }),
             Body::Array(items) => match key.parse::<usize>() {
                 Ok(index) if index < items.len() => {
                     let slot = items.remove(index);
-                    self.undo.push(Undo::ArrayRemove {
+                    self.undo.push(Undo::Changed {
                         node,
-                        index,
-                        old: slot.clone(),
                         version,
+                        change: Change::ArrayRemove {
+                            index,
+                            old: slot.clone(),
+                        },
                     });
                     Some(slot)
                 }
@@ -640,9 +602,10 @@ impl Txn<'_> {
         };
         items.push(slot);
         let len = items.len();
-        self.undo.push(Undo::ArrayPush {
+        self.undo.push(Undo::Changed {
             node: array,
             version: n.version,
+            change: Change::ArrayPush,
         });
         n.version += 1;
         Ok((len, pushed))

@@ -248,27 +248,21 @@ impl ser::SerializeMap for MapCheck<'_> {
     }
 }
 
-impl ser::SerializeStruct for MapCheck<'_> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), Refused> {
-        self.checker.nested(key.to_owned(), v)
-    }
-    fn end(self) -> Result<(), Refused> {
-        Ok(())
-    }
+macro_rules! struct_impl {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for MapCheck<'_> {
+            type Ok = ();
+            type Error = Refused;
+            fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), Refused> {
+                self.checker.nested(key.to_owned(), v)
+            }
+            fn end(self) -> Result<(), Refused> {
+                Ok(())
+            }
+        }
+    )*};
 }
-
-impl ser::SerializeStructVariant for MapCheck<'_> {
-    type Ok = ();
-    type Error = Refused;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, key: &'static str, v: &T) -> Result<(), Refused> {
-        self.checker.nested(key.to_owned(), v)
-    }
-    fn end(self) -> Result<(), Refused> {
-        Ok(())
-    }
-}
+struct_impl!(SerializeStruct, SerializeStructVariant);
 
 /// Accepts only string-like map keys and returns them; refuses with the key's kind.
 struct KeyName;
