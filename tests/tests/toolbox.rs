@@ -84,8 +84,158 @@ fn raw(server: &Server, authorization: Option<&str>) -> String {
     answer
 }
 
+/// Exclusive access for one connection at a time: `/lock`, `/unlock`, and `/step`, which
+/// records the order in which requests were served.
+#[derive(Default)]
+struct Lock {
+    holder: Option<u64>,
+    log: Vec<String>,
+}
+
+impl Handler for Lock {
+    fn ready(&self, request: &Request<'_>) -> bool {
+        self.holder.is_none_or(|h| h == request.connection)
+    }
+
+    fn handle(&mut self, request: &Request<'_>) -> Response {
+        let who = String::from_utf8_lossy(request.body).into_owned();
+        match request.path {
+            "/lock" => self.holder = Some(request.connection),
+            "/unlock" => self.holder = None,
+            _ => {}
+        }
+        self.log.push(format!("{who}{}", request.path));
+        Response::json(200, &json!(self.log))
+    }
+
+    fn connection_closed(&mut self, connection: u64) {
+        if self.holder == Some(connection) {
+            self.holder = None;
+            self.log.push("released-by-close".into());
+        }
+    }
+}
+
+/// Forks a child that runs `body` with a client of `dir`'s server and exits 0 on `true`.
+fn child(
+    dir: &SocketDir,
+    token: &Token,
+    deadline: Duration,
+    body: impl FnOnce(&Client) -> bool,
+) -> Result<Pid, Failed> {
+    let client = Client::new(
+        dir.socket_path(),
+        Some(token.clone()),
+        ClientConfig {
+            connect_budget: Duration::from_millis(500),
+            call_deadline: deadline,
+        },
+    );
+    // SAFETY: single-threaded test process; the child calls and _exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            let ok = body(&client);
+            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => Ok(child),
+    }
+}
+
+fn lock_server() -> Result<(SocketDir, Token, Pid), Failed> {
+    let dir = SocketDir::create()?;
+    let token = Token::generate()?;
+    let pid = spawn_server(
+        &dir,
+        Some(token.clone()),
+        ServerConfig::default(),
+        Lock::default,
+        Duration::from_secs(5),
+    )?;
+    Ok((dir, token, pid))
+}
+
+fn stop(pid: Pid) {
+    let _ = kill(pid, Signal::SIGTERM);
+    let _ = waitpid(pid, None);
+}
+
+fn waiting_requests_are_served_after_the_holder_lets_go() -> Outcome {
+    let (dir, token, server) = lock_server()?;
+    let log = |c: &Client, path: &str, who: &str| -> Option<Vec<String>> {
+        serde_json::from_slice(
+            &c.call(Method::POST, path, Some(who.as_bytes().to_vec()))
+                .ok()?
+                .body,
+        )
+        .ok()
+    };
+    let holder = child(&dir, &token, Duration::from_secs(10), |c| {
+        log(c, "/lock", "a").is_some() && {
+            std::thread::sleep(Duration::from_millis(300));
+            log(c, "/step", "a").is_some() && log(c, "/unlock", "a").is_some()
+        }
+    })?;
+    std::thread::sleep(Duration::from_millis(100));
+    let waiter = child(&dir, &token, Duration::from_secs(10), |c| {
+        log(c, "/step", "b")
+            == Some(vec![
+                "a/lock".into(),
+                "a/step".into(),
+                "a/unlock".into(),
+                "b/step".into(),
+            ])
+    })?;
+    let (h, w) = (waitpid(holder, None)?, waitpid(waiter, None)?);
+    stop(server);
+    check(h == WaitStatus::Exited(holder, 0), format!("holder {h:?}"))?;
+    check(
+        w == WaitStatus::Exited(waiter, 0),
+        format!("waiter saw the wrong order: {w:?}"),
+    )
+}
+
+fn a_dead_holder_releases_and_a_long_one_gives_busy() -> Outcome {
+    let (dir, token, server) = lock_server()?;
+    let holder = child(&dir, &token, Duration::from_secs(10), |c| {
+        c.call(Method::POST, "/lock", Some(b"dead".to_vec())).is_ok() && {
+            std::thread::sleep(Duration::from_secs(30));
+            true
+        }
+    })?;
+    std::thread::sleep(Duration::from_millis(100));
+    // Within a short deadline the waiter is told `busy`, fast.
+    let impatient = child(&dir, &token, Duration::from_millis(300), |c| {
+        let started = Instant::now();
+        let answer = c.call(Method::POST, "/step", Some(b"c".to_vec()));
+        answer.is_err_and(|e| e.remote_id() == Some("busy")) && started.elapsed() < Duration::from_secs(2)
+    })?;
+    let i = waitpid(impatient, None)?;
+    // A patient waiter is served as soon as the holder dies.
+    let patient = child(&dir, &token, Duration::from_secs(20), |c| {
+        let started = Instant::now();
+        let answer = c.call(Method::POST, "/step", Some(b"b".to_vec()));
+        answer.is_ok_and(|r| String::from_utf8_lossy(&r.body).contains("released-by-close"))
+            && started.elapsed() < Duration::from_secs(5)
+    })?;
+    std::thread::sleep(Duration::from_millis(200));
+    kill(holder, Signal::SIGKILL)?;
+    waitpid(holder, None)?;
+    let p = waitpid(patient, None)?;
+    stop(server);
+    check(i == WaitStatus::Exited(impatient, 0), format!("impatient {i:?}"))?;
+    check(p == WaitStatus::Exited(patient, 0), format!("patient {p:?}"))
+}
+
 fn main() {
     run_serially(vec![
+        Trial::test(
+            "waiting_requests_are_served_after_the_holder_lets_go",
+            waiting_requests_are_served_after_the_holder_lets_go,
+        ),
+        Trial::test(
+            "a_dead_holder_releases_and_a_long_one_gives_busy",
+            a_dead_holder_releases_and_a_long_one_gives_busy,
+        ),
         Trial::test(
             "auth_refuses_missing_wrong_and_malformed_tokens_alike",
             auth_refuses_alike,

@@ -18,6 +18,7 @@ use hyper::Method;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
+use super::http::X_DEADLINE_MS;
 use super::token::Token;
 use crate::error::{Error, Result};
 
@@ -239,6 +240,14 @@ impl Client {
         if let Some(bearer) = &self.shared.bearer {
             request = request.header(AUTHORIZATION, bearer.clone());
         }
+        // Tell the server how long we wait, so a request it parks (behind another
+        // worker's transaction) is answered before we give up on it.
+        let wait = self
+            .shared
+            .config
+            .call_deadline
+            .saturating_sub(Duration::from_millis(50));
+        request = request.header(X_DEADLINE_MS, wait.as_millis().to_string());
         request
             .body(Full::new(body))
             .map_err(|e| Error::Protocol(format!("cannot build a request for `{path}`: {e}")))

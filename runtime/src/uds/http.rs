@@ -148,9 +148,30 @@ pub trait Handler: 'static {
     /// Answers one request.
     fn handle(&mut self, request: &Request<'_>) -> Response;
 
+    /// Whether `request` may be handled now. A request that is not ready waits (without
+    /// blocking other connections) until a later request or a closed connection changes
+    /// the state, up to the client's deadline (`X-Deadline-Ms`, default 30 s); then it
+    /// gets [`Handler::busy`]. This is how a holder of exclusive access (a transaction)
+    /// makes the others wait.
+    fn ready(&self, _request: &Request<'_>) -> bool {
+        true
+    }
+
+    /// The answer to a request that was never ready within its deadline.
+    fn busy(&self, _request: &Request<'_>) -> Response {
+        Response::error(
+            503,
+            "busy",
+            serde_json::json!({ "reason": "the state was held by another connection for the whole deadline" }),
+        )
+    }
+
     /// Called when a connection closes, so state tied to it can be released.
     fn connection_closed(&mut self, _connection: u64) {}
 }
+
+/// Header in which a client states how long it will wait for an answer, in ms.
+pub const X_DEADLINE_MS: &str = "x-deadline-ms";
 
 /// Splits a percent-encoded path into decoded segments: `/a/b%2Fc/` → `["a", "b/c", ""]`.
 ///

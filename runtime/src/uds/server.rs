@@ -23,7 +23,7 @@ use serde_json::json;
 use tokio::net::UnixListener;
 use tokio::signal::unix::{signal, SignalKind};
 
-use super::http::{Handler, Peer, Request, Response};
+use super::http::{Handler, Peer, Request, Response, X_DEADLINE_MS};
 use super::socket::clear_stale_socket;
 use super::token::Token;
 use crate::error::{Error, Result};
@@ -74,6 +74,7 @@ pub fn serve<H: Handler>(
         ready();
         let shared = Rc::new(Shared {
             handler: RefCell::new(handler),
+            changed: tokio::sync::Notify::new(),
             token,
             config,
             uid: nix::unistd::geteuid().as_raw(),
@@ -128,8 +129,15 @@ fn peer_of(stream: &tokio::net::UnixStream) -> Peer {
     }
 }
 
+/// How long a request that is not ready waits when the client states no deadline.
+const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+/// The longest wait a client may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(600);
+
 struct Shared<H> {
     handler: RefCell<H>,
+    /// Woken after every handled request and every closed connection.
+    changed: tokio::sync::Notify,
     token: Option<Token>,
     config: ServerConfig,
     uid: u32,
@@ -155,6 +163,7 @@ async fn serve_connection<H: Handler>(
         .serve_connection(TokioIo::new(stream), service)
         .await;
     shared.handler.borrow_mut().connection_closed(id);
+    shared.changed.notify_waiters();
 }
 
 async fn answer<H: Handler>(
@@ -192,6 +201,12 @@ async fn answer<H: Handler>(
     if declared.is_some_and(|len| len > limit as u64) {
         return into_hyper(too_large(limit));
     }
+    let wait_limit = request
+        .headers()
+        .get(X_DEADLINE_MS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map_or(DEFAULT_WAIT, |ms| Duration::from_millis(ms).min(MAX_WAIT));
     let (parts, body) = request.into_parts();
     let body = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -215,7 +230,21 @@ async fn answer<H: Handler>(
         connection,
         max_depth: shared.config.max_depth,
     };
+    if !shared.handler.borrow().ready(&request) {
+        let started = tokio::time::Instant::now();
+        let deadline = started + wait_limit;
+        loop {
+            let notified = shared.changed.notified();
+            if shared.handler.borrow().ready(&request) {
+                break;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return into_hyper(shared.handler.borrow().busy(&request));
+            }
+        }
+    }
     let response = shared.handler.borrow_mut().handle(&request);
+    shared.changed.notify_waiters();
     into_hyper(response)
 }
 
