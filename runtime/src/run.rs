@@ -207,13 +207,10 @@ where
         server_end = children.try_reap(server)?;
     }
     let state = match server_end {
-        Some(status) => Err(status),
-        None => collect(&client).map_err(|_| {
-            children
-                .try_reap(server)
-                .ok()
-                .flatten()
-                .unwrap_or(nix::sys::wait::WaitStatus::StillAlive)
+        Some(status) => Err(describe_server_end(status)),
+        None => collect(&client).map_err(|error| match children.try_reap(server) {
+            Ok(Some(status)) => describe_server_end(status),
+            _ => format!("reading the final state failed: {error}"),
         }),
     };
     drop(client);
@@ -221,12 +218,7 @@ where
     drop(dir);
     let state = match state {
         Ok(state) => Box::new(state),
-        Err(status) => {
-            return Err(Error::ServerDied {
-                how: describe_server_end(status),
-                failures,
-            })
-        }
+        Err(how) => return Err(Error::ServerDied { how, failures }),
     };
     match (timed_out, cut_short, failures.is_empty()) {
         (true, _, _) => Err(Error::TimedOut {
@@ -246,7 +238,6 @@ where
 
 fn describe_server_end(status: nix::sys::wait::WaitStatus) -> String {
     match describe_exit(status) {
-        _ if status == nix::sys::wait::WaitStatus::StillAlive => "it stopped answering".to_owned(),
         Some(WorkerEnd::Signal { signal }) => format!("killed by {signal}"),
         Some(WorkerEnd::Exit { code }) => format!("exited with status {code}"),
         Some(other) => format!("{other:?}"),
