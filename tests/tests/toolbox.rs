@@ -240,6 +240,10 @@ fn main() {
             "auth_refuses_missing_wrong_and_malformed_tokens_alike",
             auth_refuses_alike,
         ),
+        Trial::test(
+            "clients_reconnect_after_an_idle_close",
+            clients_reconnect_after_an_idle_close,
+        ),
         Trial::test("right_token_reaches_the_handler", right_token_reaches_the_handler),
         Trial::test(
             "peer_with_another_uid_is_refused",
@@ -504,6 +508,26 @@ fn server_dies_with_its_parent() -> Outcome {
         !std::path::Path::new(dir).exists(),
         format!("{dir} removed by the server"),
     )
+}
+
+fn clients_reconnect_after_an_idle_close() -> Outcome {
+    let dir = SocketDir::create()?;
+    let config = ServerConfig {
+        idle_timeout: Some(Duration::from_millis(100)),
+        ..ServerConfig::default()
+    };
+    let server = spawn_server(&dir, None, config, || Echo, Duration::from_secs(5))?;
+    let client = Client::new(dir.socket_path(), None, ClientConfig::default());
+    let mut outcome = Ok(());
+    for round in 0..3 {
+        if let Err(e) = client.call(Method::POST, "/x", Some(b"1".to_vec())) {
+            outcome = Err(format!("call {round} after an idle close: {e}"));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stop(server);
+    outcome.map_err(Failed::from)
 }
 
 fn curl_present() -> bool {

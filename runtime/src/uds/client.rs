@@ -6,6 +6,7 @@
 //! server may not be listening yet); every call has a deadline; once the server has been
 //! seen to go away, every call fails at once with [`Error::ServerGone`].
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -97,6 +98,31 @@ struct State {
 struct Conn {
     runtime: tokio::runtime::Runtime,
     sender: SendRequest<Full<Bytes>>,
+    /// The socket under hyper, to check for a close before reusing the connection.
+    fd: RawFd,
+}
+
+impl Conn {
+    /// Whether the server has closed (or written unasked to) this idle connection. Its
+    /// runtime only runs during calls, so hyper cannot have noticed by itself; reusing a
+    /// closed connection would fail *after* sending, where a retry is not safe.
+    fn stale(&self) -> bool {
+        if self.sender.is_closed() {
+            return true;
+        }
+        let mut byte = [0u8; 1];
+        // SAFETY: `fd` is owned by the stream inside hyper's connection, alive as long as
+        // `self`; recv with MSG_PEEK | MSG_DONTWAIT neither consumes nor blocks.
+        let n = unsafe {
+            libc::recv(
+                self.fd,
+                byte.as_mut_ptr().cast(),
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock
+    }
 }
 
 impl Client {
@@ -145,7 +171,7 @@ impl Client {
         let body = Bytes::from(body.unwrap_or_default());
         // A request hyper hands back unsent may be resent once on a fresh connection.
         for _attempt in 0..2 {
-            if state.conn.as_ref().is_none_or(|c| c.sender.is_closed()) {
+            if state.conn.as_ref().is_none_or(Conn::stale) {
                 state.conn = None;
                 state.conn = Some(self.open(&mut state)?);
             }
@@ -293,12 +319,13 @@ impl Client {
                 Err(e) => return Err(Error::os(format!("connecting to {}", path.display()), e)),
             }
         };
+        let fd = stream.as_raw_fd();
         let (sender, connection) = runtime
             .block_on(http1::handshake(TokioIo::new(stream)))
             .map_err(|e| Error::Protocol(format!("HTTP handshake failed: {e}")))?;
         runtime.spawn(connection);
         state.ever_connected = true;
-        Ok(Conn { runtime, sender })
+        Ok(Conn { runtime, sender, fd })
     }
 
     /// After a connection broke mid-call: is the server gone, or did just this connection

@@ -38,6 +38,10 @@ pub struct ServerConfig {
     pub body_limit: usize,
     /// Deepest JSON nesting accepted in a body (arrays and objects); at most 128.
     pub max_depth: usize,
+    /// Close a connection that sends no request for this long (`None`, the default: keep
+    /// it until the client closes it, so a worker busy with local work for minutes keeps
+    /// its connection). Clients reconnect transparently.
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +49,7 @@ impl Default for ServerConfig {
         ServerConfig {
             body_limit: 16 * 1024 * 1024,
             max_depth: 64,
+            idle_timeout: None,
         }
     }
 }
@@ -158,7 +163,7 @@ async fn serve_connection<H: Handler>(
     };
     let _ = http1::Builder::new()
         .keep_alive(true)
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(shared.config.idle_timeout)
         .timer(hyper_util::rt::TokioTimer::new())
         .serve_connection(TokioIo::new(stream), service)
         .await;
