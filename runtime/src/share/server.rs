@@ -423,3 +423,143 @@ fn tree_error(error: TreeError) -> Response {
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::uds::http::{Peer, Request};
+
+    fn call(server: &mut HashServer, method: &Method, path: &str, body: &[u8]) -> Response {
+        let (path, query) = match path.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (path, None),
+        };
+        server.handle(&Request {
+            method,
+            path,
+            query,
+            body,
+            peer: Peer {
+                pid: 1,
+                uid: 0,
+                gid: 0,
+            },
+            connection: 1,
+            max_depth: 16,
+        })
+    }
+
+    /// Random requests never panic the server, and every failure is a JSON error body
+    /// with a stable id.
+    #[test]
+    fn random_requests_get_answers_never_panics() {
+        let methods = [
+            Method::GET,
+            Method::PUT,
+            Method::POST,
+            Method::DELETE,
+            Method::PATCH,
+        ];
+        let segments = [
+            "pk",
+            "0",
+            "1",
+            "2",
+            "-1",
+            "99999999999999999999",
+            "value",
+            "keys",
+            "len",
+            "contains",
+            "push",
+            "incr",
+            "cas",
+            "set-if-absent",
+            "set-if-version",
+            "batch",
+            "",
+            "%FF",
+            "%2F",
+            "a",
+            "b",
+            "0?shallow",
+        ];
+        let bodies: [&[u8]; 14] = [
+            b"",
+            b"1",
+            b"-5",
+            b"1.5",
+            b"\"s\"",
+            b"{}",
+            b"[]",
+            b"{\"a\":{\"b\":[1,2]}}",
+            b"{\"expected\":1,\"value\":2}",
+            b"{\"version\":null,\"value\":3}",
+            b"[{\"op\":\"set\",\"path\":[\"x\"],\"value\":1},{\"op\":\"incr\",\"path\":[\"x\"]}]",
+            b"[{\"op\":\"nope\"}]",
+            b"{not json",
+            b"[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]",
+        ];
+        let mut server = HashServer::new(16);
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let method = &methods[next(methods.len())];
+            let mut path = String::new();
+            for _ in 0..next(6) {
+                path.push('/');
+                path.push_str(segments[next(segments.len())]);
+            }
+            let body = bodies[next(bodies.len())];
+            let response = call(&mut server, method, &path, body);
+            let parsed: Result<Value, _> = serde_json::from_slice(&response.body);
+            assert!(parsed.is_ok(), "{method} {path}: body is not JSON");
+            if response.status >= 400 {
+                let id = parsed.unwrap()["error"].as_str().map(str::to_owned);
+                assert!(
+                    id.is_some_and(|id| !id.is_empty()),
+                    "{method} {path}: error without an id"
+                );
+            } else {
+                assert!(
+                    response.status == 200,
+                    "{method} {path}: status {}",
+                    response.status
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn missing_key_reports_the_parent_version() {
+        let mut server = HashServer::new(16);
+        let put = call(&mut server, &Method::PUT, "/pk/0/value/h/k", b"1");
+        assert_eq!(put.status, 200);
+        let missing = call(&mut server, &Method::GET, "/pk/0/value/h/other", b"");
+        assert_eq!(missing.status, 404);
+        let body: Value = serde_json::from_slice(&missing.body).unwrap();
+        assert_eq!(body["error"], "no_such_key");
+        assert_eq!(body["details"]["parent_version"], json!(1));
+        let no_parent = call(&mut server, &Method::GET, "/pk/0/value/nothing/here", b"");
+        let body: Value = serde_json::from_slice(&no_parent.body).unwrap();
+        assert_eq!(body["details"]["parent_version"], Value::Null);
+    }
+
+    #[test]
+    fn method_mismatch_lists_the_allowed_methods() {
+        let mut server = HashServer::new(16);
+        let response = call(&mut server, &Method::POST, "/pk/0/keys", b"");
+        assert_eq!(response.status, 405);
+        let allow = response
+            .headers
+            .iter()
+            .find(|(name, _)| name == "allow")
+            .map(|(_, v)| v.clone());
+        assert_eq!(allow.unwrap(), "GET");
+    }
+}
