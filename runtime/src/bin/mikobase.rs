@@ -1,5 +1,131 @@
-//! `mikobase`: the Mikobase command line (filled by issue 4).
-fn main() {
-    eprintln!("mikobase: not built yet (issue 4)");
-    std::process::exit(2);
+//! `mikobase`: the Mikobase engine from the command line.
+//!
+//! ```text
+//! mikobase q0 [--db PATH] [--schema FILE]   one JSON request per stdin line → one envelope per line
+//! mikobase export --db PATH                 print the store as a worldlet
+//! mikobase import --db PATH FILE            import a worldlet (all or nothing)
+//! ```
+//!
+//! Without `--db` the store is in memory. A malformed line gets an `invalid_request`
+//! envelope and the session goes on.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use caspian_ipc::mikobase::engine::{Engine, Storage};
+use serde_json::Value;
+
+const USAGE: &str = "usage:
+  mikobase q0 [--db PATH] [--schema FILE]
+  mikobase export --db PATH
+  mikobase import --db PATH FILE";
+
+struct Args {
+    command: String,
+    db: Option<PathBuf>,
+    schema: Option<PathBuf>,
+    file: Option<PathBuf>,
+}
+
+fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
+    let command = raw.next().ok_or("no command given")?;
+    let mut args = Args {
+        command,
+        db: None,
+        schema: None,
+        file: None,
+    };
+    while let Some(arg) = raw.next() {
+        match arg.as_str() {
+            "--db" => args.db = Some(raw.next().ok_or("--db needs a path")?.into()),
+            "--schema" => args.schema = Some(raw.next().ok_or("--schema needs a file")?.into()),
+            flag if flag.starts_with("--") => return Err(format!("unknown option `{flag}`")),
+            file if args.file.is_none() => args.file = Some(file.into()),
+            extra => return Err(format!("unexpected argument `{extra}`")),
+        }
+    }
+    Ok(args)
+}
+
+fn open(db: Option<&PathBuf>) -> Result<Engine, String> {
+    let storage = db.map_or(Storage::Memory, |p| Storage::File(p.clone()));
+    Engine::open(storage, "rw").map_err(|p| format!("cannot open the store: {} {}", p.id, p.details))
+}
+
+fn read_json(path: &PathBuf) -> Result<Value, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))
+}
+
+/// Applies the result envelope of an import: error text when it failed.
+fn check(envelope: &Value, what: &str) -> Result<(), String> {
+    if envelope["success"] == true {
+        Ok(())
+    } else {
+        Err(format!("{what} failed: {}", envelope["errors"]))
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    match args.command.as_str() {
+        "q0" => {
+            if args.file.is_some() {
+                return Err("q0 reads requests from stdin; it takes no file".into());
+            }
+            let mut engine = open(args.db.as_ref())?;
+            if let Some(schema) = &args.schema {
+                let schema = read_json(schema)?;
+                // A schema file is either {"classes": [...]} or a worldlet.
+                let envelope = if schema.get("format").is_some() {
+                    engine.import_worldlet(&schema)
+                } else {
+                    engine.import_schema(&schema)
+                };
+                check(&envelope, "loading the schema")?;
+            }
+            let stdin = std::io::stdin();
+            let mut stdout = std::io::stdout().lock();
+            for line in stdin.lock().lines() {
+                let line = line.map_err(|e| format!("reading stdin: {e}"))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let envelope = engine.q0_bytes(0, line.as_bytes());
+                writeln!(stdout, "{envelope}").map_err(|e| format!("writing stdout: {e}"))?;
+                stdout.flush().map_err(|e| format!("writing stdout: {e}"))?;
+            }
+            Ok(())
+        }
+        "export" => {
+            let db = args.db.ok_or("export needs --db PATH")?;
+            if !db.exists() {
+                return Err(format!("{}: no such store", db.display()));
+            }
+            let mut engine = open(Some(&db))?;
+            println!("{}", engine.export_worldlet());
+            Ok(())
+        }
+        "import" => {
+            let db = args.db.ok_or("import needs --db PATH")?;
+            let file = args.file.ok_or("import needs a worldlet FILE")?;
+            let worldlet = read_json(&file)?;
+            let mut engine = open(Some(&db))?;
+            let envelope = engine.import_worldlet(&worldlet);
+            check(&envelope, "import")?;
+            println!("{envelope}");
+            Ok(())
+        }
+        other => Err(format!("unknown command `{other}`")),
+    }
+}
+
+fn main() -> ExitCode {
+    match parse(std::env::args().skip(1)).and_then(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("mikobase: {message}\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
 }

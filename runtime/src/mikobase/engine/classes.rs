@@ -1,0 +1,562 @@
+//! Class definitions (records of class `puck.uno/class`) and validating buckets against
+//! them.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde_json::{json, Map, Value};
+
+use super::problem::Problem;
+
+/// The class of class definitions.
+pub const CLASS_CLASS: &str = "puck.uno/class";
+/// The class of a record created without one.
+pub const DEFAULT_CLASS: &str = "puck.uno/record";
+/// Classes recognised by name, without a definition record (decision E5).
+pub const BUILT_IN: &[&str] = &[
+    "puck.uno/record",
+    "puck.uno/class",
+    "puck.uno/hash",
+    "puck.uno/reference",
+    "puck.uno/dbfile",
+];
+
+/// Checks UNS syntax (structural only): `[A-Za-z0-9_.\-/?]`, a domain with a dot, no empty
+/// segment, no `..`, no segment starting or ending with a dot, not an IP address.
+pub fn check_uns(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("is empty".into());
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '?')))
+    {
+        return Err(format!(
+            "has the character {c:?} (allowed: letters, digits, _ - . / ?)"
+        ));
+    }
+    if name.contains("..") || name.contains("//") {
+        return Err("has `..` or `//`".into());
+    }
+    let mut segments = name.split('/');
+    let domain = segments.next().unwrap_or_default();
+    if !domain.contains('.') {
+        return Err(format!(
+            "has no dot in its domain `{domain}` (e.g. example.org/...)"
+        ));
+    }
+    if domain
+        .split('.')
+        .all(|part| part.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err("uses an IP address as its domain".into());
+    }
+    for segment in name.split('/') {
+        if segment.is_empty() && name.ends_with('/') {
+            return Err("ends with `/`".into());
+        }
+        if segment.starts_with('.') || segment.ends_with('.') {
+            return Err(format!("has a segment `{segment}` starting or ending with a dot"));
+        }
+    }
+    Ok(())
+}
+
+/// A field declaration.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Field {
+    pub class: Option<String>,
+    pub required: bool,
+    pub default: Option<Value>,
+    pub one_of: Option<Vec<Value>>,
+    pub unique: bool,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// Declarations of the sub-fields of a `hash` field.
+    pub fields: Vec<(String, Field)>,
+    /// Default class of sub-fields (`of`).
+    pub of: Option<String>,
+}
+
+/// A parsed class definition.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ClassDef {
+    pub name: String,
+    pub inherits: Vec<String>,
+    pub fields: Vec<(String, Field)>,
+    pub uniques: Vec<Vec<String>>,
+}
+
+const PRIMITIVES: &[&str] = &[
+    "string",
+    "number",
+    "integer",
+    "boolean",
+    "array",
+    "hash",
+    "timestamp",
+    "any",
+];
+
+fn problem(field: &str, reason: impl Into<String>) -> Value {
+    json!({ "field": field, "reason": reason.into() })
+}
+
+/// Parses a class-definition bucket, listing every problem found.
+pub(crate) fn parse_class(bucket: &Map<String, Value>) -> Result<ClassDef, Problem> {
+    let mut problems = Vec::new();
+    let known = [
+        "name",
+        "description",
+        "inherits",
+        "fields",
+        "uniques",
+        "methods",
+        "abstract",
+        "vibecode",
+        "comment",
+        "misc",
+    ];
+    for key in bucket.keys().filter(|k| !known.contains(&k.as_str())) {
+        problems.push(problem(
+            key,
+            format!("unknown class-definition key (known: {})", known.join(", ")),
+        ));
+    }
+    let name = match bucket.get("name") {
+        Some(Value::String(name)) => {
+            if let Err(why) = check_uns(name) {
+                problems.push(problem(
+                    "name",
+                    format!("`{name}` is not a valid UNS name: it {why}"),
+                ));
+            }
+            name.clone()
+        }
+        Some(_) => {
+            problems.push(problem("name", "must be a string"));
+            String::new()
+        }
+        None => {
+            problems.push(problem(
+                "name",
+                "is required (the class's UNS name, e.g. example.org/crew/officer)",
+            ));
+            String::new()
+        }
+    };
+    let inherits = match bucket.get("inherits") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(parent)) => vec![parent.clone()],
+        Some(Value::Array(parents)) if parents.iter().all(Value::is_string) => parents
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        Some(_) => {
+            problems.push(problem(
+                "inherits",
+                "must be a class name or an array of class names",
+            ));
+            Vec::new()
+        }
+    };
+    let fields = match bucket.get("fields") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Object(fields)) => parse_fields(fields, "fields", &mut problems),
+        Some(_) => {
+            problems.push(problem("fields", "must be an object of field declarations"));
+            Vec::new()
+        }
+    };
+    let uniques = match bucket.get("uniques") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(tuples)) => tuples
+            .iter()
+            .filter_map(|t| match t.as_array() {
+                Some(names) if !names.is_empty() && names.iter().all(Value::is_string) => Some(
+                    names
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+                _ => {
+                    problems.push(problem(
+                        "uniques",
+                        "each entry is a non-empty array of field names",
+                    ));
+                    None
+                }
+            })
+            .collect(),
+        Some(_) => {
+            problems.push(problem("uniques", "must be an array of arrays of field names"));
+            Vec::new()
+        }
+    };
+    if problems.is_empty() {
+        Ok(ClassDef {
+            name,
+            inherits,
+            fields,
+            uniques,
+        })
+    } else {
+        Err(Problem::new(
+            "validation-failed",
+            json!({ "class_definition": problems }),
+        ))
+    }
+}
+
+fn parse_fields(fields: &Map<String, Value>, at: &str, problems: &mut Vec<Value>) -> Vec<(String, Field)> {
+    fields
+        .iter()
+        .filter_map(|(name, decl)| {
+            let here = format!("{at}.{name}");
+            let Some(decl) = decl.as_object() else {
+                problems.push(problem(
+                    &here,
+                    "a field declaration is an object, e.g. {\"class\": \"string\"}",
+                ));
+                return None;
+            };
+            Some((name.clone(), parse_field(decl, &here, problems)))
+        })
+        .collect()
+}
+
+fn parse_field(decl: &Map<String, Value>, at: &str, problems: &mut Vec<Value>) -> Field {
+    let known = [
+        "class",
+        "required",
+        "default",
+        "one_of",
+        "enum",
+        "unique",
+        "min",
+        "max",
+        "fields",
+        "of",
+        "items",
+        "description",
+        "format",
+        "target",
+        "integer_only",
+        "collapse",
+    ];
+    for key in decl.keys().filter(|k| !known.contains(&k.as_str())) {
+        problems.push(problem(
+            &format!("{at}.{key}"),
+            format!("unknown field-declaration key (known: {})", known.join(", ")),
+        ));
+    }
+    let class = match decl.get("class") {
+        None => None,
+        Some(Value::String(c)) if PRIMITIVES.contains(&c.as_str()) || check_uns(c).is_ok() => Some(c.clone()),
+        Some(other) => {
+            problems.push(problem(
+                &format!("{at}.class"),
+                format!(
+                    "{other} is neither a primitive ({}) nor a UNS class name",
+                    PRIMITIVES.join(", ")
+                ),
+            ));
+            None
+        }
+    };
+    let flag = |key: &str, problems: &mut Vec<Value>| match decl.get(key) {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            problems.push(problem(&format!("{at}.{key}"), "must be true or false"));
+            false
+        }
+    };
+    let required = flag("required", problems);
+    let unique = flag("unique", problems);
+    let one_of = match decl.get("one_of").or_else(|| decl.get("enum")) {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(values)) => Some(values.clone()),
+        Some(_) => {
+            problems.push(problem(
+                &format!("{at}.one_of"),
+                "must be an array of allowed values",
+            ));
+            None
+        }
+    };
+    let number = |key: &str, problems: &mut Vec<Value>| match decl.get(key) {
+        None | Some(Value::Null) => None,
+        Some(v) => v.as_f64().or_else(|| {
+            problems.push(problem(&format!("{at}.{key}"), "must be a number"));
+            None
+        }),
+    };
+    let min = number("min", problems);
+    let max = number("max", problems);
+    let of = decl
+        .get("of")
+        .or_else(|| decl.get("items"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let fields = match decl.get("fields") {
+        Some(Value::Object(sub)) => parse_fields(sub, &format!("{at}.fields"), problems),
+        None | Some(Value::Null) => Vec::new(),
+        Some(_) => {
+            problems.push(problem(
+                &format!("{at}.fields"),
+                "must be an object of field declarations",
+            ));
+            Vec::new()
+        }
+    };
+    Field {
+        class,
+        required,
+        default: decl.get("default").cloned(),
+        one_of,
+        unique,
+        min,
+        max,
+        fields,
+        of,
+    }
+}
+
+/// The active class definitions, by name.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Registry {
+    pub classes: HashMap<String, ClassDef>,
+}
+
+impl Registry {
+    /// Whether `name` is a known class (defined or built in).
+    pub fn knows(&self, name: &str) -> bool {
+        BUILT_IN.contains(&name) || self.classes.contains_key(name)
+    }
+
+    /// `name` and its ancestors, outermost ancestor first, each once (cycles cut).
+    pub fn lineage(&self, name: &str) -> Vec<&ClassDef> {
+        let mut order = Vec::new();
+        let mut seen = BTreeSet::new();
+        self.visit(name, &mut seen, &mut order);
+        order
+    }
+
+    fn visit<'a>(&'a self, name: &str, seen: &mut BTreeSet<String>, order: &mut Vec<&'a ClassDef>) {
+        if !seen.insert(name.to_owned()) {
+            return;
+        }
+        if let Some(def) = self.classes.get(name) {
+            for parent in &def.inherits {
+                self.visit(parent, seen, order);
+            }
+            order.push(def);
+        }
+    }
+
+    /// The fields of `class` and its ancestors (ancestors first; a subclass redeclaring a
+    /// field overrides it in place).
+    pub fn fields(&self, class: &str) -> Vec<(String, Field)> {
+        let mut fields: Vec<(String, Field)> = Vec::new();
+        for def in self.lineage(class) {
+            for (name, field) in &def.fields {
+                match fields.iter_mut().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = field.clone(),
+                    None => fields.push((name.clone(), field.clone())),
+                }
+            }
+        }
+        fields
+    }
+
+    /// Unique tuples of `class` and its ancestors, with the class that declares each.
+    pub fn unique_sets(&self, class: &str) -> Vec<(String, Vec<String>)> {
+        let mut sets = Vec::new();
+        for def in self.lineage(class) {
+            for (name, field) in &def.fields {
+                if field.unique {
+                    sets.push((def.name.clone(), vec![name.clone()]));
+                }
+            }
+            for tuple in &def.uniques {
+                sets.push((def.name.clone(), tuple.clone()));
+            }
+        }
+        sets
+    }
+}
+
+/// Fills defaults and checks a bucket against declared fields; unknown keys are kept as
+/// they are. Returns every violation, not the first.
+pub(crate) fn validate_bucket(
+    fields: &[(String, Field)],
+    bucket: &mut Map<String, Value>,
+) -> Result<(), Problem> {
+    let mut violations = Vec::new();
+    check_fields(fields, bucket, "", &mut violations);
+    if violations.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::new(
+            "validation-failed",
+            json!({ "violations": violations }),
+        ))
+    }
+}
+
+fn check_fields(
+    fields: &[(String, Field)],
+    bucket: &mut Map<String, Value>,
+    prefix: &str,
+    out: &mut Vec<Value>,
+) {
+    for (name, field) in fields {
+        let at = format!("{prefix}{name}");
+        if !bucket.contains_key(name) || bucket[name].is_null() {
+            if let Some(default) = &field.default {
+                if !field.fields.is_empty() && default.is_object() {
+                    // For a hash of sub-fields, `default` holds settings for the sub-fields.
+                } else {
+                    bucket.insert(name.clone(), default.clone());
+                }
+            }
+        }
+        match bucket.get_mut(name) {
+            None | Some(Value::Null) => {
+                if field.required {
+                    out.push(json!({ "field": at, "problem": "required", "fix": "give the field a non-null value" }));
+                }
+            }
+            Some(value) => check_value(field, value, &at, out),
+        }
+    }
+}
+
+fn check_value(field: &Field, value: &mut Value, at: &str, out: &mut Vec<Value>) {
+    let class = field.class.as_deref().or(if field.fields.is_empty() {
+        None
+    } else {
+        Some("hash")
+    });
+    let fits = match class {
+        None | Some("any") => true,
+        Some("string") | Some("timestamp") => value.is_string(),
+        Some("number") => value.is_number(),
+        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("boolean") => value.is_boolean(),
+        Some("array") => value.is_array(),
+        Some("hash") => value.is_object(),
+        Some(_) => true, // a UNS class: typed by the value's own shape, not checked here
+    };
+    if !fits {
+        out.push(json!({ "field": at, "problem": "wrong type", "expected": class, "found": value }));
+        return;
+    }
+    if let Some(allowed) = &field.one_of {
+        if !allowed.contains(value) {
+            out.push(json!({ "field": at, "problem": "not one of the allowed values", "allowed": allowed, "found": value }));
+        }
+    }
+    let size = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => Some(s.chars().count() as f64),
+        Value::Array(a) => Some(a.len() as f64),
+        _ => None,
+    };
+    if let (Some(min), Some(size)) = (field.min, size) {
+        if size < min {
+            out.push(json!({ "field": at, "problem": "below min", "min": min, "found": value }));
+        }
+    }
+    if let (Some(max), Some(size)) = (field.max, size) {
+        if size > max {
+            out.push(json!({ "field": at, "problem": "above max", "max": max, "found": value }));
+        }
+    }
+    if let (false, Value::Object(sub)) = (field.fields.is_empty(), value) {
+        let sub_fields: Vec<(String, Field)> = field
+            .fields
+            .iter()
+            .map(|(n, f)| {
+                let mut f = f.clone();
+                if f.class.is_none() {
+                    f.class = field.of.clone();
+                }
+                (n.clone(), f)
+            })
+            .collect();
+        check_fields(&sub_fields, sub, &format!("{at}."), out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uns_rules() {
+        for ok in [
+            "example.org/crew/officer",
+            "puck.uno/class",
+            "a.b",
+            "x.y/z?q",
+            "my-site.co.uk/a_b",
+        ] {
+            assert!(check_uns(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "officer",
+            "example.org//x",
+            "example.org/../x",
+            "1.2.3.4/x",
+            "example.org/.x",
+            "ex ample.org",
+            "example.org/",
+        ] {
+            assert!(check_uns(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn validation_reports_every_violation_and_fills_defaults() {
+        let def = parse_class(
+            json!({
+                "name": "example.org/crew/officer",
+                "fields": {
+                    "rank": {"class": "string", "required": true},
+                    "watch": {"class": "string", "one_of": ["alpha", "beta"], "default": "alpha"},
+                    "age": {"class": "number", "min": 18},
+                    "name": {"class": "hash", "of": "string", "fields": {"surname": {"required": true}}}
+                }
+            })
+            .as_object()
+            .unwrap(),
+        )
+        .unwrap();
+        let mut bucket = json!({"age": 12, "name": {"given": "x"}, "extra": 1})
+            .as_object()
+            .unwrap()
+            .clone();
+        let err = validate_bucket(&def.fields, &mut bucket).unwrap_err();
+        let violations = err.details["violations"].as_array().unwrap();
+        let fields: Vec<&str> = violations.iter().map(|v| v["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, vec!["rank", "age", "name.surname"]);
+        assert_eq!(bucket["watch"], "alpha");
+        assert_eq!(bucket["extra"], 1);
+    }
+
+    #[test]
+    fn bad_definitions_list_all_problems() {
+        let err = parse_class(
+            json!({"name": "nodot", "fields": {"a": 1}, "unqiues": []})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap_err();
+        assert_eq!(err.id, "validation-failed");
+        assert_eq!(err.details["class_definition"].as_array().unwrap().len(), 3);
+    }
+}

@@ -1,0 +1,105 @@
+//! The `mikobase` command line, run as a user runs it.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::{json, Value};
+
+fn mikobase(args: &[&str], stdin: &str) -> (i32, Vec<Value>, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run mikobase");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect();
+    (
+        out.status.code().unwrap_or(-1),
+        lines,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn q0_session_answers_each_line_and_survives_bad_ones() {
+    let input = [
+        r#"{"action": "create", "class": "puck.uno/class", "bucket": {"name": "example.org/crew/person", "fields": {"name": {"class": "string", "required": true}}}}"#,
+        r#"{"action": "create", "class": "example.org/crew/person", "bucket": {"name": "Ripley"}}"#,
+        "this is not json",
+        r#"{"action": "create", "class": "example.org/crew/person", "bucket": {}}"#,
+        "",
+        r#"{"action": "select", "class": "example.org/crew/person"}"#,
+    ]
+    .join("\n");
+    let (code, lines, _) = mikobase(&["q0"], &input);
+    assert_eq!(code, 0);
+    assert_eq!(lines.len(), 5, "blank lines are skipped");
+    assert_eq!(lines[1]["success"], true);
+    assert_eq!(lines[2]["errors"][0]["id"], "invalid_request");
+    assert_eq!(lines[3]["errors"][0]["id"], "validation-failed");
+    assert_eq!(lines[4]["results"]["count"], 1);
+    assert_eq!(
+        lines[4]["results"]["records"][0]["bucket"],
+        json!({"name": "Ripley"})
+    );
+}
+
+#[test]
+fn export_and_import_through_files() {
+    let dir = std::env::temp_dir().join(format!("mikobase-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("a.db");
+    let db = db.to_str().unwrap();
+    let schema = dir.join("schema.json");
+    std::fs::write(&schema, r#"{"classes": [{"name": "example.org/ship", "fields": {"name": {"class": "string", "unique": true}}}]}"#).unwrap();
+    let (code, lines, err) = mikobase(
+        &["q0", "--db", db, "--schema", schema.to_str().unwrap()],
+        r#"{"action": "create", "class": "example.org/ship", "bucket": {"name": "Sulaco"}}"#,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines[0]["success"], true);
+    let out = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["export", "--db", db])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let worldlet: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(worldlet["records"].as_object().unwrap().len(), 2);
+    let file = dir.join("w.json");
+    std::fs::write(&file, serde_json::to_vec(&worldlet).unwrap()).unwrap();
+    let copy = dir.join("b.db");
+    let out = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["import", "--db", copy.to_str().unwrap(), file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["export", "--db", copy.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap(), worldlet);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn usage_errors_exit_2_with_a_message() {
+    for args in [
+        vec![],
+        vec!["frobnicate"],
+        vec!["export"],
+        vec!["import", "--db", "/tmp/x.db"],
+        vec!["q0", "--bogus"],
+    ] {
+        let (code, lines, err) = mikobase(&args, "");
+        assert_eq!(code, 2, "{args:?}");
+        assert!(lines.is_empty());
+        assert!(err.contains("usage"), "{err}");
+    }
+}
