@@ -297,7 +297,7 @@ impl Engine {
     ) -> Result<Value, Problem> {
         let rows = self.matching(request, warnings)?;
         let count = rows.len();
-        Ok(json!({ "count": count, "records": rows.iter().map(Row::to_json).collect::<Vec<_>>() }))
+        Ok(json!({ "count": count, "records": rows.into_iter().map(Row::into_json).collect::<Vec<_>>() }))
     }
 
     fn matching(
@@ -402,7 +402,19 @@ impl Engine {
             }
         }
         if !sorts.is_empty() {
-            kept.sort_by(|a, b| select::compare(&a.bucket, &b.bucket, &sorts));
+            // Ties keep insertion order: compare by (sort keys, position).
+            let mut ranked: Vec<(usize, Row)> = kept.into_iter().enumerate().collect();
+            let order = |a: &(usize, Row), b: &(usize, Row)| {
+                select::compare(&a.1.bucket, &b.1.bucket, &sorts).then(a.0.cmp(&b.0))
+            };
+            let wanted = limit.map(|l| offset.saturating_add(l));
+            if let Some(wanted) = wanted.filter(|w| *w < ranked.len()) {
+                // Only the first `wanted` matter: partition, then sort just those.
+                ranked.select_nth_unstable_by(wanted, order);
+                ranked.truncate(wanted);
+            }
+            ranked.sort_by(order);
+            kept = ranked.into_iter().map(|(_, row)| row).collect();
         }
         Ok(kept
             .into_iter()
@@ -414,7 +426,7 @@ impl Engine {
     /// The record with `pk` (`record_not_found` / `record_deleted` otherwise).
     pub fn record_by_pk(&mut self, pk: &str) -> Value {
         match self.live(pk) {
-            Ok(row) => success(row.to_json(), &[]),
+            Ok(row) => success(row.into_json(), &[]),
             Err(e) => failure(&[e], &[]),
         }
     }

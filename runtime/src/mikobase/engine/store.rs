@@ -18,13 +18,13 @@ pub(crate) struct Row {
 
 impl Row {
     /// The record as `select` returns it.
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "pk": self.pk,
-            "bucket": self.bucket,
-            "stack": self.stack,
-            "updated_at": self.updated_at,
-        })
+    pub fn into_json(self) -> Value {
+        let mut record = Map::with_capacity(4);
+        record.insert("pk".into(), Value::String(self.pk));
+        record.insert("bucket".into(), Value::Object(self.bucket));
+        record.insert("stack".into(), Value::Object(self.stack));
+        record.insert("updated_at".into(), Value::String(self.updated_at));
+        Value::Object(record)
     }
 
     /// Every class named by a platter of the stack, in stack order.
@@ -83,11 +83,16 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     })
 }
 
-const COLUMNS: &str = "pk, bucket, stack, updated_at, active";
+macro_rules! columns {
+    () => {
+        "pk, bucket, stack, updated_at, active"
+    };
+}
+const COLUMNS: &str = columns!();
 
 /// The row with `pk`, active or not.
 pub(crate) fn get(conn: &Connection, pk: &str) -> Result<Option<Row>, Problem> {
-    conn.prepare_cached(&format!("SELECT {COLUMNS} FROM records WHERE pk = ?1"))
+    conn.prepare_cached(concat!("SELECT ", columns!(), " FROM records WHERE pk = ?1"))
         .and_then(|mut s| s.query_row([pk], row).optional())
         .map_err(sql)
 }

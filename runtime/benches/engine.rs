@@ -1,0 +1,137 @@
+//! Mikobase engine benchmark, in-process: each operation beside direct rusqlite doing the
+//! equivalent SQL on the same data, in the same run.
+//!
+//! `cargo bench -p caspian-ipc --bench engine` (add `-- --quick` for 10k records).
+
+use std::time::Instant;
+
+use caspian_ipc::mikobase::engine::Engine;
+use rusqlite::{params, Connection};
+use serde_json::{json, Value};
+
+const CLASS: &str = "example.org/bench/item";
+const COLOURS: [&str; 3] = ["red", "green", "blue"];
+
+fn bucket(i: usize) -> Value {
+    json!({"n": i, "colour": COLOURS[i % 3], "name": format!("item{i}")})
+}
+
+/// Mean µs per call of `f` over `n` calls.
+fn time(n: usize, mut f: impl FnMut(usize)) -> f64 {
+    let t = Instant::now();
+    for i in 0..n {
+        f(i);
+    }
+    t.elapsed().as_secs_f64() * 1e6 / n as f64
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        return;
+    }
+    let records = if args.iter().any(|a| a == "--quick") {
+        10_000
+    } else {
+        100_000
+    };
+
+    let mut db = Engine::memory();
+    db.q0(&json!({"action": "create", "class": "puck.uno/class", "bucket": {"name": CLASS, "fields": {"n": {"class": "number"}}}}));
+    let mut pks = Vec::with_capacity(records);
+    let engine_create = time(records, |i| {
+        let out = db.q0(&json!({"action": "create", "class": CLASS, "bucket": bucket(i)}));
+        pks.push(out["results"]["pk"].as_str().expect("created").to_owned());
+    });
+
+    let raw = Connection::open_in_memory().unwrap();
+    raw.execute_batch("CREATE TABLE t (seq INTEGER PRIMARY KEY, pk TEXT UNIQUE, class TEXT, bucket TEXT, stack TEXT, updated_at TEXT); CREATE INDEX t_class ON t(class);").unwrap();
+    let stack = json!({"shadow": {}, "a": {"class": CLASS}}).to_string();
+    let raw_create = time(records, |i| {
+        raw.prepare_cached("INSERT INTO t (pk, class, bucket, stack, updated_at) VALUES (?1, ?2, ?3, ?4, '2026-01-01T00:00:00.000')")
+            .unwrap()
+            .execute(params![pks[i], CLASS, bucket(i).to_string(), stack])
+            .unwrap();
+    });
+
+    let lookups = records.min(20_000);
+    let engine_pk = time(lookups, |i| {
+        let out = db.q0(&json!({"action": "select", "pk": pks[(i * 7919) % records]}));
+        assert_eq!(out["results"]["count"], 1);
+    });
+    let raw_pk = time(lookups, |i| {
+        let mut s = raw
+            .prepare_cached("SELECT pk, bucket, stack, updated_at FROM t WHERE pk = ?1")
+            .unwrap();
+        let row: (String, String, String, String) = s
+            .query_row([&pks[(i * 7919) % records]], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
+        // The equivalent result: the record as JSON.
+        let record = json!({
+            "pk": row.0,
+            "bucket": serde_json::from_str::<Value>(&row.1).unwrap(),
+            "stack": serde_json::from_str::<Value>(&row.2).unwrap(),
+            "updated_at": row.3,
+        });
+        assert!(record.is_object());
+    });
+
+    let scans = 5;
+    let engine_filter = time(scans, |_| {
+        let out = db.q0(&json!({"action": "select", "class": CLASS, "path": ["colour", "red"]}));
+        assert_eq!(out["results"]["count"], records.div_ceil(3));
+    });
+    let raw_filter = time(scans, |_| {
+        let mut s = raw
+            .prepare_cached("SELECT pk, bucket, stack, updated_at FROM t WHERE class = ?1 AND json_extract(bucket, '$.colour') = 'red'")
+            .unwrap();
+        let rows: Vec<Value> = s
+            .query_map([CLASS], |r| {
+                Ok(json!({"pk": r.get::<_, String>(0)?, "bucket": serde_json::from_str::<Value>(&r.get::<_, String>(1)?).unwrap(),
+                          "stack": serde_json::from_str::<Value>(&r.get::<_, String>(2)?).unwrap(), "updated_at": r.get::<_, String>(3)?}))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), records.div_ceil(3));
+    });
+    let engine_sorted = time(scans, |_| {
+        let out = db
+            .q0(&json!({"action": "select", "class": CLASS, "sort": ["n", {"reverse": true}], "limit": 10}));
+        assert_eq!(out["results"]["records"][0]["bucket"]["n"], records - 1);
+    });
+    let raw_sorted = time(scans, |_| {
+        let mut s = raw
+            .prepare_cached("SELECT pk, bucket FROM t WHERE class = ?1 ORDER BY json_extract(bucket, '$.n') DESC LIMIT 10")
+            .unwrap();
+        let first: String = s
+            .query_map([CLASS], |r| r.get(1))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        assert!(first.contains(&format!("\"n\":{}", records - 1)));
+    });
+
+    println!("records: {records}");
+    println!("| operation | engine | direct rusqlite | ratio |");
+    println!("| --- | --- | --- | --- |");
+    for (name, engine, raw) in [
+        ("create (validated)", engine_create, raw_create),
+        ("select by pk", engine_pk, raw_pk),
+        (
+            "class select + path filter (1/3 of the records)",
+            engine_filter,
+            raw_filter,
+        ),
+        (
+            "class select sorted by a field, limit 10",
+            engine_sorted,
+            raw_sorted,
+        ),
+    ] {
+        println!("| {name} | {engine:.1} µs | {raw:.1} µs | {:.2}× |", engine / raw);
+    }
+}
