@@ -1,0 +1,182 @@
+//! The public IR: what a spec says, with every name's position in its file. Built by the
+//! YAML loader ([`crate::load_str`]) or in code ([`crate::Builder`]).
+
+/// A position in the spec file (1-based line and column, in characters).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Pos {
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+/// A name as written in the spec, with where it was written (`None` when built in code).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Name {
+    /// The name exactly as on the wire (`record_not_found`, `class-not-found`, `select`).
+    pub wire: String,
+    /// Where the name stands in the spec file.
+    pub pos: Option<Pos>,
+}
+
+impl Name {
+    /// A name with no position (built in code).
+    pub fn new(wire: impl Into<String>) -> Self {
+        Name {
+            wire: wire.into(),
+            pos: None,
+        }
+    }
+}
+
+/// A type expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeRef {
+    /// A string.
+    String,
+    /// A boolean.
+    Bool,
+    /// An unsigned integer.
+    U64,
+    /// A signed integer.
+    I64,
+    /// A float.
+    F64,
+    /// Any JSON value.
+    Json,
+    /// A JSON object with arbitrary keys.
+    Object,
+    /// `list<T>`.
+    List(Box<TypeRef>),
+    /// `map<T>`: a JSON object with string keys and `T` values, in order.
+    Map(Box<TypeRef>),
+    /// A type declared in the spec's `types`.
+    Named(Name),
+}
+
+/// One field of a struct type or of an operation's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// Field name as on the wire (may be kebab-case, e.g. `case-sensitive`).
+    pub name: Name,
+    /// Its type.
+    pub ty: TypeRef,
+    /// Whether it may be absent.
+    pub optional: bool,
+    /// What it means.
+    pub description: String,
+    /// The decision (in `mikobase-spec/DECISIONS.md`) behind it, if it is ours.
+    pub decision: Option<String>,
+}
+
+/// What kind of type a declaration is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TypeKind {
+    /// A JSON object with these fields.
+    Struct {
+        /// The fields, in spec order.
+        fields: Vec<Field>,
+        /// Whether keys beyond the fields are kept (`open: true`).
+        open: bool,
+    },
+    /// Another name for a type expression.
+    Alias(TypeRef),
+    /// One of these strings.
+    Enum(Vec<Name>),
+}
+
+/// A named type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TypeDef {
+    /// Its name.
+    pub name: Name,
+    /// What it means.
+    pub description: String,
+    /// Its shape.
+    pub kind: TypeKind,
+    /// The decision behind it, if it is ours.
+    pub decision: Option<String>,
+}
+
+/// An error id (or warning id) of the registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorDef {
+    /// The id exactly as documented (mixed snake and kebab case kept).
+    pub id: Name,
+    /// The HTTP status that answers it.
+    pub status: u16,
+    /// What it means.
+    pub description: String,
+    /// `true` when Mikobase's documents define the id; `false` for ours.
+    pub documented: bool,
+}
+
+/// How an operation travels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpKind {
+    /// A Q0 action: `POST /q0` with `{"action": name, ...}`.
+    Q0,
+    /// An engine method with its own route.
+    Method {
+        /// The route, e.g. `/record_by_pk`.
+        route: Name,
+    },
+}
+
+/// One operation of the surface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// Its name (the Q0 action or the method name).
+    pub name: Name,
+    /// Q0 action or method.
+    pub kind: OpKind,
+    /// What it does.
+    pub description: String,
+    /// Request fields (besides `action`).
+    pub request: Vec<Field>,
+    /// What `results` holds on success.
+    pub result: TypeRef,
+    /// Error ids it may answer.
+    pub errors: Vec<Name>,
+    /// Whether it writes (refused on read-only connections).
+    pub writes: bool,
+    /// The decision behind it, if it is ours.
+    pub decision: Option<String>,
+}
+
+/// A whole spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSpec {
+    /// The API's name (`mikobase`).
+    pub name: String,
+    /// The spec's version.
+    pub version: String,
+    /// What the API is.
+    pub description: String,
+    /// Named types, in spec order.
+    pub types: Vec<TypeDef>,
+    /// The error registry, in spec order.
+    pub errors: Vec<ErrorDef>,
+    /// Warning ids.
+    pub warnings: Vec<ErrorDef>,
+    /// Operations, in spec order.
+    pub operations: Vec<Operation>,
+}
+
+impl ApiSpec {
+    /// The route of the Q0 endpoint.
+    pub const Q0_ROUTE: &'static str = "/q0";
+
+    /// The type named `name`.
+    pub fn type_named(&self, name: &str) -> Option<&TypeDef> {
+        self.types.iter().find(|t| t.name.wire == name)
+    }
+
+    /// The route an operation is served on: `/q0` for Q0 actions.
+    pub fn route_of(op: &Operation) -> &str {
+        match &op.kind {
+            OpKind::Q0 => Self::Q0_ROUTE,
+            OpKind::Method { route } => &route.wire,
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! YAML → IR, collecting every problem. The raw model keeps each name's position
+//! (serde-saphyr `Spanned`); nothing here panics on any input.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use heck::{ToSnakeCase, ToUpperCamelCase};
+use serde::de::{Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+use crate::diagnostic::{suggest, Code, Diagnostic};
+use crate::ir::{ApiSpec, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef};
+
+/// A YAML mapping whose keys keep their positions, in file order.
+struct Named<T>(Vec<(Spanned<String>, T)>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Named<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for Entries<T> {
+            type Value = Named<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of names")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Named<T>, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    entries.push((key, map.next_value()?));
+                }
+                Ok(Named(entries))
+            }
+        }
+        deserializer.deserialize_map(Entries(std::marker::PhantomData))
+    }
+}
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Named(Vec::new())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    spec: Spanned<String>,
+    version: Spanned<String>,
+    description: Option<String>,
+    #[serde(default)]
+    types: Named<RawType>,
+    #[serde(default)]
+    errors: Named<RawError>,
+    #[serde(default)]
+    warnings: Named<RawError>,
+    #[serde(default)]
+    operations: Named<RawOperation>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawType {
+    kind: Spanned<String>,
+    description: Option<String>,
+    #[serde(default)]
+    fields: Named<RawField>,
+    #[serde(default)]
+    open: bool,
+    #[serde(rename = "type")]
+    target: Option<Spanned<String>>,
+    #[serde(default)]
+    values: Vec<Spanned<String>>,
+    decision: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawField {
+    #[serde(rename = "type")]
+    ty: Spanned<String>,
+    #[serde(default)]
+    optional: bool,
+    description: Option<String>,
+    decision: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawError {
+    status: Spanned<u32>,
+    description: Option<String>,
+    #[serde(default = "yes")]
+    documented: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperation {
+    kind: Spanned<String>,
+    route: Option<Spanned<String>>,
+    description: Option<String>,
+    #[serde(default)]
+    request: Named<RawField>,
+    result: Spanned<String>,
+    #[serde(default)]
+    errors: Vec<Spanned<String>>,
+    #[serde(default)]
+    writes: bool,
+    decision: Option<String>,
+}
+
+fn pos<T>(s: &Spanned<T>) -> Pos {
+    Pos {
+        line: s.referenced.line() as u32,
+        column: s.referenced.column() as u32,
+    }
+}
+
+fn name(s: &Spanned<String>) -> Name {
+    Name {
+        wire: s.value.clone(),
+        pos: Some(pos(s)),
+    }
+}
+
+/// Parses and validates a spec; on any problem returns every diagnostic found.
+pub fn load_str(source: &str) -> Result<ApiSpec, Vec<Diagnostic>> {
+    let raw: RawSpec = match serde_saphyr::from_str(source) {
+        Ok(raw) => raw,
+        Err(e) => return Err(vec![syntax_error(source, &e)]),
+    };
+    Lowering::default().lower(raw)
+}
+
+/// A serde-saphyr error as a diagnostic: the message without its repeated location, the
+/// caret on the offending key when it can be found, and a "did you mean" for unknown keys.
+fn syntax_error(source: &str, error: &serde_saphyr::Error) -> Diagnostic {
+    let mut at = error.location().map(|l| Pos {
+        line: l.line() as u32,
+        column: l.column() as u32,
+    });
+    let text = error.to_string();
+    let mut message = text
+        .lines()
+        .next()
+        .unwrap_or("not a spec")
+        .trim_start_matches("error: ")
+        .to_owned();
+    if let Some(rest) = message.strip_prefix("line ") {
+        if let Some((_, tail)) = rest.split_once(": ") {
+            message = tail.to_owned();
+        }
+    }
+    if let Some(cut) = message.rfind(" at line ") {
+        message.truncate(cut);
+    }
+    let mut width = 1;
+    let mut help = None;
+    if let Some(field) = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split_once('`'))
+        .map(|(f, _)| f.to_owned())
+    {
+        if let Some((_, expected)) = message.split_once("expected one of ") {
+            help = suggest(&field, expected.split(", ").map(str::trim));
+        }
+        // Point at the key itself: the first line at or after the reported one holding it.
+        let from = at.map_or(0, |p| p.line.saturating_sub(1) as usize);
+        let key = format!("{field}:");
+        if let Some((i, line)) = source
+            .lines()
+            .enumerate()
+            .skip(from)
+            .find(|(_, l)| l.trim_start().starts_with(&key))
+        {
+            at = Some(Pos {
+                line: i as u32 + 1,
+                column: (line.len() - line.trim_start().len()) as u32 + 1,
+            });
+            width = field.chars().count();
+        }
+    }
+    Diagnostic::new(Code::MB001, message, at, width).help(help)
+}
+
+#[derive(Default)]
+struct Lowering {
+    diagnostics: Vec<Diagnostic>,
+}
+
+impl Lowering {
+    fn error(&mut self, code: Code, message: String, at: &Name, help: Option<String>) {
+        self.diagnostics
+            .push(Diagnostic::new(code, message, at.pos, at.wire.chars().count()).help(help));
+    }
+
+    fn describe(&mut self, what: &str, at: &Name, description: Option<String>) -> String {
+        match description.filter(|d| !d.trim().is_empty()) {
+            Some(d) => d.trim().to_owned(),
+            None => {
+                self.error(
+                    Code::MB009,
+                    format!("{what} `{}` has no description", at.wire),
+                    at,
+                    None,
+                );
+                String::new()
+            }
+        }
+    }
+
+    /// Reports names that collide once converted with `convert`.
+    fn collisions(&mut self, what: &str, names: &[Name], convert: fn(&str) -> String) {
+        let mut seen: HashMap<String, &Name> = HashMap::new();
+        let mut found = Vec::new();
+        for n in names {
+            let converted = convert(&n.wire);
+            match seen.get(&converted) {
+                Some(first) if first.wire == n.wire => found.push((
+                    Code::MB003,
+                    format!("{what} `{}` is declared twice", n.wire),
+                    n.clone(),
+                    None,
+                )),
+                Some(first) => found.push((
+                    Code::MB006,
+                    format!(
+                        "{what} `{}` and `{}` both become `{converted}` in Rust",
+                        first.wire, n.wire
+                    ),
+                    n.clone(),
+                    first
+                        .pos
+                        .map(|p| format!("`{}` is at line {}", first.wire, p.line)),
+                )),
+                None => {
+                    seen.insert(converted, n);
+                }
+            }
+        }
+        for (code, message, at, help) in found {
+            self.error(code, message, &at, help);
+        }
+    }
+
+    fn lower(mut self, raw: RawSpec) -> Result<ApiSpec, Vec<Diagnostic>> {
+        let spec_name = name(&raw.spec);
+        if spec_name.wire.trim().is_empty() {
+            self.error(Code::MB002, "`spec` must name the API".into(), &spec_name, None);
+        }
+        let version = name(&raw.version);
+        if !version.wire.starts_with("1.") {
+            self.error(
+                Code::MB002,
+                format!("unsupported spec version `{}`", version.wire),
+                &version,
+                Some("this generator reads versions 1.x".into()),
+            );
+        }
+        let type_names: Vec<String> = raw.types.0.iter().map(|(n, _)| n.value.clone()).collect();
+        let error_names: Vec<String> = raw.errors.0.iter().map(|(n, _)| n.value.clone()).collect();
+
+        let mut types = Vec::new();
+        for (key, raw_type) in raw.types.0 {
+            let at = name(&key);
+            let description = self.describe("type", &at, raw_type.description);
+            let kind_name = name(&raw_type.kind);
+            let kind = match kind_name.wire.as_str() {
+                "struct" => {
+                    let fields = self.fields(&at.wire, raw_type.fields, &type_names);
+                    TypeKind::Struct {
+                        fields,
+                        open: raw_type.open,
+                    }
+                }
+                "alias" => match raw_type.target {
+                    Some(target) => TypeKind::Alias(self.type_ref(&target, &type_names)),
+                    None => {
+                        self.error(
+                            Code::MB001,
+                            format!("alias `{}` needs a `type`", at.wire),
+                            &at,
+                            None,
+                        );
+                        TypeKind::Alias(TypeRef::Json)
+                    }
+                },
+                "enum" => {
+                    let values: Vec<Name> = raw_type.values.iter().map(name).collect();
+                    if values.is_empty() {
+                        self.error(
+                            Code::MB001,
+                            format!("enum `{}` needs `values`", at.wire),
+                            &at,
+                            None,
+                        );
+                    }
+                    self.collisions("enum value", &values, |s| s.to_upper_camel_case());
+                    TypeKind::Enum(values)
+                }
+                other => {
+                    self.error(
+                        Code::MB012,
+                        format!("unknown kind `{other}` for type `{}`", at.wire),
+                        &kind_name,
+                        suggest(other, ["struct", "alias", "enum"])
+                            .or(Some("expected `struct`, `alias` or `enum`".into())),
+                    );
+                    TypeKind::Alias(TypeRef::Json)
+                }
+            };
+            types.push(TypeDef {
+                name: at,
+                description,
+                kind,
+                decision: raw_type.decision,
+            });
+        }
+        let names: Vec<Name> = types.iter().map(|t| t.name.clone()).collect();
+        self.collisions("type", &names, |s| s.to_upper_camel_case());
+
+        let mut errors = Vec::new();
+        for (key, raw_error) in raw.errors.0 {
+            errors.push(self.error_def("error id", &key, raw_error));
+        }
+        let ids: Vec<Name> = errors.iter().map(|e| e.id.clone()).collect();
+        self.collisions("error id", &ids, |s| s.to_upper_camel_case());
+        let mut warnings = Vec::new();
+        for (key, raw_warning) in raw.warnings.0 {
+            warnings.push(self.error_def("warning id", &key, raw_warning));
+        }
+
+        let mut operations = Vec::new();
+        let mut routes: HashMap<String, Name> = HashMap::new();
+        for (key, raw_op) in raw.operations.0 {
+            let at = name(&key);
+            let description = self.describe("operation", &at, raw_op.description);
+            let kind_name = name(&raw_op.kind);
+            let kind = match (kind_name.wire.as_str(), raw_op.route) {
+                ("q0", None) => OpKind::Q0,
+                ("q0", Some(route)) => {
+                    let route = name(&route);
+                    self.error(
+                        Code::MB007,
+                        format!("Q0 action `{}` is served on /q0 and takes no `route`", at.wire),
+                        &route,
+                        None,
+                    );
+                    OpKind::Q0
+                }
+                ("method", Some(route)) => {
+                    let route = name(&route);
+                    self.route(&route, &mut routes);
+                    OpKind::Method { route }
+                }
+                ("method", None) => {
+                    self.error(
+                        Code::MB007,
+                        format!("method `{}` needs a `route`", at.wire),
+                        &at,
+                        Some(format!("e.g. `route: /{}`", at.wire)),
+                    );
+                    OpKind::Q0
+                }
+                (other, _) => {
+                    self.error(
+                        Code::MB012,
+                        format!("unknown kind `{other}` for operation `{}`", at.wire),
+                        &kind_name,
+                        suggest(other, ["q0", "method"]).or(Some("expected `q0` or `method`".into())),
+                    );
+                    OpKind::Q0
+                }
+            };
+            let request = self.fields(&at.wire, raw_op.request, &type_names);
+            let result = self.type_ref(&raw_op.result, &type_names);
+            let mut op_errors = Vec::new();
+            for id in &raw_op.errors {
+                let id = name(id);
+                if !error_names.contains(&id.wire) {
+                    let help = suggest(&id.wire, error_names.iter().map(String::as_str));
+                    self.error(Code::MB005, format!("unknown error id `{}`", id.wire), &id, help);
+                }
+                op_errors.push(id);
+            }
+            operations.push(Operation {
+                name: at,
+                kind,
+                description,
+                request,
+                result,
+                errors: op_errors,
+                writes: raw_op.writes,
+                decision: raw_op.decision,
+            });
+        }
+        let op_names: Vec<Name> = operations.iter().map(|o| o.name.clone()).collect();
+        self.collisions("operation", &op_names, |s| s.to_snake_case());
+
+        if !self.diagnostics.is_empty() {
+            self.diagnostics.sort_by_key(|d| (d.pos, d.code));
+            return Err(self.diagnostics);
+        }
+        Ok(ApiSpec {
+            name: spec_name.wire,
+            version: version.wire,
+            description: raw.description.unwrap_or_default().trim().to_owned(),
+            types,
+            errors,
+            warnings,
+            operations,
+        })
+    }
+
+    fn error_def(&mut self, what: &str, key: &Spanned<String>, raw: RawError) -> ErrorDef {
+        let id = name(key);
+        let description = self.describe(what, &id, raw.description);
+        let status = raw.status.value;
+        if !(100..=599).contains(&status) {
+            let at = Name {
+                wire: status.to_string(),
+                pos: Some(pos(&raw.status)),
+            };
+            self.error(
+                Code::MB008,
+                format!("HTTP status `{status}` of `{}` is not in 100..=599", id.wire),
+                &at,
+                None,
+            );
+        }
+        ErrorDef {
+            id,
+            status: status.min(599) as u16,
+            description,
+            documented: raw.documented,
+        }
+    }
+
+    fn route(&mut self, route: &Name, routes: &mut HashMap<String, Name>) {
+        let ok = route.wire.starts_with('/')
+            && route.wire.len() > 1
+            && !route.wire.ends_with('/')
+            && route.wire[1..].split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            });
+        if !ok {
+            self.error(
+                Code::MB007,
+                format!("bad route `{}`", route.wire),
+                route,
+                Some("a route is `/` then lower-case segments of a-z 0-9 _ - separated by `/`".into()),
+            );
+        } else if route.wire == ApiSpec::Q0_ROUTE {
+            self.error(
+                Code::MB007,
+                "route `/q0` is reserved for Q0 actions".into(),
+                route,
+                None,
+            );
+        } else if let Some(first) = routes.get(&route.wire) {
+            let help = first.pos.map(|p| format!("first used at line {}", p.line));
+            self.error(
+                Code::MB011,
+                format!("route `{}` is used twice", route.wire),
+                route,
+                help,
+            );
+        } else {
+            routes.insert(route.wire.clone(), route.clone());
+        }
+    }
+
+    fn fields(&mut self, owner: &str, raw: Named<RawField>, types: &[String]) -> Vec<Field> {
+        let mut fields = Vec::new();
+        for (key, raw_field) in raw.0 {
+            let at = name(&key);
+            let description = self.describe(&format!("field of `{owner}`"), &at, raw_field.description);
+            let ty = self.type_ref(&raw_field.ty, types);
+            fields.push(Field {
+                name: at,
+                ty,
+                optional: raw_field.optional,
+                description,
+                decision: raw_field.decision,
+            });
+        }
+        let names: Vec<Name> = fields.iter().map(|f| f.name.clone()).collect();
+        self.collisions(&format!("field of `{owner}`"), &names, |s| s.to_snake_case());
+        fields
+    }
+
+    fn type_ref(&mut self, text: &Spanned<String>, types: &[String]) -> TypeRef {
+        let at = name(text);
+        match parse_type(&at.wire) {
+            Ok(ty) => {
+                self.check_named(&ty, &at, types);
+                ty
+            }
+            Err(why) => {
+                self.error(
+                    Code::MB010,
+                    format!("malformed type `{}`: {why}", at.wire),
+                    &at,
+                    None,
+                );
+                TypeRef::Json
+            }
+        }
+    }
+
+    fn check_named(&mut self, ty: &TypeRef, at: &Name, types: &[String]) {
+        match ty {
+            TypeRef::Named(n) if !types.contains(&n.wire) => {
+                let help = suggest(
+                    &n.wire,
+                    types.iter().map(String::as_str).chain(PRIMITIVES.iter().copied()),
+                );
+                self.error(Code::MB004, format!("unknown type `{}`", n.wire), at, help);
+            }
+            TypeRef::List(inner) | TypeRef::Map(inner) => self.check_named(inner, at, types),
+            _ => {}
+        }
+    }
+}
+
+const PRIMITIVES: &[&str] = &["string", "bool", "u64", "i64", "f64", "json", "object"];
+
+/// Parses `string`, `list<Record>`, `map<json>`, `Record`, ...
+pub fn parse_type(text: &str) -> Result<TypeRef, String> {
+    let text = text.trim();
+    if let Some(inner) = text.strip_prefix("list<").and_then(|t| t.strip_suffix('>')) {
+        return Ok(TypeRef::List(Box::new(parse_type(inner)?)));
+    }
+    if let Some(inner) = text.strip_prefix("map<").and_then(|t| t.strip_suffix('>')) {
+        return Ok(TypeRef::Map(Box::new(parse_type(inner)?)));
+    }
+    Ok(match text {
+        "string" => TypeRef::String,
+        "bool" => TypeRef::Bool,
+        "u64" => TypeRef::U64,
+        "i64" => TypeRef::I64,
+        "f64" => TypeRef::F64,
+        "json" => TypeRef::Json,
+        "object" => TypeRef::Object,
+        "" => return Err("empty".into()),
+        name if name.chars().all(|c| c.is_ascii_alphanumeric())
+            && name.starts_with(|c: char| c.is_ascii_uppercase()) =>
+        {
+            TypeRef::Named(Name::new(name))
+        }
+        _ => {
+            return Err(format!(
+                "expected one of {}, `list<T>`, `map<T>` or a declared type name (UpperCamelCase)",
+                PRIMITIVES.join(", ")
+            ))
+        }
+    })
+}

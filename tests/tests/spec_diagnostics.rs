@@ -1,0 +1,120 @@
+//! The spec loader: the shipped spec is valid; every invalid fixture (one error class
+//! each) renders its diagnostics rustc-style (insta snapshots); no input panics it.
+
+use mikobase_spec::{load_str, render_all, Code, MIKOBASE_YAML};
+
+#[test]
+fn the_shipped_spec_is_valid_and_complete() {
+    let spec = load_str(MIKOBASE_YAML)
+        .unwrap_or_else(|d| panic!("{}", render_all(&d, "mikobase.yaml", MIKOBASE_YAML)));
+    let documented: Vec<&str> = spec
+        .errors
+        .iter()
+        .filter(|e| e.documented)
+        .map(|e| e.id.wire.as_str())
+        .collect();
+    assert_eq!(
+        documented,
+        [
+            "invalid_request",
+            "class-not-found",
+            "record_not_found",
+            "record_deleted",
+            "invalid-mode",
+            "mode-not-supported",
+            "read-only-connection",
+            "action-not-supported",
+            "request-too-large",
+            "transaction-not-found",
+            "transaction-invalidated",
+        ],
+        "the eleven documented ids, exact strings"
+    );
+    let actions: Vec<&str> = spec.operations.iter().map(|o| o.name.wire.as_str()).collect();
+    for action in [
+        "select",
+        "create",
+        "update",
+        "delete",
+        "transaction",
+        "commit",
+        "rollback",
+        "record_by_pk",
+        "by_class",
+        "validate",
+        "import_schema",
+        "export_schema",
+        "import_worldlet",
+        "export_worldlet",
+    ] {
+        assert!(actions.contains(&action), "{action} missing");
+    }
+    let record = spec.type_named("Record").unwrap();
+    let pos = record.name.pos.unwrap();
+    assert_eq!(
+        MIKOBASE_YAML.lines().nth(pos.line as usize - 1).unwrap().trim(),
+        "Record:",
+        "names keep their line"
+    );
+}
+
+#[test]
+fn invalid_fixtures_render_their_diagnostics() {
+    insta::glob!("../specs/invalid", "*.yaml", |path| {
+        let source = std::fs::read_to_string(path).unwrap();
+        let name = format!(
+            "tests/specs/invalid/{}",
+            path.file_name().unwrap().to_string_lossy()
+        );
+        let diagnostics = load_str(&source).expect_err("an invalid fixture must not load");
+        insta::assert_snapshot!(render_all(&diagnostics, &name, &source));
+    });
+}
+
+#[test]
+fn every_fixture_is_named_after_its_code() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/invalid");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(code) = file.strip_prefix("mb").and_then(|f| f.get(..3)) else {
+            continue;
+        };
+        let diagnostics = load_str(&std::fs::read_to_string(&path).unwrap()).unwrap_err();
+        assert!(
+            diagnostics.iter().all(|d| d.code.as_str() == format!("MB{code}")),
+            "{file}: {:?}",
+            diagnostics.iter().map(|d| d.code).collect::<Vec<_>>()
+        );
+    }
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let source = include_str!("../specs/invalid/many_problems.yaml");
+    let codes: Vec<Code> = load_str(source).unwrap_err().iter().map(|d| d.code).collect();
+    assert_eq!(codes, vec![Code::MB004, Code::MB008, Code::MB009, Code::MB005]);
+}
+
+#[test]
+fn no_input_panics_the_loader() {
+    let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+    let inputs: Vec<String> = vec![
+        String::new(),
+        "---".into(),
+        "[1, 2]".into(),
+        "spec: [".into(),
+        "\u{0}\u{1}\u{2}".into(),
+        "spec: 3\nversion: {}".into(),
+        deep,
+        "spec: mikobase\nversion: 1.0.0\ntypes: 7".into(),
+        "spec: mikobase\nversion: 1.0.0\noperations: {a: {kind: q0, result: 'list<list<'}}".into(),
+        "a: &x [*x]".into(),
+        "spec: mikobase\nversion: 1.0.0\nerrors: {e: {status: -1, description: x}}".into(),
+    ];
+    for (i, input) in inputs.iter().enumerate() {
+        let outcome = std::panic::catch_unwind(|| load_str(input));
+        assert!(outcome.is_ok(), "input {i} panicked");
+        assert!(outcome.unwrap().is_err(), "input {i} is not a valid spec");
+    }
+}
