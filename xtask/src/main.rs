@@ -1,18 +1,29 @@
 //! `cargo xtask`: developer tasks. Thin front end: all logic lives in the library crates.
 //!
+//! - `cargo xtask codegen [--check]`: regenerate `runtime/src/mikobase/generated.rs` and
+//!   `docs/openapi.json` from the spec; with `--check`, exit 1 when they are stale.
 //! - `cargo xtask check-spec [PATH]`: print every diagnostic of a spec file (rustc-style,
 //!   `PATH:LINE:COL`); exit 1 on errors, 0 when the spec is valid.
 
 mod check_spec;
+mod codegen;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask check-spec [PATH]";
+const USAGE: &str = "usage: cargo xtask codegen [--check] | cargo xtask check-spec [PATH]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("check-spec") => check_spec::run(args.get(1).map(String::as_str)),
+        Some("codegen") => match args.get(1).map(String::as_str) {
+            None => codegen::run(false),
+            Some("--check") => codegen::run(true),
+            Some(other) => {
+                eprintln!("unknown option `{other}`\n{USAGE}");
+                ExitCode::from(2)
+            }
+        },
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)

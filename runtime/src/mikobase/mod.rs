@@ -1,2 +1,14 @@
-//! Shared Mikobase: the generated surface, its support types and the engine.
+//! The shared Mikobase: the generated surface (types, service trait, dispatch table,
+//! client proxy), its hand-written support, and the engine on SQLite.
+
 pub mod engine;
+mod engine_service;
+#[rustfmt::skip]
+#[allow(clippy::all, clippy::pedantic)]
+pub mod generated;
+pub mod support;
+mod transport;
+
+pub use generated::*;
+pub use support::{Answer, CallContext, ClientError, Failure, Problem, Reply, Transport};
+pub use transport::{InProcess, UdsTransport};

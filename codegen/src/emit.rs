@@ -1,0 +1,477 @@
+//! The emitters: IR → token streams. One function per generated item kind.
+
+use heck::ToUpperCamelCase;
+use mikobase_spec::{ApiSpec, ErrorDef, Field, OpKind, Operation, TypeDef, TypeKind, TypeRef};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::quote;
+
+use crate::names::{doc, field, request_type, route, route_const, type_name};
+
+fn rust_type(ty: &TypeRef) -> TokenStream {
+    match ty {
+        TypeRef::String => quote!(::std::string::String),
+        TypeRef::Bool => quote!(bool),
+        TypeRef::U64 => quote!(u64),
+        TypeRef::I64 => quote!(i64),
+        TypeRef::F64 => quote!(f64),
+        TypeRef::Json => quote!(::serde_json::Value),
+        TypeRef::Object => quote!(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+        TypeRef::List(inner) => {
+            let inner = rust_type(inner);
+            quote!(::std::vec::Vec<#inner>)
+        }
+        TypeRef::Map(inner) if **inner == TypeRef::Json => {
+            quote!(::serde_json::Map<::std::string::String, ::serde_json::Value>)
+        }
+        TypeRef::Map(inner) => {
+            let inner = rust_type(inner);
+            quote!(::std::collections::BTreeMap<::std::string::String, #inner>)
+        }
+        TypeRef::Named(name) => {
+            let ident = type_name(&name.wire);
+            quote!(#ident)
+        }
+    }
+}
+
+fn struct_fields(fields: &[Field]) -> TokenStream {
+    let items = fields.iter().map(|f| {
+        let ident = field(&f.name.wire);
+        let wire = &f.name.wire;
+        let mut text = f.description.clone();
+        if let Some(d) = &f.decision {
+            text.push_str(&format!("\n\nDecision {d} (mikobase-spec/DECISIONS.md)."));
+        }
+        let docs = doc(&text);
+        let ty = rust_type(&f.ty);
+        if f.optional {
+            quote! {
+                #docs
+                #[serde(rename = #wire, default, skip_serializing_if = "::core::option::Option::is_none")]
+                pub #ident: ::core::option::Option<#ty>,
+            }
+        } else {
+            quote! {
+                #docs
+                #[serde(rename = #wire)]
+                pub #ident: #ty,
+            }
+        }
+    });
+    quote!(#(#items)*)
+}
+
+/// A named type of the spec.
+pub fn type_def(def: &TypeDef) -> TokenStream {
+    let ident = type_name(&def.name.wire);
+    let mut text = def.description.clone();
+    if let Some(d) = &def.decision {
+        text.push_str(&format!("\n\nDecision {d} (mikobase-spec/DECISIONS.md)."));
+    }
+    let docs = doc(&text);
+    match &def.kind {
+        TypeKind::Alias(target) => {
+            let target = rust_type(target);
+            quote! { #docs pub type #ident = #target; }
+        }
+        TypeKind::Struct { fields, open } => {
+            let body = struct_fields(fields);
+            let (deny, extra) = if *open {
+                (
+                    quote!(),
+                    quote! {
+                        /// Keys beyond the declared fields, kept as they are.
+                        #[serde(flatten)]
+                        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    },
+                )
+            } else {
+                (quote!(#[serde(deny_unknown_fields)]), quote!())
+            };
+            quote! {
+                #docs
+                #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::core::default::Default, ::serde::Serialize, ::serde::Deserialize)]
+                #deny
+                pub struct #ident { #body #extra }
+            }
+        }
+        TypeKind::Enum(values) => {
+            let variants = values.iter().map(|v| {
+                let variant = type_name(&v.wire);
+                let wire = &v.wire;
+                let docs = doc(&format!("`{wire}`."));
+                quote! { #docs #[serde(rename = #wire)] #variant, }
+            });
+            quote! {
+                #docs
+                #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq, ::core::cmp::Eq, ::serde::Serialize, ::serde::Deserialize)]
+                pub enum #ident { #(#variants)* }
+            }
+        }
+    }
+}
+
+/// The request struct of an operation.
+pub fn request_struct(op: &Operation) -> TokenStream {
+    let ident = request_type(op);
+    let body = struct_fields(&op.request);
+    let docs = doc(&format!("The request of `{}`: {}", op.name.wire, op.description));
+    quote! {
+        #docs
+        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::core::default::Default, ::serde::Serialize, ::serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct #ident { #body }
+    }
+}
+
+/// An id enum (`ErrorId` or `WarningId`) with the exact wire strings.
+pub fn id_enum(name: &str, what: &str, defs: &[ErrorDef]) -> TokenStream {
+    let ident = Ident::new(name, Span::call_site());
+    let variants: Vec<Ident> = defs.iter().map(|e| type_name(&e.id.wire)).collect();
+    let wires: Vec<&str> = defs.iter().map(|e| e.id.wire.as_str()).collect();
+    let statuses: Vec<u16> = defs.iter().map(|e| e.status).collect();
+    let documented: Vec<bool> = defs.iter().map(|e| e.documented).collect();
+    let docs = defs.iter().map(|e| {
+        let origin = if e.documented {
+            ""
+        } else {
+            " (ours: not in the Mikobase documents)"
+        };
+        doc(&format!(
+            "`{}` (HTTP {}){origin}: {}",
+            e.id.wire, e.status, e.description
+        ))
+    });
+    let enum_docs = doc(&format!(
+        "Every {what} id, with its exact wire string and HTTP status."
+    ));
+    quote! {
+        #enum_docs
+        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq, ::core::cmp::Eq, ::core::hash::Hash)]
+        pub enum #ident { #(#docs #variants,)* }
+
+        impl #ident {
+            /// Every id, in spec order.
+            pub const ALL: &'static [#ident] = &[#(#ident::#variants),*];
+
+            /// The id exactly as on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { #(#ident::#variants => #wires,)* }
+            }
+
+            /// The HTTP status that answers it.
+            pub fn http_status(self) -> u16 {
+                match self { #(#ident::#variants => #statuses,)* }
+            }
+
+            /// Whether the Mikobase documents define it (false: a project decision).
+            pub fn documented(self) -> bool {
+                match self { #(#ident::#variants => #documented,)* }
+            }
+
+            /// The id for a wire string.
+            pub fn from_wire(id: &str) -> ::core::option::Option<#ident> {
+                match id { #(#wires => ::core::option::Option::Some(#ident::#variants),)* _ => ::core::option::Option::None }
+            }
+        }
+    }
+}
+
+/// One route const per route (`ROUTE_Q0`, `ROUTE_RECORD_BY_PK`, ...).
+pub fn route_consts(spec: &ApiSpec) -> TokenStream {
+    let mut seen = Vec::new();
+    let mut out = TokenStream::new();
+    for op in &spec.operations {
+        let ident = route_const(op);
+        if seen.contains(&ident.to_string()) {
+            continue;
+        }
+        seen.push(ident.to_string());
+        let path = route(op);
+        let docs = match op.kind {
+            OpKind::Q0 => doc("The route of every Q0 action (`POST`, body `{\"action\": ...}`)."),
+            OpKind::Method { .. } => doc(&format!("The route of `{}` (`POST`).", op.name.wire)),
+        };
+        out.extend(quote! { #docs pub const #ident: &str = #path; });
+    }
+    out
+}
+
+/// The service trait an engine implements.
+pub fn service_trait(spec: &ApiSpec) -> TokenStream {
+    let methods = spec.operations.iter().map(|op| {
+        let method = field(&op.name.wire);
+        let request = request_type(op);
+        let result = rust_type(&op.result);
+        let errors: Vec<String> = op.errors.iter().map(|e| format!("`{}`", e.wire)).collect();
+        let docs = doc(&format!(
+            "{}\n\n`POST {}`{}. Errors: {}.",
+            op.description,
+            route(op),
+            match op.kind {
+                OpKind::Q0 => format!(" with `\"action\": \"{}\"`", op.name.wire),
+                OpKind::Method { .. } => String::new(),
+            },
+            errors.join(", ")
+        ));
+        quote! {
+            #docs
+            fn #method(&mut self, context: &__support::CallContext, request: #request)
+                -> __support::Reply<#result>;
+        }
+    });
+    quote! {
+        /// The Mikobase surface an engine implements; the dispatch table calls it.
+        pub trait MikobaseService {
+            #(#methods)*
+        }
+    }
+}
+
+/// The server dispatch table: route (and Q0 action) → trait call, with decode errors as
+/// `invalid_request` and oversized bodies as `request-too-large`.
+pub fn dispatch(spec: &ApiSpec) -> TokenStream {
+    let call = |op: &Operation| {
+        let method = field(&op.name.wire);
+        let request = request_type(op);
+        quote! {
+            match ::serde_json::from_value::<#request>(::serde_json::Value::Object(body)) {
+                ::core::result::Result::Ok(request) => encode(&service.#method(context, request)),
+                ::core::result::Result::Err(error) => fail(&__support::decode_failure(&error)),
+            }
+        }
+    };
+    let q0_arms = spec
+        .operations
+        .iter()
+        .filter(|op| op.kind == OpKind::Q0)
+        .map(|op| {
+            let action = &op.name.wire;
+            let call = call(op);
+            quote! { ::core::option::Option::Some(#action) => { body.remove("action"); #call } }
+        });
+    let actions: Vec<&str> = spec
+        .operations
+        .iter()
+        .filter(|op| op.kind == OpKind::Q0)
+        .map(|op| op.name.wire.as_str())
+        .collect();
+    let method_arms = spec
+        .operations
+        .iter()
+        .filter(|op| op.kind != OpKind::Q0)
+        .map(|op| {
+            let route = route_const(op);
+            let call = call(op);
+            quote! { #route => #call, }
+        });
+    let routes: Vec<TokenStream> = {
+        let mut seen = Vec::new();
+        spec.operations
+            .iter()
+            .map(route_const)
+            .filter(|r| {
+                let fresh = !seen.contains(&r.to_string());
+                seen.push(r.to_string());
+                fresh
+            })
+            .map(|r| quote!(#r))
+            .collect()
+    };
+    quote! {
+        /// Answers one request: `route` and the JSON `body` in, HTTP status and envelope out.
+        ///
+        /// A body over `limit` bytes is `request-too-large`; a body that does not decode
+        /// into the operation's request is `invalid_request` naming the missing, unknown or
+        /// mistyped field; an unknown Q0 action is `action-not-supported`.
+        pub fn dispatch<S: MikobaseService + ?Sized>(
+            service: &mut S,
+            context: &__support::CallContext,
+            route: &str,
+            body: &[u8],
+            limit: usize,
+        ) -> (u16, ::std::vec::Vec<u8>) {
+            fn status(id: &str) -> u16 {
+                ErrorId::from_wire(id).map_or(500, ErrorId::http_status)
+            }
+            fn fail(failure: &__support::Failure) -> (u16, ::std::vec::Vec<u8>) {
+                let body = __support::failure_envelope(failure);
+                (status(failure.id()), ::serde_json::to_vec(&body).unwrap_or_default())
+            }
+            fn encode<T: ::serde::Serialize>(reply: &__support::Reply<T>) -> (u16, ::std::vec::Vec<u8>) {
+                match reply {
+                    ::core::result::Result::Ok(_) => {
+                        (200, ::serde_json::to_vec(&__support::envelope(reply)).unwrap_or_default())
+                    }
+                    ::core::result::Result::Err(failure) => fail(failure),
+                }
+            }
+            if body.len() > limit {
+                return fail(&__support::Failure::one(
+                    ErrorId::RequestTooLarge.as_str(),
+                    ::serde_json::json!({ "limit_bytes": limit, "got_bytes": body.len() }),
+                ));
+            }
+            let known = [#(#routes),*];
+            if !known.contains(&route) {
+                return (404, ::serde_json::to_vec(&::serde_json::json!({
+                    "success": false,
+                    "errors": [{ "id": ErrorId::InvalidRequest.as_str(), "details": { "unknown_route": route, "routes": known } }],
+                })).unwrap_or_default());
+            }
+            let parsed: ::serde_json::Value = if body.is_empty() {
+                ::serde_json::Value::Object(::serde_json::Map::new())
+            } else {
+                match ::serde_json::from_slice(body) {
+                    ::core::result::Result::Ok(value) => value,
+                    ::core::result::Result::Err(error) => {
+                        return fail(&__support::Failure::one(
+                            ErrorId::InvalidRequest.as_str(),
+                            ::serde_json::json!({ "json": error.to_string(), "line": error.line(), "column": error.column() }),
+                        ))
+                    }
+                }
+            };
+            let ::serde_json::Value::Object(mut body) = parsed else {
+                return fail(&__support::Failure::one(
+                    ErrorId::InvalidRequest.as_str(),
+                    ::serde_json::json!({ "reason": "the body is a JSON object" }),
+                ));
+            };
+            __support::strip_passthrough(&mut body);
+            if route == ROUTE_Q0 {
+                let action = body.get("action").and_then(::serde_json::Value::as_str).map(::std::string::ToString::to_string);
+                return match action.as_deref() {
+                    #(#q0_arms)*
+                    ::core::option::Option::Some(other) => fail(&__support::Failure::one(
+                        ErrorId::ActionNotSupported.as_str(),
+                        ::serde_json::json!({ "action": other, "supported": [#(#actions),*] }),
+                    )),
+                    ::core::option::Option::None => fail(&__support::Failure::one(
+                        ErrorId::InvalidRequest.as_str(),
+                        ::serde_json::json!({ "missing_fields": ["action"] }),
+                    )),
+                };
+            }
+            match route {
+                #(#method_arms)*
+                _ => fail(&__support::Failure::one(
+                    ErrorId::InvalidRequest.as_str(),
+                    ::serde_json::json!({ "unknown_route": route }),
+                )),
+            }
+        }
+    }
+}
+
+/// The client proxy: one method per operation over any transport.
+pub fn client(spec: &ApiSpec) -> TokenStream {
+    let methods = spec.operations.iter().map(|op| {
+        let method = field(&op.name.wire);
+        let request = request_type(op);
+        let result = rust_type(&op.result);
+        let route = route_const(op);
+        let docs = doc(&format!(
+            "{}\n\nOne `POST {}` request.",
+            op.description,
+            route_path(op)
+        ));
+        let (binding, action) = match op.kind {
+            OpKind::Q0 => {
+                let action = &op.name.wire;
+                (
+                    quote!(let mut body),
+                    quote! { body.insert("action".into(), ::serde_json::Value::String(#action.into())); },
+                )
+            }
+            OpKind::Method { .. } => (quote!(let body), quote!()),
+        };
+        quote! {
+            #docs
+            pub fn #method(&self, request: &#request)
+                -> ::core::result::Result<__support::Answer<#result>, __support::ClientError> {
+                #binding = match ::serde_json::to_value(request) {
+                    ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
+                    ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+                    ::core::result::Result::Err(error) => {
+                        return ::core::result::Result::Err(__support::ClientError::Decode(error.to_string()))
+                    }
+                };
+                #action
+                let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+                let (_, answer) = self.transport.post(#route, bytes)?;
+                __support::decode_reply(&answer)
+            }
+        }
+    });
+    quote! {
+        /// The Mikobase proxy: every operation is one request over the transport.
+        #[derive(::core::fmt::Debug, ::core::clone::Clone)]
+        pub struct MikobaseClient<T> {
+            transport: T,
+        }
+
+        impl<T: __support::Transport> MikobaseClient<T> {
+            /// A client over `transport`.
+            pub fn new(transport: T) -> Self {
+                MikobaseClient { transport }
+            }
+
+            /// The transport.
+            pub fn transport(&self) -> &T {
+                &self.transport
+            }
+
+            /// Sends a raw Q0 request and returns the raw envelope.
+            pub fn q0(&self, request: &::serde_json::Value)
+                -> ::core::result::Result<::serde_json::Value, __support::ClientError> {
+                let bytes = ::serde_json::to_vec(request).unwrap_or_default();
+                let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
+                ::serde_json::from_slice(&answer)
+                    .map_err(|e| __support::ClientError::Decode(e.to_string()))
+            }
+
+            #(#methods)*
+        }
+    }
+}
+
+fn route_path(op: &Operation) -> String {
+    route(op).to_owned()
+}
+
+/// The whole generated module; `support` is the path of the runtime's support module
+/// (`crate::mikobase::support` inside the runtime, `::caspian_ipc::mikobase::support`
+/// elsewhere).
+pub fn module(spec: &ApiSpec, support: &TokenStream) -> TokenStream {
+    let types = spec.types.iter().map(type_def);
+    let requests = spec.operations.iter().map(request_struct);
+    let errors = id_enum("ErrorId", "error", &spec.errors);
+    let warnings = id_enum("WarningId", "warning", &spec.warnings);
+    let routes = route_consts(spec);
+    let service = service_trait(spec);
+    let dispatch = dispatch(spec);
+    let client = client(spec);
+    let name = spec.name.to_upper_camel_case();
+    let about: Vec<String> = [
+        "The generated surface: types, ids, routes, service trait, dispatch table and client proxy."
+            .to_owned(),
+        String::new(),
+        format!("{name} {}: {}", spec.version, spec.description),
+    ]
+    .iter()
+    .map(|l| format!(" {l}").trim_end().to_owned())
+    .collect();
+    quote! {
+        #(#![doc = #about])*
+        use #support as __support;
+        #routes
+        #(#types)*
+        #(#requests)*
+        #errors
+        #warnings
+        #service
+        #dispatch
+        #client
+    }
+}

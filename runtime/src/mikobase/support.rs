@@ -1,0 +1,187 @@
+//! Hand-written support that the generated surface (`generated.rs`) names: the envelope
+//! types, the transport trait the client proxy runs over, and decode-error details.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// One error or warning: `{"id", "details"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// The stable id (see the generated `ErrorId`).
+    pub id: String,
+    /// What went wrong and what to fix.
+    #[serde(default)]
+    pub details: Value,
+}
+
+impl Problem {
+    /// A problem with an id and details.
+    pub fn new(id: impl Into<String>, details: Value) -> Self {
+        Problem {
+            id: id.into(),
+            details,
+        }
+    }
+}
+
+/// A successful answer: the results plus any warnings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer<T> {
+    /// What the operation returned.
+    pub results: T,
+    /// Non-fatal remarks (`redundant_fields`, ...).
+    pub warnings: Vec<Problem>,
+}
+
+/// A failed answer: every error, plus any warnings.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}", describe(errors))]
+pub struct Failure {
+    /// The errors, first one decisive for the HTTP status.
+    pub errors: Vec<Problem>,
+    /// Warnings gathered before failing.
+    pub warnings: Vec<Problem>,
+}
+
+fn describe(errors: &[Problem]) -> String {
+    errors
+        .iter()
+        .map(|p| format!("`{}` {}", p.id, p.details))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Failure {
+    /// A failure with one error.
+    pub fn one(id: impl Into<String>, details: Value) -> Self {
+        Failure {
+            errors: vec![Problem::new(id, details)],
+            warnings: Vec::new(),
+        }
+    }
+
+    /// The first error's id.
+    pub fn id(&self) -> &str {
+        self.errors.first().map_or("", |p| p.id.as_str())
+    }
+}
+
+/// What a service method returns.
+pub type Reply<T> = Result<Answer<T>, Failure>;
+
+/// Who is calling: the connection (worker) a request came on. Transactions belong to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CallContext {
+    /// The caller's connection id (0 in-process).
+    pub owner: u64,
+}
+
+/// Carries one request to a Mikobase and its answer back: over HTTP on a Unix socket
+/// (`UdsTransport`), or in-process (`InProcess`).
+pub trait Transport {
+    /// POSTs `body` to `route`; returns the HTTP status and the body of the answer.
+    fn post(&self, route: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), crate::Error>;
+}
+
+/// Why a typed client call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The request never got an answer (server gone, timeout, ...).
+    #[error(transparent)]
+    Transport(#[from] crate::Error),
+    /// The Mikobase answered with errors.
+    #[error("mikobase refused: {0}")]
+    Failed(Failure),
+    /// The answer was not the documented envelope.
+    #[error("unexpected answer: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// The first error id when the Mikobase refused.
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            ClientError::Failed(f) => Some(f.id()),
+            _ => None,
+        }
+    }
+}
+
+/// The envelope for a reply.
+pub fn envelope<T: Serialize>(reply: &Reply<T>) -> Value {
+    match reply {
+        Ok(answer) => {
+            let mut e = json!({ "success": true, "results": answer.results, "errors": [] });
+            if !answer.warnings.is_empty() {
+                e["warnings"] = json!(answer.warnings);
+            }
+            e
+        }
+        Err(failure) => failure_envelope(failure),
+    }
+}
+
+/// The envelope for a failure.
+pub fn failure_envelope(failure: &Failure) -> Value {
+    let mut e = json!({ "success": false, "errors": failure.errors });
+    if !failure.warnings.is_empty() {
+        e["warnings"] = json!(failure.warnings);
+    }
+    e
+}
+
+/// Turns a serde decode error into `invalid_request` details naming the missing, unknown
+/// or mistyped field.
+pub fn decode_failure(error: &serde_json::Error) -> Failure {
+    let text = error.to_string();
+    let quoted = |prefix: &str| {
+        text.strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    let details = if let Some(field) = quoted("missing field `") {
+        json!({ "missing_fields": [field] })
+    } else if let Some(field) = quoted("unknown field `") {
+        let expected = text
+            .split_once("expected ")
+            .map(|(_, e)| e.split(" at line").next().unwrap_or(e).to_owned());
+        json!({ "unknown_fields": [field], "expected": expected })
+    } else {
+        json!({ "wrong_types": [{ "reason": text }] })
+    };
+    Failure::one("invalid_request", details)
+}
+
+/// Removes the pass-through keys every request may carry (the engine ignores them).
+pub fn strip_passthrough(request: &mut serde_json::Map<String, Value>) {
+    for key in ["misc", "corporate", "vibecode", "comment"] {
+        request.remove(key);
+    }
+}
+
+/// Decodes an answer body into a typed reply.
+pub fn decode_reply<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Answer<T>, ClientError> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        success: bool,
+        #[serde(default)]
+        results: Option<Value>,
+        #[serde(default)]
+        errors: Vec<Problem>,
+        #[serde(default)]
+        warnings: Vec<Problem>,
+    }
+    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+    if !envelope.success {
+        return Err(ClientError::Failed(Failure {
+            errors: envelope.errors,
+            warnings: envelope.warnings,
+        }));
+    }
+    let results = serde_json::from_value(envelope.results.unwrap_or(Value::Null))
+        .map_err(|e| ClientError::Decode(e.to_string()))?;
+    Ok(Answer {
+        results,
+        warnings: envelope.warnings,
+    })
+}
