@@ -6,6 +6,8 @@
 //! HTTP request.
 //!
 //! - [`share`] / [`Share`]: a shared hash (JSON-shaped scratch state).
+//! - [`mikobase()`] / [`Mikobase`]: a shared Mikobase (Q0, class definitions, transactions)
+//!   whose client and dispatch table are generated from `mikobase-spec/mikobase.yaml`.
 //! - [`uds`]: the toolbox: server, client, tokens, socket directory.
 //! - [`fork`]: fork hygiene (single-thread guard, worker identity, failures).
 //!
@@ -29,5 +31,6 @@ pub mod uds;
 
 pub use error::{Error, Result};
 pub use fork::{Worker, WorkerEnd, WorkerFailure, WorkerResult};
+pub use mikobase::{mikobase, Db, Mikobase};
 pub use run::{Progress, Supervision, Supervisor};
 pub use share::{share, Batch, Entry, Share, SharedArray, SharedHash, Swap};

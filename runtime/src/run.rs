@@ -77,7 +77,7 @@ struct Running {
 pub(crate) fn run<H, P, F, R>(
     options: &RunOptions,
     mut supervisor: Option<Supervisor<'_>>,
-    make_handler: impl FnOnce() -> H,
+    make_handler: impl FnOnce() -> std::result::Result<H, String>,
     make_proxy: impl Fn(Client) -> P,
     body: F,
     collect: impl FnOnce(&Client) -> Result<Value>,

@@ -103,3 +103,44 @@ fn usage_errors_exit_2_with_a_message() {
         assert!(err.contains("usage"), "{err}");
     }
 }
+
+#[test]
+fn serve_answers_an_external_client_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("mikobase-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("db.sock");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["serve", "--socket", socket.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(server.stdout.take().unwrap()));
+    assert!(lines.next().unwrap().unwrap().starts_with("socket: "));
+    let token = lines
+        .next()
+        .unwrap()
+        .unwrap()
+        .strip_prefix("token: ")
+        .unwrap()
+        .to_owned();
+    let db = caspian_ipc::mikobase::connect(&socket, Some(&token));
+    let created = db
+        .q0(&json!({"action": "create", "bucket": {"from": "outside"}}))
+        .unwrap();
+    assert_eq!(created["success"], true, "{created}");
+    let stranger = caspian_ipc::mikobase::connect(&socket, Some("wrong"));
+    assert!(matches!(
+        stranger.q0(&json!({"action": "select"})),
+        Err(caspian_ipc::mikobase::ClientError::Transport(
+            caspian_ipc::Error::Unauthorized
+        ))
+    ));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(server.wait().unwrap().success());
+    assert!(!socket.exists(), "socket removed on stop");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

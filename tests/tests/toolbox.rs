@@ -53,7 +53,7 @@ impl Server {
             &dir,
             Some(token.clone()),
             ServerConfig::default(),
-            || Echo,
+            || Ok(Echo),
             Duration::from_secs(5),
         )?;
         Ok(Server { dir, token, pid })
@@ -148,7 +148,7 @@ fn lock_server() -> Result<(SocketDir, Token, Pid), Failed> {
         &dir,
         Some(token.clone()),
         ServerConfig::default(),
-        Lock::default,
+        || Ok(Lock::default()),
         Duration::from_secs(5),
     )?;
     Ok((dir, token, pid))
@@ -424,7 +424,7 @@ fn workers_may_call_before_the_server_listens() -> Outcome {
         &dir,
         Some(token),
         ServerConfig::default(),
-        || Echo,
+        || Ok(Echo),
         Duration::from_secs(5),
     )?;
     let status = waitpid(worker, None)?;
@@ -469,7 +469,7 @@ fn server_dies_with_its_parent() -> Outcome {
                     &dir,
                     None,
                     ServerConfig::default(),
-                    || Echo,
+                    || Ok(Echo),
                     Duration::from_secs(5),
                 )
                 .ok()?;
@@ -516,7 +516,7 @@ fn clients_reconnect_after_an_idle_close() -> Outcome {
         idle_timeout: Some(Duration::from_millis(100)),
         ..ServerConfig::default()
     };
-    let server = spawn_server(&dir, None, config, || Echo, Duration::from_secs(5))?;
+    let server = spawn_server(&dir, None, config, || Ok(Echo), Duration::from_secs(5))?;
     let client = Client::new(dir.socket_path(), None, ClientConfig::default());
     let mut outcome = Ok(());
     for round in 0..3 {

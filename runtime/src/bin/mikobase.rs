@@ -4,7 +4,13 @@
 //! mikobase q0 [--db PATH] [--schema FILE]   one JSON request per stdin line → one envelope per line
 //! mikobase export --db PATH                 print the store as a worldlet
 //! mikobase import --db PATH FILE            import a worldlet (all or nothing)
+//! mikobase serve [--db PATH] --socket PATH [--auth token|peer]
+//!                                           serve the store to other processes over HTTP
 //! ```
+//!
+//! `serve` prints the socket path and (with `--auth token`, the default) the bearer token
+//! on stdout, then serves until SIGTERM or SIGINT. With `--auth peer` there is no token:
+//! only processes of the same uid (SO_PEERCRED) that can reach the socket are served.
 //!
 //! Without `--db` the store is in memory. A malformed line gets an `invalid_request`
 //! envelope and the session goes on.
@@ -14,18 +20,23 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use caspian_ipc::mikobase::engine::{Engine, Storage};
+use caspian_ipc::mikobase::MikobaseServer;
+use caspian_ipc::uds::{serve, ServerConfig, Token};
 use serde_json::Value;
 
 const USAGE: &str = "usage:
   mikobase q0 [--db PATH] [--schema FILE]
   mikobase export --db PATH
-  mikobase import --db PATH FILE";
+  mikobase import --db PATH FILE
+  mikobase serve [--db PATH] --socket PATH [--auth token|peer]";
 
 struct Args {
     command: String,
     db: Option<PathBuf>,
     schema: Option<PathBuf>,
     file: Option<PathBuf>,
+    socket: Option<PathBuf>,
+    auth: Option<String>,
 }
 
 fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -35,11 +46,15 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
         db: None,
         schema: None,
         file: None,
+        socket: None,
+        auth: None,
     };
     while let Some(arg) = raw.next() {
         match arg.as_str() {
             "--db" => args.db = Some(raw.next().ok_or("--db needs a path")?.into()),
             "--schema" => args.schema = Some(raw.next().ok_or("--schema needs a file")?.into()),
+            "--socket" => args.socket = Some(raw.next().ok_or("--socket needs a path")?.into()),
+            "--auth" => args.auth = Some(raw.next().ok_or("--auth needs `token` or `peer`")?),
             flag if flag.starts_with("--") => return Err(format!("unknown option `{flag}`")),
             file if args.file.is_none() => args.file = Some(file.into()),
             extra => return Err(format!("unexpected argument `{extra}`")),
@@ -115,6 +130,31 @@ fn run(args: Args) -> Result<(), String> {
             check(&envelope, "import")?;
             println!("{envelope}");
             Ok(())
+        }
+        "serve" => {
+            let socket = args.socket.ok_or("serve needs --socket PATH")?;
+            let token = match args.auth.as_deref().unwrap_or("token") {
+                "token" => Some(Token::generate().map_err(|e| format!("generating a token: {e}"))?),
+                "peer" => None,
+                other => return Err(format!("--auth takes `token` or `peer`, not `{other}`")),
+            };
+            let engine = open(args.db.as_ref())?;
+            let announce = token.clone();
+            let shown = socket.display().to_string();
+            serve(
+                &socket,
+                token,
+                ServerConfig::default(),
+                MikobaseServer::new(engine),
+                move || {
+                    println!("socket: {shown}");
+                    if let Some(token) = announce {
+                        println!("token: {}", token.as_str());
+                    }
+                    let _ = std::io::stdout().flush();
+                },
+            )
+            .map_err(|e| e.to_string())
         }
         other => Err(format!("unknown command `{other}`")),
     }

@@ -742,6 +742,8 @@ pub enum ErrorId {
     PlaceholderCircular,
     /// `transaction-busy` (HTTP 503) (ours: not in the Mikobase documents): Another worker's transaction held the store for the whole deadline.
     TransactionBusy,
+    /// `rejected-by-listener` (HTTP 422) (ours: not in the Mikobase documents): A before_save listener registered in the server vetoed the write (its message is in the details).
+    RejectedByListener,
 }
 
 impl ErrorId {
@@ -763,6 +765,7 @@ impl ErrorId {
         ErrorId::PlaceholderUndefined,
         ErrorId::PlaceholderCircular,
         ErrorId::TransactionBusy,
+        ErrorId::RejectedByListener,
     ];
     /// The id exactly as on the wire.
     pub fn as_str(self) -> &'static str {
@@ -783,6 +786,7 @@ impl ErrorId {
             ErrorId::PlaceholderUndefined => "placeholder-undefined",
             ErrorId::PlaceholderCircular => "placeholder-circular",
             ErrorId::TransactionBusy => "transaction-busy",
+            ErrorId::RejectedByListener => "rejected-by-listener",
         }
     }
     /// The HTTP status that answers it.
@@ -804,6 +808,7 @@ impl ErrorId {
             ErrorId::PlaceholderUndefined => 400u16,
             ErrorId::PlaceholderCircular => 400u16,
             ErrorId::TransactionBusy => 503u16,
+            ErrorId::RejectedByListener => 422u16,
         }
     }
     /// Whether the Mikobase documents define it (false: a project decision).
@@ -825,6 +830,7 @@ impl ErrorId {
             ErrorId::PlaceholderUndefined => false,
             ErrorId::PlaceholderCircular => false,
             ErrorId::TransactionBusy => false,
+            ErrorId::RejectedByListener => false,
         }
     }
     /// The id for a wire string.
@@ -862,6 +868,9 @@ impl ErrorId {
                 ::core::option::Option::Some(ErrorId::PlaceholderCircular)
             }
             "transaction-busy" => ::core::option::Option::Some(ErrorId::TransactionBusy),
+            "rejected-by-listener" => {
+                ::core::option::Option::Some(ErrorId::RejectedByListener)
+            }
             _ => ::core::option::Option::None,
         }
     }
@@ -927,7 +936,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<SelectResult>;
     /// Creates one record, validated against its classes' definitions.
     ///
-    /// `POST /q0` with `"action": "create"`. Errors: `invalid_request`, `class-not-found`, `validation-failed`, `unique-violation`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `request-too-large`.
+    /// `POST /q0` with `"action": "create"`. Errors: `invalid_request`, `class-not-found`, `validation-failed`, `unique-violation`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `request-too-large`.
     fn create(
         &mut self,
         context: &__support::CallContext,
@@ -935,7 +944,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<PkResult>;
     /// Replaces a record's bucket and/or class (the bucket is replaced, not merged).
     ///
-    /// `POST /q0` with `"action": "update"`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `class-not-found`, `validation-failed`, `unique-violation`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `request-too-large`.
+    /// `POST /q0` with `"action": "update"`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `class-not-found`, `validation-failed`, `unique-violation`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `request-too-large`.
     fn update(
         &mut self,
         context: &__support::CallContext,
@@ -943,7 +952,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<PkResult>;
     /// Deletes one record (a tombstone remains).
     ///
-    /// `POST /q0` with `"action": "delete"`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`.
+    /// `POST /q0` with `"action": "delete"`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`.
     fn delete(
         &mut self,
         context: &__support::CallContext,

@@ -6,9 +6,11 @@ mod engine_service;
 #[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic)]
 pub mod generated;
+mod shared;
 pub mod support;
 mod transport;
 
 pub use generated::*;
+pub use shared::{connect, mikobase, Change, Db, Mikobase, MikobaseServer};
 pub use support::{Answer, CallContext, ClientError, Failure, Problem, Reply, Transport};
 pub use transport::{InProcess, UdsTransport};

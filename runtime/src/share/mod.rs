@@ -122,7 +122,7 @@ impl<'a> Share<'a> {
         run(
             &self.options,
             self.supervisor,
-            move || server::HashServer::new(max_depth),
+            move || Ok(server::HashServer::new(max_depth)),
             SharedHash::root,
             body,
             |client| SharedHash::root(client.clone()).snapshot(),

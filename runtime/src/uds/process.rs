@@ -20,14 +20,14 @@ const READY: u8 = b'R';
 
 /// Forks a server process serving `make()` on the socket in `dir` and returns its pid once
 /// it is listening. The handler is built in the child, after the fork, so the parent never
-/// holds server state. The server stops on SIGTERM (and gets SIGTERM if the parent dies);
+/// holds server state (an `Err` from `make` is the startup error the caller gets). The server stops on SIGTERM (and gets SIGTERM if the parent dies);
 /// when it stops it removes its socket and the directory, so even a parent killed with
 /// SIGKILL leaves nothing behind.
 pub fn spawn_server<H: Handler>(
     dir: &SocketDir,
     token: Option<Token>,
     config: ServerConfig,
-    make: impl FnOnce() -> H,
+    make: impl FnOnce() -> std::result::Result<H, String>,
     startup_deadline: Duration,
 ) -> Result<Pid> {
     let (read, write) = nix::unistd::pipe().map_err(|e| Error::os("pipe", e))?;
@@ -35,7 +35,14 @@ pub fn spawn_server<H: Handler>(
     let pid = fork_child(move || {
         die_with_parent(Signal::SIGTERM, parent);
         let mut write = std::fs::File::from(write);
-        let handler = make();
+        let handler = match make() {
+            Ok(handler) => handler,
+            Err(message) => {
+                let _ = write.write_all(message.as_bytes());
+                let _ = std::fs::remove_dir(dir.dir());
+                return EXIT_ERROR;
+            }
+        };
         let mut ready_pipe = write.try_clone().ok();
         let ready = move || {
             if let Some(pipe) = ready_pipe.as_mut() {

@@ -1,0 +1,371 @@
+//! The shared Mikobase across forked workers. Runs serially on the main thread (forks).
+
+use std::time::{Duration, Instant};
+
+use caspian_ipc::mikobase::engine::Engine;
+use caspian_ipc::mikobase::{
+    mikobase, CommitRequest, CreateRequest, Mikobase, MikobaseServer, RollbackRequest, SelectRequest,
+    TransactionRequest,
+};
+use caspian_ipc::uds::{spawn_server, ServerConfig, SocketDir, Token};
+use caspian_ipc::{Error, Supervision, WorkerEnd};
+use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, Trial};
+use serde_json::{json, Map, Value};
+
+type Outcome = Result<(), Failed>;
+
+const SHIP: &str = "example.org/fleet/ship";
+
+fn schema() -> Value {
+    json!({"classes": [{
+        "name": SHIP,
+        "fields": {
+            "name": {"class": "string", "required": true},
+            "serial": {"class": "string", "unique": true}
+        }
+    }]})
+}
+
+fn bucket(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+fn ship(name: &str, serial: &str) -> CreateRequest {
+    CreateRequest {
+        class: Some(SHIP.into()),
+        bucket: bucket(json!({"name": name, "serial": serial})),
+        ..Default::default()
+    }
+}
+
+fn ships(worldlet: &Value) -> Vec<&Value> {
+    worldlet["records"]
+        .as_object()
+        .map(|r| r.values().filter(|r| r["stack"]["a"]["class"] == SHIP).collect())
+        .unwrap_or_default()
+}
+
+fn main() {
+    run_serially(vec![
+        Trial::test(
+            "the_plain_function_returns_the_worldlet",
+            the_plain_function_returns_the_worldlet,
+        ),
+        Trial::test("n_workers_times_k_creates", n_workers_times_k_creates),
+        Trial::test(
+            "concurrent_unique_creates_have_one_winner",
+            concurrent_unique_creates_have_one_winner,
+        ),
+        Trial::test(
+            "uncommitted_writes_are_never_seen",
+            uncommitted_writes_are_never_seen,
+        ),
+        Trial::test("a_killed_holder_is_rolled_back", a_killed_holder_is_rolled_back),
+        Trial::test(
+            "a_killed_server_gives_typed_errors",
+            a_killed_server_gives_typed_errors,
+        ),
+        Trial::test("listeners_run_in_the_server", listeners_run_in_the_server),
+        Trial::test(
+            "a_bad_schema_fails_before_any_worker",
+            a_bad_schema_fails_before_any_worker,
+        ),
+        Trial::test("raw_q0_and_curl_with_the_token", raw_q0_and_curl_with_the_token).with_ignored_flag(
+            std::process::Command::new("curl")
+                .arg("--version")
+                .output()
+                .is_err(),
+        ),
+    ])
+}
+
+fn n_workers_times_k_creates() -> Outcome {
+    let (workers, per) = (4, 25);
+    let worldlet = Mikobase::new(workers).schema(schema()).run(|worker, db| {
+        for i in 0..per {
+            db.create(&ship(
+                &format!("w{}-{i}", worker.index()),
+                &format!("{}-{i}", worker.index()),
+            ))
+            .map_err(|e| e.to_string())?;
+        }
+        Ok::<_, String>(())
+    })?;
+    check(
+        worldlet["format"] == "worldlet/1.0",
+        format!("{}", worldlet["format"]),
+    )?;
+    check(
+        ships(&worldlet).len() == workers * per,
+        format!("{} ships", ships(&worldlet).len()),
+    )?;
+    check_nothing_left()
+}
+
+fn concurrent_unique_creates_have_one_winner() -> Outcome {
+    let worldlet = Mikobase::new(4).schema(schema()).run(|worker, db| {
+        match db.create(&ship(&format!("claimant {}", worker.index()), "NCC-1701")) {
+            Ok(_) => Ok(()),
+            Err(e) if e.id() == Some("unique-violation") => Ok(()),
+            Err(e) => Err(format!("unexpected: {e}")),
+        }
+    })?;
+    check(
+        ships(&worldlet).len() == 1,
+        format!("{} winners", ships(&worldlet).len()),
+    )
+}
+
+fn uncommitted_writes_are_never_seen() -> Outcome {
+    let worldlet = Mikobase::new(2).schema(schema()).run(|worker, db| {
+        if worker.index() == 0 {
+            let t = db
+                .transaction(&TransactionRequest::default())
+                .map_err(|e| e.to_string())?
+                .results
+                .transaction;
+            db.create(&CreateRequest {
+                transaction: Some(t.clone()),
+                ..ship("ghost", "G-1")
+            })
+            .map_err(|e| e.to_string())?;
+            std::thread::sleep(Duration::from_millis(400));
+            db.rollback(&RollbackRequest { transaction: t })
+                .map_err(|e| e.to_string())?;
+            let t = db
+                .transaction(&TransactionRequest::default())
+                .map_err(|e| e.to_string())?
+                .results
+                .transaction;
+            db.create(&CreateRequest {
+                transaction: Some(t.clone()),
+                ..ship("real", "R-1")
+            })
+            .map_err(|e| e.to_string())?;
+            db.commit(&CommitRequest { transaction: t })
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+            let started = Instant::now();
+            // Parked behind worker 0's transaction: answered only after its rollback.
+            let seen = db
+                .select(&SelectRequest {
+                    class: Some(json!(SHIP)),
+                    ..Default::default()
+                })
+                .map_err(|e| e.to_string())?;
+            let waited = started.elapsed();
+            let names: Vec<String> = seen
+                .results
+                .records
+                .iter()
+                .map(|r| r.bucket["name"].to_string())
+                .collect();
+            if names.iter().any(|n| n.contains("ghost")) {
+                return Err(format!("saw an uncommitted write: {names:?}"));
+            }
+            if waited < Duration::from_millis(150) {
+                return Err(format!(
+                    "was not held back by the open transaction (waited {waited:?})"
+                ));
+            }
+            Ok(())
+        }
+    })?;
+    let names: Vec<&Value> = ships(&worldlet).iter().map(|r| &r["bucket"]["name"]).collect();
+    check(names == vec![&json!("real")], format!("{names:?}"))
+}
+
+fn a_killed_holder_is_rolled_back() -> Outcome {
+    let started = Instant::now();
+    let err = Mikobase::new(2)
+        .schema(schema())
+        .call_deadline(Duration::from_secs(20))
+        .run(|worker, db| {
+            if worker.index() == 0 {
+                let t = db
+                    .transaction(&TransactionRequest::default())
+                    .map_err(|e| e.to_string())?
+                    .results
+                    .transaction;
+                db.create(&CreateRequest {
+                    transaction: Some(t),
+                    ..ship("doomed", "D-1")
+                })
+                .map_err(|e| e.to_string())?;
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+                Ok(())
+            } else {
+                std::thread::sleep(Duration::from_millis(150));
+                db.create(&ship("survivor", "S-1")).map_err(|e| e.to_string())?;
+                Ok::<_, String>(())
+            }
+        })
+        .expect_err("worker 0 was killed");
+    check(
+        started.elapsed() < Duration::from_secs(10),
+        format!("took {:?}", started.elapsed()),
+    )?;
+    let Error::WorkersFailed { state, failures } = &err else {
+        return Err(format!("unexpected {err}").into());
+    };
+    check(
+        failures.len() == 1
+            && failures[0].end
+                == WorkerEnd::Signal {
+                    signal: "SIGKILL".into(),
+                },
+        format!("{failures:?}"),
+    )?;
+    let names: Vec<&Value> = ships(state).iter().map(|r| &r["bucket"]["name"]).collect();
+    check(names == vec![&json!("survivor")], format!("{names:?}"))?;
+    check_nothing_left()
+}
+
+fn a_killed_server_gives_typed_errors() -> Outcome {
+    let started = Instant::now();
+    let mut killed = false;
+    let err = Mikobase::new(2)
+        .supervise(|progress| {
+            if !killed && progress.elapsed > Duration::from_millis(100) {
+                let pid = nix::unistd::Pid::from_raw(progress.server_pid as i32);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                killed = true;
+            }
+            Supervision::Continue
+        })
+        .run(|_, db| loop {
+            if let Err(e) = db.select(&SelectRequest::default()) {
+                return Err(format!("typed: {e:?}"));
+            }
+        })
+        .expect_err("the server died");
+    check(
+        started.elapsed() < Duration::from_secs(10),
+        format!("took {:?}", started.elapsed()),
+    )?;
+    let Error::ServerDied { failures, .. } = &err else {
+        return Err(format!("unexpected {err}").into());
+    };
+    for f in failures {
+        check(
+            matches!(&f.end, WorkerEnd::Error { message } if message.contains("ServerGone") || message.contains("ConnectionLost")),
+            format!("{f}"),
+        )?;
+    }
+    check_nothing_left()
+}
+
+fn listeners_run_in_the_server() -> Outcome {
+    let log = std::env::temp_dir().join(format!("mikobase-after-save-{}", std::process::id()));
+    let log_path = log.clone();
+    let worldlet = Mikobase::new(2)
+        .schema(schema())
+        .before_save(
+            |change| match change.bucket.as_ref().and_then(|b| b.get("name")) {
+                Some(name) if name == "forbidden" => Err("that name is not allowed".into()),
+                _ => Ok(()),
+            },
+        )
+        .after_save(move |change| {
+            use std::io::Write;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+            {
+                let _ = writeln!(f, "{} {}", change.action, change.pk.clone().unwrap_or_default());
+            }
+        })
+        .run(|worker, db| {
+            let vetoed = db
+                .create(&ship("forbidden", &format!("F{}", worker.index())))
+                .unwrap_err();
+            if vetoed.id() != Some("rejected-by-listener") {
+                return Err(format!("not vetoed: {vetoed}"));
+            }
+            db.create(&ship("fine", &format!("OK{}", worker.index())))
+                .map_err(|e| e.to_string())?;
+            Ok(())
+        })?;
+    let lines = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    check(ships(&worldlet).len() == 2, "two allowed creates")?;
+    check(
+        lines.lines().filter(|l| l.starts_with("create ")).count() == 2,
+        format!("after_save log: {lines:?}"),
+    )
+}
+
+fn a_bad_schema_fails_before_any_worker() -> Outcome {
+    let err = Mikobase::new(2)
+        .schema(json!({"classes": [{"name": "no-dot-here"}]}))
+        .run(|_, _| -> Result<(), String> { Err("a worker ran".into()) })
+        .expect_err("refused");
+    check(
+        matches!(&err, Error::ServerStartup(m) if m.contains("schema")),
+        format!("{err}"),
+    )?;
+    check_nothing_left()
+}
+
+fn raw_q0_and_curl_with_the_token() -> Outcome {
+    let dir = SocketDir::create()?;
+    let token = Token::generate()?;
+    let server = spawn_server(
+        &dir,
+        Some(token.clone()),
+        ServerConfig::default(),
+        || Ok(MikobaseServer::new(Engine::memory())),
+        Duration::from_secs(5),
+    )?;
+    let db = caspian_ipc::mikobase::connect(dir.socket_path(), Some(token.as_str()));
+    let created = db
+        .q0(&json!({"action": "create", "bucket": {"via": "raw q0"}}))
+        .map_err(|e| e.to_string())?;
+    let socket = dir.socket_path().to_str().ok_or("path")?.to_owned();
+    let curl = |auth: bool| -> Result<String, Failed> {
+        let mut c = std::process::Command::new("curl");
+        c.args([
+            "-s",
+            "-i",
+            "--unix-socket",
+            &socket,
+            "-X",
+            "POST",
+            "-d",
+            r#"{"action": "select"}"#,
+            "http://localhost/q0",
+        ]);
+        if auth {
+            c.args(["-H", &format!("Authorization: Bearer {}", token.as_str())]);
+        }
+        Ok(String::from_utf8_lossy(&c.output()?.stdout).into_owned())
+    };
+    let with = curl(true)?;
+    let without = curl(false)?;
+    let _ = nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::wait::waitpid(server, None);
+    check(created["success"] == true, created.to_string())?;
+    check(
+        with.starts_with("HTTP/1.1 200") && with.contains("raw q0"),
+        with.clone(),
+    )?;
+    check(without.starts_with("HTTP/1.1 401"), without.clone())
+}
+
+fn the_plain_function_returns_the_worldlet() -> Outcome {
+    let worldlet = mikobase(3, |worker, db| {
+        db.q0(&json!({"action": "create", "bucket": {"worker": worker.index()}}))
+            .map(drop)
+    })?;
+    let records = worldlet["records"].as_object().ok_or("records")?;
+    check(records.len() == 3, format!("{worldlet}"))?;
+    check(
+        records
+            .values()
+            .all(|r| r["stack"]["a"]["class"] == "puck.uno/record"),
+        "default class",
+    )
+}
