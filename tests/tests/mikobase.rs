@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::{
     mikobase, CommitRequest, CreateRequest, Mikobase, MikobaseServer, RollbackRequest, SelectRequest,
-    TransactionRequest,
+    SetFieldsRequest, TransactionRequest,
 };
 use caspian_ipc::uds::{spawn_server, ServerConfig, SocketDir, Token};
 use caspian_ipc::{Error, Supervision, WorkerEnd};
@@ -59,6 +59,10 @@ fn main() {
         Trial::test(
             "uncommitted_writes_are_never_seen",
             uncommitted_writes_are_never_seen,
+        ),
+        Trial::test(
+            "field_writes_from_many_workers_are_never_lost",
+            field_writes_from_many_workers_are_never_lost,
         ),
         Trial::test("a_killed_holder_is_rolled_back", a_killed_holder_is_rolled_back),
         Trial::test(
@@ -175,6 +179,37 @@ fn uncommitted_writes_are_never_seen() -> Outcome {
     })?;
     let names: Vec<&Value> = ships(&worldlet).iter().map(|r| &r["bucket"]["name"]).collect();
     check(names == vec![&json!("real")], format!("{names:?}"))
+}
+
+/// Each worker writes its own field of one shared record, many times: `set_fields` is one
+/// atomic request, so no worker's write is lost to another's (a read-modify-write through
+/// `record_by_pk` + `update` would lose them).
+fn field_writes_from_many_workers_are_never_lost() -> Outcome {
+    let (workers, rounds) = (4, 20);
+    let worldlet = Mikobase::new(workers)
+        .schema(json!({"format": "worldlet/1.0", "records": {
+            "the-ship": {"bucket": {"name": "Nostromo"}, "stack": {"shadow": {}, "a": {"class": "puck.uno/record"}}}
+        }}))
+        .run(|worker, db| {
+            for round in 1..=rounds {
+                db.set_fields(&SetFieldsRequest {
+                    pk: "the-ship".into(),
+                    fields: bucket(json!({ format!("w{}", worker.index()): round })),
+                    transaction: None,
+                })
+                .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        })?;
+    let ship = &worldlet["records"]["the-ship"]["bucket"];
+    check(ship["name"] == "Nostromo", format!("{ship}"))?;
+    for w in 0..workers {
+        check(
+            ship[format!("w{w}")] == rounds,
+            format!("worker {w} lost writes: {ship}"),
+        )?;
+    }
+    check_nothing_left()
 }
 
 fn a_killed_holder_is_rolled_back() -> Outcome {

@@ -4,7 +4,7 @@
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::{
     ByClassRequest, ClientError, CreateRequest, DeleteRequest, ErrorId, InProcess, MikobaseClient,
-    RecordByPkRequest, SelectRequest, Transport, UpdateRequest, ROUTE_Q0,
+    RecordByPkRequest, SelectRequest, SetFieldsRequest, Transport, UpdateRequest, ROUTE_Q0,
 };
 use serde_json::{json, Map, Value};
 
@@ -153,4 +153,69 @@ fn error_ids_carry_exact_strings_and_statuses() {
     assert_eq!(ErrorId::RequestTooLarge.http_status(), 413);
     assert!(ErrorId::TransactionInvalidated.documented());
     assert!(!ErrorId::UniqueViolation.documented());
+}
+
+#[test]
+fn set_fields_sets_some_keys_keeps_the_others_and_validates_like_update() {
+    let db = client();
+    db.create(&CreateRequest {
+        class: Some("puck.uno/class".into()),
+        bucket: object(json!({"name": "example.org/crew/officer", "fields": {
+            "rank": {"class": "string", "required": true},
+            "serial": {"class": "string", "unique": true},
+        }})),
+        ..Default::default()
+    })
+    .unwrap();
+    let create = |serial: &str| {
+        db.create(&CreateRequest {
+            class: Some("example.org/crew/officer".into()),
+            bucket: object(json!({"rank": "Corporal", "serial": serial, "ship": "Sulaco"})),
+            ..Default::default()
+        })
+        .unwrap()
+        .results
+        .pk
+    };
+    let (hicks, vasquez) = (create("CM-221"), create("CM-222"));
+    let set = |pk: &str, fields: Value| {
+        db.set_fields(&SetFieldsRequest {
+            pk: pk.into(),
+            fields: object(fields),
+            transaction: None,
+        })
+    };
+    set(&hicks, json!({"rank": "Sergeant", "medals": 2})).unwrap();
+    let record = db
+        .record_by_pk(&RecordByPkRequest { pk: hicks.clone() })
+        .unwrap()
+        .results;
+    assert_eq!(
+        Value::Object(record.bucket),
+        json!({"rank": "Sergeant", "serial": "CM-221", "ship": "Sulaco", "medals": 2}),
+        "set keys replaced in place, new keys appended, the others kept"
+    );
+    assert_eq!(
+        set(&hicks, json!({"rank": 7})).unwrap_err().id(),
+        Some("validation-failed")
+    );
+    assert_eq!(
+        set(&vasquez, json!({"serial": "CM-221"})).unwrap_err().id(),
+        Some("unique-violation")
+    );
+    assert_eq!(
+        set("no-such-pk", json!({"rank": "x"})).unwrap_err().id(),
+        Some("record_not_found")
+    );
+    db.delete(&DeleteRequest {
+        pk: vasquez.clone(),
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        set(&vasquez, json!({"rank": "x"})).unwrap_err().id(),
+        Some("record_deleted")
+    );
+    let record = db.record_by_pk(&RecordByPkRequest { pk: hicks }).unwrap().results;
+    assert_eq!(record.bucket["rank"], "Sergeant", "failed writes changed nothing");
 }

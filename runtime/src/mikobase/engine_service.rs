@@ -31,6 +31,24 @@ fn reply<T: DeserializeOwned>(envelope: Value) -> Reply<T> {
         })
 }
 
+/// The `update` a `set_fields` request amounts to (D9): the record's current bucket with
+/// `fields` set. The engine and the shared server both run it as that update, so
+/// validation and listeners see one kind of write.
+pub(super) fn merged_update(
+    engine: &mut Engine,
+    request: SetFieldsRequest,
+) -> Result<UpdateRequest, Failure> {
+    let current: Answer<Record> = reply(engine.record_by_pk(&request.pk))?;
+    let mut bucket = current.results.bucket;
+    bucket.extend(request.fields);
+    Ok(UpdateRequest {
+        pk: request.pk,
+        bucket: Some(bucket),
+        class: None,
+        transaction: request.transaction,
+    })
+}
+
 /// A typed Q0 request as the engine's JSON, with its action.
 fn q0<R: Serialize>(action: &str, request: &R) -> Value {
     let mut value = serde_json::to_value(request).unwrap_or_else(|_| json!({}));
@@ -89,5 +107,9 @@ impl MikobaseService for Engine {
     fn import_worldlet(&mut self, _: &CallContext, request: ImportWorldletRequest) -> Reply<ImportResult> {
         let worldlet = serde_json::to_value(&request.worldlet).unwrap_or_default();
         reply(Engine::import_worldlet(self, &worldlet))
+    }
+    fn set_fields(&mut self, context: &CallContext, request: SetFieldsRequest) -> Reply<PkResult> {
+        let update = merged_update(self, request)?;
+        MikobaseService::update(self, context, update)
     }
 }
