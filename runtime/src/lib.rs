@@ -29,8 +29,15 @@ mod run;
 pub mod share;
 pub mod uds;
 
+/// Generates a Mikobase surface (types, ids, routes, service trait, dispatch table, client)
+/// from a spec file at compile time; see the macro's own documentation.
+pub use caspian_ipc_derive::mikobase_api;
+/// `#[derive(Record)]` and the [`mikobase::record::Record`] trait it implements (one name,
+/// as serde does it): see [`mikobase::record`].
+pub use caspian_ipc_derive::Record;
 pub use error::{Error, Result};
 pub use fork::{Worker, WorkerEnd, WorkerFailure, WorkerResult};
+pub use mikobase::record::Record;
 pub use mikobase::{mikobase, Db, Mikobase};
 pub use run::{Progress, Supervision, Supervisor};
 pub use share::{share, Batch, Entry, Share, SharedArray, SharedHash, Swap};

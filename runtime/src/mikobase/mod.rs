@@ -6,6 +6,7 @@ mod engine_service;
 #[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic)]
 pub mod generated;
+pub mod record;
 mod shared;
 pub mod support;
 mod transport;

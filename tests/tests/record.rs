@@ -1,0 +1,366 @@
+//! `#[derive(Record)]` proxies over the generated client, in-process
+//! (`MikobaseClient<InProcess<Engine>>`): the class definition a struct gives, typed
+//! create / get / select / update / delete, hot field accessors, and refusals and decode
+//! failures coming back typed.
+
+use caspian_ipc::mikobase::engine::Engine;
+use caspian_ipc::mikobase::record::RecordError;
+use caspian_ipc::mikobase::{
+    CreateRequest, ImportSchemaRequest, InProcess, MikobaseClient, RecordByPkRequest, SelectRequest,
+};
+use caspian_ipc::Record;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/officer")]
+struct Officer {
+    #[record(required, unique)]
+    serial: String,
+    rank: String,
+    #[record(one_of("alpha", "beta", "gamma"), default = "alpha")]
+    watch: String,
+    nickname: Option<String>,
+    medals: Vec<String>,
+    years: u32,
+}
+
+type Db = MikobaseClient<InProcess<Engine>>;
+
+fn db() -> Db {
+    MikobaseClient::new(InProcess::new(Engine::memory()))
+}
+
+fn officer(serial: &str, rank: &str) -> Officer {
+    Officer {
+        serial: serial.into(),
+        rank: rank.into(),
+        watch: "beta".into(),
+        nickname: None,
+        medals: vec![],
+        years: 3,
+    }
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap_or_default()
+}
+
+#[test]
+fn the_class_definition_follows_the_struct() {
+    assert_eq!(Officer::CLASS, "example.org/crew/officer");
+    assert_eq!(
+        Officer::class_definition(),
+        json!({
+            "name": "example.org/crew/officer",
+            "fields": {
+                "serial": {"class": "string", "required": true, "unique": true},
+                "rank": {"class": "string", "required": true},
+                "watch": {"class": "string", "one_of": ["alpha", "beta", "gamma"], "default": "alpha"},
+                "nickname": {"class": "string"},
+                "medals": {"class": "array", "required": true},
+                "years": {"class": "number", "required": true},
+            }
+        })
+    );
+    let definition = Officer::class_definition();
+    let keys: Vec<&str> = definition["fields"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        ["serial", "rank", "watch", "nickname", "medals", "years"],
+        "struct order"
+    );
+}
+
+#[test]
+fn typed_create_get_select_update_delete() {
+    let db = db();
+    let officers = db.records::<Officer>();
+    officers.define().unwrap();
+    let ripley = officers.create(&officer("W-5617", "Warrant Officer")).unwrap();
+    let dallas = officers.create(&officer("C-0001", "Captain")).unwrap();
+    assert_eq!(
+        officers.get(ripley.pk()).unwrap(),
+        officer("W-5617", "Warrant Officer")
+    );
+    assert_eq!(ripley.get().unwrap().rank, "Warrant Officer", "through the proxy");
+
+    let stored = db
+        .record_by_pk(&RecordByPkRequest {
+            pk: ripley.pk().into(),
+        })
+        .unwrap()
+        .results;
+    assert_eq!(stored.stack["a"]["class"], "example.org/crew/officer");
+    assert_eq!(stored.bucket["nickname"], Value::Null);
+
+    let all = officers.all().unwrap();
+    assert_eq!(
+        all,
+        [
+            (ripley.pk().to_owned(), officer("W-5617", "Warrant Officer")),
+            (dallas.pk().to_owned(), officer("C-0001", "Captain")),
+        ]
+    );
+    let captains = officers
+        .select(&SelectRequest {
+            path: Some(vec![json!("rank"), json!("Captain")]),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(captains.len(), 1);
+    assert_eq!(captains[0].0, dallas.pk());
+
+    let mut promoted = officer("W-5617", "Lieutenant");
+    promoted.medals = vec!["Nostromo".into()];
+    officers.update(ripley.pk(), &promoted).unwrap();
+    assert_eq!(ripley.get().unwrap(), promoted);
+    dallas.update(&officer("C-0001", "Commodore")).unwrap();
+    assert_eq!(officers.get(dallas.pk()).unwrap().rank, "Commodore");
+
+    dallas.delete().unwrap();
+    assert_eq!(
+        officers.get(dallas.pk()).unwrap_err().id(),
+        Some("record_deleted")
+    );
+    officers.delete(ripley.pk()).unwrap();
+    assert!(officers.all().unwrap().is_empty());
+    assert_eq!(
+        officers.delete(ripley.pk()).unwrap_err().id(),
+        Some("record_deleted")
+    );
+}
+
+#[test]
+fn field_accessors_read_and_write_one_key_each() {
+    let db = db();
+    let officers = db.records::<Officer>();
+    officers.define().unwrap();
+    let ripley = officers.create(&officer("W-5617", "Warrant Officer")).unwrap();
+    assert_eq!(ripley.rank().get().unwrap(), "Warrant Officer");
+    assert_eq!(ripley.years().get().unwrap(), 3);
+    assert_eq!(ripley.nickname().get().unwrap(), None);
+
+    ripley.rank().set("Lieutenant").unwrap();
+    ripley.nickname().set(Some("Ellen".to_owned())).unwrap();
+    ripley.medals().set(vec!["Nostromo".to_owned()]).unwrap();
+    ripley.years().set(4u32).unwrap();
+    assert_eq!(
+        ripley.get().unwrap(),
+        Officer {
+            serial: "W-5617".into(),
+            rank: "Lieutenant".into(),
+            watch: "beta".into(),
+            nickname: Some("Ellen".into()),
+            medals: vec!["Nostromo".into()],
+            years: 4,
+        },
+        "each set changed its key and kept the others"
+    );
+    assert_eq!(ripley.rank().key(), "rank");
+
+    let again = officers.at(ripley.pk());
+    assert_eq!(again.serial().get().unwrap(), "W-5617", "a proxy from a pk");
+    let nobody = officers.at("no-such-pk");
+    assert_eq!(nobody.rank().get().unwrap_err().id(), Some("record_not_found"));
+    assert_eq!(nobody.rank().set("x").unwrap_err().id(), Some("record_not_found"));
+}
+
+#[test]
+fn refusals_come_back_typed() {
+    let db = db();
+    let officers = db.records::<Officer>();
+    let undefined = officers.create(&officer("W-1", "Ensign")).unwrap_err();
+    assert_eq!(undefined.id(), Some("class-not-found"));
+    officers.define().unwrap();
+    let ripley = officers.create(&officer("W-5617", "Warrant Officer")).unwrap();
+
+    let mut off_watch = officer("W-2", "Ensign");
+    off_watch.watch = "delta".into();
+    let refused = officers.create(&off_watch).unwrap_err();
+    assert_eq!(refused.id(), Some("validation-failed"));
+    let RecordError::Client(client) = &refused else {
+        panic!("{refused:?}")
+    };
+    assert!(client.to_string().contains("delta"), "{client}");
+    assert_eq!(
+        ripley.watch().set("delta").unwrap_err().id(),
+        Some("validation-failed")
+    );
+
+    let twin = officers.create(&officer("W-5617", "Impostor")).unwrap_err();
+    assert_eq!(twin.id(), Some("unique-violation"));
+    let other = officers.create(&officer("W-3", "Ensign")).unwrap();
+    assert_eq!(
+        other.serial().set("W-5617").unwrap_err().id(),
+        Some("unique-violation")
+    );
+    assert_eq!(
+        ripley.get().unwrap().watch,
+        "beta",
+        "refused writes changed nothing"
+    );
+}
+
+#[test]
+fn a_bucket_that_does_not_fit_is_a_decode_error_naming_the_pk() {
+    let db = db();
+    let officers = db.records::<Officer>();
+    let pk = db
+        .create(&CreateRequest {
+            bucket: object(json!({"serial": 7, "years": "many"})),
+            ..Default::default()
+        })
+        .unwrap()
+        .results
+        .pk;
+    let error = officers.get(&pk).unwrap_err();
+    let RecordError::Decode { pk: named, class, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!((named.as_str(), *class), (pk.as_str(), Officer::CLASS));
+    assert!(error.to_string().contains(&pk), "{error}");
+    let years = officers.at(pk.clone()).years().get().unwrap_err();
+    assert!(
+        matches!(&years, RecordError::Decode { reason, .. } if reason.starts_with("key `years`: invalid type")),
+        "{years}"
+    );
+    let missing = officers.at(pk).rank().get().unwrap_err();
+    assert!(missing.to_string().contains("key `rank`"), "{missing}");
+}
+
+#[test]
+fn select_is_narrowed_to_the_class_and_its_subclasses() {
+    let db = db();
+    let officers = db.records::<Officer>();
+    officers.define().unwrap();
+    let captain = json!({"name": "example.org/crew/captain", "inherits": "example.org/crew/officer",
+        "fields": {"ship": {"class": "string", "required": true}}});
+    db.import_schema(&ImportSchemaRequest {
+        classes: vec![object(captain)],
+    })
+    .unwrap();
+    let mut bucket = object(serde_json::to_value(officer("C-0001", "Captain")).unwrap());
+    bucket.insert("ship".into(), json!("Nostromo"));
+    let dallas = db
+        .create(&CreateRequest {
+            class: Some("example.org/crew/captain".into()),
+            bucket,
+            ..Default::default()
+        })
+        .unwrap()
+        .results
+        .pk;
+    db.create(&CreateRequest {
+        bucket: object(json!({"serial": "X", "rank": "Cat"})),
+        ..Default::default()
+    })
+    .unwrap();
+    let ripley = officers.create(&officer("W-5617", "Warrant Officer")).unwrap();
+
+    let pks = |request: SelectRequest| -> Vec<String> {
+        officers
+            .select(&request)
+            .unwrap()
+            .into_iter()
+            .map(|(pk, _)| pk)
+            .collect()
+    };
+    assert_eq!(
+        pks(SelectRequest::default()),
+        [dallas.clone(), ripley.pk().to_owned()]
+    );
+    assert_eq!(
+        pks(SelectRequest {
+            class: Some(json!("puck.uno/record")),
+            classes: Some(json!(["puck.uno/record"])),
+            ..Default::default()
+        }),
+        [dallas, ripley.pk().to_owned()],
+        "the caller's class filter is replaced"
+    );
+}
+
+#[test]
+fn define_is_idempotent_and_keeps_records() {
+    let db = db();
+    let officers = db.records::<Officer>();
+    officers.define().unwrap();
+    let ripley = officers.create(&officer("W-5617", "Warrant Officer")).unwrap();
+    officers.define().unwrap();
+    officers.define().unwrap();
+    let schema = db.export_schema(&Default::default()).unwrap().results;
+    assert_eq!(schema.classes.len(), 1);
+    assert_eq!(
+        Value::Object(schema.classes[0].clone()),
+        Officer::class_definition()
+    );
+    assert_eq!(ripley.get().unwrap().serial, "W-5617");
+}
+
+/// serde decides the bucket, so the definition follows serde's renames and defaults.
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[serde(rename_all = "camelCase")]
+#[record(class = "example.org/crew/berth")]
+struct Berth {
+    deck_number: u8,
+    #[serde(rename = "Occupant")]
+    occupant: Option<String>,
+    #[record(default = "standard")]
+    berth_kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    lockers: Vec<u8>,
+    #[record(class = "integer")]
+    bunk: i64,
+    #[serde(skip)]
+    cached: bool,
+}
+
+#[test]
+fn serde_renames_and_defaults_shape_the_definition_and_the_bucket() {
+    assert_eq!(
+        Berth::class_definition(),
+        json!({"name": "example.org/crew/berth", "fields": {
+            "deckNumber": {"class": "number", "required": true},
+            "Occupant": {"class": "string"},
+            "berthKind": {"class": "string", "default": "standard"},
+            "lockers": {"class": "array"},
+            "bunk": {"class": "integer", "required": true},
+        }})
+    );
+    let db = db();
+    let berths = db.records::<Berth>();
+    berths.define().unwrap();
+    let berth = berths
+        .create(&Berth {
+            deck_number: 2,
+            occupant: None,
+            berth_kind: None,
+            lockers: vec![],
+            bunk: 1,
+            cached: true,
+        })
+        .unwrap();
+    let stored = db
+        .record_by_pk(&RecordByPkRequest {
+            pk: berth.pk().into(),
+        })
+        .unwrap()
+        .results;
+    assert_eq!(
+        Value::Object(stored.bucket),
+        json!({"deckNumber": 2, "Occupant": null, "berthKind": "standard", "bunk": 1}),
+        "renamed keys; the store filled the default of the null key"
+    );
+    assert_eq!(berth.berth_kind().get().unwrap().as_deref(), Some("standard"));
+    assert!(!berth.get().unwrap().cached, "skipped keys are not stored");
+    berth.deck_number().set(3).unwrap();
+    assert_eq!(berth.get().unwrap().deck_number, 3);
+    berth.bunk().set(-1).unwrap();
+    assert_eq!(berth.bunk().get().unwrap(), -1);
+}
