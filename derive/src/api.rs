@@ -57,7 +57,12 @@ fn try_expand(input: TokenStream, manifest_dir: &Path) -> syn::Result<TokenStrea
     let (spec, _) = mikobase_spec::load_file(&file).map_err(|(diagnostics, source)| {
         diagnostics
             .iter()
-            .map(|d| syn::Error::new(path.span(), d.render(&shown, &source).trim_end()))
+            .map(|d| {
+                // `path:line:col: error[CODE]: message` (the form editors and terminals
+                // link), then the spec's line with a caret and the hint.
+                let message = format!("{}\n{}", d.one_line(&shown), d.snippet(&source));
+                syn::Error::new(path.span(), message.trim_end())
+            })
             .reduce(|mut all, next| {
                 all.combine(next);
                 all
@@ -83,11 +88,17 @@ fn try_expand(input: TokenStream, manifest_dir: &Path) -> syn::Result<TokenStrea
     })
 }
 
-/// `relative` against `manifest_dir`, canonical when it exists (so messages show a clean
-/// absolute path).
+/// `relative` against `manifest_dir`, canonical as far as it exists (so messages show a
+/// clean absolute path, also for a missing file).
 fn resolve(manifest_dir: &Path, relative: &str) -> PathBuf {
     let joined = manifest_dir.join(relative);
-    joined.canonicalize().unwrap_or(joined)
+    if let Ok(path) = joined.canonicalize() {
+        return path;
+    }
+    match (joined.parent().map(Path::canonicalize), joined.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => joined,
+    }
 }
 
 #[cfg(test)]
@@ -169,19 +180,34 @@ mod tests {
 
     #[test]
     fn spec_problems_are_spanned_errors_with_file_line_col() {
-        let tokens = expand(quote!("tests/specs/invalid/many_problems.yaml"), &workspace()).to_string();
-        let errors = tokens.matches("compile_error").count();
-        assert!(errors > 1, "every diagnostic: {tokens}");
         let path = workspace()
             .join("tests/specs/invalid/many_problems.yaml")
             .canonicalize()
             .unwrap();
-        assert!(tokens.contains(&format!("--> {}:", path.display())), "{tokens}");
-        let missing = expand(quote!("no/such.yaml"), &workspace()).to_string();
-        assert!(
-            missing.contains("compile_error") && missing.contains("cannot read the spec"),
-            "{missing}"
+        let (diagnostics, _) = mikobase_spec::load_file(&path).unwrap_err();
+        let tokens = expand(quote!("tests/specs/invalid/many_problems.yaml"), &workspace()).to_string();
+        assert_eq!(
+            tokens.matches("compile_error").count(),
+            diagnostics.len(),
+            "every diagnostic: {tokens}"
         );
+        assert!(
+            tokens.contains(&format!(
+                "{}:9:18: error[MB004]: unknown type `Pk`",
+                path.display()
+            )),
+            "{tokens}"
+        );
+        let missing = expand(quote!("tests/specs/no-such.yaml"), &workspace()).to_string();
+        let expected = format!(
+            "{}: error[MB001]: cannot read the spec",
+            workspace()
+                .canonicalize()
+                .unwrap()
+                .join("tests/specs/no-such.yaml")
+                .display()
+        );
+        assert!(missing.contains(&expected), "{missing}");
     }
 
     #[test]

@@ -100,9 +100,27 @@ impl Diagnostic {
 
     /// rustc-style rendering with a snippet of `source` and a caret under the name.
     pub fn render(&self, path: &str, source: &str) -> String {
-        let mut out = format!("error[{}]: {}\n", self.code.as_str(), self.message);
+        let (pad, location) = match self.pos {
+            Some(p) => (
+                " ".repeat(p.line.to_string().len()),
+                format!("{path}:{}:{}", p.line, p.column),
+            ),
+            None => ("  ".to_owned(), path.to_owned()),
+        };
+        format!(
+            "error[{}]: {}\n{pad}--> {location}\n{}",
+            self.code.as_str(),
+            self.message,
+            self.snippet(source)
+        )
+    }
+
+    /// What [`Diagnostic::render`] shows under the location: the line of `source` with a
+    /// caret under the name, then the hint. For front ends that print the location their
+    /// own way (the `mikobase_api!` macro).
+    pub fn snippet(&self, source: &str) -> String {
+        let mut out = String::new();
         let Some(pos) = self.pos else {
-            let _ = writeln!(out, "  --> {path}");
             if let Some(help) = &self.help {
                 let _ = writeln!(out, "   = help: {help}");
             }
@@ -110,7 +128,6 @@ impl Diagnostic {
         };
         let number = pos.line.to_string();
         let pad = " ".repeat(number.len());
-        let _ = writeln!(out, "{pad}--> {path}:{}:{}", pos.line, pos.column);
         let _ = writeln!(out, "{pad} |");
         let line = source
             .lines()
