@@ -8,8 +8,10 @@ use caspian_ipc::mikobase::{
     SetFieldsRequest, TransactionRequest,
 };
 use caspian_ipc::uds::{spawn_server, ServerConfig, SocketDir, Token};
+use caspian_ipc::Record;
 use caspian_ipc::{Error, Supervision, WorkerEnd};
 use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, Trial};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 type Outcome = Result<(), Failed>;
@@ -63,6 +65,14 @@ fn main() {
         Trial::test(
             "field_writes_from_many_workers_are_never_lost",
             field_writes_from_many_workers_are_never_lost,
+        ),
+        Trial::test(
+            "derived_proxies_work_across_workers",
+            derived_proxies_work_across_workers,
+        ),
+        Trial::test(
+            "derived_field_writes_are_never_lost",
+            derived_field_writes_are_never_lost,
         ),
         Trial::test("a_killed_holder_is_rolled_back", a_killed_holder_is_rolled_back),
         Trial::test(
@@ -403,4 +413,151 @@ fn the_plain_function_returns_the_worldlet() -> Outcome {
             .all(|r| r["stack"]["a"]["class"] == "puck.uno/record"),
         "default class",
     )
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/fleet/officer")]
+struct Officer {
+    #[record(unique)]
+    serial: String,
+    rank: String,
+    #[record(one_of("alpha", "beta", "gamma"), default = "alpha")]
+    watch: String,
+}
+
+fn officer(serial: String) -> Officer {
+    Officer {
+        serial,
+        rank: "Ensign".into(),
+        watch: "alpha".into(),
+    }
+}
+
+fn officers(worldlet: &Value) -> Vec<&Value> {
+    worldlet["records"]
+        .as_object()
+        .map(|r| {
+            r.values()
+                .filter(|r| r["stack"]["a"]["class"] == Officer::CLASS)
+                .map(|r| &r["bucket"])
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Every worker defines the class (idempotent), then creates, reads, selects, updates,
+/// deletes and writes single fields through derived proxies, all at once.
+fn derived_proxies_work_across_workers() -> Outcome {
+    let workers = 4;
+    let worldlet = Mikobase::new(workers).run(|worker, db| -> Result<(), Box<dyn std::error::Error>> {
+        let officers = db.records::<Officer>();
+        officers.define()?;
+        let serial = |k: usize| format!("w{}-{k}", worker.index());
+        let first = officers.create(&officer(serial(0)))?;
+        let second = officers.create(&officer(serial(1)))?;
+        let third = officers.create(&officer(serial(2)))?;
+        first.rank().set("Lieutenant")?;
+        officers.update(
+            second.pk(),
+            &Officer {
+                watch: "gamma".into(),
+                ..officer(serial(1))
+            },
+        )?;
+        third.delete()?;
+        let mine: Vec<Officer> = officers
+            .all()?
+            .into_iter()
+            .map(|(_, o)| o)
+            .filter(|o| o.serial.starts_with(&format!("w{}-", worker.index())))
+            .collect();
+        let expected = vec![
+            Officer {
+                rank: "Lieutenant".into(),
+                ..officer(serial(0))
+            },
+            Officer {
+                watch: "gamma".into(),
+                ..officer(serial(1))
+            },
+        ];
+        if mine != expected {
+            return Err(format!("worker {} sees {mine:?}", worker.index()).into());
+        }
+        match first.watch().set("delta") {
+            Err(e) if e.id() == Some("validation-failed") => {}
+            other => return Err(format!("an off-list watch was not refused: {other:?}").into()),
+        }
+        match officers.create(&officer(serial(0))) {
+            Err(e) if e.id() == Some("unique-violation") => {}
+            other => return Err(format!("a duplicate serial was not refused: {other:?}").into()),
+        }
+        Ok(())
+    })?;
+    let stored = officers(&worldlet);
+    check(stored.len() == 2 * workers, format!("{} officers", stored.len()))?;
+    for w in 0..workers {
+        let find = |k: usize| stored.iter().find(|o| o["serial"] == format!("w{w}-{k}"));
+        check(
+            find(0).is_some_and(|o| o["rank"] == "Lieutenant"),
+            format!("w{w}-0: {:?}", find(0)),
+        )?;
+        check(
+            find(1).is_some_and(|o| o["watch"] == "gamma" && o["rank"] == "Ensign"),
+            format!("w{w}-1: {:?}", find(1)),
+        )?;
+        check(find(2).is_none(), format!("w{w}-2 was deleted: {:?}", find(2)))?;
+    }
+    let definitions = worldlet["records"]
+        .as_object()
+        .map_or(0, |r| r.values().filter(|r| r["name"] == Officer::CLASS).count());
+    check(definitions == 1, format!("{definitions} class definitions"))?;
+    check_nothing_left()
+}
+
+/// One key per worker, as a struct.
+#[derive(Debug, Serialize, Deserialize, Record)]
+#[record(class = "example.org/fleet/roster")]
+struct Roster {
+    w0: u32,
+    w1: u32,
+    w2: u32,
+    w3: u32,
+}
+
+/// Each worker writes its own key of one shared record through its field accessor: one
+/// `set_fields` per write, so no worker's writes are lost to another's.
+fn derived_field_writes_are_never_lost() -> Outcome {
+    let rounds = 20;
+    let mut definition = Roster::class_definition();
+    definition["class"] = json!("puck.uno/class");
+    let worldlet = Mikobase::new(4)
+        .schema(json!({"format": "worldlet/1.0", "records": {
+            "roster-class": definition,
+            "the-roster": {"bucket": {"w0": 0, "w1": 0, "w2": 0, "w3": 0},
+                "stack": {"shadow": {}, "a": {"class": Roster::CLASS}}}
+        }}))
+        .run(|worker, db| -> Result<(), Box<dyn std::error::Error>> {
+            let roster = db.records::<Roster>().at("the-roster");
+            let mine = match worker.index() {
+                0 => roster.w0(),
+                1 => roster.w1(),
+                2 => roster.w2(),
+                _ => roster.w3(),
+            };
+            for round in 1..=rounds {
+                mine.set(round)?;
+                let read = mine.get()?;
+                if read != round {
+                    return Err(format!("worker {} wrote {round}, read {read}", worker.index()).into());
+                }
+            }
+            Ok(())
+        })?;
+    let roster = &worldlet["records"]["the-roster"]["bucket"];
+    check(
+        *roster == json!({"w0": rounds, "w1": rounds, "w2": rounds, "w3": rounds}),
+        format!("lost writes: {roster}"),
+    )?;
+    check_nothing_left()
 }
