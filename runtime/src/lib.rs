@@ -8,6 +8,10 @@
 //! - [`share`] / [`Share`]: a shared hash (JSON-shaped scratch state).
 //! - [`mikobase()`] / [`Mikobase`]: a shared Mikobase (Q0, class definitions, transactions)
 //!   whose client and dispatch table are generated from `mikobase-spec/mikobase.yaml`.
+//! - [`Record`](derive@Record): `#[derive(Record)]` makes a struct a Mikobase class with
+//!   typed proxies (`db.records::<Officer>()`, `officer.rank().set(..)`): see
+//!   [`mikobase::record`].
+//! - [`mikobase_api!`]: the generated surface for a spec file of your own.
 //! - [`uds`]: the toolbox: server, client, tokens, socket directory.
 //! - [`fork`]: fork hygiene (single-thread guard, worker identity, failures).
 //!

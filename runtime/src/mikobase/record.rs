@@ -62,8 +62,8 @@ use super::generated::{
 use super::support::{ClientError, Transport};
 
 /// A Rust type stored as the bucket of records of one Mikobase class. Derive it with
-/// `#[derive(Record)]` (see the crate docs for the attributes); the serde impls decide the
-/// bucket's shape.
+/// [`#[derive(Record)]`](derive@crate::Record), which documents the attributes; the serde
+/// impls decide the bucket's shape.
 pub trait Record: Serialize + DeserializeOwned {
     /// The class's UNS name, e.g. `example.org/crew/officer`.
     const CLASS: &'static str;
@@ -173,8 +173,8 @@ pub enum RecordError {
         /// What serde said, with the key when one field was read.
         reason: String,
     },
-    /// A value did not serialize to what a bucket needs (a JSON object).
-    #[error("a `{rust_type}` value cannot be stored as a bucket: {reason}")]
+    /// A value did not serialize to what the request needs (a bucket is a JSON object).
+    #[error("a `{rust_type}` value cannot be sent: {reason}")]
     Encode {
         /// The Rust type written.
         rust_type: &'static str,
@@ -381,7 +381,10 @@ impl<'db, R: Record, T: Transport + 'db> Stored<'db, R, T> {
 
     /// The record's current value (one `record_by_pk`).
     pub fn get(&self) -> Result<R, RecordError> {
-        let record = self.db.record_by_pk(&self.by_pk())?.results;
+        let record = self
+            .db
+            .record_by_pk(&RecordByPkRequest { pk: self.pk.clone() })?
+            .results;
         decode::<R, R>(&self.pk, Value::Object(record.bucket), None)
     }
 
@@ -414,10 +417,6 @@ impl<'db, R: Record, T: Transport + 'db> Stored<'db, R, T> {
             key,
             types: PhantomData,
         }
-    }
-
-    fn by_pk(&self) -> RecordByPkRequest {
-        RecordByPkRequest { pk: self.pk.clone() }
     }
 }
 
