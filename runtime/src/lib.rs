@@ -30,7 +30,7 @@ pub mod share;
 pub mod uds;
 
 pub use error::{Error, Result};
-pub use fork::{Worker, WorkerEnd, WorkerFailure, WorkerResult};
+pub use fork::{Worker, WorkerEnd, WorkerFailure, WorkerOutcome, WorkerResult};
 pub use mikobase::{mikobase, Db, Mikobase};
 pub use run::{Progress, Supervision, Supervisor};
 pub use share::{share, Batch, Entry, Share, SharedArray, SharedHash, Swap};

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::fork::{
     bounded, describe_exit, die_with_parent, ensure_single_threaded, fork_child, panic_message, Children,
-    Report, Worker, WorkerEnd, WorkerFailure, WorkerResult, EXIT_ERROR, EXIT_PANIC,
+    Report, Worker, WorkerEnd, WorkerFailure, WorkerOutcome, WorkerResult, EXIT_ERROR, EXIT_PANIC,
 };
 use crate::uds::{spawn_server, Client, ClientConfig, Handler, ServerConfig, SocketDir, Token};
 
@@ -70,10 +70,12 @@ pub type Supervisor<'a> = Box<dyn FnMut(&Progress) -> Supervision + 'a>;
 struct Running {
     pid: Pid,
     report: Report,
+    forked: Instant,
 }
 
 /// Runs `body` in `options.workers` forked workers against a server built by
-/// `make_handler`, then returns what `collect` reads from the server.
+/// `make_handler`, then returns what `collect` reads from the server, with every worker's
+/// outcome (in index order) when all of them finished cleanly.
 pub(crate) fn run<H, P, F, R>(
     options: &RunOptions,
     mut supervisor: Option<Supervisor<'_>>,
@@ -81,7 +83,7 @@ pub(crate) fn run<H, P, F, R>(
     make_proxy: impl Fn(Client) -> P,
     body: F,
     collect: impl FnOnce(&Client) -> Result<Value>,
-) -> Result<Value>
+) -> Result<(Value, Vec<WorkerOutcome>)>
 where
     H: Handler,
     F: Fn(Worker, P) -> R,
@@ -107,6 +109,7 @@ where
     let mut running = BTreeMap::new();
     for index in 0..options.workers {
         let (report, write) = Report::pipe()?;
+        let forked = Instant::now();
         let worker = Worker::new(index, options.workers, parent.as_raw() as u32);
         let proxy = make_proxy(client.clone());
         let body = &body;
@@ -137,11 +140,12 @@ where
             }
         })?;
         children.track(pid);
-        running.insert(index, Running { pid, report });
+        running.insert(index, Running { pid, report, forked });
     }
 
     let started = Instant::now();
     let mut failures = Vec::new();
+    let mut finished = Vec::new();
     let mut server_end = None;
     let mut cut_short: Option<Supervision> = None;
     let mut timed_out = false;
@@ -163,6 +167,12 @@ where
                     other => other,
                 };
                 failures.push(failure(index, worker.pid, end));
+            } else {
+                finished.push(WorkerOutcome {
+                    index,
+                    pid: worker.pid.as_raw() as u32,
+                    ran_for: worker.forked.elapsed(),
+                });
             }
         }
         if running.is_empty() {
@@ -231,7 +241,10 @@ where
             state,
             still_running: stopped,
         }),
-        (_, _, true) => Ok(*state),
+        (_, _, true) => {
+            finished.sort_by_key(|w| w.index);
+            Ok((*state, finished))
+        }
         (_, _, false) => Err(Error::WorkersFailed { state, failures }),
     }
 }

@@ -20,7 +20,7 @@ use super::generated::*;
 use super::support::{failure_envelope, Answer, CallContext, Failure, Reply};
 use super::transport::UdsTransport;
 use crate::error::{Error, Result};
-use crate::fork::{Worker, WorkerResult};
+use crate::fork::{Worker, WorkerOutcome, WorkerResult};
 use crate::run::{run, Progress, RunOptions, Supervision, Supervisor};
 use crate::uds::{Client, ClientConfig, Handler, Request, Response, Token};
 
@@ -235,10 +235,20 @@ impl Handler for MikobaseServer {
     }
 }
 
+/// What a shared-mikobase run returns when every worker finished cleanly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The final store as a worldlet: `{"format": "worldlet/1.0", "records": {pk: record}}`.
+    pub worldlet: Value,
+    /// How each worker went, in index order.
+    pub workers: Vec<WorkerOutcome>,
+}
+
 /// Runs `body` in `workers` forked processes sharing one in-memory Mikobase, and returns
 /// the final store as a worldlet once every worker has finished. Failure rules are those
-/// of [`crate::share`]: failed workers are named and the worldlet is still returned.
-pub fn mikobase<F, R>(workers: usize, body: F) -> Result<Value>
+/// of [`crate::share`]: failed workers are named and the worldlet is still returned (in
+/// [`Error::WorkersFailed`]'s `state`).
+pub fn mikobase<F, R>(workers: usize, body: F) -> Result<Finished>
 where
     F: Fn(Worker, Db) -> R,
     R: WorkerResult,
@@ -329,7 +339,7 @@ impl<'a> Mikobase<'a> {
     }
 
     /// Runs `body` in every worker and returns the final store as a worldlet.
-    pub fn run<F, R>(self, body: F) -> Result<Value>
+    pub fn run<F, R>(self, body: F) -> Result<Finished>
     where
         F: Fn(Worker, Db) -> R,
         R: WorkerResult,
@@ -378,5 +388,6 @@ impl<'a> Mikobase<'a> {
             body,
             collect,
         )
+        .map(|(worldlet, workers)| Finished { worldlet, workers })
     }
 }

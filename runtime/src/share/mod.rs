@@ -127,5 +127,6 @@ impl<'a> Share<'a> {
             body,
             |client| SharedHash::root(client.clone()).snapshot(),
         )
+        .map(|(state, _)| state)
     }
 }
