@@ -5,7 +5,7 @@
 //! proxy that looks like an ordinary data structure and turns every operation into one
 //! HTTP request.
 //!
-//! - [`share`] / [`Share`]: a shared hash (JSON-shaped scratch state).
+//! - [`share()`] / [`Share`]: a shared hash (JSON-shaped scratch state).
 //! - [`mikobase()`] / [`Mikobase`]: a shared Mikobase (Q0, class definitions, transactions)
 //!   whose client and dispatch table are generated from `mikobase-spec/mikobase.yaml`.
 //! - [`uds`]: the toolbox: server, client, tokens, socket directory.

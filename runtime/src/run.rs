@@ -42,6 +42,72 @@ impl RunOptions {
     }
 }
 
+/// The options every flavour's run builder has (`Share`, `Mikobase`), defined once so the
+/// builders cannot drift apart. The builder needs the fields `options: RunOptions` and
+/// `supervisor: Option<Supervisor<'a>>`.
+macro_rules! run_option_setters {
+    () => {
+        /// Stops the workers still running after `timeout` (default: no timeout); the
+        /// final state is still collected and [`crate::Error::TimedOut`] names them.
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.timeout = Some(timeout);
+            self
+        }
+
+        /// How long a worker's first connect retries while the server is not yet
+        /// listening (default 500 ms).
+        pub fn connect_budget(mut self, budget: std::time::Duration) -> Self {
+            self.options.client.connect_budget = budget;
+            self
+        }
+
+        /// Deadline of each call a worker makes (default 30 s). A call parked behind
+        /// another worker's exclusive hold waits at most this long.
+        pub fn call_deadline(mut self, deadline: std::time::Duration) -> Self {
+            self.options.client.call_deadline = deadline;
+            self
+        }
+
+        /// Largest request body the server accepts (default 16 MiB); larger ones get 413
+        /// `request-too-large`.
+        pub fn body_limit(mut self, bytes: usize) -> Self {
+            self.options.server.body_limit = bytes;
+            self
+        }
+
+        /// Deepest JSON nesting the server accepts (default 64, at most 128).
+        pub fn max_depth(mut self, depth: usize) -> Self {
+            self.options.server.max_depth = depth.min(128);
+            self
+        }
+
+        /// How long stopped children get between SIGTERM and SIGKILL (default 2 s).
+        pub fn grace(mut self, grace: std::time::Duration) -> Self {
+            self.options.grace = grace;
+            self
+        }
+
+        /// Forks even if this process has other threads. Only sound when every other
+        /// thread holds no lock the children need (allocator, stdio, runtimes): the
+        /// opt-out named by [`crate::Error::ForkUnsafe`].
+        pub fn allow_threads(mut self, allow: bool) -> Self {
+            self.options.allow_threads = allow;
+            self
+        }
+
+        /// Calls `supervise` in the parent every few milliseconds while the workers run;
+        /// it can watch progress or stop the run early ([`crate::Error::Stopped`]).
+        pub fn supervise(
+            mut self,
+            supervise: impl FnMut(&crate::Progress) -> crate::Supervision + 'a,
+        ) -> Self {
+            self.supervisor = Some(Box::new(supervise));
+            self
+        }
+    };
+}
+pub(crate) use run_option_setters;
+
 /// What a supervisor sees while the workers run.
 #[derive(Debug, Clone)]
 pub struct Progress {

@@ -10,7 +10,6 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use hyper::Method;
 use serde_json::{json, Map, Value};
@@ -22,7 +21,7 @@ use super::support::{failure_envelope, Answer, CallContext, Failure, Reply};
 use super::transport::UdsTransport;
 use crate::error::{Error, Result};
 use crate::fork::{Worker, WorkerOutcome, WorkerResult};
-use crate::run::{run, Progress, RunOptions, Supervision, Supervisor};
+use crate::run::{run, RunOptions, Supervisor};
 use crate::uds::{Client, ClientConfig, Handler, Request, Response, Token};
 
 /// The shared-mikobase proxy a worker gets: every method is one request to the server.
@@ -322,7 +321,7 @@ pub struct Finished {
 
 /// Runs `body` in `workers` forked processes sharing one in-memory Mikobase, and returns
 /// the final store as a worldlet once every worker has finished. Failure rules are those
-/// of [`crate::share`]: failed workers are named and the worldlet is still returned (in
+/// of [`crate::share()`]: failed workers are named and the worldlet is still returned (in
 /// [`Error::WorkersFailed`]'s `state`).
 pub fn mikobase<F, R>(workers: usize, body: F) -> Result<Finished>
 where
@@ -383,36 +382,7 @@ impl<'a> Mikobase<'a> {
         self
     }
 
-    /// Stops the workers still running after `timeout`.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = Some(timeout);
-        self
-    }
-
-    /// Deadline of each call a worker makes (default 30 s); a call waiting behind another
-    /// worker's transaction waits at most this long.
-    pub fn call_deadline(mut self, deadline: Duration) -> Self {
-        self.options.client.call_deadline = deadline;
-        self
-    }
-
-    /// How long stopped children get between SIGTERM and SIGKILL (default 2 s).
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.options.grace = grace;
-        self
-    }
-
-    /// Forks even if this process has other threads (see [`crate::Error::ForkUnsafe`]).
-    pub fn allow_threads(mut self, allow: bool) -> Self {
-        self.options.allow_threads = allow;
-        self
-    }
-
-    /// Calls `supervise` in the parent while the workers run.
-    pub fn supervise(mut self, supervise: impl FnMut(&Progress) -> Supervision + 'a) -> Self {
-        self.supervisor = Some(Box::new(supervise));
-        self
-    }
+    crate::run::run_option_setters!();
 
     /// Runs `body` in every worker and returns the final store as a worldlet.
     pub fn run<F, R>(self, body: F) -> Result<Finished>
@@ -428,10 +398,12 @@ impl<'a> Mikobase<'a> {
             after,
             supervisor,
         } = self;
+        let body_limit = options.server.body_limit;
         let make = move || {
             let engine = Engine::open(storage, "rw")
                 .map_err(|p| format!("cannot open the store: {} {}", p.id, p.details))?;
             let mut server = MikobaseServer::new(engine);
+            server.body_limit = body_limit;
             server.before = before;
             server.after = after;
             if let Some(schema) = schema {
