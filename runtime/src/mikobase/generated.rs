@@ -53,10 +53,8 @@ pub type Stack = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct Record {
     /// The record's primary key.
@@ -80,10 +78,8 @@ pub struct Record {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct Problem {
     /// The stable error or warning id.
@@ -103,10 +99,8 @@ pub struct Problem {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct SelectResult {
     /// How many records are returned (after limit and offset).
@@ -124,10 +118,8 @@ pub struct SelectResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct PkResult {
     /// The record's primary key.
@@ -142,10 +134,8 @@ pub struct PkResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct DeleteResult {
     /// The record's primary key.
@@ -165,10 +155,8 @@ pub struct DeleteResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct TransactionResult {
     /// The transaction id.
@@ -183,10 +171,8 @@ pub struct TransactionResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct EndResult {
     /// The transaction id.
@@ -204,10 +190,8 @@ pub struct EndResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ValidationReport {
     /// Problems that would fail the request.
@@ -225,10 +209,8 @@ pub struct ValidationReport {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct Schema {
     /// One class-definition bucket per class (name, inherits, fields, uniques).
@@ -245,10 +227,8 @@ pub struct Schema {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ImportResult {
     /// Number of definitions or records imported.
@@ -265,26 +245,35 @@ pub struct ImportResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
 )]
-
 pub struct Worldlet {
     /// `worldlet/1.0`.
     #[serde(rename = "format")]
     pub format: ::std::string::String,
     /// Records keyed by pk; class definitions in whole-hash form.
-    #[serde(
-        rename = "records",
-        default,
-        skip_serializing_if = "::core::option::Option::is_none"
-    )]
+    #[serde(rename = "records", skip_serializing_if = "::core::option::Option::is_none")]
     pub records: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    /// Keys beyond the declared fields, kept as they are.
+    /// Other keys (and optional fields whose value does not fit their
+    /// type), kept as they are.
     #[serde(flatten)]
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+}
+
+impl<'de> ::serde::Deserialize<'de> for Worldlet {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
+            deserializer,
+        )?;
+        ::core::result::Result::Ok(Worldlet {
+            format: __support::require::<_, D::Error>(&mut extra, "format")?,
+            records: __support::take(&mut extra, "records"),
+            extra,
+        })
+    }
 }
 
 /// The request of `select`: Reads active records, narrowed by pk, class (with subclasses) and conditions, sorted and paged.
@@ -294,16 +283,15 @@ pub struct Worldlet {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct SelectRequest {
     /// Select exactly this record.
     #[serde(
         rename = "pk",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub pk: ::core::option::Option<Pk>,
@@ -311,6 +299,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "class",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub class: ::core::option::Option<::serde_json::Value>,
@@ -318,6 +307,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "classes",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub classes: ::core::option::Option<::serde_json::Value>,
@@ -325,6 +315,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "limit",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub limit: ::core::option::Option<u64>,
@@ -332,6 +323,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "offset",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub offset: ::core::option::Option<u64>,
@@ -339,6 +331,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "sort",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub sort: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
@@ -346,6 +339,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "sorts",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub sorts: ::core::option::Option<
@@ -355,6 +349,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "path",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub path: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
@@ -362,6 +357,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "then",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub then: ::core::option::Option<
@@ -371,6 +367,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "all",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub all: ::core::option::Option<
@@ -380,6 +377,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "any",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub any: ::core::option::Option<
@@ -389,6 +387,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "not",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub not: ::core::option::Option<bool>,
@@ -396,6 +395,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "placeholders",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub placeholders: ::core::option::Option<
@@ -405,6 +405,7 @@ pub struct SelectRequest {
     #[serde(
         rename = "transaction",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub transaction: ::core::option::Option<::std::string::String>,
@@ -417,10 +418,8 @@ pub struct SelectRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     /// The record's data.
@@ -430,6 +429,7 @@ pub struct CreateRequest {
     #[serde(
         rename = "class",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub class: ::core::option::Option<Uns>,
@@ -437,6 +437,7 @@ pub struct CreateRequest {
     #[serde(
         rename = "classes",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub classes: ::core::option::Option<::serde_json::Value>,
@@ -444,6 +445,7 @@ pub struct CreateRequest {
     #[serde(
         rename = "transaction",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub transaction: ::core::option::Option<::std::string::String>,
@@ -456,10 +458,8 @@ pub struct CreateRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     /// The record to update.
@@ -469,6 +469,7 @@ pub struct UpdateRequest {
     #[serde(
         rename = "bucket",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub bucket: ::core::option::Option<Bucket>,
@@ -476,6 +477,7 @@ pub struct UpdateRequest {
     #[serde(
         rename = "class",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub class: ::core::option::Option<Uns>,
@@ -483,6 +485,7 @@ pub struct UpdateRequest {
     #[serde(
         rename = "transaction",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub transaction: ::core::option::Option<::std::string::String>,
@@ -495,10 +498,8 @@ pub struct UpdateRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
     /// The record to delete.
@@ -508,6 +509,7 @@ pub struct DeleteRequest {
     #[serde(
         rename = "if_exists",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub if_exists: ::core::option::Option<bool>,
@@ -515,6 +517,7 @@ pub struct DeleteRequest {
     #[serde(
         rename = "transaction",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub transaction: ::core::option::Option<::std::string::String>,
@@ -527,16 +530,15 @@ pub struct DeleteRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct TransactionRequest {
     /// The innermost open transaction, to nest inside it explicitly.
     #[serde(
         rename = "parent",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub parent: ::core::option::Option<::std::string::String>,
@@ -549,10 +551,8 @@ pub struct TransactionRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
     /// The transaction to commit.
@@ -567,10 +567,8 @@ pub struct CommitRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The transaction to roll back.
@@ -585,10 +583,8 @@ pub struct RollbackRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct RecordByPkRequest {
     /// The record's primary key.
@@ -603,10 +599,8 @@ pub struct RecordByPkRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ByClassRequest {
     /// The class name.
@@ -621,10 +615,8 @@ pub struct ByClassRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ValidateRequest {
     /// The Q0 request to check.
@@ -639,10 +631,8 @@ pub struct ValidateRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ExportSchemaRequest {}
 
@@ -653,10 +643,8 @@ pub struct ExportSchemaRequest {}
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ImportSchemaRequest {
     /// The class definitions.
@@ -673,10 +661,8 @@ pub struct ImportSchemaRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ExportWorldletRequest {}
 
@@ -687,10 +673,8 @@ pub struct ExportWorldletRequest {}
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ImportWorldletRequest {
     /// The worldlet to import.
@@ -706,9 +690,7 @@ pub struct ImportWorldletRequest {
     ::core::cmp::PartialEq,
     ::core::cmp::Eq,
     ::core::hash::Hash
-
 )]
-
 pub enum ErrorId {
     /// `invalid_request` (HTTP 400): The request is malformed (missing, unknown or mistyped fields, bad operators, malformed JSON).
     InvalidRequest,
@@ -884,9 +866,7 @@ impl ErrorId {
     ::core::cmp::PartialEq,
     ::core::cmp::Eq,
     ::core::hash::Hash
-
 )]
-
 pub enum WarningId {
     /// `redundant_fields` (HTTP 200): Both of a redundant pair were given (`sort`+`sorts`, `class`+`classes`); both are used.
     RedundantFields,
@@ -1051,7 +1031,6 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
     route: &str,
     body: &[u8],
     limit: usize,
-
 ) -> (u16, ::std::vec::Vec<u8>) {
     fn status(id: &str) -> u16 {
         ErrorId::from_wire(id).map_or(500, ErrorId::http_status)
