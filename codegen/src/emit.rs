@@ -276,6 +276,13 @@ pub fn id_enum(name: &str, what: &str, defs: &[ErrorDef]) -> TokenStream {
     let enum_docs = doc(&format!(
         "Every {what} id, with its exact wire string and HTTP status."
     ));
+    let from_wire = if defs.is_empty() {
+        quote! { let _ = id; ::core::option::Option::None }
+    } else {
+        quote! {
+            match id { #(#wires => ::core::option::Option::Some(#ident::#variants),)* _ => ::core::option::Option::None }
+        }
+    };
     quote! {
         #enum_docs
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq, ::core::cmp::Eq, ::core::hash::Hash)]
@@ -302,7 +309,7 @@ pub fn id_enum(name: &str, what: &str, defs: &[ErrorDef]) -> TokenStream {
 
             /// The id for a wire string.
             pub fn from_wire(id: &str) -> ::core::option::Option<#ident> {
-                match id { #(#wires => ::core::option::Option::Some(#ident::#variants),)* _ => ::core::option::Option::None }
+                #from_wire
             }
         }
     }
@@ -387,7 +394,7 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
         .filter(|op| op.kind == OpKind::Q0)
         .map(|op| op.name.wire.as_str())
         .collect();
-    let method_arms = spec
+    let method_arms: Vec<TokenStream> = spec
         .operations
         .iter()
         .filter(|op| op.kind != OpKind::Q0)
@@ -395,7 +402,37 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
             let route = route_const(op);
             let call = call(op);
             quote! { #route => #call, }
-        });
+        })
+        .collect();
+    let q0_branch = (!actions.is_empty()).then(|| {
+        quote! {
+            if route == ROUTE_Q0 {
+                let action = body.get("action").and_then(::serde_json::Value::as_str).map(::std::string::ToString::to_string);
+                return match action.as_deref() {
+                    #(#q0_arms)*
+                    ::core::option::Option::Some(other) => fail(&__support::Failure::one(
+                        ErrorId::ActionNotSupported.as_str(),
+                        ::serde_json::json!({ "action": other, "supported": [#(#actions),*] }),
+                    )),
+                    ::core::option::Option::None => fail(&__support::Failure::one(
+                        ErrorId::InvalidRequest.as_str(),
+                        ::serde_json::json!({ "missing_fields": ["action"] }),
+                    )),
+                };
+            }
+        }
+    });
+    let unknown = quote! {
+        fail(&__support::Failure::one(
+            ErrorId::InvalidRequest.as_str(),
+            ::serde_json::json!({ "unknown_route": route }),
+        ))
+    };
+    let by_route = if method_arms.is_empty() {
+        unknown
+    } else {
+        quote! { match route { #(#method_arms)* _ => #unknown } }
+    };
     let routes: Vec<TokenStream> = {
         let mut seen = Vec::new();
         spec.operations
@@ -470,27 +507,8 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
                 ));
             };
             __support::strip_passthrough(&mut body);
-            if route == ROUTE_Q0 {
-                let action = body.get("action").and_then(::serde_json::Value::as_str).map(::std::string::ToString::to_string);
-                return match action.as_deref() {
-                    #(#q0_arms)*
-                    ::core::option::Option::Some(other) => fail(&__support::Failure::one(
-                        ErrorId::ActionNotSupported.as_str(),
-                        ::serde_json::json!({ "action": other, "supported": [#(#actions),*] }),
-                    )),
-                    ::core::option::Option::None => fail(&__support::Failure::one(
-                        ErrorId::InvalidRequest.as_str(),
-                        ::serde_json::json!({ "missing_fields": ["action"] }),
-                    )),
-                };
-            }
-            match route {
-                #(#method_arms)*
-                _ => fail(&__support::Failure::one(
-                    ErrorId::InvalidRequest.as_str(),
-                    ::serde_json::json!({ "unknown_route": route }),
-                )),
-            }
+            #q0_branch
+            #by_route
         }
     }
 }
@@ -535,6 +553,18 @@ pub fn client(spec: &ApiSpec) -> TokenStream {
             }
         }
     });
+    let raw_q0 = spec.operations.iter().any(|op| op.kind == OpKind::Q0).then(|| {
+        quote! {
+            /// Sends a raw Q0 request and returns the raw envelope.
+            pub fn q0(&self, request: &::serde_json::Value)
+                -> ::core::result::Result<::serde_json::Value, __support::ClientError> {
+                let bytes = ::serde_json::to_vec(request).unwrap_or_default();
+                let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
+                ::serde_json::from_slice(&answer)
+                    .map_err(|e| __support::ClientError::Decode(e.to_string()))
+            }
+        }
+    });
     quote! {
         /// The Mikobase proxy: every operation is one request over the transport.
         #[derive(::core::fmt::Debug, ::core::clone::Clone)]
@@ -553,14 +583,7 @@ pub fn client(spec: &ApiSpec) -> TokenStream {
                 &self.transport
             }
 
-            /// Sends a raw Q0 request and returns the raw envelope.
-            pub fn q0(&self, request: &::serde_json::Value)
-                -> ::core::result::Result<::serde_json::Value, __support::ClientError> {
-                let bytes = ::serde_json::to_vec(request).unwrap_or_default();
-                let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
-                ::serde_json::from_slice(&answer)
-                    .map_err(|e| __support::ClientError::Decode(e.to_string()))
-            }
+            #raw_q0
 
             #(#methods)*
         }

@@ -420,6 +420,7 @@ impl Lowering {
         }
         let op_names: Vec<Name> = operations.iter().map(|o| o.name.clone()).collect();
         self.collisions("operation", &op_names, |s| s.to_snake_case());
+        self.dispatch_ids(&spec_name, &operations, &error_names);
 
         if !self.diagnostics.is_empty() {
             self.diagnostics.sort_by_key(|d| (d.pos, d.code));
@@ -434,6 +435,30 @@ impl Lowering {
             warnings,
             operations,
         })
+    }
+
+    /// The generated dispatch table answers these ids itself, so the registry must have
+    /// them: a malformed body, an oversized one, and (with Q0 actions) an unknown action.
+    fn dispatch_ids(&mut self, spec: &Name, operations: &[Operation], declared: &[String]) {
+        let mut needed = Vec::new();
+        if !operations.is_empty() {
+            needed.extend([("invalid_request", 400), ("request-too-large", 413)]);
+        }
+        if operations.iter().any(|o| o.kind == OpKind::Q0) {
+            needed.push(("action-not-supported", 501));
+        }
+        for (id, status) in needed {
+            if !declared.iter().any(|d| d == id) {
+                self.error(
+                    Code::MB005,
+                    format!("the dispatch table answers `{id}`, which `errors` does not declare"),
+                    spec,
+                    Some(format!(
+                        "add `{id}: {{status: {status}, description: ...}}` to `errors`"
+                    )),
+                );
+            }
+        }
     }
 
     fn error_def(&mut self, what: &str, key: &Spanned<String>, raw: RawError) -> ErrorDef {
