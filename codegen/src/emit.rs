@@ -218,10 +218,16 @@ pub fn type_def(spec: &ApiSpec, def: &TypeDef) -> TokenStream {
         }
         TypeKind::Union(variants) => {
             let body = union_variants(spec, owner, variants);
+            // What a value that fits no variant is told (serde's default names no shape).
+            let shapes: Vec<String> = variants
+                .iter()
+                .map(|v| format!("`{}` ({})", v.name.wire, v.ty))
+                .collect();
+            let expecting = format!("a {owner}: {}", shapes.join(" or "));
             quote! {
                 #docs
                 #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::serde::Serialize, ::serde::Deserialize)]
-                #[serde(untagged)]
+                #[serde(untagged, expecting = #expecting)]
                 pub enum #ident { #body }
             }
         }

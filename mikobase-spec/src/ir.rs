@@ -59,6 +59,25 @@ pub enum TypeRef {
     Named(Name),
 }
 
+/// As written in a spec: `list<Record>`, `map<json>`, `u64`, ...
+impl std::fmt::Display for TypeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TypeRef::String => f.write_str("string"),
+            TypeRef::Bool => f.write_str("bool"),
+            TypeRef::U64 => f.write_str("u64"),
+            TypeRef::I64 => f.write_str("i64"),
+            TypeRef::F64 => f.write_str("f64"),
+            TypeRef::Number => f.write_str("number"),
+            TypeRef::Json => f.write_str("json"),
+            TypeRef::Object => f.write_str("object"),
+            TypeRef::List(inner) => write!(f, "list<{inner}>"),
+            TypeRef::Map(inner) => write!(f, "map<{inner}>"),
+            TypeRef::Named(name) => f.write_str(&name.wire),
+        }
+    }
+}
+
 /// One field of a struct type or of an operation's request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Field {

@@ -292,6 +292,16 @@ fn requests_the_engine_refuses_are_refused_with_the_same_id() {
 }
 
 #[test]
+fn a_value_that_fits_no_variant_is_told_what_fits() {
+    let (_, client) = twins();
+    let answer = client.q0(&json!({"action": "select", "class": 5})).unwrap();
+    assert_eq!(
+        answer["errors"][0]["details"]["wrong_types"][0]["reason"],
+        "a ClassFilter: `one` (Uns) or `many` (list<Uns>)"
+    );
+}
+
+#[test]
 fn class_definitions_reach_the_engine_whatever_their_keys() {
     // (definition, whether the engine accepts it)
     let definitions = [

@@ -194,7 +194,7 @@ pub struct Envelope {
     ::serde::Serialize,
     ::serde::Deserialize
 )]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a ClassFilter: `one` (Uns) or `many` (list<Uns>)")]
 pub enum ClassFilter {
     /// One class name.
     One(Uns),
@@ -210,7 +210,10 @@ pub enum ClassFilter {
     ::serde::Serialize,
     ::serde::Deserialize
 )]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a RecordClasses: `names` (list<Uns>) or `platters` (Stack)"
+)]
 pub enum RecordClasses {
     /// Class names, one platter each (`a`, `b`, ...).
     Names(::std::vec::Vec<Uns>),
@@ -263,7 +266,10 @@ pub struct SortQualifier {
     ::serde::Serialize,
     ::serde::Deserialize
 )]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a SortStep: `key` (string) or `qualifier` (SortQualifier)"
+)]
 pub enum SortStep {
     /// A bucket key to descend into.
     Key(::std::string::String),
@@ -284,7 +290,7 @@ pub type SortPath = ::std::vec::Vec<SortStep>;
     ::serde::Serialize,
     ::serde::Deserialize
 )]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a Bound: `number` (number) or `text` (string)")]
 pub enum Bound {
     /// A number (kept exactly as written).
     Number(::serde_json::Number),
