@@ -11,19 +11,19 @@ use std::time::Instant;
 
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::{
-    ClientError, CreateRequest, ImportSchemaRequest, InProcess, Mikobase, MikobaseClient, RecordByPkRequest,
-    SelectRequest, Transport,
+    ClassDefinition, ClientError, CreateRequest, ImportSchemaRequest, InProcess, Mikobase, MikobaseClient,
+    RecordByPkRequest, SelectRequest, Transport,
 };
 use caspian_ipc::{share, Error};
 use common::{floor, now_ns, sample, stats_from, stats_json, Stats};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 const CLASS: &str = "example.org/bench/item";
 const SEEDED: usize = 200;
 
-fn class_definition() -> Map<String, Value> {
+fn class_definition() -> ClassDefinition {
     let definition = json!({"name": CLASS, "fields": {"n": {"class": "number", "required": true}}});
-    definition.as_object().cloned().unwrap_or_default()
+    serde_json::from_value(definition).expect("a class definition")
 }
 
 fn item(n: usize) -> CreateRequest {

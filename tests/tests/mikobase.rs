@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::{
-    mikobase, CommitRequest, CreateRequest, Mikobase, MikobaseServer, RollbackRequest, SelectRequest,
-    SetFieldsRequest, TransactionRequest,
+    mikobase, ClassFilter, CommitRequest, CreateRequest, Mikobase, MikobaseServer, RollbackRequest,
+    SelectRequest, SetFieldsRequest, TransactionRequest,
 };
 use caspian_ipc::uds::{spawn_server, ServerConfig, SocketDir, Token};
 use caspian_ipc::{Error, Supervision, WorkerEnd};
@@ -163,7 +163,7 @@ fn uncommitted_writes_are_never_seen() -> Outcome {
                 // Parked behind worker 0's transaction: answered only after its rollback.
                 let seen = db
                     .select(&SelectRequest {
-                        class: Some(json!(SHIP)),
+                        class: Some(ClassFilter::One(SHIP.into())),
                         ..Default::default()
                     })
                     .map_err(|e| e.to_string())?;

@@ -4,7 +4,7 @@
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::{
     ByClassRequest, ClientError, CreateRequest, DeleteRequest, ErrorId, InProcess, MikobaseClient,
-    RecordByPkRequest, SelectRequest, SetFieldsRequest, Transport, UpdateRequest, ROUTE_Q0,
+    RecordByPkRequest, SelectRequest, SetFieldsRequest, SortStep, Transport, UpdateRequest, ROUTE_Q0,
 };
 use serde_json::{json, Map, Value};
 
@@ -39,7 +39,15 @@ fn typed_calls_round_trip_through_the_dispatch_table() {
         .unwrap()
         .results;
     assert_eq!(record.bucket["name"], "Ripley");
-    assert_eq!(record.stack["a"]["class"], "example.org/crew/person");
+    assert_eq!(
+        record.stack.keys().collect::<Vec<_>>(),
+        ["shadow", "a"],
+        "platters keep their order"
+    );
+    assert_eq!(
+        record.stack["a"].class.as_deref(),
+        Some("example.org/crew/person")
+    );
     db.update(&UpdateRequest {
         pk: pk.clone(),
         bucket: Some(object(json!({"name": "Ellen Ripley"}))),
@@ -78,8 +86,8 @@ fn failures_and_warnings_keep_their_ids() {
     assert_eq!(invalid.id(), Some(ErrorId::ClassNotFound.as_str()));
     let answer = db
         .select(&SelectRequest {
-            sort: Some(vec![json!("a")]),
-            sorts: Some(vec![vec![json!("b")]]),
+            sort: Some(vec![SortStep::Key("a".into())]),
+            sorts: Some(vec![vec![SortStep::Key("b".into())]]),
             ..Default::default()
         })
         .unwrap();

@@ -4,6 +4,40 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+/// A JSON object whose keys keep their order (`map<T>` in the spec): a stack's platters
+/// are ordered, and so are a class's fields.
+pub type OrderedMap<T> = indexmap::IndexMap<String, T>;
+
+/// Reads a present optional field: `null` must fit `T` (only `serde_json::Value` takes it),
+/// so a request never loses a `null` the engine would have refused or kept.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// Takes an optional field of an open struct out of `object` when its value fits `T`; a
+/// value that does not fit stays in `object`, unchanged, for the engine to judge.
+pub fn take<T: serde::de::DeserializeOwned>(
+    object: &mut serde_json::Map<String, Value>,
+    key: &str,
+) -> Option<T> {
+    let parsed = T::deserialize(object.get(key)?).ok()?;
+    object.remove(key);
+    Some(parsed)
+}
+
+/// Takes a required field of an open struct out of `object`.
+pub fn require<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    object: &mut serde_json::Map<String, Value>,
+    key: &'static str,
+) -> Result<T, E> {
+    let value = object.remove(key).ok_or_else(|| E::missing_field(key))?;
+    T::deserialize(value).map_err(|e| E::custom(format!("field `{key}`: {e}")))
+}
+
 /// One error or warning: `{"id", "details"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
