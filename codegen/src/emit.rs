@@ -379,9 +379,9 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
         let method = field(&op.name.wire);
         let request = request_type(op);
         quote! {
-            match ::serde_json::from_value::<#request>(::serde_json::Value::Object(body)) {
+            match __support::decode::<#request>(body) {
                 ::core::result::Result::Ok(request) => encode(&service.#method(context, request)),
-                ::core::result::Result::Err(error) => fail(&__support::decode_failure(&error)),
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
     };

@@ -120,6 +120,15 @@ fn the_dispatch_table_names_what_is_wrong_with_a_raw_request() {
         .unwrap()
         .contains("ten"));
     assert_eq!(
+        mistyped["errors"][0]["details"]["wrong_types"][0]["field"],
+        "limit"
+    );
+    let nested = envelope(json!({"action": "select", "sorts": [["a"], ["b", {"reverse": "yes"}]]}));
+    assert_eq!(
+        nested["errors"][0]["details"]["wrong_types"][0]["field"], "sorts[1][1]",
+        "a nested field is named by its path from the body's root: {nested}"
+    );
+    assert_eq!(
         envelope(json!({"action": "merge"}))["errors"][0]["id"],
         "action-not-supported"
     );

@@ -1745,93 +1745,65 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
         return match action.as_deref() {
             ::core::option::Option::Some("select") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    SelectRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<SelectRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.select(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("create") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    CreateRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<CreateRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.create(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("update") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    UpdateRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<UpdateRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.update(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("delete") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    DeleteRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<DeleteRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.delete(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("transaction") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    TransactionRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<TransactionRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.transaction(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("commit") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    CommitRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<CommitRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.commit(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("rollback") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    RollbackRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<RollbackRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.rollback(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some(other) => {
@@ -1857,99 +1829,67 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
     }
     match route {
         ROUTE_RECORD_BY_PK => {
-            match ::serde_json::from_value::<
-                RecordByPkRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<RecordByPkRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.record_by_pk(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_BY_CLASS => {
-            match ::serde_json::from_value::<
-                ByClassRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ByClassRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.by_class(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_VALIDATE => {
-            match ::serde_json::from_value::<
-                ValidateRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ValidateRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.validate(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_EXPORT_SCHEMA => {
-            match ::serde_json::from_value::<
-                ExportSchemaRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ExportSchemaRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.export_schema(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_IMPORT_SCHEMA => {
-            match ::serde_json::from_value::<
-                ImportSchemaRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ImportSchemaRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.import_schema(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_EXPORT_WORLDLET => {
-            match ::serde_json::from_value::<
-                ExportWorldletRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ExportWorldletRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.export_worldlet(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_IMPORT_WORLDLET => {
-            match ::serde_json::from_value::<
-                ImportWorldletRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ImportWorldletRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.import_worldlet(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_SET_FIELDS => {
-            match ::serde_json::from_value::<
-                SetFieldsRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<SetFieldsRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.set_fields(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         _ => {

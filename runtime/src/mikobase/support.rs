@@ -164,24 +164,44 @@ pub fn failure_envelope(failure: &Failure) -> Value {
     e
 }
 
-/// Turns a serde decode error into `invalid_request` details naming the missing, unknown
-/// or mistyped field.
-pub fn decode_failure(error: &serde_json::Error) -> Failure {
+/// Decodes a request body into its typed request. A body that does not fit is
+/// `invalid_request` naming the field that is missing, unknown or mistyped by its path
+/// from the body's root (`limit`, `then.all[0].not`, `sort[1]`).
+pub fn decode<T: serde::de::DeserializeOwned>(body: serde_json::Map<String, Value>) -> Result<T, Failure> {
+    serde_path_to_error::deserialize(Value::Object(body)).map_err(|error| {
+        let at = match error.path().to_string() {
+            root if root == "." => String::new(),
+            path => path,
+        };
+        decode_failure(&at, error.inner())
+    })
+}
+
+/// `invalid_request` details for a serde decode error at `at` (empty: the body itself).
+fn decode_failure(at: &str, error: &serde_json::Error) -> Failure {
     let text = error.to_string();
     let quoted = |prefix: &str| {
         text.strip_prefix(prefix)
             .and_then(|rest| rest.split('`').next())
             .map(str::to_owned)
     };
+    let under = |field: &str| {
+        if at.is_empty() || at.ends_with(field) {
+            at.to_owned()
+        } else {
+            format!("{at}.{field}")
+        }
+    };
+    let reason = text.split(" at line").next().unwrap_or(&text).to_owned();
     let details = if let Some(field) = quoted("missing field `") {
-        json!({ "missing_fields": [field] })
+        json!({ "missing_fields": [if at.is_empty() { field } else { format!("{at}.{field}") }] })
     } else if let Some(field) = quoted("unknown field `") {
         let expected = text
             .split_once("expected ")
             .map(|(_, e)| e.split(" at line").next().unwrap_or(e).to_owned());
-        json!({ "unknown_fields": [field], "expected": expected })
+        json!({ "unknown_fields": [under(&field)], "expected": expected })
     } else {
-        json!({ "wrong_types": [{ "reason": text }] })
+        json!({ "wrong_types": [{ "field": at, "reason": reason }] })
     };
     Failure::one("invalid_request", details)
 }
