@@ -1,11 +1,12 @@
 //! The emitters: IR → token streams. One function per generated item kind.
 
 use heck::ToUpperCamelCase;
-use mikobase_spec::{ApiSpec, ErrorDef, Field, OpKind, Operation, TypeDef, TypeKind, TypeRef};
+use mikobase_spec::{ApiSpec, ErrorDef, Field, OpKind, Operation, TypeDef, TypeKind, TypeRef, Variant};
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::quote;
 
 use crate::names::{doc, field, request_type, route, route_const, type_name};
+use crate::Emitter;
 
 fn rust_type(ty: &TypeRef) -> TokenStream {
     match ty {
@@ -14,6 +15,7 @@ fn rust_type(ty: &TypeRef) -> TokenStream {
         TypeRef::U64 => quote!(u64),
         TypeRef::I64 => quote!(i64),
         TypeRef::F64 => quote!(f64),
+        TypeRef::Number => quote!(::serde_json::Number),
         TypeRef::Json => quote!(::serde_json::Value),
         TypeRef::Object => quote!(::serde_json::Map<::std::string::String, ::serde_json::Value>),
         TypeRef::List(inner) => {
@@ -24,8 +26,9 @@ fn rust_type(ty: &TypeRef) -> TokenStream {
             quote!(::serde_json::Map<::std::string::String, ::serde_json::Value>)
         }
         TypeRef::Map(inner) => {
+            // Keys keep their order (a stack's platters are ordered).
             let inner = rust_type(inner);
-            quote!(::std::collections::BTreeMap<::std::string::String, #inner>)
+            quote!(__support::OrderedMap<#inner>)
         }
         TypeRef::Named(name) => {
             let ident = type_name(&name.wire);
@@ -34,20 +37,93 @@ fn rust_type(ty: &TypeRef) -> TokenStream {
     }
 }
 
-fn struct_fields(fields: &[Field]) -> TokenStream {
+/// Whether `ty`, held directly (not behind a list or a map), contains the type `owner`:
+/// such a field or variant is boxed, or the type would have infinite size.
+fn reaches(spec: &ApiSpec, ty: &TypeRef, owner: &str, seen: &mut Vec<String>) -> bool {
+    let TypeRef::Named(name) = ty else {
+        return false;
+    };
+    if name.wire == owner {
+        return true;
+    }
+    if seen.contains(&name.wire) {
+        return false;
+    }
+    seen.push(name.wire.clone());
+    match spec.type_named(&name.wire).map(|t| &t.kind) {
+        Some(TypeKind::Struct { fields, .. }) => fields.iter().any(|f| reaches(spec, &f.ty, owner, seen)),
+        Some(TypeKind::Alias(target)) => reaches(spec, target, owner, seen),
+        Some(TypeKind::Union(variants)) => variants.iter().any(|v| reaches(spec, &v.ty, owner, seen)),
+        Some(TypeKind::Enum(_)) | None => false,
+    }
+}
+
+/// The Rust type of a field or variant of `owner`, boxed when it is recursive.
+fn member_type(spec: &ApiSpec, ty: &TypeRef, owner: &str) -> TokenStream {
+    let inner = rust_type(ty);
+    if reaches(spec, ty, owner, &mut Vec::new()) {
+        quote!(::std::boxed::Box<#inner>)
+    } else {
+        inner
+    }
+}
+
+/// Whether `ty` has a `Default` (enums and unions have none; a struct has one when every
+/// required field does).
+fn defaultable(spec: &ApiSpec, ty: &TypeRef, seen: &mut Vec<String>) -> bool {
+    let TypeRef::Named(name) = ty else {
+        return true;
+    };
+    if seen.contains(&name.wire) {
+        return true;
+    }
+    seen.push(name.wire.clone());
+    match spec.type_named(&name.wire).map(|t| &t.kind) {
+        Some(TypeKind::Struct { fields, .. }) => required_defaultable(spec, fields, seen),
+        Some(TypeKind::Alias(target)) => defaultable(spec, target, seen),
+        Some(TypeKind::Enum(_) | TypeKind::Union(_)) | None => false,
+    }
+}
+
+fn required_defaultable(spec: &ApiSpec, fields: &[Field], seen: &mut Vec<String>) -> bool {
+    fields
+        .iter()
+        .filter(|f| !f.optional)
+        .all(|f| defaultable(spec, &f.ty, seen))
+}
+
+/// The derives of a struct: `Default` only when every required field has one.
+fn struct_derives(spec: &ApiSpec, fields: &[Field], deserialize: bool) -> TokenStream {
+    let default =
+        required_defaultable(spec, fields, &mut Vec::new()).then(|| quote!(::core::default::Default,));
+    let deserialize = deserialize.then(|| quote!(::serde::Deserialize,));
+    quote! {
+        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, #default ::serde::Serialize, #deserialize)]
+    }
+}
+
+fn with_decision(text: &str, decision: &Option<String>) -> TokenStream {
+    match decision {
+        Some(d) => doc(&format!("{text}\n\nDecision {d} (mikobase-spec/DECISIONS.md).")),
+        None => doc(text),
+    }
+}
+
+/// The fields of a struct owned by `owner`. Absent optional fields are `None`; `null` is
+/// `None` only for nullable ones (elsewhere it must fit the type, so `json` keeps it).
+/// `derived_de`: the struct derives `Deserialize` (open structs have their own).
+fn struct_fields(spec: &ApiSpec, owner: &str, fields: &[Field], derived_de: bool) -> TokenStream {
     let items = fields.iter().map(|f| {
         let ident = field(&f.name.wire);
         let wire = &f.name.wire;
-        let mut text = f.description.clone();
-        if let Some(d) = &f.decision {
-            text.push_str(&format!("\n\nDecision {d} (mikobase-spec/DECISIONS.md)."));
-        }
-        let docs = doc(&text);
-        let ty = rust_type(&f.ty);
+        let docs = with_decision(&f.description, &f.decision);
+        let ty = member_type(spec, &f.ty, owner);
+        let present = (derived_de && !f.nullable).then(|| quote!(deserialize_with = "__support::present",));
+        let default = derived_de.then(|| quote!(default,));
         if f.optional {
             quote! {
                 #docs
-                #[serde(rename = #wire, default, skip_serializing_if = "::core::option::Option::is_none")]
+                #[serde(rename = #wire, #default #present skip_serializing_if = "::core::option::Option::is_none")]
                 pub #ident: ::core::option::Option<#ty>,
             }
         } else {
@@ -61,38 +137,98 @@ fn struct_fields(fields: &[Field]) -> TokenStream {
     quote!(#(#items)*)
 }
 
-/// A named type of the spec.
-pub fn type_def(def: &TypeDef) -> TokenStream {
-    let ident = type_name(&def.name.wire);
-    let mut text = def.description.clone();
-    if let Some(d) = &def.decision {
-        text.push_str(&format!("\n\nDecision {d} (mikobase-spec/DECISIONS.md)."));
+/// `Deserialize` for an open struct: keys beyond the fields, and optional fields whose
+/// value does not fit their type, stay in `extra` as they are, so whoever validates the
+/// object (the engine) sees exactly what was sent.
+fn open_deserialize(ident: &Ident, fields: &[Field]) -> TokenStream {
+    let inits = fields.iter().map(|f| {
+        let name = field(&f.name.wire);
+        let wire = &f.name.wire;
+        let value = match (f.optional, f.nullable) {
+            (false, _) => quote!(__support::require::<_, D::Error>(&mut extra, #wire)?),
+            (true, false) => quote!(__support::take(&mut extra, #wire)),
+            (true, true) => {
+                quote!(__support::take::<::core::option::Option<_>>(&mut extra, #wire).flatten())
+            }
+        };
+        quote!(#name: #value,)
+    });
+    let binding = if fields.is_empty() {
+        quote!(let extra)
+    } else {
+        quote!(let mut extra)
+    };
+    quote! {
+        impl<'de> ::serde::Deserialize<'de> for #ident {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
+                #binding: ::serde_json::Map<::std::string::String, ::serde_json::Value> =
+                    ::serde::Deserialize::deserialize(deserializer)?;
+                ::core::result::Result::Ok(#ident { #(#inits)* extra })
+            }
+        }
     }
-    let docs = doc(&text);
+}
+
+fn union_variants(spec: &ApiSpec, owner: &str, variants: &[Variant]) -> TokenStream {
+    let items = variants.iter().map(|v| {
+        let ident = type_name(&v.name.wire);
+        let docs = doc(&v.description);
+        let ty = member_type(spec, &v.ty, owner);
+        quote! { #docs #ident(#ty), }
+    });
+    quote!(#(#items)*)
+}
+
+/// A named type of the spec.
+pub fn type_def(spec: &ApiSpec, def: &TypeDef) -> TokenStream {
+    let ident = type_name(&def.name.wire);
+    let owner = def.name.wire.as_str();
+    let docs = with_decision(&def.description, &def.decision);
     match &def.kind {
         TypeKind::Alias(target) => {
             let target = rust_type(target);
             quote! { #docs pub type #ident = #target; }
         }
-        TypeKind::Struct { fields, open } => {
-            let body = struct_fields(fields);
-            let (deny, extra) = if *open {
-                (
-                    quote!(),
-                    quote! {
-                        /// Keys beyond the declared fields, kept as they are.
-                        #[serde(flatten)]
-                        pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-                    },
-                )
-            } else {
-                (quote!(#[serde(deny_unknown_fields)]), quote!())
-            };
+        TypeKind::Struct { fields, open: false } => {
+            let body = struct_fields(spec, owner, fields, true);
+            let derives = struct_derives(spec, fields, true);
             quote! {
                 #docs
-                #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::core::default::Default, ::serde::Serialize, ::serde::Deserialize)]
-                #deny
-                pub struct #ident { #body #extra }
+                #derives
+                #[serde(deny_unknown_fields)]
+                pub struct #ident { #body }
+            }
+        }
+        TypeKind::Struct { fields, open: true } => {
+            let body = struct_fields(spec, owner, fields, false);
+            let derives = struct_derives(spec, fields, false);
+            let deserialize = open_deserialize(&ident, fields);
+            quote! {
+                #docs
+                #derives
+                pub struct #ident {
+                    #body
+                    /// Other keys (and optional fields whose value does not fit their
+                    /// type), kept as they are.
+                    #[serde(flatten)]
+                    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                }
+                #deserialize
+            }
+        }
+        TypeKind::Union(variants) => {
+            let body = union_variants(spec, owner, variants);
+            // What a value that fits no variant is told (serde's default names no shape).
+            let shapes: Vec<String> = variants
+                .iter()
+                .map(|v| format!("`{}` ({})", v.name.wire, v.ty))
+                .collect();
+            let expecting = format!("a {owner}: {}", shapes.join(" or "));
+            quote! {
+                #docs
+                #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::serde::Serialize, ::serde::Deserialize)]
+                #[serde(untagged, expecting = #expecting)]
+                pub enum #ident { #body }
             }
         }
         TypeKind::Enum(values) => {
@@ -112,13 +248,14 @@ pub fn type_def(def: &TypeDef) -> TokenStream {
 }
 
 /// The request struct of an operation.
-pub fn request_struct(op: &Operation) -> TokenStream {
+pub fn request_struct(spec: &ApiSpec, op: &Operation) -> TokenStream {
     let ident = request_type(op);
-    let body = struct_fields(&op.request);
+    let body = struct_fields(spec, &ident.to_string(), &op.request, true);
+    let derives = struct_derives(spec, &op.request, true);
     let docs = doc(&format!("The request of `{}`: {}", op.name.wire, op.description));
     quote! {
         #docs
-        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::core::default::Default, ::serde::Serialize, ::serde::Deserialize)]
+        #derives
         #[serde(deny_unknown_fields)]
         pub struct #ident { #body }
     }
@@ -145,6 +282,13 @@ pub fn id_enum(name: &str, what: &str, defs: &[ErrorDef]) -> TokenStream {
     let enum_docs = doc(&format!(
         "Every {what} id, with its exact wire string and HTTP status."
     ));
+    let from_wire = if defs.is_empty() {
+        quote! { let _ = id; ::core::option::Option::None }
+    } else {
+        quote! {
+            match id { #(#wires => ::core::option::Option::Some(#ident::#variants),)* _ => ::core::option::Option::None }
+        }
+    };
     quote! {
         #enum_docs
         #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq, ::core::cmp::Eq, ::core::hash::Hash)]
@@ -171,7 +315,7 @@ pub fn id_enum(name: &str, what: &str, defs: &[ErrorDef]) -> TokenStream {
 
             /// The id for a wire string.
             pub fn from_wire(id: &str) -> ::core::option::Option<#ident> {
-                match id { #(#wires => ::core::option::Option::Some(#ident::#variants),)* _ => ::core::option::Option::None }
+                #from_wire
             }
         }
     }
@@ -235,9 +379,9 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
         let method = field(&op.name.wire);
         let request = request_type(op);
         quote! {
-            match ::serde_json::from_value::<#request>(::serde_json::Value::Object(body)) {
+            match __support::decode::<#request>(body) {
                 ::core::result::Result::Ok(request) => encode(&service.#method(context, request)),
-                ::core::result::Result::Err(error) => fail(&__support::decode_failure(&error)),
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
     };
@@ -256,7 +400,7 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
         .filter(|op| op.kind == OpKind::Q0)
         .map(|op| op.name.wire.as_str())
         .collect();
-    let method_arms = spec
+    let method_arms: Vec<TokenStream> = spec
         .operations
         .iter()
         .filter(|op| op.kind != OpKind::Q0)
@@ -264,7 +408,37 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
             let route = route_const(op);
             let call = call(op);
             quote! { #route => #call, }
-        });
+        })
+        .collect();
+    let q0_branch = (!actions.is_empty()).then(|| {
+        quote! {
+            if route == ROUTE_Q0 {
+                let action = body.get("action").and_then(::serde_json::Value::as_str).map(::std::string::ToString::to_string);
+                return match action.as_deref() {
+                    #(#q0_arms)*
+                    ::core::option::Option::Some(other) => fail(&__support::Failure::one(
+                        ErrorId::ActionNotSupported.as_str(),
+                        ::serde_json::json!({ "action": other, "supported": [#(#actions),*] }),
+                    )),
+                    ::core::option::Option::None => fail(&__support::Failure::one(
+                        ErrorId::InvalidRequest.as_str(),
+                        ::serde_json::json!({ "missing_fields": ["action"] }),
+                    )),
+                };
+            }
+        }
+    });
+    let unknown = quote! {
+        fail(&__support::Failure::one(
+            ErrorId::InvalidRequest.as_str(),
+            ::serde_json::json!({ "unknown_route": route }),
+        ))
+    };
+    let by_route = if method_arms.is_empty() {
+        unknown
+    } else {
+        quote! { match route { #(#method_arms)* _ => #unknown } }
+    };
     let routes: Vec<TokenStream> = {
         let mut seen = Vec::new();
         spec.operations
@@ -339,27 +513,8 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
                 ));
             };
             __support::strip_passthrough(&mut body);
-            if route == ROUTE_Q0 {
-                let action = body.get("action").and_then(::serde_json::Value::as_str).map(::std::string::ToString::to_string);
-                return match action.as_deref() {
-                    #(#q0_arms)*
-                    ::core::option::Option::Some(other) => fail(&__support::Failure::one(
-                        ErrorId::ActionNotSupported.as_str(),
-                        ::serde_json::json!({ "action": other, "supported": [#(#actions),*] }),
-                    )),
-                    ::core::option::Option::None => fail(&__support::Failure::one(
-                        ErrorId::InvalidRequest.as_str(),
-                        ::serde_json::json!({ "missing_fields": ["action"] }),
-                    )),
-                };
-            }
-            match route {
-                #(#method_arms)*
-                _ => fail(&__support::Failure::one(
-                    ErrorId::InvalidRequest.as_str(),
-                    ::serde_json::json!({ "unknown_route": route }),
-                )),
-            }
+            #q0_branch
+            #by_route
         }
     }
 }
@@ -404,6 +559,18 @@ pub fn client(spec: &ApiSpec) -> TokenStream {
             }
         }
     });
+    let raw_q0 = spec.operations.iter().any(|op| op.kind == OpKind::Q0).then(|| {
+        quote! {
+            /// Sends a raw Q0 request and returns the raw envelope.
+            pub fn q0(&self, request: &::serde_json::Value)
+                -> ::core::result::Result<::serde_json::Value, __support::ClientError> {
+                let bytes = ::serde_json::to_vec(request).unwrap_or_default();
+                let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
+                ::serde_json::from_slice(&answer)
+                    .map_err(|e| __support::ClientError::Decode(e.to_string()))
+            }
+        }
+    });
     quote! {
         /// The Mikobase proxy: every operation is one request over the transport.
         #[derive(::core::fmt::Debug, ::core::clone::Clone)]
@@ -422,14 +589,7 @@ pub fn client(spec: &ApiSpec) -> TokenStream {
                 &self.transport
             }
 
-            /// Sends a raw Q0 request and returns the raw envelope.
-            pub fn q0(&self, request: &::serde_json::Value)
-                -> ::core::result::Result<::serde_json::Value, __support::ClientError> {
-                let bytes = ::serde_json::to_vec(request).unwrap_or_default();
-                let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
-                ::serde_json::from_slice(&answer)
-                    .map_err(|e| __support::ClientError::Decode(e.to_string()))
-            }
+            #raw_q0
 
             #(#methods)*
         }
@@ -440,18 +600,34 @@ fn route_path(op: &Operation) -> String {
     route(op).to_owned()
 }
 
+/// The items one emitter makes.
+pub fn part(spec: &ApiSpec, emitter: Emitter) -> TokenStream {
+    match emitter {
+        Emitter::Routes => route_consts(spec),
+        Emitter::Types => {
+            let types = spec.types.iter().map(|t| type_def(spec, t));
+            quote!(#(#types)*)
+        }
+        Emitter::Requests => {
+            let requests = spec.operations.iter().map(|op| request_struct(spec, op));
+            quote!(#(#requests)*)
+        }
+        Emitter::Ids => {
+            let errors = id_enum("ErrorId", "error", &spec.errors);
+            let warnings = id_enum("WarningId", "warning", &spec.warnings);
+            quote!(#errors #warnings)
+        }
+        Emitter::Service => service_trait(spec),
+        Emitter::Dispatch => dispatch(spec),
+        Emitter::Client => client(spec),
+    }
+}
+
 /// The whole generated module; `support` is the path of the runtime's support module
 /// (`crate::mikobase::support` inside the runtime, `::caspian_ipc::mikobase::support`
 /// elsewhere).
 pub fn module(spec: &ApiSpec, support: &TokenStream) -> TokenStream {
-    let types = spec.types.iter().map(type_def);
-    let requests = spec.operations.iter().map(request_struct);
-    let errors = id_enum("ErrorId", "error", &spec.errors);
-    let warnings = id_enum("WarningId", "warning", &spec.warnings);
-    let routes = route_consts(spec);
-    let service = service_trait(spec);
-    let dispatch = dispatch(spec);
-    let client = client(spec);
+    let parts = Emitter::ALL.iter().map(|e| part(spec, *e));
     let name = spec.name.to_upper_camel_case();
     let about: Vec<String> = [
         "The generated surface: types, ids, routes, service trait, dispatch table and client proxy."
@@ -465,13 +641,6 @@ pub fn module(spec: &ApiSpec, support: &TokenStream) -> TokenStream {
     quote! {
         #(#![doc = #about])*
         use #support as __support;
-        #routes
-        #(#types)*
-        #(#requests)*
-        #errors
-        #warnings
-        #service
-        #dispatch
-        #client
+        #(#parts)*
     }
 }

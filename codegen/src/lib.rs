@@ -2,8 +2,8 @@
 //! No file IO: the front ends (`cargo xtask codegen`, the `mikobase_api!` macro) do that.
 //!
 //! One module per concern: [`names`] (Rust names and the single route helper both sides
-//! use), `emit` (types, ids, routes, service trait, dispatch table, client proxy),
-//! `openapi`.
+//! use), `emit` (types, ids, routes, service trait, dispatch table, client proxy: one
+//! [`Emitter`] each), `openapi`.
 #![warn(missing_docs)]
 
 mod emit;
@@ -36,9 +36,60 @@ impl Options {
     }
 }
 
+/// One emitter of the generated module (for snapshots of each part on its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Emitter {
+    /// Route consts (`ROUTE_Q0`, `ROUTE_RECORD_BY_PK`, ...).
+    Routes,
+    /// The spec's named types.
+    Types,
+    /// One request struct per operation.
+    Requests,
+    /// `ErrorId` and `WarningId`.
+    Ids,
+    /// The service trait an engine implements.
+    Service,
+    /// The server dispatch table.
+    Dispatch,
+    /// The client proxy.
+    Client,
+}
+
+impl Emitter {
+    /// Every emitter, in the order of the generated module.
+    pub const ALL: [Emitter; 7] = [
+        Emitter::Routes,
+        Emitter::Types,
+        Emitter::Requests,
+        Emitter::Ids,
+        Emitter::Service,
+        Emitter::Dispatch,
+        Emitter::Client,
+    ];
+
+    /// A short name (`types`, `dispatch`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Emitter::Routes => "routes",
+            Emitter::Types => "types",
+            Emitter::Requests => "requests",
+            Emitter::Ids => "ids",
+            Emitter::Service => "service",
+            Emitter::Dispatch => "dispatch",
+            Emitter::Client => "client",
+        }
+    }
+}
+
 /// Every generated item for `spec`, as one module body.
 pub fn generate(spec: &ApiSpec, options: &Options) -> TokenStream {
     emit::module(spec, &options.support_path)
+}
+
+/// The items of one emitter (they name the support module as `__support`, which
+/// [`generate`] imports).
+pub fn generate_part(spec: &ApiSpec, emitter: Emitter) -> TokenStream {
+    emit::part(spec, emitter)
 }
 
 /// The OpenAPI 3.1 document of the HTTP surface.
@@ -51,24 +102,26 @@ pub fn openapi(spec: &ApiSpec) -> serde_json::Value {
 pub fn render_file(tokens: TokenStream, header: &str) -> Result<String, String> {
     let file: syn::File =
         syn::parse2(tokens).map_err(|e| format!("internal error: generated code does not parse: {e}"))?;
-    let body = prettyplease::unparse(&file);
+    let alone = |attrs: Vec<syn::Attribute>, items: Vec<syn::Item>| {
+        prettyplease::unparse(&syn::File {
+            shebang: None,
+            attrs,
+            items,
+        })
+    };
+    // Each item on its own, so a blank line separates items and nothing else.
+    let mut chunks = Vec::new();
+    if !file.attrs.is_empty() {
+        chunks.push(alone(file.attrs, Vec::new()));
+    }
+    chunks.extend(file.items.into_iter().map(|item| alone(Vec::new(), vec![item])));
     let mut out = String::new();
     for line in header.lines() {
         out.push_str("// ");
         out.push_str(line);
         out.push('\n');
     }
-    let mut previous_blank = true;
-    for line in body.lines() {
-        // Blank line before each top-level item (prettyplease packs them).
-        let top_level = !line.starts_with(' ') && !line.starts_with('}') && !line.is_empty();
-        if top_level && !previous_blank && !line.starts_with("#![") && !line.starts_with("//!") {
-            out.push('\n');
-        }
-        out.push_str(line);
-        out.push('\n');
-        previous_blank = line.is_empty() || line.starts_with("#[") || line.starts_with("///");
-    }
+    out.push_str(&chunks.join("\n"));
     Ok(out)
 }
 

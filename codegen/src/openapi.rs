@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document of the HTTP surface, built from the IR (no IO).
 
-use mikobase_spec::{ApiSpec, Field, OpKind, TypeKind, TypeRef};
+use mikobase_spec::{ApiSpec, Field, OpKind, TypeKind, TypeRef, Variant};
 use serde_json::{json, Map, Value};
 
 use crate::names::route;
@@ -11,7 +11,7 @@ fn schema(ty: &TypeRef) -> Value {
         TypeRef::Bool => json!({"type": "boolean"}),
         TypeRef::U64 => json!({"type": "integer", "minimum": 0}),
         TypeRef::I64 => json!({"type": "integer"}),
-        TypeRef::F64 => json!({"type": "number"}),
+        TypeRef::F64 | TypeRef::Number => json!({"type": "number"}),
         TypeRef::Json => json!({}),
         TypeRef::Object => json!({"type": "object"}),
         TypeRef::List(inner) => json!({"type": "array", "items": schema(inner)}),
@@ -25,6 +25,9 @@ fn object(fields: &[Field], open: bool) -> Value {
     let mut required = Vec::new();
     for f in fields {
         let mut s = schema(&f.ty);
+        if f.nullable && f.ty != TypeRef::Json {
+            s = json!({"oneOf": [s, {"type": "null"}]});
+        }
         if let Value::Object(m) = &mut s {
             m.insert("description".into(), json!(f.description));
         }
@@ -34,6 +37,27 @@ fn object(fields: &[Field], open: bool) -> Value {
         }
     }
     json!({"type": "object", "properties": properties, "required": required, "additionalProperties": open})
+}
+
+/// `oneOf` the variants; a trailing `json` variant takes what no other variant takes, so
+/// exactly one always matches.
+fn union(variants: &[Variant]) -> Value {
+    let mut taken: Vec<Value> = Vec::new();
+    let mut one_of = Vec::new();
+    for v in variants {
+        let mut s = if v.ty == TypeRef::Json {
+            json!({"not": {"anyOf": taken.clone()}})
+        } else {
+            schema(&v.ty)
+        };
+        taken.push(schema(&v.ty));
+        if let Value::Object(m) = &mut s {
+            m.insert("title".into(), json!(v.name.wire));
+            m.insert("description".into(), json!(v.description));
+        }
+        one_of.push(s);
+    }
+    json!({"oneOf": one_of})
 }
 
 /// The document.
@@ -46,26 +70,28 @@ pub fn document(spec: &ApiSpec) -> Value {
             TypeKind::Enum(values) => {
                 json!({"type": "string", "enum": values.iter().map(|v| &v.wire).collect::<Vec<_>>()})
             }
+            TypeKind::Union(variants) => union(variants),
         };
         if let Value::Object(m) = &mut s {
             m.insert("description".into(), json!(t.description));
         }
         schemas.insert(t.name.wire.clone(), s);
     }
-    schemas.insert(
-        "Envelope".into(),
+    // Every answer is an envelope: the spec's own `Envelope` when it declares one.
+    let problem = json!({"type": "object", "properties": {"id": {"type": "string"}, "details": {}}, "required": ["id"]});
+    schemas.entry("Envelope").or_insert_with(|| {
         json!({
             "type": "object",
             "description": "Every answer: success with results, or the errors.",
             "properties": {
                 "success": {"type": "boolean"},
                 "results": {},
-                "errors": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
-                "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}}
+                "errors": {"type": "array", "items": problem},
+                "warnings": {"type": "array", "items": problem}
             },
             "required": ["success"]
-        }),
-    );
+        })
+    });
     let mut paths = Map::new();
     let mut q0_variants = Vec::new();
     for op in &spec.operations {

@@ -1,6 +1,6 @@
 //! Making the IR in code, for front ends that do not start from YAML.
 
-use crate::ir::{ApiSpec, ErrorDef, Field, Name, OpKind, Operation, TypeDef, TypeKind, TypeRef};
+use crate::ir::{ApiSpec, ErrorDef, Field, Name, OpKind, Operation, TypeDef, TypeKind, TypeRef, Variant};
 
 /// Builds an [`ApiSpec`]: `Builder::new("mikobase", "1.0.0").error(...).operation(...).build()`.
 #[derive(Debug, Clone)]
@@ -36,8 +36,18 @@ impl Builder {
             name: Name::new(name),
             ty,
             optional,
+            nullable: false,
             description: description.into(),
             decision: None,
+        }
+    }
+
+    /// A variant for [`Builder::union`].
+    pub fn variant(name: &str, ty: TypeRef, description: &str) -> Variant {
+        Variant {
+            name: Name::new(name),
+            ty,
+            description: description.into(),
         }
     }
 
@@ -47,6 +57,17 @@ impl Builder {
             name: Name::new(name),
             description: description.into(),
             kind: TypeKind::Struct { fields, open: false },
+            decision: None,
+        });
+        self
+    }
+
+    /// Declares a union type (untagged: a JSON value of one of the variants' shapes).
+    pub fn union(mut self, name: &str, description: &str, variants: Vec<Variant>) -> Self {
+        self.spec.types.push(TypeDef {
+            name: Name::new(name),
+            description: description.into(),
+            kind: TypeKind::Union(variants),
             decision: None,
         });
         self

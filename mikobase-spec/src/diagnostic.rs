@@ -31,6 +31,8 @@ pub enum Code {
     MB011,
     /// Unknown `kind`.
     MB012,
+    /// Union variants that cannot be told apart.
+    MB013,
 }
 
 impl Code {
@@ -49,6 +51,7 @@ impl Code {
             Code::MB010 => "MB010",
             Code::MB011 => "MB011",
             Code::MB012 => "MB012",
+            Code::MB013 => "MB013",
         }
     }
 }

@@ -1,8 +1,11 @@
 //! The public IR: what a spec says, with every name's position in its file. Built by the
-//! YAML loader ([`crate::load_str`]) or in code ([`crate::Builder`]).
+//! YAML loader ([`crate::load_str`]) or in code ([`crate::Builder`]). Serializable, so
+//! front-end regressions show in IR snapshots.
+
+use serde::Serialize;
 
 /// A position in the spec file (1-based line and column, in characters).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct Pos {
     /// 1-based line.
     pub line: u32,
@@ -11,7 +14,7 @@ pub struct Pos {
 }
 
 /// A name as written in the spec, with where it was written (`None` when built in code).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Name {
     /// The name exactly as on the wire (`record_not_found`, `class-not-found`, `select`).
     pub wire: String,
@@ -30,7 +33,7 @@ impl Name {
 }
 
 /// A type expression.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum TypeRef {
     /// A string.
     String,
@@ -42,6 +45,8 @@ pub enum TypeRef {
     I64,
     /// A float.
     F64,
+    /// Any JSON number, kept exactly as written (integer or float).
+    Number,
     /// Any JSON value.
     Json,
     /// A JSON object with arbitrary keys.
@@ -54,8 +59,27 @@ pub enum TypeRef {
     Named(Name),
 }
 
+/// As written in a spec: `list<Record>`, `map<json>`, `u64`, ...
+impl std::fmt::Display for TypeRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TypeRef::String => f.write_str("string"),
+            TypeRef::Bool => f.write_str("bool"),
+            TypeRef::U64 => f.write_str("u64"),
+            TypeRef::I64 => f.write_str("i64"),
+            TypeRef::F64 => f.write_str("f64"),
+            TypeRef::Number => f.write_str("number"),
+            TypeRef::Json => f.write_str("json"),
+            TypeRef::Object => f.write_str("object"),
+            TypeRef::List(inner) => write!(f, "list<{inner}>"),
+            TypeRef::Map(inner) => write!(f, "map<{inner}>"),
+            TypeRef::Named(name) => f.write_str(&name.wire),
+        }
+    }
+}
+
 /// One field of a struct type or of an operation's request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Field {
     /// Field name as on the wire (may be kebab-case, e.g. `case-sensitive`).
     pub name: Name,
@@ -63,6 +87,9 @@ pub struct Field {
     pub ty: TypeRef,
     /// Whether it may be absent.
     pub optional: bool,
+    /// Whether `null` is read as absent (only for optional fields); otherwise `null` must
+    /// fit the type (only `json` takes it).
+    pub nullable: bool,
     /// What it means.
     pub description: String,
     /// The decision (in `mikobase-spec/DECISIONS.md`) behind it, if it is ours.
@@ -70,7 +97,7 @@ pub struct Field {
 }
 
 /// What kind of type a declaration is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum TypeKind {
     /// A JSON object with these fields.
     Struct {
@@ -83,10 +110,23 @@ pub enum TypeKind {
     Alias(TypeRef),
     /// One of these strings.
     Enum(Vec<Name>),
+    /// A JSON value of one of several shapes (untagged: the first variant that fits).
+    Union(Vec<Variant>),
+}
+
+/// One variant of a union type.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Variant {
+    /// Its name (UpperCamelCase in Rust).
+    pub name: Name,
+    /// The type of its value.
+    pub ty: TypeRef,
+    /// What it means.
+    pub description: String,
 }
 
 /// A named type.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TypeDef {
     /// Its name.
     pub name: Name,
@@ -99,7 +139,7 @@ pub struct TypeDef {
 }
 
 /// An error id (or warning id) of the registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorDef {
     /// The id exactly as documented (mixed snake and kebab case kept).
     pub id: Name,
@@ -112,7 +152,7 @@ pub struct ErrorDef {
 }
 
 /// How an operation travels.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub enum OpKind {
     /// A Q0 action: `POST /q0` with `{"action": name, ...}`.
     Q0,
@@ -124,7 +164,7 @@ pub enum OpKind {
 }
 
 /// One operation of the surface.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Operation {
     /// Its name (the Q0 action or the method name).
     pub name: Name,
@@ -145,7 +185,7 @@ pub struct Operation {
 }
 
 /// A whole spec.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiSpec {
     /// The API's name (`mikobase`).
     pub name: String,

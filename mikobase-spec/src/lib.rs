@@ -18,7 +18,7 @@ mod load;
 
 pub use builder::Builder;
 pub use diagnostic::{render_all, suggest, Code, Diagnostic};
-pub use ir::{ApiSpec, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef};
+pub use ir::{ApiSpec, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef, Variant};
 pub use load::{load_str, parse_type};
 
 /// The spec shipped with the project.

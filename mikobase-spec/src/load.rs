@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 use crate::diagnostic::{suggest, Code, Diagnostic};
-use crate::ir::{ApiSpec, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef};
+use crate::ir::{
+    ApiSpec, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef, Variant,
+};
 
 /// A YAML mapping whose keys keep their positions, in file order.
 struct Named<T>(Vec<(Spanned<String>, T)>);
@@ -70,7 +72,17 @@ struct RawType {
     target: Option<Spanned<String>>,
     #[serde(default)]
     values: Vec<Spanned<String>>,
+    #[serde(default)]
+    variants: Named<RawVariant>,
     decision: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariant {
+    #[serde(rename = "type")]
+    ty: Spanned<String>,
+    description: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -80,6 +92,8 @@ struct RawField {
     ty: Spanned<String>,
     #[serde(default)]
     optional: bool,
+    #[serde(default)]
+    nullable: bool,
     description: Option<String>,
     decision: Option<String>,
 }
@@ -302,13 +316,14 @@ impl Lowering {
                     self.collisions("enum value", &values, |s| s.to_upper_camel_case());
                     TypeKind::Enum(values)
                 }
+                "union" => TypeKind::Union(self.variants(&at, raw_type.variants, &type_names)),
                 other => {
                     self.error(
                         Code::MB012,
                         format!("unknown kind `{other}` for type `{}`", at.wire),
                         &kind_name,
-                        suggest(other, ["struct", "alias", "enum"])
-                            .or(Some("expected `struct`, `alias` or `enum`".into())),
+                        suggest(other, KINDS.iter().copied())
+                            .or(Some("expected `struct`, `alias`, `enum` or `union`".into())),
                     );
                     TypeKind::Alias(TypeRef::Json)
                 }
@@ -322,6 +337,11 @@ impl Lowering {
         }
         let names: Vec<Name> = types.iter().map(|t| t.name.clone()).collect();
         self.collisions("type", &names, |s| s.to_upper_camel_case());
+        for def in &types {
+            if let TypeKind::Union(variants) = &def.kind {
+                self.distinguishable(&def.name, variants, &types);
+            }
+        }
 
         let mut errors = Vec::new();
         for (key, raw_error) in raw.errors.0 {
@@ -400,6 +420,7 @@ impl Lowering {
         }
         let op_names: Vec<Name> = operations.iter().map(|o| o.name.clone()).collect();
         self.collisions("operation", &op_names, |s| s.to_snake_case());
+        self.dispatch_ids(&spec_name, &operations, &error_names);
 
         if !self.diagnostics.is_empty() {
             self.diagnostics.sort_by_key(|d| (d.pos, d.code));
@@ -414,6 +435,30 @@ impl Lowering {
             warnings,
             operations,
         })
+    }
+
+    /// The generated dispatch table answers these ids itself, so the registry must have
+    /// them: a malformed body, an oversized one, and (with Q0 actions) an unknown action.
+    fn dispatch_ids(&mut self, spec: &Name, operations: &[Operation], declared: &[String]) {
+        let mut needed = Vec::new();
+        if !operations.is_empty() {
+            needed.extend([("invalid_request", 400), ("request-too-large", 413)]);
+        }
+        if operations.iter().any(|o| o.kind == OpKind::Q0) {
+            needed.push(("action-not-supported", 501));
+        }
+        for (id, status) in needed {
+            if !declared.iter().any(|d| d == id) {
+                self.error(
+                    Code::MB005,
+                    format!("the dispatch table answers `{id}`, which `errors` does not declare"),
+                    spec,
+                    Some(format!(
+                        "add `{id}: {{status: {status}, description: ...}}` to `errors`"
+                    )),
+                );
+            }
+        }
     }
 
     fn error_def(&mut self, what: &str, key: &Spanned<String>, raw: RawError) -> ErrorDef {
@@ -486,7 +531,8 @@ impl Lowering {
             fields.push(Field {
                 name: at,
                 ty,
-                optional: raw_field.optional,
+                optional: raw_field.optional || raw_field.nullable,
+                nullable: raw_field.nullable,
                 description,
                 decision: raw_field.decision,
             });
@@ -494,6 +540,78 @@ impl Lowering {
         let names: Vec<Name> = fields.iter().map(|f| f.name.clone()).collect();
         self.collisions(&format!("field of `{owner}`"), &names, |s| s.to_snake_case());
         fields
+    }
+
+    fn variants(&mut self, owner: &Name, raw: Named<RawVariant>, types: &[String]) -> Vec<Variant> {
+        if raw.0.is_empty() {
+            self.error(
+                Code::MB001,
+                format!("union `{}` needs `variants`", owner.wire),
+                owner,
+                Some("e.g. `variants: {one: {type: string, description: ...}}`".into()),
+            );
+        }
+        let mut variants = Vec::new();
+        for (key, raw_variant) in raw.0 {
+            let at = name(&key);
+            let what = format!("variant of `{}`", owner.wire);
+            let description = self.describe(&what, &at, raw_variant.description);
+            let ty = self.type_ref(&raw_variant.ty, types);
+            variants.push(Variant {
+                name: at,
+                ty,
+                description,
+            });
+        }
+        let names: Vec<Name> = variants.iter().map(|v| v.name.clone()).collect();
+        self.collisions(&format!("variant of `{}`", owner.wire), &names, |s| {
+            s.to_upper_camel_case()
+        });
+        variants
+    }
+
+    /// Untagged variants are tried in order, so each must take JSON values no earlier
+    /// variant takes: distinct shapes, and `json` (which takes all) only last.
+    fn distinguishable(&mut self, owner: &Name, variants: &[Variant], types: &[TypeDef]) {
+        let shapes: Vec<Option<Vec<Shape>>> = variants
+            .iter()
+            .map(|v| shapes(&v.ty, types, &mut Vec::new()))
+            .collect();
+        for (i, variant) in variants.iter().enumerate() {
+            let Some(mine) = &shapes[i] else { continue };
+            let clash = variants[..i]
+                .iter()
+                .zip(&shapes[..i])
+                .find_map(|(earlier, theirs)| {
+                    let theirs = theirs.as_ref()?;
+                    if theirs.contains(&Shape::Any) {
+                        return Some((earlier, None));
+                    }
+                    let common = mine.iter().find(|s| **s != Shape::Any && theirs.contains(s))?;
+                    Some((earlier, Some(*common)))
+                });
+            if let Some((earlier, common)) = clash {
+                let message = match common {
+                    None => format!(
+                        "variant `{}` of `{}` is never reached: `{}` before it takes any JSON",
+                        variant.name.wire, owner.wire, earlier.name.wire
+                    ),
+                    Some(common) => format!(
+                        "variants `{}` and `{}` of `{}` cannot be told apart: both take a JSON {}",
+                        earlier.name.wire,
+                        variant.name.wire,
+                        owner.wire,
+                        common.as_str()
+                    ),
+                };
+                self.error(
+                    Code::MB013,
+                    message,
+                    &variant.name,
+                    Some("untagged variants need distinct JSON shapes; a `json` variant goes last".into()),
+                );
+            }
+        }
     }
 
     fn type_ref(&mut self, text: &Spanned<String>, types: &[String]) -> TypeRef {
@@ -530,7 +648,65 @@ impl Lowering {
     }
 }
 
-const PRIMITIVES: &[&str] = &["string", "bool", "u64", "i64", "f64", "json", "object"];
+const PRIMITIVES: &[&str] = &["string", "bool", "u64", "i64", "f64", "number", "json", "object"];
+const KINDS: &[&str] = &["struct", "alias", "enum", "union"];
+
+/// The JSON shape of a value a type takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    String,
+    Number,
+    Boolean,
+    Array,
+    Object,
+    /// Any JSON (`json`).
+    Any,
+}
+
+impl Shape {
+    fn as_str(self) -> &'static str {
+        match self {
+            Shape::String => "string",
+            Shape::Number => "number",
+            Shape::Boolean => "boolean",
+            Shape::Array => "array",
+            Shape::Object => "object",
+            Shape::Any => "value",
+        }
+    }
+}
+
+/// The JSON shapes `ty` takes; `None` when unknown (an unknown type, already reported, or
+/// an alias cycle).
+fn shapes(ty: &TypeRef, types: &[TypeDef], visiting: &mut Vec<String>) -> Option<Vec<Shape>> {
+    Some(match ty {
+        TypeRef::String => vec![Shape::String],
+        TypeRef::Bool => vec![Shape::Boolean],
+        TypeRef::U64 | TypeRef::I64 | TypeRef::F64 | TypeRef::Number => vec![Shape::Number],
+        TypeRef::Json => vec![Shape::Any],
+        TypeRef::Object | TypeRef::Map(_) => vec![Shape::Object],
+        TypeRef::List(_) => vec![Shape::Array],
+        TypeRef::Named(n) => {
+            if visiting.contains(&n.wire) {
+                return None;
+            }
+            let def = types.iter().find(|t| t.name.wire == n.wire)?;
+            visiting.push(n.wire.clone());
+            let found = match &def.kind {
+                TypeKind::Struct { .. } => Some(vec![Shape::Object]),
+                TypeKind::Enum(_) => Some(vec![Shape::String]),
+                TypeKind::Alias(target) => shapes(target, types, visiting),
+                TypeKind::Union(variants) => variants
+                    .iter()
+                    .map(|v| shapes(&v.ty, types, visiting))
+                    .collect::<Option<Vec<_>>>()
+                    .map(|all| all.concat()),
+            };
+            visiting.pop();
+            return found;
+        }
+    })
+}
 
 /// Parses `string`, `list<Record>`, `map<json>`, `Record`, ...
 pub fn parse_type(text: &str) -> Result<TypeRef, String> {
@@ -547,6 +723,7 @@ pub fn parse_type(text: &str) -> Result<TypeRef, String> {
         "u64" => TypeRef::U64,
         "i64" => TypeRef::I64,
         "f64" => TypeRef::F64,
+        "number" => TypeRef::Number,
         "json" => TypeRef::Json,
         "object" => TypeRef::Object,
         "" => return Err("empty".into()),

@@ -7,97 +7,23 @@
 //! multiprocessing Manager, Redis over a Unix socket, a std-only Rust HTTP/UDS server).
 //! Prints a Markdown table for docs/BENCHMARKS.md.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
 use caspian_ipc::{share, Error, SharedHash};
-use nix::time::{clock_gettime, ClockId};
+use common::{floor, now_ns, sample, stats_from, stats_json, Stats};
 use serde_json::{json, Value};
-
-fn now_ns() -> u64 {
-    let t = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("monotonic clock");
-    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
-}
-
-#[derive(Clone, Copy)]
-struct Stats {
-    p50: f64,
-    p99: f64,
-    mean: f64,
-}
-
-fn stats(mut ns: Vec<u64>) -> Stats {
-    ns.sort_unstable();
-    let at = |q: f64| ns[((ns.len() as f64 - 1.0) * q) as usize] as f64 / 1000.0;
-    Stats {
-        p50: at(0.5),
-        p99: at(0.99),
-        mean: ns.iter().sum::<u64>() as f64 / ns.len() as f64 / 1000.0,
-    }
-}
-
-fn stats_json(s: Stats) -> Value {
-    json!([s.p50, s.p99, s.mean])
-}
-
-fn stats_from(v: &Value) -> Stats {
-    Stats {
-        p50: v[0].as_f64().unwrap_or(f64::NAN),
-        p99: v[1].as_f64().unwrap_or(f64::NAN),
-        mean: v[2].as_f64().unwrap_or(f64::NAN),
-    }
-}
-
-/// Raw floor: 1-byte ping-pong over a socketpair between this process and a forked child.
-fn floor(round_trips: usize) -> Stats {
-    let (mut parent, mut child) = UnixStream::pair().expect("socketpair");
-    // SAFETY: the benchmark is single-threaded; the child only echoes and _exits.
-    match unsafe { nix::unistd::fork() }.expect("fork") {
-        nix::unistd::ForkResult::Child => {
-            drop(parent);
-            let mut byte = [0u8; 1];
-            for _ in 0..round_trips {
-                if child.read_exact(&mut byte).is_err() || child.write_all(b"y").is_err() {
-                    break;
-                }
-            }
-            unsafe { libc::_exit(0) }
-        }
-        nix::unistd::ForkResult::Parent { child: pid } => {
-            drop(child);
-            let mut samples = Vec::with_capacity(round_trips);
-            let mut byte = [0u8; 1];
-            for _ in 0..round_trips {
-                let t = now_ns();
-                parent.write_all(b"x").unwrap();
-                parent.read_exact(&mut byte).unwrap();
-                samples.push(now_ns() - t);
-            }
-            nix::sys::wait::waitpid(pid, None).unwrap();
-            stats(samples)
-        }
-    }
-}
 
 /// One worker's get / set / incr round trips.
 fn latencies(ops: usize) -> (Stats, Stats, Stats) {
     let state = share(1, |_, hash| {
         hash.set("k", &1)?;
-        let run = |f: &dyn Fn(&SharedHash) -> Result<(), Error>| -> Result<Vec<u64>, Error> {
-            let mut samples = Vec::with_capacity(ops);
-            for _ in 0..ops {
-                let t = now_ns();
-                f(&hash)?;
-                samples.push(now_ns() - t);
-            }
-            Ok(samples)
-        };
-        let get = stats(run(&|h| h.get_value("k").map(drop))?);
-        let set = stats(run(&|h| h.set("k", &2).map(drop))?);
-        let incr = stats(run(&|h| h.incr("c", 1).map(drop))?);
+        let get = sample(ops, |_| hash.get_value("k").map(drop))?;
+        let set = sample(ops, |_| hash.set("k", &2).map(drop))?;
+        let incr = sample(ops, |_| hash.incr("c", 1).map(drop))?;
         hash.set(
             "lat",
             &json!({"get": stats_json(get), "set": stats_json(set), "incr": stats_json(incr)}),

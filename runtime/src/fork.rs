@@ -103,6 +103,18 @@ impl fmt::Display for WorkerFailure {
     }
 }
 
+/// A worker that finished cleanly: which one, its pid, and how long it ran (as seen by
+/// the parent, which notices an exit within a few milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerOutcome {
+    /// Worker index, `0..n`.
+    pub index: usize,
+    /// Its process id.
+    pub pid: u32,
+    /// Time from its fork to its exit.
+    pub ran_for: Duration,
+}
+
 /// What a worker closure may return: `()` or any `Result<(), E: Display>`.
 pub trait WorkerResult {
     /// `Err(message)` when the worker failed.

@@ -5,7 +5,7 @@
 //! proxy that looks like an ordinary data structure and turns every operation into one
 //! HTTP request.
 //!
-//! - [`share`] / [`Share`]: a shared hash (JSON-shaped scratch state).
+//! - [`share()`] / [`Share`]: a shared hash (JSON-shaped scratch state).
 //! - [`mikobase()`] / [`Mikobase`]: a shared Mikobase (Q0, class definitions, transactions)
 //!   whose client and dispatch table are generated from `mikobase-spec/mikobase.yaml`.
 //! - [`Record`](derive@Record): `#[derive(Record)]` makes a struct a Mikobase class with
@@ -40,7 +40,7 @@ pub use caspian_ipc_derive::mikobase_api;
 /// as serde does it): see [`mikobase::record`].
 pub use caspian_ipc_derive::Record;
 pub use error::{Error, Result};
-pub use fork::{Worker, WorkerEnd, WorkerFailure, WorkerResult};
+pub use fork::{Worker, WorkerEnd, WorkerFailure, WorkerOutcome, WorkerResult};
 pub use mikobase::record::Record;
 pub use mikobase::{mikobase, Db, Mikobase};
 pub use run::{Progress, Supervision, Supervisor};

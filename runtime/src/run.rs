@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::fork::{
     bounded, describe_exit, die_with_parent, ensure_single_threaded, fork_child, panic_message, Children,
-    Report, Worker, WorkerEnd, WorkerFailure, WorkerResult, EXIT_ERROR, EXIT_PANIC,
+    Report, Worker, WorkerEnd, WorkerFailure, WorkerOutcome, WorkerResult, EXIT_ERROR, EXIT_PANIC,
 };
 use crate::uds::{spawn_server, Client, ClientConfig, Handler, ServerConfig, SocketDir, Token};
 
@@ -42,6 +42,72 @@ impl RunOptions {
     }
 }
 
+/// The options every flavour's run builder has (`Share`, `Mikobase`), defined once so the
+/// builders cannot drift apart. The builder needs the fields `options: RunOptions` and
+/// `supervisor: Option<Supervisor<'a>>`.
+macro_rules! run_option_setters {
+    () => {
+        /// Stops the workers still running after `timeout` (default: no timeout); the
+        /// final state is still collected and [`crate::Error::TimedOut`] names them.
+        pub fn timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.timeout = Some(timeout);
+            self
+        }
+
+        /// How long a worker's first connect retries while the server is not yet
+        /// listening (default 500 ms).
+        pub fn connect_budget(mut self, budget: std::time::Duration) -> Self {
+            self.options.client.connect_budget = budget;
+            self
+        }
+
+        /// Deadline of each call a worker makes (default 30 s). A call parked behind
+        /// another worker's exclusive hold waits at most this long.
+        pub fn call_deadline(mut self, deadline: std::time::Duration) -> Self {
+            self.options.client.call_deadline = deadline;
+            self
+        }
+
+        /// Largest request body the server accepts (default 16 MiB); larger ones get 413
+        /// `request-too-large`.
+        pub fn body_limit(mut self, bytes: usize) -> Self {
+            self.options.server.body_limit = bytes;
+            self
+        }
+
+        /// Deepest JSON nesting the server accepts (default 64, at most 128).
+        pub fn max_depth(mut self, depth: usize) -> Self {
+            self.options.server.max_depth = depth.min(128);
+            self
+        }
+
+        /// How long stopped children get between SIGTERM and SIGKILL (default 2 s).
+        pub fn grace(mut self, grace: std::time::Duration) -> Self {
+            self.options.grace = grace;
+            self
+        }
+
+        /// Forks even if this process has other threads. Only sound when every other
+        /// thread holds no lock the children need (allocator, stdio, runtimes): the
+        /// opt-out named by [`crate::Error::ForkUnsafe`].
+        pub fn allow_threads(mut self, allow: bool) -> Self {
+            self.options.allow_threads = allow;
+            self
+        }
+
+        /// Calls `supervise` in the parent every few milliseconds while the workers run;
+        /// it can watch progress or stop the run early ([`crate::Error::Stopped`]).
+        pub fn supervise(
+            mut self,
+            supervise: impl FnMut(&crate::Progress) -> crate::Supervision + 'a,
+        ) -> Self {
+            self.supervisor = Some(Box::new(supervise));
+            self
+        }
+    };
+}
+pub(crate) use run_option_setters;
+
 /// What a supervisor sees while the workers run.
 #[derive(Debug, Clone)]
 pub struct Progress {
@@ -70,10 +136,12 @@ pub type Supervisor<'a> = Box<dyn FnMut(&Progress) -> Supervision + 'a>;
 struct Running {
     pid: Pid,
     report: Report,
+    forked: Instant,
 }
 
 /// Runs `body` in `options.workers` forked workers against a server built by
-/// `make_handler`, then returns what `collect` reads from the server.
+/// `make_handler`, then returns what `collect` reads from the server, with every worker's
+/// outcome (in index order) when all of them finished cleanly.
 pub(crate) fn run<H, P, F, R>(
     options: &RunOptions,
     mut supervisor: Option<Supervisor<'_>>,
@@ -81,7 +149,7 @@ pub(crate) fn run<H, P, F, R>(
     make_proxy: impl Fn(Client) -> P,
     body: F,
     collect: impl FnOnce(&Client) -> Result<Value>,
-) -> Result<Value>
+) -> Result<(Value, Vec<WorkerOutcome>)>
 where
     H: Handler,
     F: Fn(Worker, P) -> R,
@@ -107,6 +175,7 @@ where
     let mut running = BTreeMap::new();
     for index in 0..options.workers {
         let (report, write) = Report::pipe()?;
+        let forked = Instant::now();
         let worker = Worker::new(index, options.workers, parent.as_raw() as u32);
         let proxy = make_proxy(client.clone());
         let body = &body;
@@ -137,11 +206,12 @@ where
             }
         })?;
         children.track(pid);
-        running.insert(index, Running { pid, report });
+        running.insert(index, Running { pid, report, forked });
     }
 
     let started = Instant::now();
     let mut failures = Vec::new();
+    let mut finished = Vec::new();
     let mut server_end = None;
     let mut cut_short: Option<Supervision> = None;
     let mut timed_out = false;
@@ -163,6 +233,12 @@ where
                     other => other,
                 };
                 failures.push(failure(index, worker.pid, end));
+            } else {
+                finished.push(WorkerOutcome {
+                    index,
+                    pid: worker.pid.as_raw() as u32,
+                    ran_for: worker.forked.elapsed(),
+                });
             }
         }
         if running.is_empty() {
@@ -231,7 +307,10 @@ where
             state,
             still_running: stopped,
         }),
-        (_, _, true) => Ok(*state),
+        (_, _, true) => {
+            finished.sort_by_key(|w| w.index);
+            Ok((*state, finished))
+        }
         (_, _, false) => Err(Error::WorkersFailed { state, failures }),
     }
 }

@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+pub mod fixtures;
+
 pub use libtest_mimic::{Failed, Trial};
 
 /// Runs `trials` one after another on the main thread (never a thread pool) and exits

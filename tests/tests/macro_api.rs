@@ -44,7 +44,7 @@ fn the_macro_client_answers_like_the_built_in_one() {
     let definition = json!({"name": "example.org/crew/officer",
         "fields": {"rank": {"class": "string", "required": true}}});
     ours.import_schema(&api::ImportSchemaRequest {
-        classes: vec![object(definition)],
+        classes: vec![serde_json::from_value(definition).unwrap()],
     })
     .unwrap();
     let pk = ours

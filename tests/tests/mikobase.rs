@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::{
-    mikobase, CommitRequest, CreateRequest, Mikobase, MikobaseServer, RollbackRequest, SelectRequest,
-    SetFieldsRequest, TransactionRequest,
+    mikobase, ClassFilter, CommitRequest, CreateRequest, Mikobase, MikobaseServer, RollbackRequest,
+    SelectRequest, SetFieldsRequest, TransactionRequest,
 };
 use caspian_ipc::uds::{spawn_server, ServerConfig, SocketDir, Token};
 use caspian_ipc::Record;
@@ -95,16 +95,19 @@ fn main() {
 
 fn n_workers_times_k_creates() -> Outcome {
     let (workers, per) = (4, 25);
-    let worldlet = Mikobase::new(workers).schema(schema()).run(|worker, db| {
-        for i in 0..per {
-            db.create(&ship(
-                &format!("w{}-{i}", worker.index()),
-                &format!("{}-{i}", worker.index()),
-            ))
-            .map_err(|e| e.to_string())?;
-        }
-        Ok::<_, String>(())
-    })?;
+    let worldlet = Mikobase::new(workers)
+        .schema(schema())
+        .run(|worker, db| {
+            for i in 0..per {
+                db.create(&ship(
+                    &format!("w{}-{i}", worker.index()),
+                    &format!("{}-{i}", worker.index()),
+                ))
+                .map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        })?
+        .worldlet;
     check(
         worldlet["format"] == "worldlet/1.0",
         format!("{}", worldlet["format"]),
@@ -117,13 +120,16 @@ fn n_workers_times_k_creates() -> Outcome {
 }
 
 fn concurrent_unique_creates_have_one_winner() -> Outcome {
-    let worldlet = Mikobase::new(4).schema(schema()).run(|worker, db| {
-        match db.create(&ship(&format!("claimant {}", worker.index()), "NCC-1701")) {
-            Ok(_) => Ok(()),
-            Err(e) if e.id() == Some("unique-violation") => Ok(()),
-            Err(e) => Err(format!("unexpected: {e}")),
-        }
-    })?;
+    let worldlet = Mikobase::new(4)
+        .schema(schema())
+        .run(
+            |worker, db| match db.create(&ship(&format!("claimant {}", worker.index()), "NCC-1701")) {
+                Ok(_) => Ok(()),
+                Err(e) if e.id() == Some("unique-violation") => Ok(()),
+                Err(e) => Err(format!("unexpected: {e}")),
+            },
+        )?
+        .worldlet;
     check(
         ships(&worldlet).len() == 1,
         format!("{} winners", ships(&worldlet).len()),
@@ -131,62 +137,65 @@ fn concurrent_unique_creates_have_one_winner() -> Outcome {
 }
 
 fn uncommitted_writes_are_never_seen() -> Outcome {
-    let worldlet = Mikobase::new(2).schema(schema()).run(|worker, db| {
-        if worker.index() == 0 {
-            let t = db
-                .transaction(&TransactionRequest::default())
-                .map_err(|e| e.to_string())?
-                .results
-                .transaction;
-            db.create(&CreateRequest {
-                transaction: Some(t.clone()),
-                ..ship("ghost", "G-1")
-            })
-            .map_err(|e| e.to_string())?;
-            std::thread::sleep(Duration::from_millis(400));
-            db.rollback(&RollbackRequest { transaction: t })
-                .map_err(|e| e.to_string())?;
-            let t = db
-                .transaction(&TransactionRequest::default())
-                .map_err(|e| e.to_string())?
-                .results
-                .transaction;
-            db.create(&CreateRequest {
-                transaction: Some(t.clone()),
-                ..ship("real", "R-1")
-            })
-            .map_err(|e| e.to_string())?;
-            db.commit(&CommitRequest { transaction: t })
-                .map_err(|e| e.to_string())?;
-            Ok(())
-        } else {
-            std::thread::sleep(Duration::from_millis(100));
-            let started = Instant::now();
-            // Parked behind worker 0's transaction: answered only after its rollback.
-            let seen = db
-                .select(&SelectRequest {
-                    class: Some(json!(SHIP)),
-                    ..Default::default()
+    let worldlet = Mikobase::new(2)
+        .schema(schema())
+        .run(|worker, db| {
+            if worker.index() == 0 {
+                let t = db
+                    .transaction(&TransactionRequest::default())
+                    .map_err(|e| e.to_string())?
+                    .results
+                    .transaction;
+                db.create(&CreateRequest {
+                    transaction: Some(t.clone()),
+                    ..ship("ghost", "G-1")
                 })
                 .map_err(|e| e.to_string())?;
-            let waited = started.elapsed();
-            let names: Vec<String> = seen
-                .results
-                .records
-                .iter()
-                .map(|r| r.bucket["name"].to_string())
-                .collect();
-            if names.iter().any(|n| n.contains("ghost")) {
-                return Err(format!("saw an uncommitted write: {names:?}"));
+                std::thread::sleep(Duration::from_millis(400));
+                db.rollback(&RollbackRequest { transaction: t })
+                    .map_err(|e| e.to_string())?;
+                let t = db
+                    .transaction(&TransactionRequest::default())
+                    .map_err(|e| e.to_string())?
+                    .results
+                    .transaction;
+                db.create(&CreateRequest {
+                    transaction: Some(t.clone()),
+                    ..ship("real", "R-1")
+                })
+                .map_err(|e| e.to_string())?;
+                db.commit(&CommitRequest { transaction: t })
+                    .map_err(|e| e.to_string())?;
+                Ok(())
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+                let started = Instant::now();
+                // Parked behind worker 0's transaction: answered only after its rollback.
+                let seen = db
+                    .select(&SelectRequest {
+                        class: Some(ClassFilter::One(SHIP.into())),
+                        ..Default::default()
+                    })
+                    .map_err(|e| e.to_string())?;
+                let waited = started.elapsed();
+                let names: Vec<String> = seen
+                    .results
+                    .records
+                    .iter()
+                    .map(|r| r.bucket["name"].to_string())
+                    .collect();
+                if names.iter().any(|n| n.contains("ghost")) {
+                    return Err(format!("saw an uncommitted write: {names:?}"));
+                }
+                if waited < Duration::from_millis(150) {
+                    return Err(format!(
+                        "was not held back by the open transaction (waited {waited:?})"
+                    ));
+                }
+                Ok(())
             }
-            if waited < Duration::from_millis(150) {
-                return Err(format!(
-                    "was not held back by the open transaction (waited {waited:?})"
-                ));
-            }
-            Ok(())
-        }
-    })?;
+        })?
+        .worldlet;
     let names: Vec<&Value> = ships(&worldlet).iter().map(|r| &r["bucket"]["name"]).collect();
     check(names == vec![&json!("real")], format!("{names:?}"))
 }
@@ -210,7 +219,8 @@ fn field_writes_from_many_workers_are_never_lost() -> Outcome {
                 .map_err(|e| e.to_string())?;
             }
             Ok::<_, String>(())
-        })?;
+        })?
+        .worldlet;
     let ship = &worldlet["records"]["the-ship"]["bucket"];
     check(ship["name"] == "Nostromo", format!("{ship}"))?;
     for w in 0..workers {
@@ -333,7 +343,8 @@ fn listeners_run_in_the_server() -> Outcome {
             db.create(&ship("fine", &format!("OK{}", worker.index())))
                 .map_err(|e| e.to_string())?;
             Ok(())
-        })?;
+        })?
+        .worldlet;
     let lines = std::fs::read_to_string(&log).unwrap_or_default();
     let _ = std::fs::remove_file(&log);
     check(ships(&worldlet).len() == 2, "two allowed creates")?;
@@ -401,10 +412,27 @@ fn raw_q0_and_curl_with_the_token() -> Outcome {
 }
 
 fn the_plain_function_returns_the_worldlet() -> Outcome {
-    let worldlet = mikobase(3, |worker, db| {
-        db.q0(&json!({"action": "create", "bucket": {"worker": worker.index()}}))
+    let finished = mikobase(3, |worker, db| {
+        db.q0(&json!({"action": "create", "bucket": {"worker": worker.index(), "pid": std::process::id()}}))
             .map(drop)
     })?;
+    let worldlet = &finished.worldlet;
+    let indices: Vec<usize> = finished.workers.iter().map(|w| w.index).collect();
+    check(indices == [0, 1, 2], format!("{:?}", finished.workers))?;
+    for outcome in &finished.workers {
+        let wrote = worldlet["records"]
+            .as_object()
+            .into_iter()
+            .flat_map(|r| r.values())
+            .find(|r| r["bucket"]["worker"] == outcome.index);
+        check(
+            wrote.is_some_and(|r| r["bucket"]["pid"] == outcome.pid),
+            format!(
+                "worker {} reported pid {}: {worldlet}",
+                outcome.index, outcome.pid
+            ),
+        )?;
+    }
     let records = worldlet["records"].as_object().ok_or("records")?;
     check(records.len() == 3, format!("{worldlet}"))?;
     check(
@@ -449,51 +477,53 @@ fn officers(worldlet: &Value) -> Vec<&Value> {
 /// deletes and writes single fields through derived proxies, all at once.
 fn derived_proxies_work_across_workers() -> Outcome {
     let workers = 4;
-    let worldlet = Mikobase::new(workers).run(|worker, db| -> Result<(), Box<dyn std::error::Error>> {
-        let officers = db.records::<Officer>();
-        officers.define()?;
-        let serial = |k: usize| format!("w{}-{k}", worker.index());
-        let first = officers.create(&officer(serial(0)))?;
-        let second = officers.create(&officer(serial(1)))?;
-        let third = officers.create(&officer(serial(2)))?;
-        first.rank().set("Lieutenant")?;
-        officers.update(
-            second.pk(),
-            &Officer {
-                watch: "gamma".into(),
-                ..officer(serial(1))
-            },
-        )?;
-        third.delete()?;
-        let mine: Vec<Officer> = officers
-            .all()?
-            .into_iter()
-            .map(|(_, o)| o)
-            .filter(|o| o.serial.starts_with(&format!("w{}-", worker.index())))
-            .collect();
-        let expected = vec![
-            Officer {
-                rank: "Lieutenant".into(),
-                ..officer(serial(0))
-            },
-            Officer {
-                watch: "gamma".into(),
-                ..officer(serial(1))
-            },
-        ];
-        if mine != expected {
-            return Err(format!("worker {} sees {mine:?}", worker.index()).into());
-        }
-        match first.watch().set("delta") {
-            Err(e) if e.id() == Some("validation-failed") => {}
-            other => return Err(format!("an off-list watch was not refused: {other:?}").into()),
-        }
-        match officers.create(&officer(serial(0))) {
-            Err(e) if e.id() == Some("unique-violation") => {}
-            other => return Err(format!("a duplicate serial was not refused: {other:?}").into()),
-        }
-        Ok(())
-    })?;
+    let worldlet = Mikobase::new(workers)
+        .run(|worker, db| -> Result<(), Box<dyn std::error::Error>> {
+            let officers = db.records::<Officer>();
+            officers.define()?;
+            let serial = |k: usize| format!("w{}-{k}", worker.index());
+            let first = officers.create(&officer(serial(0)))?;
+            let second = officers.create(&officer(serial(1)))?;
+            let third = officers.create(&officer(serial(2)))?;
+            first.rank().set("Lieutenant")?;
+            officers.update(
+                second.pk(),
+                &Officer {
+                    watch: "gamma".into(),
+                    ..officer(serial(1))
+                },
+            )?;
+            third.delete()?;
+            let mine: Vec<Officer> = officers
+                .all()?
+                .into_iter()
+                .map(|(_, o)| o)
+                .filter(|o| o.serial.starts_with(&format!("w{}-", worker.index())))
+                .collect();
+            let expected = vec![
+                Officer {
+                    rank: "Lieutenant".into(),
+                    ..officer(serial(0))
+                },
+                Officer {
+                    watch: "gamma".into(),
+                    ..officer(serial(1))
+                },
+            ];
+            if mine != expected {
+                return Err(format!("worker {} sees {mine:?}", worker.index()).into());
+            }
+            match first.watch().set("delta") {
+                Err(e) if e.id() == Some("validation-failed") => {}
+                other => return Err(format!("an off-list watch was not refused: {other:?}").into()),
+            }
+            match officers.create(&officer(serial(0))) {
+                Err(e) if e.id() == Some("unique-violation") => {}
+                other => return Err(format!("a duplicate serial was not refused: {other:?}").into()),
+            }
+            Ok(())
+        })?
+        .worldlet;
     let stored = officers(&worldlet);
     check(stored.len() == 2 * workers, format!("{} officers", stored.len()))?;
     for w in 0..workers {
@@ -553,7 +583,8 @@ fn derived_field_writes_are_never_lost() -> Outcome {
                 }
             }
             Ok(())
-        })?;
+        })?
+        .worldlet;
     let roster = &worldlet["records"]["the-roster"]["bucket"];
     check(
         *roster == json!({"w0": rounds, "w1": rounds, "w2": rounds, "w3": rounds}),

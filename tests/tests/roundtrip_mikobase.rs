@@ -4,7 +4,7 @@
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::{
     ByClassRequest, ClientError, CreateRequest, DeleteRequest, ErrorId, InProcess, MikobaseClient,
-    RecordByPkRequest, SelectRequest, SetFieldsRequest, Transport, UpdateRequest, ROUTE_Q0,
+    RecordByPkRequest, SelectRequest, SetFieldsRequest, SortStep, Transport, UpdateRequest, ROUTE_Q0,
 };
 use serde_json::{json, Map, Value};
 
@@ -39,7 +39,15 @@ fn typed_calls_round_trip_through_the_dispatch_table() {
         .unwrap()
         .results;
     assert_eq!(record.bucket["name"], "Ripley");
-    assert_eq!(record.stack["a"]["class"], "example.org/crew/person");
+    assert_eq!(
+        record.stack.keys().collect::<Vec<_>>(),
+        ["shadow", "a"],
+        "platters keep their order"
+    );
+    assert_eq!(
+        record.stack["a"].class.as_deref(),
+        Some("example.org/crew/person")
+    );
     db.update(&UpdateRequest {
         pk: pk.clone(),
         bucket: Some(object(json!({"name": "Ellen Ripley"}))),
@@ -78,8 +86,8 @@ fn failures_and_warnings_keep_their_ids() {
     assert_eq!(invalid.id(), Some(ErrorId::ClassNotFound.as_str()));
     let answer = db
         .select(&SelectRequest {
-            sort: Some(vec![json!("a")]),
-            sorts: Some(vec![vec![json!("b")]]),
+            sort: Some(vec![SortStep::Key("a".into())]),
+            sorts: Some(vec![vec![SortStep::Key("b".into())]]),
             ..Default::default()
         })
         .unwrap();
@@ -111,6 +119,15 @@ fn the_dispatch_table_names_what_is_wrong_with_a_raw_request() {
         .as_str()
         .unwrap()
         .contains("ten"));
+    assert_eq!(
+        mistyped["errors"][0]["details"]["wrong_types"][0]["field"],
+        "limit"
+    );
+    let nested = envelope(json!({"action": "select", "sorts": [["a"], ["b", {"reverse": "yes"}]]}));
+    assert_eq!(
+        nested["errors"][0]["details"]["wrong_types"][0]["field"], "sorts[1][1]",
+        "a nested field is named by its path from the body's root: {nested}"
+    );
     assert_eq!(
         envelope(json!({"action": "merge"}))["errors"][0]["id"],
         "action-not-supported"

@@ -1,7 +1,7 @@
 //! The spec loader: the shipped spec is valid; every invalid fixture (one error class
 //! each) renders its diagnostics rustc-style (insta snapshots); no input panics it.
 
-use mikobase_spec::{load_str, render_all, Code, MIKOBASE_YAML};
+use mikobase_spec::{load_str, render_all, Builder, Code, TypeRef, MIKOBASE_YAML};
 
 #[test]
 fn the_shipped_spec_is_valid_and_complete() {
@@ -97,6 +97,68 @@ fn all_problems_are_reported_at_once() {
 }
 
 #[test]
+fn every_problem_of_a_union_is_reported_at_once() {
+    let source = include_str!("../specs/invalid/union_problems.yaml");
+    let codes: Vec<Code> = load_str(source).unwrap_err().iter().map(|d| d.code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            Code::MB001,
+            Code::MB004,
+            Code::MB006,
+            Code::MB009,
+            Code::MB013,
+            Code::MB010
+        ]
+    );
+}
+
+/// The IR as JSON without positions (the builder has none).
+fn without_positions(spec: &mikobase_spec::ApiSpec) -> serde_json::Value {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("pos");
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(spec).unwrap();
+    strip(&mut value);
+    value
+}
+
+#[test]
+fn the_builder_makes_the_ir_the_loader_makes() {
+    let loaded = load_str(
+        "spec: mikobase\nversion: 1.0.0\ndescription: d\ntypes:\n  ClassFilter:\n    kind: union\n    description: One class name or several.\n    variants:\n      one: {type: string, description: One.}\n      many: {type: list<string>, description: Several.}\n",
+    )
+    .unwrap();
+    let built = Builder::new("mikobase", "1.0.0")
+        .description("d")
+        .union(
+            "ClassFilter",
+            "One class name or several.",
+            vec![
+                Builder::variant("one", TypeRef::String, "One."),
+                Builder::variant("many", TypeRef::List(Box::new(TypeRef::String)), "Several."),
+            ],
+        )
+        .build();
+    assert_eq!(without_positions(&built), without_positions(&loaded));
+    let mikobase_spec::TypeKind::Union(variants) = &loaded.types[0].kind else {
+        panic!("a union: {:?}", loaded.types[0].kind);
+    };
+    let pos = variants[1]
+        .name
+        .pos
+        .expect("variants keep positions like every name");
+    assert_eq!((pos.line, pos.column), (10, 7));
+}
+
+#[test]
 fn no_input_panics_the_loader() {
     let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
     let inputs: Vec<String> = vec![
@@ -111,6 +173,12 @@ fn no_input_panics_the_loader() {
         "spec: mikobase\nversion: 1.0.0\noperations: {a: {kind: q0, result: 'list<list<'}}".into(),
         "a: &x [*x]".into(),
         "spec: mikobase\nversion: 1.0.0\nerrors: {e: {status: -1, description: x}}".into(),
+        "spec: mikobase\nversion: 1.0.0\ntypes: {U: {kind: union, description: u, variants: 3}}".into(),
+        "spec: mikobase\nversion: 1.0.0\ntypes: {U: {kind: union, description: u, variants: {a: {type: [1]}}}}"
+            .into(),
+        "spec: mikobase\nversion: 1.0.0\ntypes: {U: {kind: union, description: u, variants: {a: {type: U, description: a}, b: {type: U}}}}"
+            .into(),
+        "spec: mikobase\nversion: 1.0.0\ntypes: {A: {kind: alias, type: A, description: a}, U: {kind: union, description: u, variants: {a: {type: A, description: a}, b: {type: A, description: b}}}, X: {kind: struct, description: x, fields: {n: {type: u64, nullable: 1, description: n}}}}".into(),
     ];
     for (i, input) in inputs.iter().enumerate() {
         let outcome = std::panic::catch_unwind(|| load_str(input));

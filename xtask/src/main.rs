@@ -1,7 +1,8 @@
 //! `cargo xtask`: developer tasks. Thin front end: all logic lives in the library crates.
 //!
 //! - `cargo xtask codegen [--check]`: regenerate `runtime/src/mikobase/generated.rs` and
-//!   `docs/openapi.json` from the spec; with `--check`, exit 1 when they are stale.
+//!   `docs/openapi.json` from the spec, and `tests/src/fixtures/` from the valid spec
+//!   fixtures (compiled there); with `--check`, exit 1 when any is stale.
 //! - `cargo xtask check-spec [PATH]`: print every diagnostic of a spec file (rustc-style,
 //!   `PATH:LINE:COL`); exit 1 on errors, 0 when the spec is valid.
 

@@ -44,8 +44,65 @@ pub type Timestamp = ::std::string::String;
 /// A record's shared data; always a JSON object, with no reserved keys.
 pub type Bucket = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
 
-/// An ordered hash of platters (`shadow` first), each `{class, bucket?, ...}`.
-pub type Stack = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
+/// One platter of a stack: a class, platter-private state, and any other keys, kept as they are.
+///
+/// Decision D12 (mikobase-spec/DECISIONS.md).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::default::Default,
+    ::serde::Serialize,
+)]
+pub struct Platter {
+    /// The platter's class (absent: an empty class).
+    #[serde(rename = "class", skip_serializing_if = "::core::option::Option::is_none")]
+    pub class: ::core::option::Option<Uns>,
+    /// Platter-private state (e.g. of a mix-in); always an object.
+    #[serde(rename = "bucket", skip_serializing_if = "::core::option::Option::is_none")]
+    pub bucket: ::core::option::Option<
+        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    >,
+    /// A sticky platter cannot be removed (set by the engine only).
+    #[serde(rename = "sticky", skip_serializing_if = "::core::option::Option::is_none")]
+    pub sticky: ::core::option::Option<bool>,
+    /// A warning attached to the platter.
+    #[serde(rename = "warning", skip_serializing_if = "::core::option::Option::is_none")]
+    pub warning: ::core::option::Option<::serde_json::Value>,
+    /// A free-form annotation.
+    #[serde(
+        rename = "vibecode",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub vibecode: ::core::option::Option<::serde_json::Value>,
+    /// Other keys (and optional fields whose value does not fit their
+    /// type), kept as they are.
+    #[serde(flatten)]
+    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+}
+
+impl<'de> ::serde::Deserialize<'de> for Platter {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
+            deserializer,
+        )?;
+        ::core::result::Result::Ok(Platter {
+            class: __support::take(&mut extra, "class"),
+            bucket: __support::take(&mut extra, "bucket"),
+            sticky: __support::take(&mut extra, "sticky"),
+            warning: __support::take(&mut extra, "warning"),
+            vibecode: __support::take(&mut extra, "vibecode"),
+            extra,
+        })
+    }
+}
+
+/// A record's platters in order (`shadow` first): the order decides method resolution, so it is kept.
+///
+/// Decision D15 (mikobase-spec/DECISIONS.md).
+pub type Stack = __support::OrderedMap<Platter>;
 
 /// A record as `select` returns it.
 ///
@@ -56,10 +113,8 @@ pub type Stack = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct Record {
     /// The record's primary key.
@@ -83,10 +138,8 @@ pub struct Record {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct Problem {
     /// The stable error or warning id.
@@ -95,6 +148,563 @@ pub struct Problem {
     /// What went wrong and what to fix.
     #[serde(rename = "details")]
     pub details: ::serde_json::Value,
+}
+
+/// Every answer: `success`, then `results` on success; the errors (none on success); warnings when there are any.
+///
+/// Decision D6 (mikobase-spec/DECISIONS.md).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::default::Default,
+    ::serde::Serialize,
+    ::serde::Deserialize,
+)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Whether the operation succeeded.
+    #[serde(rename = "success")]
+    pub success: bool,
+    /// What the operation returned (its result type); absent on failure.
+    #[serde(
+        rename = "results",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub results: ::core::option::Option<::serde_json::Value>,
+    /// Why it failed, first error decisive for the HTTP status; empty on success.
+    #[serde(rename = "errors")]
+    pub errors: ::std::vec::Vec<Problem>,
+    /// Non-fatal remarks (`redundant_fields`).
+    #[serde(
+        rename = "warnings",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub warnings: ::core::option::Option<::std::vec::Vec<Problem>>,
+}
+
+/// One class name or several.
+///
+/// Decision D10 (mikobase-spec/DECISIONS.md).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::serde::Serialize,
+    ::serde::Deserialize
+)]
+#[serde(untagged, expecting = "a ClassFilter: `one` (Uns) or `many` (list<Uns>)")]
+pub enum ClassFilter {
+    /// One class name.
+    One(Uns),
+    /// Several class names.
+    Many(::std::vec::Vec<Uns>),
+}
+
+/// The classes of a new record: several class names (platters `a`, `b`, ...), or the platters themselves.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::serde::Serialize,
+    ::serde::Deserialize
+)]
+#[serde(
+    untagged,
+    expecting = "a RecordClasses: `names` (list<Uns>) or `platters` (Stack)"
+)]
+pub enum RecordClasses {
+    /// Class names, one platter each (`a`, `b`, ...).
+    Names(::std::vec::Vec<Uns>),
+    /// Named platters, each with a `class`, after `shadow`.
+    Platters(Stack),
+}
+
+/// How a sort path orders its values; it ends a sort path.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::default::Default,
+    ::serde::Serialize,
+    ::serde::Deserialize,
+)]
+#[serde(deny_unknown_fields)]
+pub struct SortQualifier {
+    /// Descending (default false); nulls and missing values stay last.
+    #[serde(
+        rename = "reverse",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub reverse: ::core::option::Option<bool>,
+    /// Strings compare case-sensitively (default true).
+    #[serde(
+        rename = "case-sensitive",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub case_sensitive: ::core::option::Option<bool>,
+    /// Runs of whitespace count as one space, trimmed (default false).
+    #[serde(
+        rename = "collapse",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub collapse: ::core::option::Option<bool>,
+}
+
+/// One element of a sort path.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::serde::Serialize,
+    ::serde::Deserialize
+)]
+#[serde(
+    untagged,
+    expecting = "a SortStep: `key` (string) or `qualifier` (SortQualifier)"
+)]
+pub enum SortStep {
+    /// A bucket key to descend into.
+    Key(::std::string::String),
+    /// The qualifiers (last element only).
+    Qualifier(SortQualifier),
+}
+
+/// One sort key: bucket keys (at least one), optionally ending with a qualifier, e.g. `["name", "surname", {"reverse": true}]`.
+pub type SortPath = ::std::vec::Vec<SortStep>;
+
+/// The bound of `gt`, `lt`, `gte`, `lte`: numbers compare numerically, strings lexicographically; mixed types never match (E8 in docs/ENGINE.md).
+///
+/// Decision D16 (mikobase-spec/DECISIONS.md).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::serde::Serialize,
+    ::serde::Deserialize
+)]
+#[serde(untagged, expecting = "a Bound: `number` (number) or `text` (string)")]
+pub enum Bound {
+    /// A number (kept exactly as written).
+    Number(::serde_json::Number),
+    /// A string.
+    Text(::std::string::String),
+}
+
+/// An operator object, the last element of a path: every operator in it must hold (E8 in docs/ENGINE.md). Build one and put it in a path with `serde_json::to_value`.
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::default::Default,
+    ::serde::Serialize,
+    ::serde::Deserialize,
+)]
+#[serde(deny_unknown_fields)]
+pub struct PathOperator {
+    /// Equal to this value (strings under `case-sensitive` and `collapse`; compare with an object literal this way).
+    #[serde(
+        rename = "value",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub value: ::core::option::Option<::serde_json::Value>,
+    /// Strings compare case-sensitively (default true).
+    #[serde(
+        rename = "case-sensitive",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub case_sensitive: ::core::option::Option<bool>,
+    /// Runs of whitespace count as one space, trimmed, before comparing strings (default false).
+    #[serde(
+        rename = "collapse",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub collapse: ::core::option::Option<bool>,
+    /// A string containing this.
+    #[serde(
+        rename = "contains",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub contains: ::core::option::Option<::std::string::String>,
+    /// A string starting with this.
+    #[serde(
+        rename = "starts-with",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub starts_with: ::core::option::Option<::std::string::String>,
+    /// A string ending with this.
+    #[serde(
+        rename = "ends-with",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub ends_with: ::core::option::Option<::std::string::String>,
+    /// Greater than this.
+    #[serde(
+        rename = "gt",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub gt: ::core::option::Option<Bound>,
+    /// Less than this.
+    #[serde(
+        rename = "lt",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub lt: ::core::option::Option<Bound>,
+    /// Greater than or equal to this.
+    #[serde(
+        rename = "gte",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub gte: ::core::option::Option<Bound>,
+    /// Less than or equal to this.
+    #[serde(
+        rename = "lte",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub lte: ::core::option::Option<Bound>,
+    /// An array containing this value.
+    #[serde(
+        rename = "includes",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub includes: ::core::option::Option<::serde_json::Value>,
+    /// An array containing all of these values.
+    #[serde(
+        rename = "includes_all",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub includes_all: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
+    /// An array containing at least one of these values.
+    #[serde(
+        rename = "includes_any",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub includes_any: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
+    /// Present and not null (true), or absent or null (false).
+    #[serde(
+        rename = "exists",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub exists: ::core::option::Option<bool>,
+    /// Truthy (true) or not (false): null, false, 0 and "" are falsy (E9).
+    #[serde(
+        rename = "truthy",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub truthy: ::core::option::Option<bool>,
+    /// true: present, whatever the value.
+    #[serde(
+        rename = "any",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub any: ::core::option::Option<bool>,
+    /// Alone in the object: the named placeholder's value stands here instead (resolved when reached).
+    #[serde(
+        rename = "placeholder",
+        default,
+        deserialize_with = "__support::present",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub placeholder: ::core::option::Option<::std::string::String>,
+}
+
+/// A condition: bucket keys (at least one), then a literal (equality) or a `PathOperator` object. Elements stay JSON: a `{"placeholder": name}` may stand for any of them, or inside an operator.
+///
+/// Decision D14 (mikobase-spec/DECISIONS.md).
+pub type PathExpr = ::std::vec::Vec<::serde_json::Value>;
+
+/// Named values for `{"placeholder": name}` references; values may refer to other placeholders. Inner blocks inherit and may shadow them.
+pub type Placeholders = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
+
+/// A block of conditions; all given must hold (`not` inverts the block). `then`, `all` and `any` nest.
+///
+/// Decision D12 (mikobase-spec/DECISIONS.md).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::default::Default,
+    ::serde::Serialize,
+)]
+pub struct NarrowingBlock {
+    /// A condition on the bucket.
+    #[serde(rename = "path", skip_serializing_if = "::core::option::Option::is_none")]
+    pub path: ::core::option::Option<PathExpr>,
+    /// Invert the block.
+    #[serde(rename = "not", skip_serializing_if = "::core::option::Option::is_none")]
+    pub not: ::core::option::Option<bool>,
+    /// Placeholders for this block and the blocks inside it.
+    #[serde(
+        rename = "placeholders",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub placeholders: ::core::option::Option<Placeholders>,
+    /// A block that must also match.
+    #[serde(rename = "then", skip_serializing_if = "::core::option::Option::is_none")]
+    pub then: ::core::option::Option<::std::boxed::Box<NarrowingBlock>>,
+    /// Blocks that must all match.
+    #[serde(rename = "all", skip_serializing_if = "::core::option::Option::is_none")]
+    pub all: ::core::option::Option<::std::vec::Vec<NarrowingBlock>>,
+    /// Blocks of which one must match.
+    #[serde(rename = "any", skip_serializing_if = "::core::option::Option::is_none")]
+    pub any: ::core::option::Option<::std::vec::Vec<NarrowingBlock>>,
+    /// Other keys (and optional fields whose value does not fit their
+    /// type), kept as they are.
+    #[serde(flatten)]
+    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+}
+
+impl<'de> ::serde::Deserialize<'de> for NarrowingBlock {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
+            deserializer,
+        )?;
+        ::core::result::Result::Ok(NarrowingBlock {
+            path: __support::take(&mut extra, "path"),
+            not: __support::take(&mut extra, "not"),
+            placeholders: __support::take(&mut extra, "placeholders"),
+            then: __support::take(&mut extra, "then"),
+            all: __support::take(&mut extra, "all"),
+            any: __support::take(&mut extra, "any"),
+            extra,
+        })
+    }
+}
+
+/// How a class declares one bucket field; the engine validates declarations and values.
+///
+/// Decision D13 (mikobase-spec/DECISIONS.md).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::default::Default,
+    ::serde::Serialize,
+)]
+pub struct FieldDeclaration {
+    /// The type: a primitive (string, number, integer, boolean, array, hash, timestamp, any) or a UNS class; absent: untyped.
+    #[serde(rename = "class", skip_serializing_if = "::core::option::Option::is_none")]
+    pub class: ::core::option::Option<::std::string::String>,
+    /// Must be present and not null.
+    #[serde(
+        rename = "required",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub required: ::core::option::Option<bool>,
+    /// Filled in when the field is absent or null (for a hash of sub-fields: settings for the sub-fields).
+    #[serde(rename = "default", skip_serializing_if = "::core::option::Option::is_none")]
+    pub default: ::core::option::Option<::serde_json::Value>,
+    /// The allowed values.
+    #[serde(rename = "one_of", skip_serializing_if = "::core::option::Option::is_none")]
+    pub one_of: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
+    /// The allowed values (same as `one_of`).
+    #[serde(rename = "enum", skip_serializing_if = "::core::option::Option::is_none")]
+    pub r#enum: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
+    /// Unique among the active records of the class.
+    #[serde(rename = "unique", skip_serializing_if = "::core::option::Option::is_none")]
+    pub unique: ::core::option::Option<bool>,
+    /// Lower bound: of a number's value, a string's or an array's length.
+    #[serde(rename = "min", skip_serializing_if = "::core::option::Option::is_none")]
+    pub min: ::core::option::Option<::serde_json::Number>,
+    /// Upper bound: of a number's value, a string's or an array's length.
+    #[serde(rename = "max", skip_serializing_if = "::core::option::Option::is_none")]
+    pub max: ::core::option::Option<::serde_json::Number>,
+    /// The sub-fields of a `hash` field, in order.
+    #[serde(rename = "fields", skip_serializing_if = "::core::option::Option::is_none")]
+    pub fields: ::core::option::Option<__support::OrderedMap<FieldDeclaration>>,
+    /// The class of sub-fields that name none.
+    #[serde(rename = "of", skip_serializing_if = "::core::option::Option::is_none")]
+    pub of: ::core::option::Option<::std::string::String>,
+    /// The element class (same as `of`).
+    #[serde(rename = "items", skip_serializing_if = "::core::option::Option::is_none")]
+    pub items: ::core::option::Option<::std::string::String>,
+    /// What the field means.
+    #[serde(
+        rename = "description",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub description: ::core::option::Option<::std::string::String>,
+    /// A shape hint for strings (`uuid`, `identifier`).
+    #[serde(rename = "format", skip_serializing_if = "::core::option::Option::is_none")]
+    pub format: ::core::option::Option<::std::string::String>,
+    /// For `puck.uno/reference` fields: the referenced class.
+    #[serde(rename = "target", skip_serializing_if = "::core::option::Option::is_none")]
+    pub target: ::core::option::Option<Uns>,
+    /// Only integers.
+    #[serde(
+        rename = "integer_only",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub integer_only: ::core::option::Option<bool>,
+    /// Whitespace is normalised.
+    #[serde(
+        rename = "collapse",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub collapse: ::core::option::Option<bool>,
+    /// Other keys (and optional fields whose value does not fit their
+    /// type), kept as they are.
+    #[serde(flatten)]
+    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+}
+
+impl<'de> ::serde::Deserialize<'de> for FieldDeclaration {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
+            deserializer,
+        )?;
+        ::core::result::Result::Ok(FieldDeclaration {
+            class: __support::take(&mut extra, "class"),
+            required: __support::take(&mut extra, "required"),
+            default: __support::take(&mut extra, "default"),
+            one_of: __support::take(&mut extra, "one_of"),
+            r#enum: __support::take(&mut extra, "enum"),
+            unique: __support::take(&mut extra, "unique"),
+            min: __support::take(&mut extra, "min"),
+            max: __support::take(&mut extra, "max"),
+            fields: __support::take(&mut extra, "fields"),
+            of: __support::take(&mut extra, "of"),
+            items: __support::take(&mut extra, "items"),
+            description: __support::take(&mut extra, "description"),
+            format: __support::take(&mut extra, "format"),
+            target: __support::take(&mut extra, "target"),
+            integer_only: __support::take(&mut extra, "integer_only"),
+            collapse: __support::take(&mut extra, "collapse"),
+            extra,
+        })
+    }
+}
+
+/// A class definition (the bucket of a `puck.uno/class` record); the engine validates it, and misspelt keys are errors there.
+///
+/// Decision D13 (mikobase-spec/DECISIONS.md).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::default::Default,
+    ::serde::Serialize,
+)]
+pub struct ClassDefinition {
+    /// The class's UNS name; the engine requires it.
+    #[serde(rename = "name", skip_serializing_if = "::core::option::Option::is_none")]
+    pub name: ::core::option::Option<Uns>,
+    /// What the class is.
+    #[serde(
+        rename = "description",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub description: ::core::option::Option<::std::string::String>,
+    /// The parent class or classes.
+    #[serde(
+        rename = "inherits",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub inherits: ::core::option::Option<ClassFilter>,
+    /// The bucket fields, in presentation order.
+    #[serde(rename = "fields", skip_serializing_if = "::core::option::Option::is_none")]
+    pub fields: ::core::option::Option<__support::OrderedMap<FieldDeclaration>>,
+    /// Field tuples unique in combination among active records of the class.
+    #[serde(rename = "uniques", skip_serializing_if = "::core::option::Option::is_none")]
+    pub uniques: ::core::option::Option<
+        ::std::vec::Vec<::std::vec::Vec<::std::string::String>>,
+    >,
+    /// Methods by name (`description`, `params`, `returns`, `body`, `nested`), kept as given.
+    #[serde(rename = "methods", skip_serializing_if = "::core::option::Option::is_none")]
+    pub methods: ::core::option::Option<
+        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    >,
+    /// A class meant only to be inherited.
+    #[serde(
+        rename = "abstract",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub r#abstract: ::core::option::Option<bool>,
+    /// A free-form annotation.
+    #[serde(
+        rename = "vibecode",
+        skip_serializing_if = "::core::option::Option::is_none"
+    )]
+    pub vibecode: ::core::option::Option<::serde_json::Value>,
+    /// A comment.
+    #[serde(rename = "comment", skip_serializing_if = "::core::option::Option::is_none")]
+    pub comment: ::core::option::Option<::serde_json::Value>,
+    /// Anything else, passed through.
+    #[serde(rename = "misc", skip_serializing_if = "::core::option::Option::is_none")]
+    pub misc: ::core::option::Option<::serde_json::Value>,
+    /// Other keys (and optional fields whose value does not fit their
+    /// type), kept as they are.
+    #[serde(flatten)]
+    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+}
+
+impl<'de> ::serde::Deserialize<'de> for ClassDefinition {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
+            deserializer,
+        )?;
+        ::core::result::Result::Ok(ClassDefinition {
+            name: __support::take(&mut extra, "name"),
+            description: __support::take(&mut extra, "description"),
+            inherits: __support::take(&mut extra, "inherits"),
+            fields: __support::take(&mut extra, "fields"),
+            uniques: __support::take(&mut extra, "uniques"),
+            methods: __support::take(&mut extra, "methods"),
+            r#abstract: __support::take(&mut extra, "abstract"),
+            vibecode: __support::take(&mut extra, "vibecode"),
+            comment: __support::take(&mut extra, "comment"),
+            misc: __support::take(&mut extra, "misc"),
+            extra,
+        })
+    }
 }
 
 /// What `select` returns.
@@ -106,10 +716,8 @@ pub struct Problem {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct SelectResult {
     /// How many records are returned (after limit and offset).
@@ -127,10 +735,8 @@ pub struct SelectResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct PkResult {
     /// The record's primary key.
@@ -145,10 +751,8 @@ pub struct PkResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct DeleteResult {
     /// The record's primary key.
@@ -168,10 +772,8 @@ pub struct DeleteResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct TransactionResult {
     /// The transaction id.
@@ -186,10 +788,8 @@ pub struct TransactionResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct EndResult {
     /// The transaction id.
@@ -207,10 +807,8 @@ pub struct EndResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ValidationReport {
     /// Problems that would fail the request.
@@ -228,17 +826,13 @@ pub struct ValidationReport {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct Schema {
-    /// One class-definition bucket per class (name, inherits, fields, uniques).
+    /// One definition per class.
     #[serde(rename = "classes")]
-    pub classes: ::std::vec::Vec<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    >,
+    pub classes: ::std::vec::Vec<ClassDefinition>,
 }
 
 /// How many entries an import wrote.
@@ -248,10 +842,8 @@ pub struct Schema {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ImportResult {
     /// Number of definitions or records imported.
@@ -268,26 +860,35 @@ pub struct ImportResult {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
 )]
-
 pub struct Worldlet {
     /// `worldlet/1.0`.
     #[serde(rename = "format")]
     pub format: ::std::string::String,
     /// Records keyed by pk; class definitions in whole-hash form.
-    #[serde(
-        rename = "records",
-        default,
-        skip_serializing_if = "::core::option::Option::is_none"
-    )]
+    #[serde(rename = "records", skip_serializing_if = "::core::option::Option::is_none")]
     pub records: ::core::option::Option<
         ::serde_json::Map<::std::string::String, ::serde_json::Value>,
     >,
-    /// Keys beyond the declared fields, kept as they are.
+    /// Other keys (and optional fields whose value does not fit their
+    /// type), kept as they are.
     #[serde(flatten)]
     pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+}
+
+impl<'de> ::serde::Deserialize<'de> for Worldlet {
+    fn deserialize<D: ::serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> ::core::result::Result<Self, D::Error> {
+        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
+            deserializer,
+        )?;
+        ::core::result::Result::Ok(Worldlet {
+            format: __support::require::<_, D::Error>(&mut extra, "format")?,
+            records: __support::take(&mut extra, "records"),
+            extra,
+        })
+    }
 }
 
 /// The request of `select`: Reads active records, narrowed by pk, class (with subclasses) and conditions, sorted and paged.
@@ -297,10 +898,8 @@ pub struct Worldlet {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct SelectRequest {
     /// Select exactly this record.
@@ -310,20 +909,22 @@ pub struct SelectRequest {
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub pk: ::core::option::Option<Pk>,
-    /// A class name or an array of class names; subclasses always match.
+    /// The records of this class or these classes; subclasses always match.
     #[serde(
         rename = "class",
         default,
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub class: ::core::option::Option<::serde_json::Value>,
+    pub class: ::core::option::Option<ClassFilter>,
     /// Same as class (redundant with it).
+    ///
+    /// Decision D8 (mikobase-spec/DECISIONS.md).
     #[serde(
         rename = "classes",
         default,
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub classes: ::core::option::Option<::serde_json::Value>,
+    pub classes: ::core::option::Option<ClassFilter>,
     /// At most this many records.
     #[serde(
         rename = "limit",
@@ -338,72 +939,70 @@ pub struct SelectRequest {
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub offset: ::core::option::Option<u64>,
-    /// A sort path: bucket keys, optionally ending with {reverse, case-sensitive, collapse}.
+    /// One sort key.
     #[serde(
         rename = "sort",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub sort: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
-    /// Several sort paths, applied in order after `sort`.
+    pub sort: ::core::option::Option<SortPath>,
+    /// Several sort keys, applied in order after `sort`.
     #[serde(
         rename = "sorts",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub sorts: ::core::option::Option<
-        ::std::vec::Vec<::std::vec::Vec<::serde_json::Value>>,
-    >,
-    /// A condition on the bucket; keys, then a literal or an operator object.
+    pub sorts: ::core::option::Option<::std::vec::Vec<SortPath>>,
+    /// A condition on the bucket.
     #[serde(
         rename = "path",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub path: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
-    /// A narrowing block (path, not, placeholders, then, all, any).
+    pub path: ::core::option::Option<PathExpr>,
+    /// A block that must also match.
     #[serde(
         rename = "then",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub then: ::core::option::Option<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    >,
+    pub then: ::core::option::Option<NarrowingBlock>,
     /// Blocks that must all match.
     #[serde(
         rename = "all",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub all: ::core::option::Option<
-        ::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
-    >,
+    pub all: ::core::option::Option<::std::vec::Vec<NarrowingBlock>>,
     /// Blocks of which one must match.
     #[serde(
         rename = "any",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub any: ::core::option::Option<
-        ::std::vec::Vec<::serde_json::Map<::std::string::String, ::serde_json::Value>>,
-    >,
+    pub any: ::core::option::Option<::std::vec::Vec<NarrowingBlock>>,
     /// Invert the top-level conditions.
     #[serde(
         rename = "not",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub not: ::core::option::Option<bool>,
-    /// Named values for {"placeholder": name} references.
+    /// Placeholders for the whole query.
     #[serde(
         rename = "placeholders",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub placeholders: ::core::option::Option<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    >,
+    pub placeholders: ::core::option::Option<Placeholders>,
     /// Run inside this open transaction.
     #[serde(
         rename = "transaction",
@@ -420,10 +1019,8 @@ pub struct SelectRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     /// The record's data.
@@ -436,13 +1033,13 @@ pub struct CreateRequest {
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub class: ::core::option::Option<Uns>,
-    /// Several classes (array of names), or a hash of named platters.
+    /// Several classes, or the platters themselves (redundant with class).
     #[serde(
         rename = "classes",
         default,
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub classes: ::core::option::Option<::serde_json::Value>,
+    pub classes: ::core::option::Option<RecordClasses>,
     /// Run inside this open transaction.
     #[serde(
         rename = "transaction",
@@ -459,10 +1056,8 @@ pub struct CreateRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     /// The record to update.
@@ -472,6 +1067,7 @@ pub struct UpdateRequest {
     #[serde(
         rename = "bucket",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub bucket: ::core::option::Option<Bucket>,
@@ -479,6 +1075,7 @@ pub struct UpdateRequest {
     #[serde(
         rename = "class",
         default,
+        deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
     pub class: ::core::option::Option<Uns>,
@@ -498,10 +1095,8 @@ pub struct UpdateRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
     /// The record to delete.
@@ -530,10 +1125,8 @@ pub struct DeleteRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct TransactionRequest {
     /// The innermost open transaction, to nest inside it explicitly.
@@ -552,10 +1145,8 @@ pub struct TransactionRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
     /// The transaction to commit.
@@ -570,10 +1161,8 @@ pub struct CommitRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The transaction to roll back.
@@ -588,10 +1177,8 @@ pub struct RollbackRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct RecordByPkRequest {
     /// The record's primary key.
@@ -606,10 +1193,8 @@ pub struct RecordByPkRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ByClassRequest {
     /// The class name.
@@ -624,10 +1209,8 @@ pub struct ByClassRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ValidateRequest {
     /// The Q0 request to check.
@@ -642,10 +1225,8 @@ pub struct ValidateRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ExportSchemaRequest {}
 
@@ -656,17 +1237,13 @@ pub struct ExportSchemaRequest {}
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ImportSchemaRequest {
     /// The class definitions.
     #[serde(rename = "classes")]
-    pub classes: ::std::vec::Vec<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
-    >,
+    pub classes: ::std::vec::Vec<ClassDefinition>,
 }
 
 /// The request of `export_worldlet`: The whole store as a worldlet.
@@ -676,10 +1253,8 @@ pub struct ImportSchemaRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ExportWorldletRequest {}
 
@@ -690,10 +1265,8 @@ pub struct ExportWorldletRequest {}
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct ImportWorldletRequest {
     /// The worldlet to import.
@@ -708,10 +1281,8 @@ pub struct ImportWorldletRequest {
     ::core::cmp::PartialEq,
     ::core::default::Default,
     ::serde::Serialize,
-    ::serde::Deserialize
-
+    ::serde::Deserialize,
 )]
-
 #[serde(deny_unknown_fields)]
 pub struct SetFieldsRequest {
     /// The record to change.
@@ -737,9 +1308,7 @@ pub struct SetFieldsRequest {
     ::core::cmp::PartialEq,
     ::core::cmp::Eq,
     ::core::hash::Hash
-
 )]
-
 pub enum ErrorId {
     /// `invalid_request` (HTTP 400): The request is malformed (missing, unknown or mistyped fields, bad operators, malformed JSON).
     InvalidRequest,
@@ -915,9 +1484,7 @@ impl ErrorId {
     ::core::cmp::PartialEq,
     ::core::cmp::Eq,
     ::core::hash::Hash
-
 )]
-
 pub enum WarningId {
     /// `redundant_fields` (HTTP 200): Both of a redundant pair were given (`sort`+`sorts`, `class`+`classes`); both are used.
     RedundantFields,
@@ -1090,7 +1657,6 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
     route: &str,
     body: &[u8],
     limit: usize,
-
 ) -> (u16, ::std::vec::Vec<u8>) {
     fn status(id: &str) -> u16 {
         ErrorId::from_wire(id).map_or(500, ErrorId::http_status)
@@ -1179,93 +1745,65 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
         return match action.as_deref() {
             ::core::option::Option::Some("select") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    SelectRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<SelectRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.select(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("create") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    CreateRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<CreateRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.create(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("update") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    UpdateRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<UpdateRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.update(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("delete") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    DeleteRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<DeleteRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.delete(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("transaction") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    TransactionRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<TransactionRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.transaction(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("commit") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    CommitRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<CommitRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.commit(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some("rollback") => {
                 body.remove("action");
-                match ::serde_json::from_value::<
-                    RollbackRequest,
-                >(::serde_json::Value::Object(body)) {
+                match __support::decode::<RollbackRequest>(body) {
                     ::core::result::Result::Ok(request) => {
                         encode(&service.rollback(context, request))
                     }
-                    ::core::result::Result::Err(error) => {
-                        fail(&__support::decode_failure(&error))
-                    }
+                    ::core::result::Result::Err(failure) => fail(&failure),
                 }
             }
             ::core::option::Option::Some(other) => {
@@ -1291,99 +1829,67 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
     }
     match route {
         ROUTE_RECORD_BY_PK => {
-            match ::serde_json::from_value::<
-                RecordByPkRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<RecordByPkRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.record_by_pk(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_BY_CLASS => {
-            match ::serde_json::from_value::<
-                ByClassRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ByClassRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.by_class(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_VALIDATE => {
-            match ::serde_json::from_value::<
-                ValidateRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ValidateRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.validate(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_EXPORT_SCHEMA => {
-            match ::serde_json::from_value::<
-                ExportSchemaRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ExportSchemaRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.export_schema(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_IMPORT_SCHEMA => {
-            match ::serde_json::from_value::<
-                ImportSchemaRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ImportSchemaRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.import_schema(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_EXPORT_WORLDLET => {
-            match ::serde_json::from_value::<
-                ExportWorldletRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ExportWorldletRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.export_worldlet(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_IMPORT_WORLDLET => {
-            match ::serde_json::from_value::<
-                ImportWorldletRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<ImportWorldletRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.import_worldlet(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         ROUTE_SET_FIELDS => {
-            match ::serde_json::from_value::<
-                SetFieldsRequest,
-            >(::serde_json::Value::Object(body)) {
+            match __support::decode::<SetFieldsRequest>(body) {
                 ::core::result::Result::Ok(request) => {
                     encode(&service.set_fields(context, request))
                 }
-                ::core::result::Result::Err(error) => {
-                    fail(&__support::decode_failure(&error))
-                }
+                ::core::result::Result::Err(failure) => fail(&failure),
             }
         }
         _ => {

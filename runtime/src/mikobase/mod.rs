@@ -12,6 +12,6 @@ pub mod support;
 mod transport;
 
 pub use generated::*;
-pub use shared::{connect, mikobase, Change, Db, Mikobase, MikobaseServer};
+pub use shared::{connect, mikobase, Change, Db, Finished, Mikobase, MikobaseServer};
 pub use support::{Answer, CallContext, ClientError, Failure, Problem, Reply, Transport};
 pub use transport::{InProcess, UdsTransport};

@@ -8,8 +8,8 @@
 //! workers' calls wait (within their deadline, then `transaction-busy`) until it commits or
 //! rolls back; if the holder dies or its connection drops, its transaction is rolled back.
 
+use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use hyper::Method;
 use serde_json::{json, Map, Value};
@@ -20,8 +20,8 @@ use super::generated::*;
 use super::support::{failure_envelope, Answer, CallContext, Failure, Reply};
 use super::transport::UdsTransport;
 use crate::error::{Error, Result};
-use crate::fork::{Worker, WorkerResult};
-use crate::run::{run, Progress, RunOptions, Supervision, Supervisor};
+use crate::fork::{Worker, WorkerOutcome, WorkerResult};
+use crate::run::{run, RunOptions, Supervisor};
 use crate::uds::{Client, ClientConfig, Handler, Request, Response, Token};
 
 /// The shared-mikobase proxy a worker gets: every method is one request to the server.
@@ -38,17 +38,34 @@ pub fn connect(path: impl AsRef<Path>, token: Option<&str>) -> Db {
     MikobaseClient::new(UdsTransport::new(client))
 }
 
-/// A write as listeners see it.
+/// A write as listeners see it: Mikobase's `$change` (the record, its class, and what its
+/// fields were and become).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
-    /// `create`, `update` or `delete`.
+    /// `create`, `update` or `delete` (a `set_fields` is an update).
     pub action: &'static str,
-    /// The record's pk (`None` for a create before it happened).
+    /// The record's pk (`None` in `before_save` of a create: it has none yet).
     pub pk: Option<String>,
-    /// The class named by the request, if any.
+    /// The class the request names, else the record's current class.
     pub class: Option<String>,
-    /// The new bucket, if the request carries one.
+    /// The bucket the write stores (`None` for a delete).
     pub bucket: Option<Map<String, Value>>,
+    /// The bucket before the write (`None` for a create).
+    pub old: Option<Map<String, Value>>,
+}
+
+impl Change {
+    /// The top-level fields the write changes, as `field → (old, new)`; `None` is absent.
+    pub fn fields(&self) -> BTreeMap<String, (Option<Value>, Option<Value>)> {
+        let empty = Map::new();
+        let old = self.old.as_ref().unwrap_or(&empty);
+        let new = self.bucket.as_ref().unwrap_or(&empty);
+        old.keys()
+            .chain(new.keys())
+            .filter(|key| old.get(*key) != new.get(*key))
+            .map(|key| (key.clone(), (old.get(key).cloned(), new.get(key).cloned())))
+            .collect()
+    }
 }
 
 type BeforeSave = Box<dyn FnMut(&Change) -> std::result::Result<(), String>>;
@@ -61,6 +78,10 @@ pub struct MikobaseServer {
     body_limit: usize,
     before: Vec<BeforeSave>,
     after: Vec<AfterSave>,
+    /// Writes made inside open transactions, with the depth they were made at: their
+    /// `after_save` runs when the outermost transaction commits, never if they are rolled
+    /// back.
+    pending: Vec<(usize, Change)>,
 }
 
 impl std::fmt::Debug for MikobaseServer {
@@ -79,11 +100,12 @@ impl MikobaseServer {
             body_limit: 16 * 1024 * 1024,
             before: Vec::new(),
             after: Vec::new(),
+            pending: Vec::new(),
         }
     }
 
     /// Runs `listener` before every create, update and delete; an `Err` vetoes the write
-    /// (the worker gets `rejected-by-listener` with the message).
+    /// (the worker gets `rejected-by-listener` with the message). Runs in the server.
     pub fn before_save(
         mut self,
         listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
@@ -92,10 +114,48 @@ impl MikobaseServer {
         self
     }
 
-    /// Runs `listener` after every successful create, update and delete.
+    /// Runs `listener` after every create, update and delete once it is committed: at
+    /// once outside a transaction, when the outermost transaction commits inside one, and
+    /// never for a write that is rolled back. Runs in the server.
     pub fn after_save(mut self, listener: impl FnMut(&Change) + 'static) -> Self {
         self.after.push(Box::new(listener));
         self
+    }
+
+    fn listening(&self) -> bool {
+        !self.before.is_empty() || !self.after.is_empty()
+    }
+
+    /// A change as listeners see it; the record's current state is read only when someone
+    /// listens.
+    fn change(
+        &mut self,
+        action: &'static str,
+        pk: Option<&str>,
+        class: Option<&str>,
+        bucket: Option<&Map<String, Value>>,
+    ) -> Change {
+        let current = pk
+            .filter(|_| self.listening())
+            .and_then(|pk| self.engine.record_by_pk(pk).get("results").cloned());
+        let old = current.as_ref().and_then(|r| r["bucket"].as_object().cloned());
+        let current_class = current.as_ref().and_then(|r| {
+            r["stack"]
+                .as_object()?
+                .values()
+                .find_map(|platter| platter["class"].as_str().map(str::to_owned))
+        });
+        let bucket = match action {
+            "delete" => None,
+            _ => bucket.cloned().or_else(|| old.clone()),
+        };
+        Change {
+            action,
+            pk: pk.map(str::to_owned),
+            class: class.map(str::to_owned).or(current_class),
+            bucket,
+            old,
+        }
     }
 
     /// Runs a write through the listeners.
@@ -115,15 +175,36 @@ impl MikobaseServer {
         }
         let reply = run(&mut self.engine);
         if let Ok(Answer { results, .. }) = &reply {
-            let done = Change {
-                pk: Some(pk_of(results)),
-                ..change
-            };
-            for listener in &mut self.after {
-                listener(&done);
+            if !self.after.is_empty() {
+                let done = Change {
+                    pk: Some(pk_of(results)),
+                    ..change
+                };
+                self.pending.push((self.engine.transaction_depth(), done));
+                self.settle();
             }
         }
         reply
+    }
+
+    /// After a transaction ended (or a write was made): forgets the writes of rolled-back
+    /// transactions, folds those of committed inner transactions into their parent, and
+    /// runs `after_save` for everything committed for good.
+    fn settle(&mut self) {
+        let depth = self.engine.transaction_depth();
+        if depth == 0 {
+            for (_, change) in std::mem::take(&mut self.pending) {
+                for listener in &mut self.after {
+                    listener(&change);
+                }
+            }
+        }
+    }
+
+    /// Forgets the pending writes made deeper than the transactions still open.
+    fn forget_rolled_back(&mut self) {
+        let depth = self.engine.transaction_depth();
+        self.pending.retain(|(made_at, _)| *made_at <= depth);
     }
 }
 
@@ -132,30 +213,15 @@ impl MikobaseService for MikobaseServer {
         self.engine.select(c, r)
     }
     fn create(&mut self, c: &CallContext, r: CreateRequest) -> Reply<PkResult> {
-        let change = Change {
-            action: "create",
-            pk: None,
-            class: r.class.clone(),
-            bucket: Some(r.bucket.clone()),
-        };
+        let change = self.change("create", None, r.class.as_deref(), Some(&r.bucket));
         self.write(change, |p: &PkResult| p.pk.clone(), |e| e.create(c, r))
     }
     fn update(&mut self, c: &CallContext, r: UpdateRequest) -> Reply<PkResult> {
-        let change = Change {
-            action: "update",
-            pk: Some(r.pk.clone()),
-            class: r.class.clone(),
-            bucket: r.bucket.clone(),
-        };
+        let change = self.change("update", Some(&r.pk), r.class.as_deref(), r.bucket.as_ref());
         self.write(change, |p: &PkResult| p.pk.clone(), |e| e.update(c, r))
     }
     fn delete(&mut self, c: &CallContext, r: DeleteRequest) -> Reply<DeleteResult> {
-        let change = Change {
-            action: "delete",
-            pk: Some(r.pk.clone()),
-            class: None,
-            bucket: None,
-        };
+        let change = self.change("delete", Some(&r.pk), None, None);
         self.write(change, |d: &DeleteResult| d.pk.clone(), |e| e.delete(c, r))
     }
     fn set_fields(&mut self, c: &CallContext, r: SetFieldsRequest) -> Reply<PkResult> {
@@ -166,10 +232,18 @@ impl MikobaseService for MikobaseServer {
         self.engine.transaction(c, r)
     }
     fn commit(&mut self, c: &CallContext, r: CommitRequest) -> Reply<EndResult> {
-        self.engine.commit(c, r)
+        let reply = self.engine.commit(c, r);
+        let depth = self.engine.transaction_depth();
+        for (made_at, _) in &mut self.pending {
+            *made_at = (*made_at).min(depth);
+        }
+        self.settle();
+        reply
     }
     fn rollback(&mut self, c: &CallContext, r: RollbackRequest) -> Reply<EndResult> {
-        self.engine.rollback(c, r)
+        let reply = self.engine.rollback(c, r);
+        self.forget_rolled_back();
+        reply
     }
     fn record_by_pk(&mut self, c: &CallContext, r: RecordByPkRequest) -> Reply<Record> {
         MikobaseService::record_by_pk(&mut self.engine, c, r)
@@ -232,13 +306,24 @@ impl Handler for MikobaseServer {
     /// A worker that went away (exited, was killed) leaves no transaction open.
     fn connection_closed(&mut self, connection: u64) {
         self.engine.release_owner(connection);
+        self.forget_rolled_back();
     }
+}
+
+/// What a shared-mikobase run returns when every worker finished cleanly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished {
+    /// The final store as a worldlet: `{"format": "worldlet/1.0", "records": {pk: record}}`.
+    pub worldlet: Value,
+    /// How each worker went, in index order.
+    pub workers: Vec<WorkerOutcome>,
 }
 
 /// Runs `body` in `workers` forked processes sharing one in-memory Mikobase, and returns
 /// the final store as a worldlet once every worker has finished. Failure rules are those
-/// of [`crate::share`]: failed workers are named and the worldlet is still returned.
-pub fn mikobase<F, R>(workers: usize, body: F) -> Result<Value>
+/// of [`crate::share()`]: failed workers are named and the worldlet is still returned (in
+/// [`Error::WorkersFailed`]'s `state`).
+pub fn mikobase<F, R>(workers: usize, body: F) -> Result<Finished>
 where
     F: Fn(Worker, Db) -> R,
     R: WorkerResult,
@@ -297,39 +382,10 @@ impl<'a> Mikobase<'a> {
         self
     }
 
-    /// Stops the workers still running after `timeout`.
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = Some(timeout);
-        self
-    }
-
-    /// Deadline of each call a worker makes (default 30 s); a call waiting behind another
-    /// worker's transaction waits at most this long.
-    pub fn call_deadline(mut self, deadline: Duration) -> Self {
-        self.options.client.call_deadline = deadline;
-        self
-    }
-
-    /// How long stopped children get between SIGTERM and SIGKILL (default 2 s).
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.options.grace = grace;
-        self
-    }
-
-    /// Forks even if this process has other threads (see [`crate::Error::ForkUnsafe`]).
-    pub fn allow_threads(mut self, allow: bool) -> Self {
-        self.options.allow_threads = allow;
-        self
-    }
-
-    /// Calls `supervise` in the parent while the workers run.
-    pub fn supervise(mut self, supervise: impl FnMut(&Progress) -> Supervision + 'a) -> Self {
-        self.supervisor = Some(Box::new(supervise));
-        self
-    }
+    crate::run::run_option_setters!();
 
     /// Runs `body` in every worker and returns the final store as a worldlet.
-    pub fn run<F, R>(self, body: F) -> Result<Value>
+    pub fn run<F, R>(self, body: F) -> Result<Finished>
     where
         F: Fn(Worker, Db) -> R,
         R: WorkerResult,
@@ -342,10 +398,12 @@ impl<'a> Mikobase<'a> {
             after,
             supervisor,
         } = self;
+        let body_limit = options.server.body_limit;
         let make = move || {
             let engine = Engine::open(storage, "rw")
                 .map_err(|p| format!("cannot open the store: {} {}", p.id, p.details))?;
             let mut server = MikobaseServer::new(engine);
+            server.body_limit = body_limit;
             server.before = before;
             server.after = after;
             if let Some(schema) = schema {
@@ -378,5 +436,6 @@ impl<'a> Mikobase<'a> {
             body,
             collect,
         )
+        .map(|(worldlet, workers)| Finished { worldlet, workers })
     }
 }

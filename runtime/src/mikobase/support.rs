@@ -4,6 +4,40 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+/// A JSON object whose keys keep their order (`map<T>` in the spec): a stack's platters
+/// are ordered, and so are a class's fields.
+pub type OrderedMap<T> = indexmap::IndexMap<String, T>;
+
+/// Reads a present optional field: `null` must fit `T` (only `serde_json::Value` takes it),
+/// so a request never loses a `null` the engine would have refused or kept.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// Takes an optional field of an open struct out of `object` when its value fits `T`; a
+/// value that does not fit stays in `object`, unchanged, for the engine to judge.
+pub fn take<T: serde::de::DeserializeOwned>(
+    object: &mut serde_json::Map<String, Value>,
+    key: &str,
+) -> Option<T> {
+    let parsed = T::deserialize(object.get(key)?).ok()?;
+    object.remove(key);
+    Some(parsed)
+}
+
+/// Takes a required field of an open struct out of `object`.
+pub fn require<T: serde::de::DeserializeOwned, E: serde::de::Error>(
+    object: &mut serde_json::Map<String, Value>,
+    key: &'static str,
+) -> Result<T, E> {
+    let value = object.remove(key).ok_or_else(|| E::missing_field(key))?;
+    T::deserialize(value).map_err(|e| E::custom(format!("field `{key}`: {e}")))
+}
+
 /// One error or warning: `{"id", "details"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Problem {
@@ -130,24 +164,44 @@ pub fn failure_envelope(failure: &Failure) -> Value {
     e
 }
 
-/// Turns a serde decode error into `invalid_request` details naming the missing, unknown
-/// or mistyped field.
-pub fn decode_failure(error: &serde_json::Error) -> Failure {
+/// Decodes a request body into its typed request. A body that does not fit is
+/// `invalid_request` naming the field that is missing, unknown or mistyped by its path
+/// from the body's root (`limit`, `then.all[0].not`, `sort[1]`).
+pub fn decode<T: serde::de::DeserializeOwned>(body: serde_json::Map<String, Value>) -> Result<T, Failure> {
+    serde_path_to_error::deserialize(Value::Object(body)).map_err(|error| {
+        let at = match error.path().to_string() {
+            root if root == "." => String::new(),
+            path => path,
+        };
+        decode_failure(&at, error.inner())
+    })
+}
+
+/// `invalid_request` details for a serde decode error at `at` (empty: the body itself).
+fn decode_failure(at: &str, error: &serde_json::Error) -> Failure {
     let text = error.to_string();
     let quoted = |prefix: &str| {
         text.strip_prefix(prefix)
             .and_then(|rest| rest.split('`').next())
             .map(str::to_owned)
     };
+    let under = |field: &str| {
+        if at.is_empty() || at.ends_with(field) {
+            at.to_owned()
+        } else {
+            format!("{at}.{field}")
+        }
+    };
+    let reason = text.split(" at line").next().unwrap_or(&text).to_owned();
     let details = if let Some(field) = quoted("missing field `") {
-        json!({ "missing_fields": [field] })
+        json!({ "missing_fields": [if at.is_empty() { field } else { format!("{at}.{field}") }] })
     } else if let Some(field) = quoted("unknown field `") {
         let expected = text
             .split_once("expected ")
             .map(|(_, e)| e.split(" at line").next().unwrap_or(e).to_owned());
-        json!({ "unknown_fields": [field], "expected": expected })
+        json!({ "unknown_fields": [under(&field)], "expected": expected })
     } else {
-        json!({ "wrong_types": [{ "reason": text }] })
+        json!({ "wrong_types": [{ "field": at, "reason": reason }] })
     };
     Failure::one("invalid_request", details)
 }

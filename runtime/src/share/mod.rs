@@ -6,8 +6,6 @@ pub(crate) mod server;
 pub(crate) mod tree;
 mod value;
 
-use std::time::Duration;
-
 use serde_json::Value;
 
 pub use proxy::{Batch, Entry, SharedArray, SharedHash, Swap};
@@ -15,7 +13,7 @@ pub use value::to_json;
 
 use crate::error::Result;
 use crate::fork::{Worker, WorkerResult};
-use crate::run::{run, Progress, RunOptions, Supervision, Supervisor};
+use crate::run::{run, RunOptions, Supervisor};
 
 /// Runs `body` in `workers` forked processes, each with a proxy of one shared hash, and
 /// returns the final hash as plain JSON once every worker has finished.
@@ -60,57 +58,7 @@ impl<'a> Share<'a> {
         }
     }
 
-    /// Stops the workers still running after `timeout` (default: no timeout).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.options.timeout = Some(timeout);
-        self
-    }
-
-    /// How long a worker's first connect retries while the server is not yet listening
-    /// (default 500 ms).
-    pub fn connect_budget(mut self, budget: Duration) -> Self {
-        self.options.client.connect_budget = budget;
-        self
-    }
-
-    /// Deadline of each call a worker makes (default 30 s).
-    pub fn call_deadline(mut self, deadline: Duration) -> Self {
-        self.options.client.call_deadline = deadline;
-        self
-    }
-
-    /// Largest request body the server accepts (default 16 MiB).
-    pub fn body_limit(mut self, bytes: usize) -> Self {
-        self.options.server.body_limit = bytes;
-        self
-    }
-
-    /// Deepest JSON nesting the server stores (default 64, at most 128).
-    pub fn max_depth(mut self, depth: usize) -> Self {
-        self.options.server.max_depth = depth.min(128);
-        self
-    }
-
-    /// How long stopped children get between SIGTERM and SIGKILL (default 2 s).
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.options.grace = grace;
-        self
-    }
-
-    /// Forks even if this process has other threads. Only sound when every other thread
-    /// holds no lock the children need (allocator, stdio, runtimes): the opt-out named by
-    /// [`crate::Error::ForkUnsafe`].
-    pub fn allow_threads(mut self, allow: bool) -> Self {
-        self.options.allow_threads = allow;
-        self
-    }
-
-    /// Calls `supervise` in the parent every few milliseconds while the workers run; it
-    /// can watch progress or stop the run early.
-    pub fn supervise(mut self, supervise: impl FnMut(&Progress) -> Supervision + 'a) -> Self {
-        self.supervisor = Some(Box::new(supervise));
-        self
-    }
+    crate::run::run_option_setters!();
 
     /// Runs `body` in every worker and returns the final state.
     pub fn run<F, R>(self, body: F) -> Result<Value>
@@ -127,5 +75,6 @@ impl<'a> Share<'a> {
             body,
             |client| SharedHash::root(client.clone()).snapshot(),
         )
+        .map(|(state, _)| state)
     }
 }

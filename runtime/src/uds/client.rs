@@ -199,7 +199,12 @@ impl Client {
                 .await
             });
             match outcome {
-                Ok(Ok(response)) => return Ok(response),
+                Ok(Ok(response)) => {
+                    if closing(&response.headers) {
+                        state.conn = None; // the server closes it: never reuse it
+                    }
+                    return Ok(response);
+                }
                 Ok(Err((_, true))) => {
                     state.conn = None;
                     continue;
@@ -370,4 +375,16 @@ pub(crate) fn status_error(response: &RawResponse) -> Error {
             )),
         },
     }
+}
+
+/// Whether an answer says its connection closes after it (`Connection: close`).
+fn closing(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| {
+            v.split(',')
+                .any(|token| token.trim().eq_ignore_ascii_case("close"))
+        })
 }

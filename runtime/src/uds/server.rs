@@ -253,12 +253,15 @@ async fn answer<H: Handler>(
     into_hyper(response)
 }
 
+/// The body was not read, so the connection cannot carry another request: say so, so the
+/// client opens a fresh one instead of racing the close.
 fn too_large(limit: usize) -> Response {
     Response::error(
         413,
         "request-too-large",
         json!({ "limit_bytes": limit, "fix": "send a smaller body, or raise the server's body limit" }),
     )
+    .with_header("connection", "close")
 }
 
 fn into_hyper(response: Response) -> hyper::Response<Full<Bytes>> {

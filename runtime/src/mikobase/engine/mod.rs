@@ -690,6 +690,11 @@ impl Engine {
         self.open.first().map(|t| t.owner)
     }
 
+    /// How many transactions are open (nested ones included).
+    pub fn transaction_depth(&self) -> usize {
+        self.open.len()
+    }
+
     // ---- validation, schema, worldlets -----------------------------------------------
 
     /// Checks a Q0 request without running it: `{"errors": [...], "warnings": [...]}`.

@@ -1,0 +1,85 @@
+//! What the benchmarks share: a monotonic clock, latency statistics, and the transport
+//! floor every round trip is compared with.
+#![allow(dead_code)] // each bench uses its own subset
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+
+use nix::time::{clock_gettime, ClockId};
+use serde_json::{json, Value};
+
+pub fn now_ns() -> u64 {
+    let t = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("monotonic clock");
+    t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+}
+
+#[derive(Clone, Copy)]
+pub struct Stats {
+    pub p50: f64,
+    pub p99: f64,
+    pub mean: f64,
+}
+
+pub fn stats(mut ns: Vec<u64>) -> Stats {
+    ns.sort_unstable();
+    let at = |q: f64| ns[((ns.len() as f64 - 1.0) * q) as usize] as f64 / 1000.0;
+    Stats {
+        p50: at(0.5),
+        p99: at(0.99),
+        mean: ns.iter().sum::<u64>() as f64 / ns.len() as f64 / 1000.0,
+    }
+}
+
+pub fn stats_json(s: Stats) -> Value {
+    json!([s.p50, s.p99, s.mean])
+}
+
+pub fn stats_from(v: &Value) -> Stats {
+    Stats {
+        p50: v[0].as_f64().unwrap_or(f64::NAN),
+        p99: v[1].as_f64().unwrap_or(f64::NAN),
+        mean: v[2].as_f64().unwrap_or(f64::NAN),
+    }
+}
+
+/// Raw floor: 1-byte ping-pong over a socketpair between this process and a forked child.
+pub fn floor(round_trips: usize) -> Stats {
+    let (mut parent, mut child) = UnixStream::pair().expect("socketpair");
+    // SAFETY: the benchmark is single-threaded; the child only echoes and _exits.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            drop(parent);
+            let mut byte = [0u8; 1];
+            for _ in 0..round_trips {
+                if child.read_exact(&mut byte).is_err() || child.write_all(b"y").is_err() {
+                    break;
+                }
+            }
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child: pid } => {
+            drop(child);
+            let mut samples = Vec::with_capacity(round_trips);
+            let mut byte = [0u8; 1];
+            for _ in 0..round_trips {
+                let t = now_ns();
+                parent.write_all(b"x").unwrap();
+                parent.read_exact(&mut byte).unwrap();
+                samples.push(now_ns() - t);
+            }
+            nix::sys::wait::waitpid(pid, None).unwrap();
+            stats(samples)
+        }
+    }
+}
+
+/// Latency of `n` calls of `call` (given the call's number), one sample per call.
+pub fn sample<E>(n: usize, mut call: impl FnMut(usize) -> Result<(), E>) -> Result<Stats, E> {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let t = now_ns();
+        call(i)?;
+        samples.push(now_ns() - t);
+    }
+    Ok(stats(samples))
+}
