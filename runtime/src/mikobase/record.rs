@@ -56,8 +56,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::generated::{
-    CreateRequest, DeleteRequest, ImportSchemaRequest, MikobaseClient, Pk, RecordByPkRequest, SelectRequest,
-    SetFieldsRequest, UpdateRequest,
+    ClassDefinition, ClassFilter, CreateRequest, DeleteRequest, ImportSchemaRequest, MikobaseClient, Pk,
+    RecordByPkRequest, SelectRequest, SetFieldsRequest, UpdateRequest,
 };
 use super::support::{ClientError, Transport};
 
@@ -223,18 +223,6 @@ fn decode<R: Record, V: DeserializeOwned>(
     })
 }
 
-/// Encodes `value` as the JSON of another type: used for the generated request fields that
-/// the spec is about to retype (`SelectRequest::class`, `ImportSchemaRequest::classes`), so
-/// this layer does not depend on how they are spelt.
-fn convert<A: Serialize, B: DeserializeOwned>(value: A) -> Result<B, RecordError> {
-    serde_json::to_value(value)
-        .and_then(serde_json::from_value)
-        .map_err(|e| RecordError::Encode {
-            rust_type: std::any::type_name::<A>(),
-            reason: e.to_string(),
-        })
-}
-
 impl<T: Transport> MikobaseClient<T> {
     /// The records of class `R` on this store.
     pub fn records<R: Record>(&self) -> Records<'_, R, T> {
@@ -274,8 +262,14 @@ impl<'db, R: Record, T: Transport + 'db> Records<'db, R, T> {
     /// Installs (or replaces, by name) the class definition: one `import_schema`, so every
     /// worker may call it.
     pub fn define(&self) -> Result<(), RecordError> {
-        let request: ImportSchemaRequest = convert(json!({ "classes": [R::class_definition()] }))?;
-        self.db.import_schema(&request)?;
+        let definition: ClassDefinition =
+            serde_json::from_value(R::class_definition()).map_err(|e| RecordError::Encode {
+                rust_type: std::any::type_name::<R>(),
+                reason: format!("its class definition: {e}"),
+            })?;
+        self.db.import_schema(&ImportSchemaRequest {
+            classes: vec![definition],
+        })?;
         Ok(())
     }
 
@@ -303,13 +297,11 @@ impl<'db, R: Record, T: Transport + 'db> Records<'db, R, T> {
     /// The records `request` selects among class `R` and its subclasses (its `class` and
     /// `classes` are replaced), with their pks.
     pub fn select(&self, request: &SelectRequest) -> Result<Vec<(Pk, R)>, RecordError> {
-        let mut narrowed = match serde_json::to_value(request) {
-            Ok(Value::Object(map)) => map,
-            _ => Map::new(),
+        let request = SelectRequest {
+            class: Some(ClassFilter::One(R::CLASS.to_owned())),
+            classes: None,
+            ..request.clone()
         };
-        narrowed.remove("classes");
-        narrowed.insert("class".into(), json!(R::CLASS));
-        let request: SelectRequest = convert(narrowed)?;
         self.db
             .select(&request)?
             .results
