@@ -31,6 +31,13 @@ fn db() -> Db {
     MikobaseClient::new(InProcess::new(Engine::memory()))
 }
 
+/// A store where `Officer` is defined.
+fn officers_defined() -> Db {
+    let db = db();
+    db.records::<Officer>().define().unwrap();
+    db
+}
+
 fn officer(serial: &str, rank: &str) -> Officer {
     Officer {
         serial: serial.into(),
@@ -79,9 +86,8 @@ fn the_class_definition_follows_the_struct() {
 
 #[test]
 fn typed_create_get_select_update_delete() {
-    let db = db();
+    let db = officers_defined();
     let officers = db.records::<Officer>();
-    officers.define().unwrap();
     let ripley = officers.create(&officer("W-5617", "Warrant Officer")).unwrap();
     let dallas = officers.create(&officer("C-0001", "Captain")).unwrap();
     assert_eq!(
@@ -141,9 +147,8 @@ fn typed_create_get_select_update_delete() {
 
 #[test]
 fn field_accessors_read_and_write_one_key_each() {
-    let db = db();
+    let db = officers_defined();
     let officers = db.records::<Officer>();
-    officers.define().unwrap();
     let ripley = officers.create(&officer("W-5617", "Warrant Officer")).unwrap();
     assert_eq!(ripley.rank().get().unwrap(), "Warrant Officer");
     assert_eq!(ripley.years().get().unwrap(), 3);
@@ -239,9 +244,8 @@ fn a_bucket_that_does_not_fit_is_a_decode_error_naming_the_pk() {
 
 #[test]
 fn select_is_narrowed_to_the_class_and_its_subclasses() {
-    let db = db();
+    let db = officers_defined();
     let officers = db.records::<Officer>();
-    officers.define().unwrap();
     let captain = json!({"name": "example.org/crew/captain", "inherits": "example.org/crew/officer",
         "fields": {"ship": {"class": "string", "required": true}}});
     db.import_schema(&ImportSchemaRequest {
@@ -290,9 +294,8 @@ fn select_is_narrowed_to_the_class_and_its_subclasses() {
 
 #[test]
 fn define_is_idempotent_and_keeps_records() {
-    let db = db();
+    let db = officers_defined();
     let officers = db.records::<Officer>();
-    officers.define().unwrap();
     let ripley = officers.create(&officer("W-5617", "Warrant Officer")).unwrap();
     officers.define().unwrap();
     officers.define().unwrap();
@@ -365,4 +368,43 @@ fn serde_renames_and_defaults_shape_the_definition_and_the_bucket() {
     assert_eq!(berth.get().unwrap().deck_number, 3);
     berth.bunk().set(-1).unwrap();
     assert_eq!(berth.bunk().get().unwrap(), -1);
+}
+
+/// Every field class the derive accepts in `#[record(class = ..)]` is one the engine knows
+/// (the derive keeps its own list: a proc macro cannot depend on the runtime).
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/test/every-class")]
+struct EveryClass {
+    #[record(class = "string")]
+    a: Value,
+    #[record(class = "number")]
+    b: Value,
+    #[record(class = "integer")]
+    c: Value,
+    #[record(class = "boolean")]
+    d: Value,
+    #[record(class = "array")]
+    e: Value,
+    #[record(class = "hash")]
+    f: Value,
+    #[record(class = "timestamp")]
+    g: Value,
+    #[record(class = "any")]
+    h: Value,
+    #[record(class = "example.org/crew/officer")]
+    i: Value,
+}
+
+#[test]
+fn every_field_class_of_the_derive_is_known_to_the_engine() {
+    let db = db();
+    db.records::<EveryClass>().define().unwrap();
+    let definition = EveryClass::class_definition();
+    let classes: Vec<&str> = definition["fields"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|f| f["class"].as_str())
+        .collect();
+    assert_eq!(classes.len(), 9);
 }
