@@ -348,7 +348,10 @@ fn literal(expr: &Expr) -> syn::Result<Literal> {
             Lit::Str(s) => Some(Literal::Str(s.value())),
             Lit::Char(c) => Some(Literal::Str(c.value().to_string())),
             Lit::Bool(b) => Some(Literal::Bool(b.value)),
-            Lit::Float(f) => Some(Literal::Float(f.base10_parse()?)),
+            // Finite only: `1e400` parses to infinity, which is no JSON number.
+            Lit::Float(f) => Some(f.base10_parse::<f64>()?)
+                .filter(|f| f.is_finite())
+                .map(Literal::Float),
             Lit::Int(i) => Some(match i.base10_parse::<i64>() {
                 Ok(n) => Literal::Int(n),
                 Err(_) => Literal::UInt(i.base10_parse()?),
@@ -356,7 +359,7 @@ fn literal(expr: &Expr) -> syn::Result<Literal> {
             _ => None,
         },
         Expr::Unary(neg) if matches!(neg.op, syn::UnOp::Neg(_)) => match literal(&neg.expr)? {
-            Literal::Int(n) => Some(Literal::Int(-n)),
+            Literal::Int(n) => n.checked_neg().map(Literal::Int),
             Literal::UInt(n) => i64::try_from(-i128::from(n)).ok().map(Literal::Int),
             Literal::Float(f) => Some(Literal::Float(-f)),
             _ => None,
@@ -825,6 +828,9 @@ mod tests {
         assert!(parse(quote!(-"a")).is_err());
         assert!(parse(quote!(-18446744073709551615)).is_err());
         assert!(parse(quote!(some::path)).is_err());
+        assert!(parse(quote!(1e400)).is_err(), "no infinity");
+        assert!(parse(quote!(--9223372036854775808)).is_err(), "no overflow");
+        assert_eq!(parse(quote!(--5)).unwrap(), Literal::Int(5));
     }
 
     #[test]

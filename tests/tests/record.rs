@@ -320,7 +320,7 @@ struct Berth {
     berth_kind: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     lockers: Vec<u8>,
-    #[record(class = "integer")]
+    #[record(class = "integer", default = -1)]
     bunk: i64,
     #[serde(skip)]
     cached: bool,
@@ -335,7 +335,7 @@ fn serde_renames_and_defaults_shape_the_definition_and_the_bucket() {
             "Occupant": {"class": "string"},
             "berthKind": {"class": "string", "default": "standard"},
             "lockers": {"class": "array"},
-            "bunk": {"class": "integer", "required": true},
+            "bunk": {"class": "integer", "default": -1},
         }})
     );
     let db = db();
