@@ -1,12 +1,13 @@
 //! `#[derive(Record)]` proxies over the generated client, in-process
 //! (`MikobaseClient<InProcess<Engine>>`): the class definition a struct gives, typed
 //! create / get / select / update / delete, hot field accessors, and refusals and decode
-//! failures coming back typed.
+//! failures coming back typed, and one request per call.
 
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::record::RecordError;
 use caspian_ipc::mikobase::{
     CreateRequest, ImportSchemaRequest, InProcess, MikobaseClient, RecordByPkRequest, SelectRequest,
+    Transport,
 };
 use caspian_ipc::Record;
 use serde::{Deserialize, Serialize};
@@ -407,4 +408,55 @@ fn every_field_class_of_the_derive_is_known_to_the_engine() {
         .filter_map(|f| f["class"].as_str())
         .collect();
     assert_eq!(classes.len(), 9);
+}
+
+/// Counts the requests a client sends.
+struct Counting {
+    inner: InProcess<Engine>,
+    posts: std::cell::Cell<usize>,
+}
+
+impl Transport for Counting {
+    fn post(&self, route: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), caspian_ipc::Error> {
+        self.posts.set(self.posts.get() + 1);
+        self.inner.post(route, body)
+    }
+}
+
+#[test]
+fn every_call_is_exactly_one_request() {
+    let db = MikobaseClient::new(Counting {
+        inner: InProcess::new(Engine::memory()),
+        posts: std::cell::Cell::new(0),
+    });
+    let requests = |call: &dyn Fn()| {
+        let before = db.transport().posts.get();
+        call();
+        db.transport().posts.get() - before
+    };
+    let officers = db.records::<Officer>();
+    assert_eq!(requests(&|| officers.define().unwrap()), 1, "define");
+    let ripley = officers.create(&officer("W-5617", "Warrant Officer")).unwrap();
+    let pk = ripley.pk().to_owned();
+    assert_eq!(requests(&|| drop(officers.at(pk.clone()))), 0, "at");
+    assert_eq!(requests(&|| drop(ripley.rank())), 0, "an accessor");
+    assert_eq!(requests(&|| drop(ripley.rank().get().unwrap())), 1, "field get");
+    assert_eq!(
+        requests(&|| ripley.rank().set("Lieutenant").unwrap()),
+        1,
+        "field set"
+    );
+    assert_eq!(requests(&|| drop(ripley.get().unwrap())), 1, "get");
+    assert_eq!(requests(&|| drop(officers.all().unwrap())), 1, "select");
+    assert_eq!(
+        requests(&|| officers.update(&pk, &officer("W-5617", "Captain")).unwrap()),
+        1,
+        "update"
+    );
+    assert_eq!(
+        requests(&|| drop(officers.create(&officer("W-1", "Ensign")).unwrap())),
+        1,
+        "create"
+    );
+    assert_eq!(requests(&|| ripley.delete().unwrap()), 1, "delete");
 }
