@@ -33,12 +33,8 @@ mod run;
 pub mod share;
 pub mod uds;
 
-/// Generates a Mikobase surface (types, ids, routes, service trait, dispatch table, client)
-/// from a spec file at compile time; see the macro's own documentation.
-pub use caspian_ipc_derive::mikobase_api;
-/// `#[derive(Record)]` and the [`mikobase::record::Record`] trait it implements (one name,
-/// as serde does it): see [`mikobase::record`].
-pub use caspian_ipc_derive::Record;
+// The derive and the trait share the name `Record`, as serde's do.
+pub use caspian_ipc_derive::{mikobase_api, Record};
 pub use error::{Error, Result};
 pub use fork::{Worker, WorkerEnd, WorkerFailure, WorkerOutcome, WorkerResult};
 pub use mikobase::record::Record;
