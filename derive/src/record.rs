@@ -146,11 +146,22 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
             String::new()
         }
     };
-    let fields = named
+    let fields: Vec<FieldModel> = named
         .named
         .iter()
         .filter_map(|field| lower_field(field, &serde, &mut errors))
         .collect();
+    for (i, field) in fields.iter().enumerate() {
+        if let Some(first) = fields[..i].iter().find(|f| f.key == field.key) {
+            errors.at(
+                field.ident,
+                format!(
+                    "`{}` and `{}` have the same key `{}`",
+                    first.ident, field.ident, field.key
+                ),
+            );
+        }
+    }
     errors.finish(Model {
         ident: &input.ident,
         vis: &input.vis,
@@ -949,6 +960,14 @@ mod tests {
                 }
             )),
             ["`#[serde(transparent)]` does not give a bucket (a JSON object)"]
+        );
+        assert_eq!(
+            errors(quote! {
+                #[serde(rename_all = "camelCase")]
+                #[record(class = "example.org/x")]
+                struct T { night_watch: u8, #[serde(rename = "nightWatch")] other: u8 }
+            }),
+            ["`night_watch` and `other` have the same key `nightWatch`"]
         );
     }
 
