@@ -124,3 +124,37 @@ fn quickstart_prints_the_final_state() {
     assert_eq!(state["workers"].as_object().unwrap().len(), 4);
     assert_eq!(state["log"].as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn crew_enlists_every_officer_once_and_promotes_one_per_worker() {
+    let output = Command::new(example("crew"))
+        .args(["--workers", "3", "--per-worker", "7"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["officers"], 21, "{summary}");
+    assert_eq!(
+        summary["by_rank"],
+        serde_json::json!({"ensign": 18, "lieutenant": 3}),
+        "the impostors were refused, one promotion each"
+    );
+    assert_eq!(
+        summary["by_ship"],
+        serde_json::json!({"Betty": 7, "Nostromo": 7, "Sulaco": 7})
+    );
+    let workers: Vec<u64> = summary["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(workers, [0, 1, 2]);
+    let bad = Command::new(example("crew")).args(["--workers", "0"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("usage"));
+}
