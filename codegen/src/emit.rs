@@ -15,15 +15,17 @@ fn rust_type(ty: &TypeRef) -> TokenStream {
         TypeRef::U64 => quote!(u64),
         TypeRef::I64 => quote!(i64),
         TypeRef::F64 => quote!(f64),
-        TypeRef::Number => quote!(::serde_json::Number),
-        TypeRef::Json => quote!(::serde_json::Value),
-        TypeRef::Object => quote!(::serde_json::Map<::std::string::String, ::serde_json::Value>),
+        TypeRef::Number => quote!(__support::serde_json::Number),
+        TypeRef::Json => quote!(__support::serde_json::Value),
+        TypeRef::Object => {
+            quote!(__support::serde_json::Map<::std::string::String, __support::serde_json::Value>)
+        }
         TypeRef::List(inner) => {
             let inner = rust_type(inner);
             quote!(::std::vec::Vec<#inner>)
         }
         TypeRef::Map(inner) if **inner == TypeRef::Json => {
-            quote!(::serde_json::Map<::std::string::String, ::serde_json::Value>)
+            quote!(__support::serde_json::Map<::std::string::String, __support::serde_json::Value>)
         }
         TypeRef::Map(inner) => {
             // Keys keep their order (a stack's platters are ordered).
@@ -96,9 +98,10 @@ fn required_defaultable(spec: &ApiSpec, fields: &[Field], seen: &mut Vec<String>
 fn struct_derives(spec: &ApiSpec, fields: &[Field], deserialize: bool) -> TokenStream {
     let default =
         required_defaultable(spec, fields, &mut Vec::new()).then(|| quote!(::core::default::Default,));
-    let deserialize = deserialize.then(|| quote!(::serde::Deserialize,));
+    let deserialize = deserialize.then(|| quote!(__support::serde::Deserialize,));
     quote! {
-        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, #default ::serde::Serialize, #deserialize)]
+        #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, #default __support::serde::Serialize, #deserialize)]
+        #[serde(crate = "__support::serde")]
     }
 }
 
@@ -159,10 +162,10 @@ fn open_deserialize(ident: &Ident, fields: &[Field]) -> TokenStream {
         quote!(let mut extra)
     };
     quote! {
-        impl<'de> ::serde::Deserialize<'de> for #ident {
-            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
-                #binding: ::serde_json::Map<::std::string::String, ::serde_json::Value> =
-                    ::serde::Deserialize::deserialize(deserializer)?;
+        impl<'de> __support::serde::Deserialize<'de> for #ident {
+            fn deserialize<D: __support::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
+                #binding: __support::serde_json::Map<::std::string::String, __support::serde_json::Value> =
+                    __support::serde::Deserialize::deserialize(deserializer)?;
                 ::core::result::Result::Ok(#ident { #(#inits)* extra })
             }
         }
@@ -211,7 +214,7 @@ pub fn type_def(spec: &ApiSpec, def: &TypeDef) -> TokenStream {
                     /// Other keys (and optional fields whose value does not fit their
                     /// type), kept as they are.
                     #[serde(flatten)]
-                    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+                    pub extra: __support::serde_json::Map<::std::string::String, __support::serde_json::Value>,
                 }
                 #deserialize
             }
@@ -226,8 +229,8 @@ pub fn type_def(spec: &ApiSpec, def: &TypeDef) -> TokenStream {
             let expecting = format!("a {owner}: {}", shapes.join(" or "));
             quote! {
                 #docs
-                #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, ::serde::Serialize, ::serde::Deserialize)]
-                #[serde(untagged, expecting = #expecting)]
+                #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::cmp::PartialEq, __support::serde::Serialize, __support::serde::Deserialize)]
+                #[serde(crate = "__support::serde", untagged, expecting = #expecting)]
                 pub enum #ident { #body }
             }
         }
@@ -240,7 +243,8 @@ pub fn type_def(spec: &ApiSpec, def: &TypeDef) -> TokenStream {
             });
             quote! {
                 #docs
-                #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq, ::core::cmp::Eq, ::serde::Serialize, ::serde::Deserialize)]
+                #[derive(::core::fmt::Debug, ::core::clone::Clone, ::core::marker::Copy, ::core::cmp::PartialEq, ::core::cmp::Eq, __support::serde::Serialize, __support::serde::Deserialize)]
+                #[serde(crate = "__support::serde")]
                 pub enum #ident { #(#variants)* }
             }
         }
@@ -413,16 +417,16 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
     let q0_branch = (!actions.is_empty()).then(|| {
         quote! {
             if route == ROUTE_Q0 {
-                let action = body.get("action").and_then(::serde_json::Value::as_str).map(::std::string::ToString::to_string);
+                let action = body.get("action").and_then(__support::serde_json::Value::as_str).map(::std::string::ToString::to_string);
                 return match action.as_deref() {
                     #(#q0_arms)*
                     ::core::option::Option::Some(other) => fail(&__support::Failure::one(
                         ErrorId::ActionNotSupported.as_str(),
-                        ::serde_json::json!({ "action": other, "supported": [#(#actions),*] }),
+                        __support::serde_json::json!({ "action": other, "supported": [#(#actions),*] }),
                     )),
                     ::core::option::Option::None => fail(&__support::Failure::one(
                         ErrorId::InvalidRequest.as_str(),
-                        ::serde_json::json!({ "missing_fields": ["action"] }),
+                        __support::serde_json::json!({ "missing_fields": ["action"] }),
                     )),
                 };
             }
@@ -431,7 +435,7 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
     let unknown = quote! {
         fail(&__support::Failure::one(
             ErrorId::InvalidRequest.as_str(),
-            ::serde_json::json!({ "unknown_route": route }),
+            __support::serde_json::json!({ "unknown_route": route }),
         ))
     };
     let by_route = if method_arms.is_empty() {
@@ -470,12 +474,12 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
             }
             fn fail(failure: &__support::Failure) -> (u16, ::std::vec::Vec<u8>) {
                 let body = __support::failure_envelope(failure);
-                (status(failure.id()), ::serde_json::to_vec(&body).unwrap_or_default())
+                (status(failure.id()), __support::serde_json::to_vec(&body).unwrap_or_default())
             }
-            fn encode<T: ::serde::Serialize>(reply: &__support::Reply<T>) -> (u16, ::std::vec::Vec<u8>) {
+            fn encode<T: __support::serde::Serialize>(reply: &__support::Reply<T>) -> (u16, ::std::vec::Vec<u8>) {
                 match reply {
                     ::core::result::Result::Ok(_) => {
-                        (200, ::serde_json::to_vec(&__support::envelope(reply)).unwrap_or_default())
+                        (200, __support::serde_json::to_vec(&__support::envelope(reply)).unwrap_or_default())
                     }
                     ::core::result::Result::Err(failure) => fail(failure),
                 }
@@ -483,33 +487,33 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
             if body.len() > limit {
                 return fail(&__support::Failure::one(
                     ErrorId::RequestTooLarge.as_str(),
-                    ::serde_json::json!({ "limit_bytes": limit, "got_bytes": body.len() }),
+                    __support::serde_json::json!({ "limit_bytes": limit, "got_bytes": body.len() }),
                 ));
             }
             let known = [#(#routes),*];
             if !known.contains(&route) {
-                return (404, ::serde_json::to_vec(&::serde_json::json!({
+                return (404, __support::serde_json::to_vec(&__support::serde_json::json!({
                     "success": false,
                     "errors": [{ "id": ErrorId::InvalidRequest.as_str(), "details": { "unknown_route": route, "routes": known } }],
                 })).unwrap_or_default());
             }
-            let parsed: ::serde_json::Value = if body.is_empty() {
-                ::serde_json::Value::Object(::serde_json::Map::new())
+            let parsed: __support::serde_json::Value = if body.is_empty() {
+                __support::serde_json::Value::Object(__support::serde_json::Map::new())
             } else {
-                match ::serde_json::from_slice(body) {
+                match __support::serde_json::from_slice(body) {
                     ::core::result::Result::Ok(value) => value,
                     ::core::result::Result::Err(error) => {
                         return fail(&__support::Failure::one(
                             ErrorId::InvalidRequest.as_str(),
-                            ::serde_json::json!({ "json": error.to_string(), "line": error.line(), "column": error.column() }),
+                            __support::serde_json::json!({ "json": error.to_string(), "line": error.line(), "column": error.column() }),
                         ))
                     }
                 }
             };
-            let ::serde_json::Value::Object(mut body) = parsed else {
+            let __support::serde_json::Value::Object(mut body) = parsed else {
                 return fail(&__support::Failure::one(
                     ErrorId::InvalidRequest.as_str(),
-                    ::serde_json::json!({ "reason": "the body is a JSON object" }),
+                    __support::serde_json::json!({ "reason": "the body is a JSON object" }),
                 ));
             };
             __support::strip_passthrough(&mut body);
@@ -536,7 +540,7 @@ pub fn client(spec: &ApiSpec) -> TokenStream {
                 let action = &op.name.wire;
                 (
                     quote!(let mut body),
-                    quote! { body.insert("action".into(), ::serde_json::Value::String(#action.into())); },
+                    quote! { body.insert("action".into(), __support::serde_json::Value::String(#action.into())); },
                 )
             }
             OpKind::Method { .. } => (quote!(let body), quote!()),
@@ -545,15 +549,15 @@ pub fn client(spec: &ApiSpec) -> TokenStream {
             #docs
             pub fn #method(&self, request: &#request)
                 -> ::core::result::Result<__support::Answer<#result>, __support::ClientError> {
-                #binding = match ::serde_json::to_value(request) {
-                    ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-                    ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+                #binding = match __support::serde_json::to_value(request) {
+                    ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+                    ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
                     ::core::result::Result::Err(error) => {
                         return ::core::result::Result::Err(__support::ClientError::Decode(error.to_string()))
                     }
                 };
                 #action
-                let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+                let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
                 let (_, answer) = self.transport.post(#route, bytes)?;
                 __support::decode_reply(&answer)
             }
@@ -562,11 +566,11 @@ pub fn client(spec: &ApiSpec) -> TokenStream {
     let raw_q0 = spec.operations.iter().any(|op| op.kind == OpKind::Q0).then(|| {
         quote! {
             /// Sends a raw Q0 request and returns the raw envelope.
-            pub fn q0(&self, request: &::serde_json::Value)
-                -> ::core::result::Result<::serde_json::Value, __support::ClientError> {
-                let bytes = ::serde_json::to_vec(request).unwrap_or_default();
+            pub fn q0(&self, request: &__support::serde_json::Value)
+                -> ::core::result::Result<__support::serde_json::Value, __support::ClientError> {
+                let bytes = __support::serde_json::to_vec(request).unwrap_or_default();
                 let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
-                ::serde_json::from_slice(&answer)
+                __support::serde_json::from_slice(&answer)
                     .map_err(|e| __support::ClientError::Decode(e.to_string()))
             }
         }

@@ -154,7 +154,10 @@ fn crew_enlists_every_officer_once_and_promotes_one_per_worker() {
         .map(|w| w["index"].as_u64().unwrap())
         .collect();
     assert_eq!(workers, [0, 1, 2]);
-    let bad = Command::new(example("crew")).args(["--workers", "0"]).output().unwrap();
+    let bad = Command::new(example("crew"))
+        .args(["--workers", "0"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("usage"));
 }

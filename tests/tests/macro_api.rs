@@ -159,3 +159,28 @@ fn both_forms_expand_the_same_surface() {
         0
     );
 }
+
+/// A crate using `mikobase_api!` needs no serde dependency of its own: the generated
+/// surface names serde and serde_json only through `caspian_ipc`'s support module.
+#[test]
+fn the_surface_names_serde_only_through_caspian_ipc() {
+    let spec = mikobase_spec::load_str(mikobase_spec::MIKOBASE_YAML).expect("the shipped spec loads");
+    let tokens = caspian_ipc_codegen::generate(&spec, &caspian_ipc_codegen::Options::external());
+    let text = caspian_ipc_codegen::render_file(tokens, "").expect("renders");
+    let code = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim_start().starts_with("//"));
+    for (at, line) in code {
+        let through_support = line
+            .replace("__support::serde_json::", "")
+            .replace("__support::serde::", "")
+            .replace("\"__support::serde\"", "");
+        assert!(
+            !through_support.contains("serde::") && !through_support.contains("serde_json::"),
+            "line {}: `{line}` names serde directly",
+            at + 1
+        );
+    }
+    assert!(text.contains("#[serde(crate = \"__support::serde\")]"));
+}

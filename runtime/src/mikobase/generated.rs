@@ -42,7 +42,10 @@ pub type Uns = ::std::string::String;
 pub type Timestamp = ::std::string::String;
 
 /// A record's shared data; always a JSON object, with no reserved keys.
-pub type Bucket = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
+pub type Bucket = __support::serde_json::Map<
+    ::std::string::String,
+    __support::serde_json::Value,
+>;
 
 /// One platter of a stack: a class, platter-private state, and any other keys, kept as they are.
 ///
@@ -52,8 +55,9 @@ pub type Bucket = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
+    __support::serde::Serialize,
 )]
+#[serde(crate = "__support::serde")]
 pub struct Platter {
     /// The platter's class (absent: an empty class).
     #[serde(rename = "class", skip_serializing_if = "::core::option::Option::is_none")]
@@ -61,33 +65,37 @@ pub struct Platter {
     /// Platter-private state (e.g. of a mix-in); always an object.
     #[serde(rename = "bucket", skip_serializing_if = "::core::option::Option::is_none")]
     pub bucket: ::core::option::Option<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        __support::serde_json::Map<::std::string::String, __support::serde_json::Value>,
     >,
     /// A sticky platter cannot be removed (set by the engine only).
     #[serde(rename = "sticky", skip_serializing_if = "::core::option::Option::is_none")]
     pub sticky: ::core::option::Option<bool>,
     /// A warning attached to the platter.
     #[serde(rename = "warning", skip_serializing_if = "::core::option::Option::is_none")]
-    pub warning: ::core::option::Option<::serde_json::Value>,
+    pub warning: ::core::option::Option<__support::serde_json::Value>,
     /// A free-form annotation.
     #[serde(
         rename = "vibecode",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub vibecode: ::core::option::Option<::serde_json::Value>,
+    pub vibecode: ::core::option::Option<__support::serde_json::Value>,
     /// Other keys (and optional fields whose value does not fit their
     /// type), kept as they are.
     #[serde(flatten)]
-    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    pub extra: __support::serde_json::Map<
+        ::std::string::String,
+        __support::serde_json::Value,
+    >,
 }
 
-impl<'de> ::serde::Deserialize<'de> for Platter {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
+impl<'de> __support::serde::Deserialize<'de> for Platter {
+    fn deserialize<D: __support::serde::Deserializer<'de>>(
         deserializer: D,
     ) -> ::core::result::Result<Self, D::Error> {
-        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
-            deserializer,
-        )?;
+        let mut extra: __support::serde_json::Map<
+            ::std::string::String,
+            __support::serde_json::Value,
+        > = __support::serde::Deserialize::deserialize(deserializer)?;
         ::core::result::Result::Ok(Platter {
             class: __support::take(&mut extra, "class"),
             bucket: __support::take(&mut extra, "bucket"),
@@ -112,9 +120,10 @@ pub type Stack = __support::OrderedMap<Platter>;
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct Record {
     /// The record's primary key.
@@ -137,9 +146,10 @@ pub struct Record {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct Problem {
     /// The stable error or warning id.
@@ -147,7 +157,7 @@ pub struct Problem {
     pub id: ::std::string::String,
     /// What went wrong and what to fix.
     #[serde(rename = "details")]
-    pub details: ::serde_json::Value,
+    pub details: __support::serde_json::Value,
 }
 
 /// Every answer: `success`, then `results` on success; the errors (none on success); warnings when there are any.
@@ -158,9 +168,10 @@ pub struct Problem {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// Whether the operation succeeded.
@@ -173,7 +184,7 @@ pub struct Envelope {
         deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub results: ::core::option::Option<::serde_json::Value>,
+    pub results: ::core::option::Option<__support::serde_json::Value>,
     /// Why it failed, first error decisive for the HTTP status; empty on success.
     #[serde(rename = "errors")]
     pub errors: ::std::vec::Vec<Problem>,
@@ -194,10 +205,14 @@ pub struct Envelope {
     ::core::fmt::Debug,
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
-    ::serde::Serialize,
-    ::serde::Deserialize
+    __support::serde::Serialize,
+    __support::serde::Deserialize
 )]
-#[serde(untagged, expecting = "a ClassFilter: `one` (Uns) or `many` (list<Uns>)")]
+#[serde(
+    crate = "__support::serde",
+    untagged,
+    expecting = "a ClassFilter: `one` (Uns) or `many` (list<Uns>)"
+)]
 pub enum ClassFilter {
     /// One class name.
     One(Uns),
@@ -210,10 +225,11 @@ pub enum ClassFilter {
     ::core::fmt::Debug,
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
-    ::serde::Serialize,
-    ::serde::Deserialize
+    __support::serde::Serialize,
+    __support::serde::Deserialize
 )]
 #[serde(
+    crate = "__support::serde",
     untagged,
     expecting = "a RecordClasses: `names` (list<Uns>) or `platters` (Stack)"
 )]
@@ -230,9 +246,10 @@ pub enum RecordClasses {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct SortQualifier {
     /// Descending (default false); nulls and missing values stay last.
@@ -266,10 +283,11 @@ pub struct SortQualifier {
     ::core::fmt::Debug,
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
-    ::serde::Serialize,
-    ::serde::Deserialize
+    __support::serde::Serialize,
+    __support::serde::Deserialize
 )]
 #[serde(
+    crate = "__support::serde",
     untagged,
     expecting = "a SortStep: `key` (string) or `qualifier` (SortQualifier)"
 )]
@@ -290,13 +308,17 @@ pub type SortPath = ::std::vec::Vec<SortStep>;
     ::core::fmt::Debug,
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
-    ::serde::Serialize,
-    ::serde::Deserialize
+    __support::serde::Serialize,
+    __support::serde::Deserialize
 )]
-#[serde(untagged, expecting = "a Bound: `number` (number) or `text` (string)")]
+#[serde(
+    crate = "__support::serde",
+    untagged,
+    expecting = "a Bound: `number` (number) or `text` (string)"
+)]
 pub enum Bound {
     /// A number (kept exactly as written).
-    Number(::serde_json::Number),
+    Number(__support::serde_json::Number),
     /// A string.
     Text(::std::string::String),
 }
@@ -307,9 +329,10 @@ pub enum Bound {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct PathOperator {
     /// Equal to this value (strings under `case-sensitive` and `collapse`; compare with an object literal this way).
@@ -319,7 +342,7 @@ pub struct PathOperator {
         deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub value: ::core::option::Option<::serde_json::Value>,
+    pub value: ::core::option::Option<__support::serde_json::Value>,
     /// Strings compare case-sensitively (default true).
     #[serde(
         rename = "case-sensitive",
@@ -399,7 +422,7 @@ pub struct PathOperator {
         deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub includes: ::core::option::Option<::serde_json::Value>,
+    pub includes: ::core::option::Option<__support::serde_json::Value>,
     /// An array containing all of these values.
     #[serde(
         rename = "includes_all",
@@ -407,7 +430,9 @@ pub struct PathOperator {
         deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub includes_all: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
+    pub includes_all: ::core::option::Option<
+        ::std::vec::Vec<__support::serde_json::Value>,
+    >,
     /// An array containing at least one of these values.
     #[serde(
         rename = "includes_any",
@@ -415,7 +440,9 @@ pub struct PathOperator {
         deserialize_with = "__support::present",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub includes_any: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
+    pub includes_any: ::core::option::Option<
+        ::std::vec::Vec<__support::serde_json::Value>,
+    >,
     /// Present and not null (true), or absent or null (false).
     #[serde(
         rename = "exists",
@@ -453,10 +480,13 @@ pub struct PathOperator {
 /// A condition: bucket keys (at least one), then a literal (equality) or a `PathOperator` object. Elements stay JSON: a `{"placeholder": name}` may stand for any of them, or inside an operator.
 ///
 /// Decision D14 (mikobase-spec/DECISIONS.md).
-pub type PathExpr = ::std::vec::Vec<::serde_json::Value>;
+pub type PathExpr = ::std::vec::Vec<__support::serde_json::Value>;
 
 /// Named values for `{"placeholder": name}` references; values may refer to other placeholders. Inner blocks inherit and may shadow them.
-pub type Placeholders = ::serde_json::Map<::std::string::String, ::serde_json::Value>;
+pub type Placeholders = __support::serde_json::Map<
+    ::std::string::String,
+    __support::serde_json::Value,
+>;
 
 /// A block of conditions; all given must hold (`not` inverts the block). `then`, `all` and `any` nest.
 ///
@@ -466,8 +496,9 @@ pub type Placeholders = ::serde_json::Map<::std::string::String, ::serde_json::V
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
+    __support::serde::Serialize,
 )]
+#[serde(crate = "__support::serde")]
 pub struct NarrowingBlock {
     /// A condition on the bucket.
     #[serde(rename = "path", skip_serializing_if = "::core::option::Option::is_none")]
@@ -493,16 +524,20 @@ pub struct NarrowingBlock {
     /// Other keys (and optional fields whose value does not fit their
     /// type), kept as they are.
     #[serde(flatten)]
-    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    pub extra: __support::serde_json::Map<
+        ::std::string::String,
+        __support::serde_json::Value,
+    >,
 }
 
-impl<'de> ::serde::Deserialize<'de> for NarrowingBlock {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
+impl<'de> __support::serde::Deserialize<'de> for NarrowingBlock {
+    fn deserialize<D: __support::serde::Deserializer<'de>>(
         deserializer: D,
     ) -> ::core::result::Result<Self, D::Error> {
-        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
-            deserializer,
-        )?;
+        let mut extra: __support::serde_json::Map<
+            ::std::string::String,
+            __support::serde_json::Value,
+        > = __support::serde::Deserialize::deserialize(deserializer)?;
         ::core::result::Result::Ok(NarrowingBlock {
             path: __support::take(&mut extra, "path"),
             not: __support::take(&mut extra, "not"),
@@ -523,8 +558,9 @@ impl<'de> ::serde::Deserialize<'de> for NarrowingBlock {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
+    __support::serde::Serialize,
 )]
+#[serde(crate = "__support::serde")]
 pub struct FieldDeclaration {
     /// The type: a primitive (string, number, integer, boolean, array, hash, timestamp, any) or a UNS class; absent: untyped.
     #[serde(rename = "class", skip_serializing_if = "::core::option::Option::is_none")]
@@ -537,22 +573,22 @@ pub struct FieldDeclaration {
     pub required: ::core::option::Option<bool>,
     /// Filled in when the field is absent or null (for a hash of sub-fields: settings for the sub-fields).
     #[serde(rename = "default", skip_serializing_if = "::core::option::Option::is_none")]
-    pub default: ::core::option::Option<::serde_json::Value>,
+    pub default: ::core::option::Option<__support::serde_json::Value>,
     /// The allowed values.
     #[serde(rename = "one_of", skip_serializing_if = "::core::option::Option::is_none")]
-    pub one_of: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
+    pub one_of: ::core::option::Option<::std::vec::Vec<__support::serde_json::Value>>,
     /// The allowed values (same as `one_of`).
     #[serde(rename = "enum", skip_serializing_if = "::core::option::Option::is_none")]
-    pub r#enum: ::core::option::Option<::std::vec::Vec<::serde_json::Value>>,
+    pub r#enum: ::core::option::Option<::std::vec::Vec<__support::serde_json::Value>>,
     /// Unique among the active records of the class.
     #[serde(rename = "unique", skip_serializing_if = "::core::option::Option::is_none")]
     pub unique: ::core::option::Option<bool>,
     /// Lower bound: of a number's value, a string's or an array's length.
     #[serde(rename = "min", skip_serializing_if = "::core::option::Option::is_none")]
-    pub min: ::core::option::Option<::serde_json::Number>,
+    pub min: ::core::option::Option<__support::serde_json::Number>,
     /// Upper bound: of a number's value, a string's or an array's length.
     #[serde(rename = "max", skip_serializing_if = "::core::option::Option::is_none")]
-    pub max: ::core::option::Option<::serde_json::Number>,
+    pub max: ::core::option::Option<__support::serde_json::Number>,
     /// The sub-fields of a `hash` field, in order.
     #[serde(rename = "fields", skip_serializing_if = "::core::option::Option::is_none")]
     pub fields: ::core::option::Option<__support::OrderedMap<FieldDeclaration>>,
@@ -589,16 +625,20 @@ pub struct FieldDeclaration {
     /// Other keys (and optional fields whose value does not fit their
     /// type), kept as they are.
     #[serde(flatten)]
-    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    pub extra: __support::serde_json::Map<
+        ::std::string::String,
+        __support::serde_json::Value,
+    >,
 }
 
-impl<'de> ::serde::Deserialize<'de> for FieldDeclaration {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
+impl<'de> __support::serde::Deserialize<'de> for FieldDeclaration {
+    fn deserialize<D: __support::serde::Deserializer<'de>>(
         deserializer: D,
     ) -> ::core::result::Result<Self, D::Error> {
-        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
-            deserializer,
-        )?;
+        let mut extra: __support::serde_json::Map<
+            ::std::string::String,
+            __support::serde_json::Value,
+        > = __support::serde::Deserialize::deserialize(deserializer)?;
         ::core::result::Result::Ok(FieldDeclaration {
             class: __support::take(&mut extra, "class"),
             required: __support::take(&mut extra, "required"),
@@ -629,8 +669,9 @@ impl<'de> ::serde::Deserialize<'de> for FieldDeclaration {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
+    __support::serde::Serialize,
 )]
+#[serde(crate = "__support::serde")]
 pub struct ClassDefinition {
     /// The class's UNS name; the engine requires it.
     #[serde(rename = "name", skip_serializing_if = "::core::option::Option::is_none")]
@@ -658,7 +699,7 @@ pub struct ClassDefinition {
     /// Methods by name (`description`, `params`, `returns`, `body`, `nested`), kept as given.
     #[serde(rename = "methods", skip_serializing_if = "::core::option::Option::is_none")]
     pub methods: ::core::option::Option<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        __support::serde_json::Map<::std::string::String, __support::serde_json::Value>,
     >,
     /// A class meant only to be inherited.
     #[serde(
@@ -671,26 +712,30 @@ pub struct ClassDefinition {
         rename = "vibecode",
         skip_serializing_if = "::core::option::Option::is_none"
     )]
-    pub vibecode: ::core::option::Option<::serde_json::Value>,
+    pub vibecode: ::core::option::Option<__support::serde_json::Value>,
     /// A comment.
     #[serde(rename = "comment", skip_serializing_if = "::core::option::Option::is_none")]
-    pub comment: ::core::option::Option<::serde_json::Value>,
+    pub comment: ::core::option::Option<__support::serde_json::Value>,
     /// Anything else, passed through.
     #[serde(rename = "misc", skip_serializing_if = "::core::option::Option::is_none")]
-    pub misc: ::core::option::Option<::serde_json::Value>,
+    pub misc: ::core::option::Option<__support::serde_json::Value>,
     /// Other keys (and optional fields whose value does not fit their
     /// type), kept as they are.
     #[serde(flatten)]
-    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    pub extra: __support::serde_json::Map<
+        ::std::string::String,
+        __support::serde_json::Value,
+    >,
 }
 
-impl<'de> ::serde::Deserialize<'de> for ClassDefinition {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
+impl<'de> __support::serde::Deserialize<'de> for ClassDefinition {
+    fn deserialize<D: __support::serde::Deserializer<'de>>(
         deserializer: D,
     ) -> ::core::result::Result<Self, D::Error> {
-        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
-            deserializer,
-        )?;
+        let mut extra: __support::serde_json::Map<
+            ::std::string::String,
+            __support::serde_json::Value,
+        > = __support::serde::Deserialize::deserialize(deserializer)?;
         ::core::result::Result::Ok(ClassDefinition {
             name: __support::take(&mut extra, "name"),
             description: __support::take(&mut extra, "description"),
@@ -715,9 +760,10 @@ impl<'de> ::serde::Deserialize<'de> for ClassDefinition {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct SelectResult {
     /// How many records are returned (after limit and offset).
@@ -734,9 +780,10 @@ pub struct SelectResult {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct PkResult {
     /// The record's primary key.
@@ -750,9 +797,10 @@ pub struct PkResult {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct DeleteResult {
     /// The record's primary key.
@@ -771,9 +819,10 @@ pub struct DeleteResult {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct TransactionResult {
     /// The transaction id.
@@ -787,9 +836,10 @@ pub struct TransactionResult {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct EndResult {
     /// The transaction id.
@@ -806,9 +856,10 @@ pub struct EndResult {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct ValidationReport {
     /// Problems that would fail the request.
@@ -825,9 +876,10 @@ pub struct ValidationReport {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct Schema {
     /// One definition per class.
@@ -841,9 +893,10 @@ pub struct Schema {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct ImportResult {
     /// Number of definitions or records imported.
@@ -859,8 +912,9 @@ pub struct ImportResult {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
+    __support::serde::Serialize,
 )]
+#[serde(crate = "__support::serde")]
 pub struct Worldlet {
     /// `worldlet/1.0`.
     #[serde(rename = "format")]
@@ -868,21 +922,25 @@ pub struct Worldlet {
     /// Records keyed by pk; class definitions in whole-hash form.
     #[serde(rename = "records", skip_serializing_if = "::core::option::Option::is_none")]
     pub records: ::core::option::Option<
-        ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+        __support::serde_json::Map<::std::string::String, __support::serde_json::Value>,
     >,
     /// Other keys (and optional fields whose value does not fit their
     /// type), kept as they are.
     #[serde(flatten)]
-    pub extra: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    pub extra: __support::serde_json::Map<
+        ::std::string::String,
+        __support::serde_json::Value,
+    >,
 }
 
-impl<'de> ::serde::Deserialize<'de> for Worldlet {
-    fn deserialize<D: ::serde::Deserializer<'de>>(
+impl<'de> __support::serde::Deserialize<'de> for Worldlet {
+    fn deserialize<D: __support::serde::Deserializer<'de>>(
         deserializer: D,
     ) -> ::core::result::Result<Self, D::Error> {
-        let mut extra: ::serde_json::Map<::std::string::String, ::serde_json::Value> = ::serde::Deserialize::deserialize(
-            deserializer,
-        )?;
+        let mut extra: __support::serde_json::Map<
+            ::std::string::String,
+            __support::serde_json::Value,
+        > = __support::serde::Deserialize::deserialize(deserializer)?;
         ::core::result::Result::Ok(Worldlet {
             format: __support::require::<_, D::Error>(&mut extra, "format")?,
             records: __support::take(&mut extra, "records"),
@@ -897,9 +955,10 @@ impl<'de> ::serde::Deserialize<'de> for Worldlet {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct SelectRequest {
     /// Select exactly this record.
@@ -1018,9 +1077,10 @@ pub struct SelectRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct CreateRequest {
     /// The record's data.
@@ -1055,9 +1115,10 @@ pub struct CreateRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct UpdateRequest {
     /// The record to update.
@@ -1094,9 +1155,10 @@ pub struct UpdateRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct DeleteRequest {
     /// The record to delete.
@@ -1124,9 +1186,10 @@ pub struct DeleteRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct TransactionRequest {
     /// The innermost open transaction, to nest inside it explicitly.
@@ -1144,9 +1207,10 @@ pub struct TransactionRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct CommitRequest {
     /// The transaction to commit.
@@ -1160,9 +1224,10 @@ pub struct CommitRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct RollbackRequest {
     /// The transaction to roll back.
@@ -1176,9 +1241,10 @@ pub struct RollbackRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct RecordByPkRequest {
     /// The record's primary key.
@@ -1192,9 +1258,10 @@ pub struct RecordByPkRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct ByClassRequest {
     /// The class name.
@@ -1208,14 +1275,18 @@ pub struct ByClassRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct ValidateRequest {
     /// The Q0 request to check.
     #[serde(rename = "query")]
-    pub query: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    pub query: __support::serde_json::Map<
+        ::std::string::String,
+        __support::serde_json::Value,
+    >,
 }
 
 /// The request of `export_schema`: Every active class definition.
@@ -1224,9 +1295,10 @@ pub struct ValidateRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct ExportSchemaRequest {}
 
@@ -1236,9 +1308,10 @@ pub struct ExportSchemaRequest {}
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct ImportSchemaRequest {
     /// The class definitions.
@@ -1252,9 +1325,10 @@ pub struct ImportSchemaRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct ExportWorldletRequest {}
 
@@ -1264,9 +1338,10 @@ pub struct ExportWorldletRequest {}
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct ImportWorldletRequest {
     /// The worldlet to import.
@@ -1280,9 +1355,10 @@ pub struct ImportWorldletRequest {
     ::core::clone::Clone,
     ::core::cmp::PartialEq,
     ::core::default::Default,
-    ::serde::Serialize,
-    ::serde::Deserialize,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
 )]
+#[serde(crate = "__support::serde")]
 #[serde(deny_unknown_fields)]
 pub struct SetFieldsRequest {
     /// The record to change.
@@ -1290,7 +1366,10 @@ pub struct SetFieldsRequest {
     pub pk: Pk,
     /// The bucket keys to set, with their new values (null is a value, not a removal).
     #[serde(rename = "fields")]
-    pub fields: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
+    pub fields: __support::serde_json::Map<
+        ::std::string::String,
+        __support::serde_json::Value,
+    >,
     /// Run inside this open transaction.
     #[serde(
         rename = "transaction",
@@ -1663,16 +1742,17 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
     }
     fn fail(failure: &__support::Failure) -> (u16, ::std::vec::Vec<u8>) {
         let body = __support::failure_envelope(failure);
-        (status(failure.id()), ::serde_json::to_vec(&body).unwrap_or_default())
+        (status(failure.id()), __support::serde_json::to_vec(&body).unwrap_or_default())
     }
-    fn encode<T: ::serde::Serialize>(
+    fn encode<T: __support::serde::Serialize>(
         reply: &__support::Reply<T>,
     ) -> (u16, ::std::vec::Vec<u8>) {
         match reply {
             ::core::result::Result::Ok(_) => {
                 (
                     200,
-                    ::serde_json::to_vec(&__support::envelope(reply)).unwrap_or_default(),
+                    __support::serde_json::to_vec(&__support::envelope(reply))
+                        .unwrap_or_default(),
                 )
             }
             ::core::result::Result::Err(failure) => fail(failure),
@@ -1682,7 +1762,9 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
         return fail(
             &__support::Failure::one(
                 ErrorId::RequestTooLarge.as_str(),
-                ::serde_json::json!({ "limit_bytes" : limit, "got_bytes" : body.len() }),
+                __support::serde_json::json!(
+                    { "limit_bytes" : limit, "got_bytes" : body.len() }
+                ),
             ),
         );
     }
@@ -1700,8 +1782,8 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
     if !known.contains(&route) {
         return (
             404,
-            ::serde_json::to_vec(
-                    &::serde_json::json!(
+            __support::serde_json::to_vec(
+                    &__support::serde_json::json!(
                         { "success" : false, "errors" : [{ "id" : ErrorId::InvalidRequest
                         .as_str(), "details" : { "unknown_route" : route, "routes" :
                         known } }], }
@@ -1710,16 +1792,16 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
                 .unwrap_or_default(),
         );
     }
-    let parsed: ::serde_json::Value = if body.is_empty() {
-        ::serde_json::Value::Object(::serde_json::Map::new())
+    let parsed: __support::serde_json::Value = if body.is_empty() {
+        __support::serde_json::Value::Object(__support::serde_json::Map::new())
     } else {
-        match ::serde_json::from_slice(body) {
+        match __support::serde_json::from_slice(body) {
             ::core::result::Result::Ok(value) => value,
             ::core::result::Result::Err(error) => {
                 return fail(
                     &__support::Failure::one(
                         ErrorId::InvalidRequest.as_str(),
-                        ::serde_json::json!(
+                        __support::serde_json::json!(
                             { "json" : error.to_string(), "line" : error.line(), "column"
                             : error.column() }
                         ),
@@ -1728,11 +1810,11 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
             }
         }
     };
-    let ::serde_json::Value::Object(mut body) = parsed else {
+    let __support::serde_json::Value::Object(mut body) = parsed else {
         return fail(
             &__support::Failure::one(
                 ErrorId::InvalidRequest.as_str(),
-                ::serde_json::json!({ "reason" : "the body is a JSON object" }),
+                __support::serde_json::json!({ "reason" : "the body is a JSON object" }),
             ),
         );
     };
@@ -1740,7 +1822,7 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
     if route == ROUTE_Q0 {
         let action = body
             .get("action")
-            .and_then(::serde_json::Value::as_str)
+            .and_then(__support::serde_json::Value::as_str)
             .map(::std::string::ToString::to_string);
         return match action.as_deref() {
             ::core::option::Option::Some("select") => {
@@ -1810,7 +1892,7 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
                 fail(
                     &__support::Failure::one(
                         ErrorId::ActionNotSupported.as_str(),
-                        ::serde_json::json!(
+                        __support::serde_json::json!(
                             { "action" : other, "supported" : ["select", "create",
                             "update", "delete", "transaction", "commit", "rollback"] }
                         ),
@@ -1821,7 +1903,7 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
                 fail(
                     &__support::Failure::one(
                         ErrorId::InvalidRequest.as_str(),
-                        ::serde_json::json!({ "missing_fields" : ["action"] }),
+                        __support::serde_json::json!({ "missing_fields" : ["action"] }),
                     ),
                 )
             }
@@ -1896,7 +1978,7 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
             fail(
                 &__support::Failure::one(
                     ErrorId::InvalidRequest.as_str(),
-                    ::serde_json::json!({ "unknown_route" : route }),
+                    __support::serde_json::json!({ "unknown_route" : route }),
                 ),
             )
         }
@@ -1921,11 +2003,11 @@ impl<T: __support::Transport> MikobaseClient<T> {
     /// Sends a raw Q0 request and returns the raw envelope.
     pub fn q0(
         &self,
-        request: &::serde_json::Value,
-    ) -> ::core::result::Result<::serde_json::Value, __support::ClientError> {
-        let bytes = ::serde_json::to_vec(request).unwrap_or_default();
+        request: &__support::serde_json::Value,
+    ) -> ::core::result::Result<__support::serde_json::Value, __support::ClientError> {
+        let bytes = __support::serde_json::to_vec(request).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
-        ::serde_json::from_slice(&answer)
+        __support::serde_json::from_slice(&answer)
             .map_err(|e| __support::ClientError::Decode(e.to_string()))
     }
     /// Reads active records, narrowed by pk, class (with subclasses) and conditions, sorted and paged.
@@ -1938,17 +2020,20 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<SelectResult>,
         __support::ClientError,
     > {
-        let mut body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let mut body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        body.insert("action".into(), ::serde_json::Value::String("select".into()));
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        body.insert(
+            "action".into(),
+            __support::serde_json::Value::String("select".into()),
+        );
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -1959,17 +2044,20 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &CreateRequest,
     ) -> ::core::result::Result<__support::Answer<PkResult>, __support::ClientError> {
-        let mut body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let mut body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        body.insert("action".into(), ::serde_json::Value::String("create".into()));
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        body.insert(
+            "action".into(),
+            __support::serde_json::Value::String("create".into()),
+        );
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -1980,17 +2068,20 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &UpdateRequest,
     ) -> ::core::result::Result<__support::Answer<PkResult>, __support::ClientError> {
-        let mut body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let mut body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        body.insert("action".into(), ::serde_json::Value::String("update".into()));
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        body.insert(
+            "action".into(),
+            __support::serde_json::Value::String("update".into()),
+        );
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2004,17 +2095,20 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<DeleteResult>,
         __support::ClientError,
     > {
-        let mut body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let mut body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        body.insert("action".into(), ::serde_json::Value::String("delete".into()));
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        body.insert(
+            "action".into(),
+            __support::serde_json::Value::String("delete".into()),
+        );
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2028,17 +2122,20 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<TransactionResult>,
         __support::ClientError,
     > {
-        let mut body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let mut body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        body.insert("action".into(), ::serde_json::Value::String("transaction".into()));
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        body.insert(
+            "action".into(),
+            __support::serde_json::Value::String("transaction".into()),
+        );
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2049,17 +2146,20 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &CommitRequest,
     ) -> ::core::result::Result<__support::Answer<EndResult>, __support::ClientError> {
-        let mut body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let mut body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        body.insert("action".into(), ::serde_json::Value::String("commit".into()));
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        body.insert(
+            "action".into(),
+            __support::serde_json::Value::String("commit".into()),
+        );
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2070,17 +2170,20 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &RollbackRequest,
     ) -> ::core::result::Result<__support::Answer<EndResult>, __support::ClientError> {
-        let mut body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let mut body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        body.insert("action".into(), ::serde_json::Value::String("rollback".into()));
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        body.insert(
+            "action".into(),
+            __support::serde_json::Value::String("rollback".into()),
+        );
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2091,16 +2194,16 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &RecordByPkRequest,
     ) -> ::core::result::Result<__support::Answer<Record>, __support::ClientError> {
-        let body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_RECORD_BY_PK, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2114,16 +2217,16 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<SelectResult>,
         __support::ClientError,
     > {
-        let body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_BY_CLASS, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2137,16 +2240,16 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<ValidationReport>,
         __support::ClientError,
     > {
-        let body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_VALIDATE, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2157,16 +2260,16 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &ExportSchemaRequest,
     ) -> ::core::result::Result<__support::Answer<Schema>, __support::ClientError> {
-        let body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_EXPORT_SCHEMA, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2180,16 +2283,16 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<ImportResult>,
         __support::ClientError,
     > {
-        let body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_IMPORT_SCHEMA, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2200,16 +2303,16 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &ExportWorldletRequest,
     ) -> ::core::result::Result<__support::Answer<Worldlet>, __support::ClientError> {
-        let body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_EXPORT_WORLDLET, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2223,16 +2326,16 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<ImportResult>,
         __support::ClientError,
     > {
-        let body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_IMPORT_WORLDLET, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2243,16 +2346,16 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &SetFieldsRequest,
     ) -> ::core::result::Result<__support::Answer<PkResult>, __support::ClientError> {
-        let body = match ::serde_json::to_value(request) {
-            ::core::result::Result::Ok(::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => ::serde_json::Map::new(),
+        let body = match __support::serde_json::to_value(request) {
+            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
+            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
             ::core::result::Result::Err(error) => {
                 return ::core::result::Result::Err(
                     __support::ClientError::Decode(error.to_string()),
                 );
             }
         };
-        let bytes = ::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
         let (_, answer) = self.transport.post(ROUTE_SET_FIELDS, bytes)?;
         __support::decode_reply(&answer)
     }

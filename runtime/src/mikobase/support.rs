@@ -4,6 +4,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+// The generated code names serde and serde_json through here, so a crate using
+// `mikobase_api!` needs no dependency of its own on them.
+#[doc(hidden)]
+pub use serde;
+#[doc(hidden)]
+pub use serde_json;
+
 /// A JSON object whose keys keep their order (`map<T>` in the spec): a stack's platters
 /// are ordered, and so are a class's fields.
 pub type OrderedMap<T> = indexmap::IndexMap<String, T>;
