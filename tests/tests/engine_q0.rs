@@ -2,29 +2,12 @@
 //! documented error id, class definitions, transactions, worldlets, and a differential
 //! test of the SQL-pushed select against a plain evaluator.
 
+#[path = "engine_common.rs"]
+mod common;
+
 use caspian_ipc::mikobase::engine::{Engine, Storage};
+use common::{create, define, error_id, ok};
 use serde_json::{json, Value};
-
-fn ok(envelope: Value) -> Value {
-    assert_eq!(envelope["success"], true, "expected success: {envelope}");
-    envelope["results"].clone()
-}
-
-fn error_id(envelope: &Value) -> &str {
-    assert_eq!(envelope["success"], false, "expected failure: {envelope}");
-    envelope["errors"][0]["id"].as_str().unwrap()
-}
-
-fn create(db: &mut Engine, class: &str, bucket: Value) -> String {
-    ok(db.q0(&json!({"action": "create", "class": class, "bucket": bucket})))["pk"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn define(db: &mut Engine, def: Value) -> String {
-    create(db, "puck.uno/class", def)
-}
 
 fn crew() -> Engine {
     let mut db = Engine::memory();

@@ -47,3 +47,34 @@ pub(crate) fn failure(errors: &[Problem], warnings: &[Problem]) -> Value {
     }
     envelope
 }
+
+/// A value as an error message quotes it: itself when short, else the start of its JSON
+/// text (a huge request is not echoed back whole).
+pub(crate) fn got(value: &Value) -> Value {
+    const MAX: usize = 200;
+    let text = value.to_string();
+    if text.len() <= MAX {
+        value.clone()
+    } else {
+        let cut = (0..=MAX).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
+        Value::String(format!("{}… ({} bytes of JSON)", &text[..cut], text.len()))
+    }
+}
+
+/// Whether a value nests arrays and objects deeper than `max` (counted without
+/// recursion, so any depth is safe to check).
+pub(crate) fn deeper_than(value: &Value, max: usize) -> bool {
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Array(items) => Box::new(items.iter()),
+            Value::Object(map) => Box::new(map.values()),
+            _ => continue,
+        };
+        if depth > max {
+            return true;
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    false
+}

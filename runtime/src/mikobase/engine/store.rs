@@ -58,7 +58,10 @@ CREATE INDEX IF NOT EXISTS record_classes_by_class ON record_classes(class);
 pub(crate) fn sql(e: rusqlite::Error) -> Problem {
     Problem::new(
         "invalid_request",
-        serde_json::json!({ "storage_error": e.to_string() }),
+        serde_json::json!({
+            "storage_error": e.to_string(),
+            "fix": "SQLite refused the operation: check the store file, its permissions and free space",
+        }),
     )
 }
 
@@ -97,56 +100,178 @@ pub(crate) fn get(conn: &Connection, pk: &str) -> Result<Option<Row>, Problem> {
         .map_err(sql)
 }
 
-/// Active rows, optionally only those with one of `classes` in their stack, optionally
-/// only those whose bucket has `equal` at a JSON path (pushed down as `json_extract`), in
+/// The `json_extract` path of plain bucket keys, when SQLite reads it exactly as
+/// [`super::select::walk`] does (no quote, backslash or control character in a key).
+fn json_path(keys: &[String]) -> Option<String> {
+    let mut out = String::from("$");
+    for key in keys {
+        if key.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+            return None;
+        }
+        out.push_str(".\"");
+        out.push_str(key);
+        out.push('"');
+    }
+    Some(out)
+}
+
+/// A literal equality on a bucket path that SQL decides exactly as the Rust evaluator
+/// does (decision E10): strings, booleans, and integers (an integral float below 2^53
+/// included). Other floats are not pushed: SQLite and serde_json may read a stored float
+/// one ulp apart.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Equal {
+    path: String,
+    value: Scalar,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar {
+    Text(String),
+    Bool(bool),
+    Int(i64),
+}
+
+impl Equal {
+    pub fn new(keys: &[String], value: &Value) -> Option<Equal> {
+        const TWO_53: f64 = 9_007_199_254_740_992.0;
+        let value = match value {
+            Value::String(s) => Scalar::Text(s.clone()),
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Scalar::Int(i),
+                (None, Some(f)) if f.fract() == 0.0 && f.abs() < TWO_53 => Scalar::Int(f as i64),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(Equal {
+            path: json_path(keys)?,
+            value,
+        })
+    }
+}
+
+/// One `ORDER BY` key: SQL orders exactly as [`super::select::compare`] (numbers <
+/// strings < booleans < arrays < objects, numbers by value, strings by bytes, nulls and
+/// missing values last in both directions, arrays and objects tied).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SqlSort {
+    path: String,
+    reverse: bool,
+}
+
+impl SqlSort {
+    pub fn new(keys: &[String], reverse: bool) -> Option<SqlSort> {
+        Some(SqlSort {
+            path: json_path(keys)?,
+            reverse,
+        })
+    }
+}
+
+/// What [`scan`] reads.
+#[derive(Debug, Default)]
+pub(crate) struct Scan<'a> {
+    /// Only rows with one of these classes in their stack.
+    pub classes: Option<&'a [String]>,
+    pub equal: Option<&'a Equal>,
+    /// Sort keys; ties (and no keys) in insertion order.
+    pub order: &'a [SqlSort],
+    /// `(limit, offset)` applied by SQL.
+    pub page: Option<(Option<usize>, usize)>,
+}
+
+/// Streams active rows to `visit` in order until it answers `false` or fails.
+pub(crate) fn scan(
+    conn: &Connection,
+    what: &Scan<'_>,
+    mut visit: impl FnMut(Row) -> Result<bool, Problem>,
+) -> Result<(), Problem> {
+    let mut query = format!("SELECT {COLUMNS} FROM records r WHERE r.active = 1");
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    let arg = |args: &mut Vec<Box<dyn rusqlite::ToSql>>, value: Box<dyn rusqlite::ToSql>| {
+        args.push(value);
+        args.len()
+    };
+    if let Some(classes) = what.classes {
+        let n = arg(
+            &mut args,
+            Box::new(serde_json::to_string(classes).unwrap_or_default()),
+        );
+        query.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM record_classes c WHERE c.pk = r.pk AND c.class IN (SELECT value FROM json_each(?{n})))"
+        ));
+    }
+    if let Some(Equal { path, value }) = what.equal {
+        let p = arg(&mut args, Box::new(path.clone()));
+        match value {
+            Scalar::Text(s) => {
+                let v = arg(&mut args, Box::new(s.clone()));
+                query.push_str(&format!(
+                    " AND json_extract(r.bucket, ?{p}) = ?{v} AND json_type(r.bucket, ?{p}) = 'text'"
+                ));
+            }
+            Scalar::Bool(b) => {
+                let v = arg(&mut args, Box::new(if *b { "true" } else { "false" }));
+                query.push_str(&format!(" AND json_type(r.bucket, ?{p}) = ?{v}"));
+            }
+            Scalar::Int(i) => {
+                let v = arg(&mut args, Box::new(*i));
+                query.push_str(&format!(
+                    " AND json_type(r.bucket, ?{p}) IN ('integer', 'real') AND json_extract(r.bucket, ?{p}) = ?{v}"
+                ));
+            }
+        }
+    }
+    query.push_str(" ORDER BY ");
+    for SqlSort { path, reverse } in what.order {
+        let p = arg(&mut args, Box::new(path.clone()));
+        let rank = format!(
+            "(CASE json_type(r.bucket, ?{p}) WHEN 'integer' THEN 0 WHEN 'real' THEN 0 WHEN 'text' THEN 1 \
+             WHEN 'true' THEN 2 WHEN 'false' THEN 2 WHEN 'array' THEN 3 WHEN 'object' THEN 4 ELSE 5 END)"
+        );
+        let dir = if *reverse { "DESC" } else { "ASC" };
+        query.push_str(&format!(
+            "{rank} = 5, {rank} {dir}, CASE WHEN {rank} < 3 THEN json_extract(r.bucket, ?{p}) END {dir}, "
+        ));
+    }
+    query.push_str("r.seq");
+    if let Some((limit, offset)) = what.page {
+        let to_sql = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let l = arg(&mut args, Box::new(limit.map_or(-1, to_sql)));
+        let o = arg(&mut args, Box::new(to_sql(offset)));
+        query.push_str(&format!(" LIMIT ?{l} OFFSET ?{o}"));
+    }
+    let mut statement = conn.prepare_cached(&query).map_err(sql)?;
+    let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+    let mut rows = statement.query(params.as_slice()).map_err(sql)?;
+    while let Some(r) = rows.next().map_err(sql)? {
+        if !visit(row(r).map_err(sql)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Active rows (optionally only of `classes`, optionally only those with `equal`), in
 /// insertion order.
 pub(crate) fn active(
     conn: &Connection,
     classes: Option<&[String]>,
-    equal: Option<(&str, &Value)>,
+    equal: Option<&Equal>,
 ) -> Result<Vec<Row>, Problem> {
-    let mut query = format!("SELECT {COLUMNS} FROM records r WHERE r.active = 1");
-    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-    if let Some(classes) = classes {
-        query.push_str(" AND EXISTS (SELECT 1 FROM record_classes c WHERE c.pk = r.pk AND c.class IN (SELECT value FROM json_each(?1)))");
-        args.push(Box::new(serde_json::to_string(classes).unwrap_or_default()));
-    }
-    if let Some((path, value)) = equal {
-        let n = args.len() + 1;
-        match value {
-            Value::String(s) => {
-                query.push_str(&format!(
-                    " AND json_extract(r.bucket, ?{n}) = ?{} AND json_type(r.bucket, ?{n}) = 'text'",
-                    n + 1
-                ));
-                args.push(Box::new(path.to_owned()));
-                args.push(Box::new(s.clone()));
-            }
-            Value::Bool(b) => {
-                query.push_str(&format!(" AND json_type(r.bucket, ?{n}) = ?{}", n + 1));
-                args.push(Box::new(path.to_owned()));
-                args.push(Box::new(if *b { "true" } else { "false" }.to_owned()));
-            }
-            Value::Number(x) if x.as_f64().is_some() => {
-                query.push_str(&format!(
-                    " AND json_type(r.bucket, ?{n}) IN ('integer', 'real') AND json_extract(r.bucket, ?{n}) = ?{}",
-                    n + 1
-                ));
-                args.push(Box::new(path.to_owned()));
-                args.push(Box::new(x.as_f64().unwrap_or_default()));
-            }
-            _ => {}
-        }
-    }
-    query.push_str(" ORDER BY r.seq");
-    let mut statement = conn.prepare_cached(&query).map_err(sql)?;
-    let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
-    let rows = statement
-        .query_map(params.as_slice(), row)
-        .map_err(sql)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(sql)?;
-    Ok(rows)
+    let mut out = Vec::new();
+    let what = Scan {
+        classes,
+        equal,
+        ..Scan::default()
+    };
+    scan(conn, &what, |row| {
+        out.push(row);
+        Ok(true)
+    })?;
+    Ok(out)
 }
 
 /// Names of every class that is `roots` or inherits from one of them, transitively
