@@ -1259,3 +1259,35 @@ fn differential_select_against_a_plain_evaluator() {
         );
     }
 }
+
+#[test]
+fn an_older_store_gets_its_class_index_rebuilt() {
+    // A store written before `class_index` kept the classes by pk in `record_classes`.
+    let dir = std::env::temp_dir().join(format!("mb-upgrade-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("old.db");
+    {
+        let old = rusqlite::Connection::open(&file).unwrap();
+        old.execute_batch(
+            r#"CREATE TABLE records (seq INTEGER PRIMARY KEY AUTOINCREMENT, pk TEXT NOT NULL UNIQUE,
+                   bucket TEXT NOT NULL, stack TEXT NOT NULL, updated_at TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1);
+               CREATE TABLE record_classes (pk TEXT NOT NULL, class TEXT NOT NULL, PRIMARY KEY (pk, class));
+               INSERT INTO records (pk, bucket, stack, updated_at) VALUES
+                   ('c', '{"name":"example.org/ship"}', '{"shadow":{},"a":{"class":"puck.uno/class"}}', '2026-01-01T00:00:00.000'),
+                   ('s', '{"name":"Sulaco"}', '{"shadow":{},"a":{"class":"example.org/ship"},"b":{"class":"puck.uno/record"}}', '2026-01-01T00:00:00.000');
+               INSERT INTO record_classes VALUES ('c', 'puck.uno/class'), ('s', 'example.org/ship'), ('s', 'puck.uno/record');"#,
+        )
+        .unwrap();
+    }
+    let refused = Engine::open(Storage::File(file.clone()), "r").unwrap_err();
+    assert_eq!(refused.id, "invalid_request");
+    assert!(refused.details["fix"].as_str().unwrap().contains("rw"));
+    {
+        let mut db = Engine::open(Storage::File(file.clone()), "rw").unwrap();
+        assert_eq!(ok(db.by_class("example.org/ship"))["records"][0]["pk"], "s");
+        assert_eq!(ok(db.by_class("puck.uno/record"))["count"], 1);
+    }
+    let mut reader = Engine::open(Storage::File(file.clone()), "r").unwrap();
+    assert_eq!(ok(reader.by_class("example.org/ship"))["count"], 1);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

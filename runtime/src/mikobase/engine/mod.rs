@@ -133,7 +133,9 @@ impl Engine {
             }))
         })?;
         conn.set_prepared_statement_cache_capacity(64);
-        if !read_only {
+        if read_only {
+            store::check_readable(&conn)?;
+        } else {
             store::init(&conn)?;
         }
         let mut engine = Engine {
@@ -248,24 +250,11 @@ impl Engine {
         };
         match action {
             "select" => {
-                let mut allowed = vec![
-                    "pk",
-                    "class",
-                    "classes",
-                    "limit",
-                    "offset",
-                    "sort",
-                    "sorts",
-                    "transaction",
-                ];
-                allowed.extend(select::BLOCK_KEYS);
-                shape(request, &allowed, &[])?;
+                shape(request, select::FIELDS, &[])?;
                 self.bound(request)?;
                 let query = select::parse(request, warnings).map_err(fail)?;
                 let rows = self.matching(&query).map_err(fail)?;
-                Ok(
-                    json!({ "count": rows.len(), "records": rows.into_iter().map(Row::into_json).collect::<Vec<_>>() }),
-                )
+                Ok(select_result(rows))
             }
             "create" => {
                 shape(
@@ -780,6 +769,17 @@ impl Engine {
     }
 }
 
+/// A select's results `{"count", "records"}` (D2), built by moving the rows.
+fn select_result(rows: Vec<Row>) -> Value {
+    let mut results = Map::with_capacity(2);
+    results.insert("count".into(), Value::from(rows.len()));
+    results.insert(
+        "records".into(),
+        Value::Array(rows.into_iter().map(Row::into_json).collect()),
+    );
+    Value::Object(results)
+}
+
 /// The records of one page: `offset` matches skipped, at most `limit` kept.
 struct Page {
     skip: usize,
@@ -982,15 +982,16 @@ fn new_pk() -> String {
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let mut pk = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            pk.push('-');
+        }
+        for nibble in [byte >> 4, byte & 0x0f] {
+            pk.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
+    }
+    pk
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmm` (the SQLite schema's format).

@@ -1,7 +1,7 @@
 //! Errors and warnings as the engine answers them: `{"id", "details"}` inside the
 //! envelope `{"success", "results", "errors", "warnings"}`.
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 /// One error or warning.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,13 +27,19 @@ impl Problem {
     }
 }
 
-/// The success envelope.
+/// The success envelope (built by moving `results`: `json!` would copy it).
 pub(crate) fn success(results: Value, warnings: &[Problem]) -> Value {
-    let mut envelope = json!({ "success": true, "results": results, "errors": [] });
+    let mut envelope = Map::with_capacity(4);
+    envelope.insert("success".into(), Value::Bool(true));
+    envelope.insert("results".into(), results);
+    envelope.insert("errors".into(), Value::Array(Vec::new()));
     if !warnings.is_empty() {
-        envelope["warnings"] = Value::Array(warnings.iter().map(Problem::to_json).collect());
+        envelope.insert(
+            "warnings".into(),
+            Value::Array(warnings.iter().map(Problem::to_json).collect()),
+        );
     }
-    envelope
+    Value::Object(envelope)
 }
 
 /// The failure envelope.
@@ -66,15 +72,13 @@ pub(crate) fn got(value: &Value) -> Value {
 pub(crate) fn deeper_than(value: &Value, max: usize) -> bool {
     let mut stack = vec![(value, 1usize)];
     while let Some((v, depth)) = stack.pop() {
-        let children: Box<dyn Iterator<Item = &Value>> = match v {
-            Value::Array(items) => Box::new(items.iter()),
-            Value::Object(map) => Box::new(map.values()),
-            _ => continue,
-        };
-        if depth > max {
-            return true;
+        let containers = |c: &&Value| c.is_array() || c.is_object();
+        match v {
+            _ if depth > max => return true,
+            Value::Array(items) => stack.extend(items.iter().filter(containers).map(|c| (c, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().filter(containers).map(|c| (c, depth + 1))),
+            _ => {}
         }
-        stack.extend(children.map(|c| (c, depth + 1)));
     }
     false
 }

@@ -14,8 +14,26 @@ use super::classes::check_uns;
 use super::problem::{got, Problem};
 use super::store::{Equal, SqlSort};
 
-/// The keys a condition block may carry (the select request itself carries them too).
-pub(crate) const BLOCK_KEYS: &[&str] = &["path", "then", "all", "any", "not", "placeholders"];
+/// The keys a condition block may carry.
+const BLOCK_KEYS: &[&str] = &["path", "then", "all", "any", "not", "placeholders"];
+
+/// The fields of a select request: its own, then those of a block.
+pub(crate) const FIELDS: &[&str] = &[
+    "pk",
+    "class",
+    "classes",
+    "limit",
+    "offset",
+    "sort",
+    "sorts",
+    "transaction",
+    "path",
+    "then",
+    "all",
+    "any",
+    "not",
+    "placeholders",
+];
 
 /// A parsed select request.
 #[derive(Debug, Clone)]

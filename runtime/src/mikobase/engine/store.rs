@@ -45,13 +45,34 @@ CREATE TABLE IF NOT EXISTS records (
     updated_at TEXT NOT NULL,
     active     INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1))
 );
-CREATE TABLE IF NOT EXISTS record_classes (
-    pk    TEXT NOT NULL REFERENCES records(pk) ON DELETE CASCADE,
+CREATE TABLE IF NOT EXISTS class_index (
     class TEXT NOT NULL,
-    PRIMARY KEY (pk, class)
-);
-CREATE INDEX IF NOT EXISTS record_classes_by_class ON record_classes(class);
+    seq   INTEGER NOT NULL REFERENCES records(seq) ON DELETE CASCADE,
+    PRIMARY KEY (class, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS class_index_by_seq ON class_index(seq);
 ";
+
+/// Stores before `class_index` kept the classes by pk in `record_classes`: derived data,
+/// rebuilt from the records' stacks.
+const UPGRADE: &str = "
+BEGIN;
+INSERT OR IGNORE INTO class_index (class, seq)
+    SELECT json_extract(p.value, '$.class'), r.seq FROM records r, json_each(r.stack) p
+    WHERE r.active = 1 AND json_type(p.value, '$.class') = 'text';
+DROP TABLE record_classes;
+COMMIT;
+";
+
+fn has_table(conn: &Connection, name: &str) -> Result<bool, Problem> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(sql)
+}
 
 /// Turns any SQLite failure into the engine's error shape (never a panic, never a raw
 /// Rust error).
@@ -65,8 +86,24 @@ pub(crate) fn sql(e: rusqlite::Error) -> Problem {
     )
 }
 
+/// Creates the schema when missing (and upgrades an older store's class index).
 pub(crate) fn init(conn: &Connection) -> Result<(), Problem> {
-    conn.execute_batch(SCHEMA).map_err(sql)
+    conn.execute_batch(SCHEMA).map_err(sql)?;
+    if has_table(conn, "record_classes")? {
+        conn.execute_batch(UPGRADE).map_err(sql)?;
+    }
+    Ok(())
+}
+
+/// A read-only connection cannot upgrade an older store: it says how to.
+pub(crate) fn check_readable(conn: &Connection) -> Result<(), Problem> {
+    if has_table(conn, "record_classes")? {
+        return Err(Problem::invalid(serde_json::json!({
+            "reason": "the store was written by an older engine (its class index is old)",
+            "fix": "open it once in mode rw: the class index is rebuilt, nothing else changes",
+        })));
+    }
+    Ok(())
 }
 
 fn parse_object(text: &str) -> Map<String, Value> {
@@ -154,7 +191,8 @@ impl Equal {
 
 /// One `ORDER BY` key: SQL orders exactly as [`super::select::compare`] (numbers <
 /// strings < booleans < arrays < objects, numbers by value, strings by bytes, nulls and
-/// missing values last in both directions, arrays and objects tied).
+/// missing values last in both directions, arrays tied with arrays and objects with
+/// objects).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SqlSort {
     path: String,
@@ -200,7 +238,7 @@ pub(crate) fn scan(
             Box::new(serde_json::to_string(classes).unwrap_or_default()),
         );
         query.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM record_classes c WHERE c.pk = r.pk AND c.class IN (SELECT value FROM json_each(?{n})))"
+            " AND r.seq IN (SELECT c.seq FROM class_index c WHERE c.class IN (SELECT value FROM json_each(?{n})))"
         ));
     }
     if let Some(Equal { path, value }) = what.equal {
@@ -226,14 +264,16 @@ pub(crate) fn scan(
     }
     query.push_str(" ORDER BY ");
     for SqlSort { path, reverse } in what.order {
+        // One term per key in SQLite's own type order (NULL | numbers < text < blob):
+        // numbers and strings as themselves, booleans, arrays and objects as blobs
+        // 00 < 01 < 02 < 03 (arrays tie with arrays, objects with objects), JSON null and
+        // missing values as NULL, last in both directions.
         let p = arg(&mut args, Box::new(path.clone()));
-        let rank = format!(
-            "(CASE json_type(r.bucket, ?{p}) WHEN 'integer' THEN 0 WHEN 'real' THEN 0 WHEN 'text' THEN 1 \
-             WHEN 'true' THEN 2 WHEN 'false' THEN 2 WHEN 'array' THEN 3 WHEN 'object' THEN 4 ELSE 5 END)"
-        );
         let dir = if *reverse { "DESC" } else { "ASC" };
         query.push_str(&format!(
-            "{rank} = 5, {rank} {dir}, CASE WHEN {rank} < 3 THEN json_extract(r.bucket, ?{p}) END {dir}, "
+            "CASE json_type(r.bucket, ?{p}) WHEN 'false' THEN x'00' WHEN 'true' THEN x'01' \
+             WHEN 'array' THEN x'02' WHEN 'object' THEN x'03' ELSE json_extract(r.bucket, ?{p}) END \
+             {dir} NULLS LAST, "
         ));
     }
     query.push_str("r.seq");
@@ -283,7 +323,7 @@ pub(crate) fn with_subclasses(conn: &Connection, roots: &[String]) -> Result<Vec
             UNION
             SELECT json_extract(r.bucket, '$.name')
             FROM records r
-            JOIN record_classes c ON c.pk = r.pk AND c.class = 'puck.uno/class'
+            JOIN class_index c ON c.seq = r.seq AND c.class = 'puck.uno/class'
             JOIN json_each(CASE json_type(r.bucket, '$.inherits')
                                WHEN 'array' THEN json_extract(r.bucket, '$.inherits')
                                WHEN 'text' THEN json_array(json_extract(r.bucket, '$.inherits'))
@@ -302,26 +342,40 @@ pub(crate) fn with_subclasses(conn: &Connection, roots: &[String]) -> Result<Vec
     Ok(names)
 }
 
-/// Inserts or replaces a row (by pk), keeping its insertion position when it exists.
+/// Inserts or replaces a row (by pk), keeping its insertion position when it exists,
+/// with its class index: all or nothing (one savepoint, so also one transaction).
 pub(crate) fn put(conn: &Connection, row: &Row) -> Result<(), Problem> {
-    let bucket = Value::Object(row.bucket.clone()).to_string();
-    let stack = Value::Object(row.stack.clone()).to_string();
+    let run = |statement: &str| conn.prepare_cached(statement).and_then(|mut s| s.execute([]));
+    run("SAVEPOINT put").map_err(sql)?;
+    match write_row(conn, row) {
+        Ok(()) => run("RELEASE put").map(|_| ()).map_err(sql),
+        Err(e) => {
+            let _ = run("ROLLBACK TO put").and_then(|_| run("RELEASE put"));
+            Err(sql(e))
+        }
+    }
+}
+
+fn write_row(conn: &Connection, row: &Row) -> rusqlite::Result<()> {
+    // A map of JSON values always serialises; were it not to, "" fails the CHECK.
+    let bucket = serde_json::to_string(&row.bucket).unwrap_or_default();
+    let stack = serde_json::to_string(&row.stack).unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO records (pk, bucket, stack, updated_at, active) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(pk) DO UPDATE SET bucket = excluded.bucket, stack = excluded.stack,
              updated_at = excluded.updated_at, active = excluded.active",
-    )
-    .and_then(|mut s| s.execute(params![row.pk, bucket, stack, row.updated_at, row.active as i64]))
-    .map_err(sql)?;
-    conn.prepare_cached("DELETE FROM record_classes WHERE pk = ?1")
-        .and_then(|mut s| s.execute([&row.pk]))
-        .map_err(sql)?;
+    )?
+    .execute(params![row.pk, bucket, stack, row.updated_at, row.active as i64])?;
+    let seq: i64 = conn
+        .prepare_cached("SELECT seq FROM records WHERE pk = ?1")?
+        .query_row([&row.pk], |r| r.get(0))?;
+    conn.prepare_cached("DELETE FROM class_index WHERE seq = ?1")?
+        .execute([seq])?;
     if row.active {
-        let mut insert = conn
-            .prepare_cached("INSERT OR IGNORE INTO record_classes (pk, class) VALUES (?1, ?2)")
-            .map_err(sql)?;
+        let mut insert =
+            conn.prepare_cached("INSERT OR IGNORE INTO class_index (class, seq) VALUES (?1, ?2)")?;
         for class in row.classes() {
-            insert.execute(params![row.pk, class]).map_err(sql)?;
+            insert.execute(params![class, seq])?;
         }
     }
     Ok(())
