@@ -30,6 +30,34 @@ pub fn define(db: &mut Engine, def: Value) -> String {
     create(db, "puck.uno/class", def)
 }
 
+/// The operators of the reference's table (§6.3), in its order.
+pub const OPERATORS: &[&str] = &[
+    "value",
+    "contains",
+    "starts-with",
+    "ends-with",
+    "gt",
+    "lt",
+    "gte",
+    "lte",
+    "includes",
+    "includes_all",
+    "includes_any",
+    "exists",
+    "truthy",
+    "any",
+];
+
+/// The `name.surname` of each selected record (`?` when there is none).
+pub fn surnames(results: &Value) -> Vec<String> {
+    results["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["bucket"]["name"]["surname"].as_str().unwrap_or("?").to_owned())
+        .collect()
+}
+
 /// Whether `s` is a UUID v4 in its usual text form.
 pub fn is_uuid_v4(s: &str) -> bool {
     let groups: Vec<&str> = s.split('-').collect();

@@ -12,7 +12,7 @@
 mod common;
 
 use caspian_ipc::mikobase::engine::{Engine, Storage};
-use common::{create, define, error_id, is_timestamp, is_uuid_v4, ok};
+use common::{create, define, error_id, is_timestamp, is_uuid_v4, ok, surnames};
 use serde_json::{json, Value};
 
 fn doc(text: &str) -> Value {
@@ -807,15 +807,6 @@ fn s6_3_placeholders_as_written() {
     assert_eq!(surnames(&ok(db.q0(&inner))), ["Dallas", "dallas"]);
 }
 
-fn surnames(results: &Value) -> Vec<String> {
-    results["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["bucket"]["name"]["surname"].as_str().unwrap_or("?").to_owned())
-        .collect()
-}
-
 #[test]
 fn s6_3_every_operator_of_the_table() {
     let mut db = people_store();
@@ -1058,6 +1049,30 @@ fn s3_1_connection_modes() {
         error_id(&reader.import_schema(&json!({"classes": []}))),
         "read-only-connection"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn s3_1_leaving_the_connection_rolls_back_what_was_not_committed() {
+    // "On exit, any transaction not explicitly committed is rolled back."
+    let dir = std::env::temp_dir().join(format!("mb-exit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("crew.db");
+    {
+        let mut db = Engine::open(Storage::File(file.clone()), "rw").unwrap();
+        create(&mut db, "puck.uno/record", json!({"kept": true}));
+        let t = begin(&mut db, None);
+        ok(db.q0(&json!({"action": "create", "bucket": {"kept": false}, "transaction": t})));
+        assert_eq!(
+            ok(db.q0(&json!({"action": "select"})))["count"],
+            2,
+            "visible inside"
+        );
+    }
+    let mut db = Engine::open(Storage::File(file), "r").unwrap();
+    let left = ok(db.q0(&json!({"action": "select"})));
+    assert_eq!(left["count"], 1);
+    assert_eq!(left["records"][0]["bucket"], json!({"kept": true}));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

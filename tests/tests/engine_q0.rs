@@ -6,7 +6,7 @@
 mod common;
 
 use caspian_ipc::mikobase::engine::{Engine, Storage};
-use common::{create, define, error_id, ok};
+use common::{create, define, error_id, ok, surnames, OPERATORS};
 use serde_json::{json, Value};
 
 fn crew() -> Engine {
@@ -30,15 +30,6 @@ fn crew() -> Engine {
         }),
     );
     db
-}
-
-fn surnames(results: &Value) -> Vec<String> {
-    results["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["bucket"]["name"]["surname"].as_str().unwrap_or("?").to_owned())
-        .collect()
 }
 
 #[test]
@@ -943,22 +934,7 @@ impl Gen {
     }
 
     fn operator(&mut self) -> (String, Value) {
-        let op = self.pick(&[
-            "value",
-            "contains",
-            "starts-with",
-            "ends-with",
-            "gt",
-            "lt",
-            "gte",
-            "lte",
-            "includes",
-            "includes_all",
-            "includes_any",
-            "exists",
-            "truthy",
-            "any",
-        ]);
+        let op = self.pick(OPERATORS);
         let arg = match op {
             "contains" | "starts-with" | "ends-with" => {
                 json!(self.pick(&["r", "R", "e", " ", "red", "", "ß"]))

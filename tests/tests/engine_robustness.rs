@@ -9,7 +9,7 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use caspian_ipc::mikobase::engine::Engine;
-use common::{assert_envelope, define, envelope_problem, registry};
+use common::{assert_envelope, define, envelope_problem, registry, OPERATORS};
 use serde_json::{json, Map, Number, Value};
 
 struct Rng(u64);
@@ -29,9 +29,18 @@ impl Rng {
     fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
+
+    /// A key: one of [`KEYS`] or an operator.
+    fn key(&mut self) -> String {
+        let n = self.below(KEYS.len() + OPERATORS.len());
+        KEYS.get(n)
+            .unwrap_or_else(|| &OPERATORS[n - KEYS.len()])
+            .to_string()
+    }
 }
 
-/// Keys a Q0 request, block, operator, definition or worldlet might carry, and others.
+/// Keys a Q0 request, block, definition or worldlet might carry, and others (the
+/// operators come from [`OPERATORS`]).
 const KEYS: &[&str] = &[
     "action",
     "pk",
@@ -52,19 +61,6 @@ const KEYS: &[&str] = &[
     "transaction",
     "parent",
     "if_exists",
-    "value",
-    "contains",
-    "starts-with",
-    "ends-with",
-    "gt",
-    "lt",
-    "gte",
-    "lte",
-    "includes",
-    "includes_all",
-    "includes_any",
-    "exists",
-    "truthy",
     "case-sensitive",
     "collapse",
     "reverse",
@@ -167,7 +163,7 @@ fn value(rng: &mut Rng, depth: usize) -> Value {
         5 | 6 => {
             let mut map = Map::new();
             for _ in 0..rng.below(5) {
-                map.insert(rng.pick(KEYS).to_string(), value(rng, depth - 1));
+                map.insert(rng.key(), value(rng, depth - 1));
             }
             Value::Object(map)
         }
@@ -243,10 +239,10 @@ fn mutate(rng: &mut Rng, v: &mut Value) {
     match rng.below(7) {
         0 | 1 => *node = value(rng, 3),
         2 => *node = Value::Array(vec![node.take()]),
-        3 => *node = Value::Object(Map::from_iter([(rng.pick(KEYS).to_string(), node.take())])),
+        3 => *node = Value::Object(Map::from_iter([(rng.key(), node.take())])),
         4 => {
             if let Value::Object(map) = node {
-                let key = rng.pick(KEYS).to_string();
+                let key = rng.key();
                 map.insert(key, value(rng, 2));
             }
         }
