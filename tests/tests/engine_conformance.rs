@@ -265,6 +265,11 @@ fn s4_6_and_6_1_pass_through_keys_are_ignored() {
     assert_eq!(ok(db.record_by_pk(&pk))["bucket"], json!({"x": 1}));
     let selected = ok(db.q0(&json!({"action": "select", "misc": 1, "corporate": 2})));
     assert_eq!(selected["count"], 1);
+    // Also inside a block (E8); any other unknown key there is refused.
+    let commented = ok(db.q0(&json!({"action": "select", "then": {"path": ["x", 1], "comment": "why"}})));
+    assert_eq!(commented["count"], 1);
+    let typo = db.q0(&json!({"action": "select", "then": {"paht": ["x", 2]}}));
+    assert_eq!(typo["errors"][0]["details"]["unknown_fields"], json!(["paht"]));
 }
 
 // ---- §5 class definitions -------------------------------------------------------------

@@ -102,6 +102,12 @@ fn cases() -> Vec<Case> {
         },
         Case {
             id: "invalid_request",
+            failure: "null where a condition goes (D11: only some fields read null as absent)",
+            run: || q0(json!({"action": "select", "then": {"path": null}})),
+            details: json!({"at": "the request: then: path", "path": null}),
+        },
+        Case {
+            id: "invalid_request",
             failure: "a malformed sort path",
             run: || q0(json!({"action": "select", "sort": ["age", {"backwards": true}]})),
             details: json!({"sort": ["age", {"backwards": true}]}),

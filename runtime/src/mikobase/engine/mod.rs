@@ -40,7 +40,8 @@ pub const DEFAULT_REQUEST_LIMIT: usize = 16 * 1024 * 1024;
 /// levels a JSON parser (serde_json's) reads back.
 pub const MAX_DEPTH: usize = 64;
 
-/// Keys every request may carry and the engine ignores (ecoverse pass-through keys).
+/// Keys every request (and every block of a select) may carry and the engine ignores
+/// (ecoverse pass-through keys).
 const PASSTHROUGH: &[&str] = &["misc", "corporate", "vibecode", "comment"];
 
 /// The actions of Q0.
@@ -468,11 +469,11 @@ impl Engine {
     fn update(&mut self, request: &Map<String, Value>) -> Result<Value, Vec<Problem>> {
         let pk = text(request, "pk").map_err(fail)?;
         let bucket = match request.get("bucket") {
-            None | Some(Value::Null) => None,
+            None => None,
             Some(_) => Some(object(request, "bucket").map_err(fail)?),
         };
         let class = match request.get("class") {
-            None | Some(Value::Null) => None,
+            None => None,
             Some(Value::String(class)) => Some(class.clone()),
             Some(other) => return Err(fail(wrong_type("class", "a class name", other))),
         };

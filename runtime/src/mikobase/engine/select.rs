@@ -13,6 +13,7 @@ use serde_json::{json, Map, Number, Value};
 use super::classes::check_uns;
 use super::problem::{got, Problem};
 use super::store::{Equal, SqlSort};
+use super::PASSTHROUGH;
 
 /// The keys a condition block may carry.
 const BLOCK_KEYS: &[&str] = &["path", "then", "all", "any", "not", "placeholders"];
@@ -81,13 +82,14 @@ pub(crate) fn parse(request: &Map<String, Value>, warnings: &mut Vec<Problem>) -
         Some(Value::String(pk)) => Some(pk.clone()),
         Some(other) => return Err(wrong_type("pk", "a pk string", other)),
     };
+    // `null` stands for absent only where D11 says so (pk, class, classes, limit,
+    // offset): a stray null never drops a sort or a condition.
     let mut sorts = Vec::new();
-    match request.get("sort") {
-        None | Some(Value::Null) => {}
-        Some(sort) => sorts.push(sort_key(sort)?),
+    if let Some(sort) = request.get("sort") {
+        sorts.push(sort_key(sort)?);
     }
     match request.get("sorts") {
-        None | Some(Value::Null) => {}
+        None => {}
         Some(Value::Array(more)) => {
             for sort in more {
                 sorts.push(sort_key(sort)?);
@@ -169,7 +171,7 @@ enum Test {
 /// placeholder's value is found here.
 fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
     let vars = match map.get("placeholders") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(Value::Object(vars)) => Some(vars.clone()),
         Some(other) => {
             return Err(wrong_type(
@@ -180,11 +182,11 @@ fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
         }
     };
     let path = match map.get("path") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(path) => Some(parse_path(path, at)?),
     };
     let then = match map.get("then") {
-        None | Some(Value::Null) => None,
+        None => None,
         Some(Value::Object(then)) => Some(Box::new(nested(then, &format!("{at}: then"))?)),
         Some(other) => {
             return Err(wrong_type(
@@ -196,7 +198,7 @@ fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
     };
     let list = |key: &str| -> Result<Option<Vec<Block>>, Problem> {
         match map.get(key) {
-            None | Some(Value::Null) => Ok(None),
+            None => Ok(None),
             Some(Value::Array(entries)) => entries
                 .iter()
                 .enumerate()
@@ -220,7 +222,7 @@ fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
     let all = list("all")?.unwrap_or_default();
     let any = list("any")?;
     let not = match map.get("not") {
-        None | Some(Value::Null) => false,
+        None => false,
         Some(Value::Bool(b)) => *b,
         Some(other) => return Err(wrong_type(&format!("{at}: not"), "true or false", other)),
     };
@@ -234,15 +236,18 @@ fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
     })
 }
 
-/// A nested block: only the block keys are allowed.
+/// A nested block: only the block keys (and the pass-through keys) are allowed.
 fn nested(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
-    let unknown: Vec<&String> = map.keys().filter(|k| !BLOCK_KEYS.contains(&k.as_str())).collect();
+    let unknown: Vec<&String> = map
+        .keys()
+        .filter(|k| !BLOCK_KEYS.contains(&k.as_str()) && !PASSTHROUGH.contains(&k.as_str()))
+        .collect();
     if !unknown.is_empty() {
         return Err(Problem::invalid(json!({
             "at": at,
             "unknown_fields": unknown,
             "allowed_fields": BLOCK_KEYS,
-            "fix": "a block holds only path, then, all, any, not and placeholders",
+            "fix": "a block holds only path, then, all, any, not and placeholders (and the pass-through keys misc, corporate, vibecode, comment)",
         })));
     }
     block(map, at)

@@ -15,6 +15,9 @@ use super::{
 /// Worldlet sections this engine does not store: importing them would lose them.
 const UNSUPPORTED: &[&str] = &["files", "file_chunks", "history"];
 
+/// What an imported row is called in a problem: (`record`, pk) or (`definition`, index).
+type Label = (&'static str, Value);
+
 /// Keys of a (non-definition) worldlet record.
 const RECORD_KEYS: &[&str] = &[
     "bucket",
@@ -67,13 +70,14 @@ impl Engine {
                 _ if deeper_than(def, MAX_DEPTH) => problems.push(at(too_deep("the definition"))),
                 Value::Object(bucket) => {
                     let name = bucket.get("name").and_then(Value::as_str).unwrap_or_default();
-                    rows.push(Row {
+                    let row = Row {
                         pk: existing.get(name).cloned().unwrap_or_else(new_pk),
                         bucket: definition(bucket),
                         stack: class_stack(),
                         updated_at: now(),
                         active: true,
-                    });
+                    };
+                    rows.push((("definition", json!(i)), row));
                 }
                 other => problems.push(at(Problem::invalid(json!({
                     "got": got(other),
@@ -166,7 +170,7 @@ impl Engine {
         let mut problems = Vec::new();
         for (pk, record) in &records {
             match import_row(pk, record) {
-                Ok(row) => rows.push(row),
+                Ok(row) => rows.push((("record", json!(pk)), row)),
                 Err(e) => problems.push(with_detail(e, "record", json!(pk))),
             }
         }
@@ -178,51 +182,52 @@ impl Engine {
 
     /// Writes imported rows: class definitions first (all of them, so one may inherit
     /// from one later in the import), then the records, each validated. Every problem is
-    /// listed, each naming its record.
-    fn import_rows(&mut self, rows: Vec<Row>) -> Result<usize, Vec<Problem>> {
+    /// listed, each with its row's label (`record`: the pk, or `definition`: the index
+    /// in a schema).
+    fn import_rows(&mut self, rows: Vec<(Label, Row)>) -> Result<usize, Vec<Problem>> {
         let count = rows.len();
-        let (defs, records): (Vec<Row>, Vec<Row>) = rows
+        let (defs, records): (Vec<_>, Vec<_>) = rows
             .into_iter()
-            .partition(|r| r.classes().iter().any(|c| c == CLASS_CLASS));
+            .partition(|(_, r)| r.classes().iter().any(|c| c == CLASS_CLASS));
+        let labelled = |e: Problem, (key, value): &Label| with_detail(e, key, value.clone());
         let mut problems = Vec::new();
         let mut names: HashMap<String, &str> = HashMap::new();
-        let replaced: Vec<&str> = defs.iter().map(|r| r.pk.as_str()).collect();
+        let replaced: Vec<&str> = defs.iter().map(|(_, r)| r.pk.as_str()).collect();
         let kept: Vec<Value> = store::active(&self.conn, Some(&[CLASS_CLASS.to_owned()]), None)
             .map_err(|e| vec![e])?
             .into_iter()
             .filter(|r| !replaced.contains(&r.pk.as_str()))
             .filter_map(|r| r.bucket.get("name").cloned())
             .collect();
-        for row in &defs {
+        for (label, row) in &defs {
             let def = match parse_class(&row.bucket) {
                 Ok(def) => def,
                 Err(e) => {
-                    problems.push(with_detail(e, "record", json!(row.pk)));
+                    problems.push(labelled(e, label));
                     continue;
                 }
             };
             if kept.contains(&json!(def.name)) || names.insert(def.name.clone(), &row.pk).is_some() {
-                problems.push(with_detail(duplicate_class(&def.name), "record", json!(row.pk)));
+                problems.push(labelled(duplicate_class(&def.name), label));
             }
         }
         if !problems.is_empty() {
             return Err(problems);
         }
-        for row in &defs {
+        for (_, row) in &defs {
             store::put(&self.conn, row).map_err(|e| vec![e])?;
         }
         self.reload_classes().map_err(|e| vec![e])?;
-        for row in &defs {
+        for (label, row) in &defs {
             let def = parse_class(&row.bucket).map_err(|e| vec![e])?;
             for parent in def.inherits.iter().filter(|p| !self.registry.knows(p)) {
-                problems.push(with_detail(class_not_found(parent), "record", json!(row.pk)));
+                problems.push(labelled(class_not_found(parent), label));
             }
         }
-        for row in records {
-            let pk = row.pk.clone();
-            let old = store::get(&self.conn, &pk).map_err(|e| vec![e])?;
+        for (label, row) in records {
+            let old = store::get(&self.conn, &row.pk).map_err(|e| vec![e])?;
             if let Err(errors) = self.write(row, old.as_ref()) {
-                problems.extend(errors.into_iter().map(|e| with_detail(e, "record", json!(pk))));
+                problems.extend(errors.into_iter().map(|e| labelled(e, &label)));
             }
         }
         if problems.is_empty() {
