@@ -89,6 +89,43 @@ fn export_and_import_through_files() {
 }
 
 #[test]
+fn a_refused_import_exits_2_names_the_problem_and_writes_nothing() {
+    let dir = std::env::temp_dir().join(format!("mikobase-cli-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("a.db");
+    let file = dir.join("w.json");
+    std::fs::write(
+        &file,
+        r#"{"format": "worldlet/1.0", "records": {
+            "c1": {"class": "puck.uno/class", "name": "example.org/ship", "fields": {"name": {"class": "string", "required": true}}},
+            "r1": {"bucket": {}, "stack": {"shadow": {}, "a": {"class": "example.org/ship"}}}
+        }}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["import", "--db", db.to_str().unwrap(), file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("validation-failed") && err.contains("r1"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["export", "--db", db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let worldlet: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(worldlet["records"], json!({}), "nothing imported");
+    std::fs::write(&file, "not json").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["import", "--db", db.to_str().unwrap(), file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not JSON"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn usage_errors_exit_2_with_a_message() {
     for args in [
         vec![],

@@ -5,7 +5,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Map, Value};
 
-use super::problem::Problem;
+use super::problem::{got, Problem};
+use super::select::json_eq;
 
 /// The class of class definitions.
 pub const CLASS_CLASS: &str = "puck.uno/class";
@@ -71,6 +72,10 @@ pub(crate) struct Field {
     pub unique: bool,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// Whitespace runs of a string value become one space, ends trimmed (on write).
+    pub collapse: bool,
+    /// A number value must be an integer.
+    pub integer_only: bool,
     /// Declarations of the sub-fields of a `hash` field.
     pub fields: Vec<(String, Field)>,
     /// Default class of sub-fields (`of`).
@@ -162,7 +167,7 @@ pub(crate) fn parse_class(bucket: &Map<String, Value>) -> Result<ClassDef, Probl
     };
     let fields = match bucket.get("fields") {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Object(fields)) => parse_fields(fields, "fields", &mut problems),
+        Some(Value::Object(fields)) => parse_fields(fields, "fields", None, &mut problems),
         Some(_) => {
             problems.push(problem("fields", "must be an object of field declarations"));
             Vec::new()
@@ -204,12 +209,20 @@ pub(crate) fn parse_class(bucket: &Map<String, Value>) -> Result<ClassDef, Probl
     } else {
         Err(Problem::new(
             "validation-failed",
-            json!({ "class_definition": problems }),
+            json!({
+                "class_definition": problems,
+                "fix": "correct each listed key of the definition (name, inherits, fields, uniques, ...)",
+            }),
         ))
     }
 }
 
-fn parse_fields(fields: &Map<String, Value>, at: &str, problems: &mut Vec<Value>) -> Vec<(String, Field)> {
+fn parse_fields(
+    fields: &Map<String, Value>,
+    at: &str,
+    settings: Option<&Map<String, Value>>,
+    problems: &mut Vec<Value>,
+) -> Vec<(String, Field)> {
     fields
         .iter()
         .filter_map(|(name, decl)| {
@@ -221,38 +234,47 @@ fn parse_fields(fields: &Map<String, Value>, at: &str, problems: &mut Vec<Value>
                 ));
                 return None;
             };
-            Some((name.clone(), parse_field(decl, &here, problems)))
+            // A hash field's `default` holds settings for every sub-field; a sub-field's
+            // own keys win.
+            let mut decl = decl.clone();
+            for (key, value) in settings.into_iter().flatten() {
+                if !decl.contains_key(key) {
+                    decl.insert(key.clone(), value.clone());
+                }
+            }
+            Some((name.clone(), parse_field(&decl, &here, problems)))
         })
         .collect()
 }
 
+const FIELD_KEYS: &[&str] = &[
+    "class",
+    "required",
+    "default",
+    "one_of",
+    "enum",
+    "unique",
+    "min",
+    "max",
+    "fields",
+    "of",
+    "items",
+    "description",
+    "format",
+    "target",
+    "integer_only",
+    "collapse",
+];
+
 fn parse_field(decl: &Map<String, Value>, at: &str, problems: &mut Vec<Value>) -> Field {
-    let known = [
-        "class",
-        "required",
-        "default",
-        "one_of",
-        "enum",
-        "unique",
-        "min",
-        "max",
-        "fields",
-        "of",
-        "items",
-        "description",
-        "format",
-        "target",
-        "integer_only",
-        "collapse",
-    ];
-    for key in decl.keys().filter(|k| !known.contains(&k.as_str())) {
+    for key in decl.keys().filter(|k| !FIELD_KEYS.contains(&k.as_str())) {
         problems.push(problem(
             &format!("{at}.{key}"),
-            format!("unknown field-declaration key (known: {})", known.join(", ")),
+            format!("unknown field-declaration key (known: {})", FIELD_KEYS.join(", ")),
         ));
     }
     let class = match decl.get("class") {
-        None => None,
+        None | Some(Value::Null) => None,
         Some(Value::String(c)) if PRIMITIVES.contains(&c.as_str()) || check_uns(c).is_ok() => Some(c.clone()),
         Some(other) => {
             problems.push(problem(
@@ -275,16 +297,28 @@ fn parse_field(decl: &Map<String, Value>, at: &str, problems: &mut Vec<Value>) -
     };
     let required = flag("required", problems);
     let unique = flag("unique", problems);
-    let one_of = match decl.get("one_of").or_else(|| decl.get("enum")) {
+    let collapse = flag("collapse", problems);
+    let integer_only = flag("integer_only", problems);
+    let list = |key: &str, problems: &mut Vec<Value>| match decl.get(key) {
         None | Some(Value::Null) => None,
         Some(Value::Array(values)) => Some(values.clone()),
         Some(_) => {
             problems.push(problem(
-                &format!("{at}.one_of"),
+                &format!("{at}.{key}"),
                 "must be an array of allowed values",
             ));
             None
         }
+    };
+    let one_of = match (list("one_of", problems), list("enum", problems)) {
+        (Some(a), Some(b)) if a != b => {
+            problems.push(problem(
+                &format!("{at}.enum"),
+                "`enum` and `one_of` are the same constraint: give one, or the same list in both",
+            ));
+            Some(a)
+        }
+        (a, b) => a.or(b),
     };
     let number = |key: &str, problems: &mut Vec<Value>| match decl.get(key) {
         None | Some(Value::Null) => None,
@@ -295,13 +329,24 @@ fn parse_field(decl: &Map<String, Value>, at: &str, problems: &mut Vec<Value>) -
     };
     let min = number("min", problems);
     let max = number("max", problems);
-    let of = decl
-        .get("of")
-        .or_else(|| decl.get("items"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let of = match decl.get("of").or_else(|| decl.get("items")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) if PRIMITIVES.contains(&c.as_str()) || check_uns(c).is_ok() => Some(c.clone()),
+        Some(other) => {
+            problems.push(problem(
+                &format!("{at}.of"),
+                format!("{other} is neither a primitive nor a UNS class name"),
+            ));
+            None
+        }
+    };
+    let has_fields = decl.get("fields").is_some_and(|f| !f.is_null());
+    let settings = match decl.get("default") {
+        Some(Value::Object(settings)) if has_fields => Some(settings),
+        _ => None,
+    };
     let fields = match decl.get("fields") {
-        Some(Value::Object(sub)) => parse_fields(sub, &format!("{at}.fields"), problems),
+        Some(Value::Object(sub)) => parse_fields(sub, &format!("{at}.fields"), settings, problems),
         None | Some(Value::Null) => Vec::new(),
         Some(_) => {
             problems.push(problem(
@@ -311,17 +356,37 @@ fn parse_field(decl: &Map<String, Value>, at: &str, problems: &mut Vec<Value>) -
             Vec::new()
         }
     };
-    Field {
+    let mut field = Field {
         class,
         required,
-        default: decl.get("default").cloned(),
+        default: None,
         one_of,
         unique,
         min,
         max,
+        collapse,
+        integer_only,
         fields,
         of,
+    };
+    match decl.get("default") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(_)) if has_fields => {} // settings, applied above
+        Some(default) => {
+            // A default must itself be a valid value of the field.
+            let mut value = default.clone();
+            let mut violations = Vec::new();
+            check_value(&field, &mut value, at, &mut violations);
+            for v in violations {
+                problems.push(problem(
+                    &format!("{at}.default"),
+                    format!("the default does not fit the field: {v}"),
+                ));
+            }
+            field.default = Some(value);
+        }
     }
+    field
 }
 
 /// The active class definitions, by name.
@@ -371,6 +436,21 @@ impl Registry {
         fields
     }
 
+    /// The order of declared fields in a record of `classes` (stack order): each class's
+    /// ancestors' fields first (outermost ancestor first), then its own, in definition
+    /// order.
+    pub fn field_order(&self, classes: &[String]) -> Vec<String> {
+        let mut order: Vec<String> = Vec::new();
+        for class in classes {
+            for (name, _) in self.fields(class) {
+                if !order.contains(&name) {
+                    order.push(name);
+                }
+            }
+        }
+        order
+    }
+
     /// Unique tuples of `class` and its ancestors, with the class that declares each.
     pub fn unique_sets(&self, class: &str) -> Vec<(String, Vec<String>)> {
         let mut sets = Vec::new();
@@ -388,6 +468,26 @@ impl Registry {
     }
 }
 
+/// A bucket in presentation order: the declared fields in `order`, then the undeclared
+/// ones in stored order.
+pub(crate) fn present(bucket: Map<String, Value>, order: &[String]) -> Map<String, Value> {
+    if order.is_empty() {
+        return bucket;
+    }
+    let mut rest: Vec<Option<(String, Value)>> = bucket.into_iter().map(Some).collect();
+    let mut out = Map::with_capacity(rest.len());
+    for name in order {
+        if let Some(slot) = rest
+            .iter_mut()
+            .find(|e| e.as_ref().is_some_and(|(k, _)| k == name))
+        {
+            out.extend(slot.take());
+        }
+    }
+    out.extend(rest.into_iter().flatten());
+    out
+}
+
 /// Fills defaults and checks a bucket against declared fields; unknown keys are kept as
 /// they are. Returns every violation, not the first.
 pub(crate) fn validate_bucket(
@@ -401,7 +501,10 @@ pub(crate) fn validate_bucket(
     } else {
         Err(Problem::new(
             "validation-failed",
-            json!({ "violations": violations }),
+            json!({
+                "violations": violations,
+                "fix": "correct each listed field of the bucket to fit the class definition",
+            }),
         ))
     }
 }
@@ -414,13 +517,9 @@ fn check_fields(
 ) {
     for (name, field) in fields {
         let at = format!("{prefix}{name}");
-        if !bucket.contains_key(name) || bucket[name].is_null() {
+        if bucket.get(name).is_none_or(Value::is_null) {
             if let Some(default) = &field.default {
-                if !field.fields.is_empty() && default.is_object() {
-                    // For a hash of sub-fields, `default` holds settings for the sub-fields.
-                } else {
-                    bucket.insert(name.clone(), default.clone());
-                }
+                bucket.insert(name.clone(), default.clone());
             }
         }
         match bucket.get_mut(name) {
@@ -444,19 +543,25 @@ fn check_value(field: &Field, value: &mut Value, at: &str, out: &mut Vec<Value>)
         None | Some("any") => true,
         Some("string") | Some("timestamp") => value.is_string(),
         Some("number") => value.is_number(),
-        Some("integer") => value.is_i64() || value.is_u64(),
+        Some("integer") => value.as_f64().is_some_and(|n| n.fract() == 0.0),
         Some("boolean") => value.is_boolean(),
         Some("array") => value.is_array(),
         Some("hash") => value.is_object(),
         Some(_) => true, // a UNS class: typed by the value's own shape, not checked here
     };
     if !fits {
-        out.push(json!({ "field": at, "problem": "wrong type", "expected": class, "found": value }));
+        out.push(json!({ "field": at, "problem": "wrong type", "expected": class, "found": got(value), "fix": format!("give `{at}` a value of class {}", class.unwrap_or_default()) }));
         return;
     }
+    if let (true, Value::String(s)) = (field.collapse, &*value) {
+        *value = Value::String(s.split_whitespace().collect::<Vec<_>>().join(" "));
+    }
+    if field.integer_only && class != Some("integer") && value.as_f64().is_some_and(|n| n.fract() != 0.0) {
+        out.push(json!({ "field": at, "problem": "not an integer", "found": got(value), "fix": format!("give `{at}` a whole number") }));
+    }
     if let Some(allowed) = &field.one_of {
-        if !allowed.contains(value) {
-            out.push(json!({ "field": at, "problem": "not one of the allowed values", "allowed": allowed, "found": value }));
+        if !allowed.iter().any(|a| json_eq(a, value)) {
+            out.push(json!({ "field": at, "problem": "not one of the allowed values", "allowed": allowed, "found": got(value), "fix": format!("give `{at}` one of the allowed values") }));
         }
     }
     let size = match value {
@@ -467,12 +572,12 @@ fn check_value(field: &Field, value: &mut Value, at: &str, out: &mut Vec<Value>)
     };
     if let (Some(min), Some(size)) = (field.min, size) {
         if size < min {
-            out.push(json!({ "field": at, "problem": "below min", "min": min, "found": value }));
+            out.push(json!({ "field": at, "problem": "below min", "min": min, "found": got(value), "fix": format!("give `{at}` a value (a length for strings and arrays) of at least {min}") }));
         }
     }
     if let (Some(max), Some(size)) = (field.max, size) {
         if size > max {
-            out.push(json!({ "field": at, "problem": "above max", "max": max, "found": value }));
+            out.push(json!({ "field": at, "problem": "above max", "max": max, "found": got(value), "fix": format!("give `{at}` a value (a length for strings and arrays) of at most {max}") }));
         }
     }
     if let (false, Value::Object(sub)) = (field.fields.is_empty(), value) {
@@ -488,6 +593,8 @@ fn check_value(field: &Field, value: &mut Value, at: &str, out: &mut Vec<Value>)
             })
             .collect();
         check_fields(&sub_fields, sub, &format!("{at}."), out);
+        let order: Vec<String> = sub_fields.into_iter().map(|(n, _)| n).collect();
+        *sub = present(std::mem::take(sub), &order);
     }
 }
 

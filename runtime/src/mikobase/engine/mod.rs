@@ -9,6 +9,7 @@ mod classes;
 mod problem;
 mod select;
 mod store;
+mod worldlet;
 
 use std::path::PathBuf;
 
@@ -16,11 +17,11 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::{json, Map, Value};
 
 pub use classes::{check_uns, BUILT_IN, CLASS_CLASS, DEFAULT_CLASS};
-use classes::{parse_class, validate_bucket, Registry};
+use classes::{parse_class, present, validate_bucket, Registry};
 pub use problem::Problem;
-use problem::{failure, success};
-use select::{matches, Scope};
-use store::{sql, Row};
+use problem::{deeper_than, failure, got, success};
+use select::{check_class_name, Scope, Select};
+use store::{sql, Equal, Row, Scan};
 
 /// Where the store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,8 +35,25 @@ pub enum Storage {
 /// Largest request `q0_bytes` accepts by default.
 pub const DEFAULT_REQUEST_LIMIT: usize = 16 * 1024 * 1024;
 
-/// Keys every request may carry and the engine ignores (ecoverse pass-through keys).
+/// Deepest nesting of arrays and objects in a request, a worldlet record or a class
+/// definition (decision E15): every answer and export then stays well within the 128
+/// levels a JSON parser (serde_json's) reads back.
+pub const MAX_DEPTH: usize = 64;
+
+/// Keys every request (and every block of a select) may carry and the engine ignores
+/// (ecoverse pass-through keys).
 const PASSTHROUGH: &[&str] = &["misc", "corporate", "vibecode", "comment"];
+
+/// The actions of Q0.
+const ACTIONS: &[&str] = &[
+    "select",
+    "create",
+    "update",
+    "delete",
+    "transaction",
+    "commit",
+    "rollback",
+];
 
 /// An open transaction.
 #[derive(Debug, Clone)]
@@ -53,6 +71,8 @@ pub struct Engine {
     invalidated: Vec<String>,
     next_transaction: u64,
     request_limit: usize,
+    /// Inside [`Engine::validate`]: transaction actions check, but do not run.
+    dry: bool,
 }
 
 impl std::fmt::Debug for Engine {
@@ -72,13 +92,22 @@ pub fn parse_mode(mode: &str) -> Result<bool, Problem> {
         "r" => Ok(true),
         "w" => Err(Problem::new(
             "mode-not-supported",
-            json!({ "mode": mode, "supported": ["rw", "wr", "r"] }),
+            json!({
+                "mode": mode,
+                "supported": ["rw", "wr", "r"],
+                "fix": "write-only connections are not implemented: open with `rw` to write",
+            }),
         )),
         _ => Err(Problem::new(
             "invalid-mode",
             json!({ "mode": mode, "fix": "use `rw` (or `wr`) for read-write, `r` for read-only, without spaces" }),
         )),
     }
+}
+
+/// A failure with one problem.
+fn fail(problem: Problem) -> Vec<Problem> {
+    vec![problem]
 }
 
 impl Engine {
@@ -98,9 +127,16 @@ impl Engine {
             Storage::File(path) => Connection::open(path),
         }
         .map_err(|e| {
-            Problem::invalid(json!({ "storage": format!("{storage:?}"), "storage_error": e.to_string() }))
+            Problem::invalid(json!({
+                "storage": format!("{storage:?}"),
+                "storage_error": e.to_string(),
+                "fix": "check the path (a read-only connection needs an existing store)",
+            }))
         })?;
-        if !read_only {
+        conn.set_prepared_statement_cache_capacity(64);
+        if read_only {
+            store::check_readable(&conn)?;
+        } else {
             store::init(&conn)?;
         }
         let mut engine = Engine {
@@ -111,6 +147,7 @@ impl Engine {
             invalidated: Vec::new(),
             next_transaction: 1,
             request_limit: DEFAULT_REQUEST_LIMIT,
+            dry: false,
         };
         engine.reload_classes()?;
         Ok(engine)
@@ -148,7 +185,11 @@ impl Engine {
             return failure(
                 &[Problem::new(
                     "request-too-large",
-                    json!({ "limit_bytes": self.request_limit, "got_bytes": request.len() }),
+                    json!({
+                        "limit_bytes": self.request_limit,
+                        "got_bytes": request.len(),
+                        "fix": "send a smaller request (split a large import into several)",
+                    }),
                 )],
                 &[],
             );
@@ -156,9 +197,12 @@ impl Engine {
         match serde_json::from_slice::<Value>(request) {
             Ok(value) => self.q0_as(owner, &value),
             Err(e) => failure(
-                &[Problem::invalid(
-                    json!({ "json": e.to_string(), "line": e.line(), "column": e.column() }),
-                )],
+                &[Problem::invalid(json!({
+                    "json": e.to_string(),
+                    "line": e.line(),
+                    "column": e.column(),
+                    "fix": "send one JSON object",
+                }))],
                 &[],
             ),
         }
@@ -185,45 +229,33 @@ impl Engine {
         request: &Value,
         warnings: &mut Vec<Problem>,
     ) -> Result<Value, Vec<Problem>> {
+        if deeper_than(request, MAX_DEPTH) {
+            return Err(fail(too_deep("the request")));
+        }
         let Some(request) = request.as_object() else {
-            return Err(vec![Problem::invalid(
-                json!({ "reason": "a Q0 request is a JSON object", "got": request }),
-            )]);
+            return Err(fail(Problem::invalid(json!({
+                "reason": "a Q0 request is a JSON object",
+                "got": got(request),
+                "fix": "send {\"action\": \"select\", ...}",
+            }))));
         };
         let action = match request.get("action") {
             Some(Value::String(a)) => a.as_str(),
-            Some(other) => {
-                return Err(vec![Problem::invalid(
-                    json!({ "wrong_types": [{"field": "action", "expected": "string", "got": other}] }),
-                )])
+            Some(other) => return Err(fail(wrong_type("action", "a string", other))),
+            None => {
+                return Err(fail(Problem::invalid(json!({
+                    "missing_fields": ["action"],
+                    "fix": format!("add \"action\": one of {}", ACTIONS.join(", ")),
+                }))))
             }
-            None => return Err(vec![Problem::invalid(json!({ "missing_fields": ["action"] }))]),
         };
-        let one = |r: Result<Value, Problem>| r.map_err(|e| vec![e]);
         match action {
             "select" => {
-                shape(
-                    request,
-                    &[
-                        "pk",
-                        "class",
-                        "classes",
-                        "limit",
-                        "offset",
-                        "sort",
-                        "sorts",
-                        "path",
-                        "then",
-                        "all",
-                        "any",
-                        "placeholders",
-                        "not",
-                        "transaction",
-                    ],
-                    &[],
-                )?;
+                shape(request, select::FIELDS, &[])?;
                 self.bound(request)?;
-                one(self.select(request, warnings))
+                let query = select::parse(request, warnings).map_err(fail)?;
+                let rows = self.matching(&query).map_err(fail)?;
+                Ok(select_result(rows))
             }
             "create" => {
                 shape(
@@ -245,33 +277,34 @@ impl Engine {
                 shape(request, &["pk", "if_exists", "transaction"], &["pk"])?;
                 self.writable()?;
                 self.bound(request)?;
-                one(self.delete(request))
+                self.delete(request).map_err(fail)
             }
             "transaction" => {
                 shape(request, &["parent"], &[])?;
-                one(self.begin(owner, request.get("parent")))
+                self.begin(owner, request.get("parent")).map_err(fail)
             }
             "commit" | "rollback" => {
                 shape(request, &["transaction"], &["transaction"])?;
-                let id = text(request, "transaction").map_err(|e| vec![e])?;
-                one(self.end(&id, action == "commit"))
+                let id = text(request, "transaction").map_err(fail)?;
+                self.end(&id, action == "commit").map_err(fail)
             }
-            other => Err(vec![Problem::new(
+            other => Err(fail(Problem::new(
                 "action-not-supported",
                 json!({
                     "action": other,
-                    "supported": ["select", "create", "update", "delete", "transaction", "commit", "rollback"],
+                    "supported": ACTIONS,
+                    "fix": "use one of the supported actions",
                 }),
-            )]),
+            ))),
         }
     }
 
     fn writable(&self) -> Result<(), Vec<Problem>> {
         if self.read_only {
-            Err(vec![Problem::new(
+            Err(fail(Problem::new(
                 "read-only-connection",
-                json!({ "fix": "open the store in mode `rw` to write" }),
-            )])
+                json!({ "fix": "this connection was opened read-only (`r`): open the store in mode `rw` to write" }),
+            )))
         } else {
             Ok(())
         }
@@ -281,146 +314,102 @@ impl Engine {
     fn bound(&self, request: &Map<String, Value>) -> Result<(), Vec<Problem>> {
         match request.get("transaction") {
             None | Some(Value::Null) => Ok(()),
-            Some(Value::String(id)) => self.find(id).map(|_| ()).map_err(|e| vec![e]),
-            Some(other) => Err(vec![Problem::invalid(
-                json!({ "wrong_types": [{"field": "transaction", "expected": "string", "got": other}] }),
-            )]),
+            Some(Value::String(id)) => self.find(id).map(|_| ()).map_err(fail),
+            Some(other) => Err(fail(wrong_type(
+                "transaction",
+                "a transaction id (a string)",
+                other,
+            ))),
         }
     }
 
     // ---- select -------------------------------------------------------------------
 
-    fn select(
-        &mut self,
-        request: &Map<String, Value>,
-        warnings: &mut Vec<Problem>,
-    ) -> Result<Value, Problem> {
-        let rows = self.matching(request, warnings)?;
-        let count = rows.len();
-        Ok(json!({ "count": count, "records": rows.into_iter().map(Row::into_json).collect::<Vec<_>>() }))
-    }
-
-    fn matching(
-        &mut self,
-        request: &Map<String, Value>,
-        warnings: &mut Vec<Problem>,
-    ) -> Result<Vec<Row>, Problem> {
-        let mut class_names: Vec<String> = Vec::new();
-        for field in ["class", "classes"] {
-            match request.get(field) {
-                None | Some(Value::Null) => {}
-                Some(Value::String(c)) => class_names.push(c.clone()),
-                Some(Value::Array(cs)) if cs.iter().all(Value::is_string) => {
-                    class_names.extend(cs.iter().filter_map(Value::as_str).map(str::to_owned))
+    /// The records a select returns, in order. Candidates (pk, class and a pushed-down
+    /// equality narrow them in SQL) are examined in result order, and examining stops
+    /// once `offset + limit` have matched (decision E14).
+    fn matching(&self, query: &Select) -> Result<Vec<Row>, Problem> {
+        let classes = match &query.classes {
+            None => None,
+            Some(names) => {
+                if let Some(unknown) = names.iter().find(|c| !self.registry.knows(c)) {
+                    return Err(class_not_found(unknown));
                 }
-                Some(other) => {
-                    return Err(Problem::invalid(
-                        json!({ "wrong_types": [{"field": field, "expected": "class name or array of class names", "got": other}] }),
-                    ))
-                }
-            }
-        }
-        if request.contains_key("class") && request.contains_key("classes") {
-            warnings.push(Problem::new(
-                "redundant_fields",
-                json!({ "fields": ["class", "classes"] }),
-            ));
-        }
-        if request.contains_key("sort") && request.contains_key("sorts") {
-            warnings.push(Problem::new(
-                "redundant_fields",
-                json!({ "fields": ["sort", "sorts"] }),
-            ));
-        }
-        let limit = count(request, "limit")?;
-        let offset = count(request, "offset")?.unwrap_or(0);
-        let mut sorts = Vec::new();
-        if let Some(sort) = request.get("sort") {
-            sorts.push(select::sort_key(sort)?);
-        }
-        if let Some(more) = request.get("sorts") {
-            let more = more.as_array().ok_or_else(|| {
-                Problem::invalid(
-                    json!({ "wrong_types": [{"field": "sorts", "expected": "array of sort paths"}] }),
-                )
-            })?;
-            for sort in more {
-                sorts.push(select::sort_key(sort)?);
-            }
-        }
-        for class in &class_names {
-            if !self.registry.knows(class) {
-                return Err(class_not_found(class));
-            }
-        }
-        let classes = if class_names.is_empty() {
-            None
-        } else {
-            Some(store::with_subclasses(&self.conn, &class_names)?)
-        };
-        let mut rows = match request.get("pk") {
-            None | Some(Value::Null) => {
-                // Push a literal equality on plain keys down into SQL.
-                let pushed =
-                    request
-                        .get("path")
-                        .and_then(Value::as_array)
-                        .and_then(|p| match p.split_last() {
-                            Some((last, keys))
-                                if !last.is_object() && !last.is_array() && !last.is_null() =>
-                            {
-                                select::sql_path(keys).map(|path| (path, last.clone()))
-                            }
-                            _ => None,
-                        });
-                store::active(
-                    &self.conn,
-                    classes.as_deref(),
-                    pushed.as_ref().map(|(p, v)| (p.as_str(), v)),
-                )?
-            }
-            Some(Value::String(pk)) => store::get(&self.conn, pk)?
-                .filter(|row| row.active)
-                .filter(|row| {
-                    classes
-                        .as_ref()
-                        .is_none_or(|cs| row.classes().iter().any(|c| cs.contains(c)))
-                })
-                .into_iter()
-                .collect(),
-            Some(other) => {
-                return Err(Problem::invalid(
-                    json!({ "wrong_types": [{"field": "pk", "expected": "string", "got": other}] }),
-                ))
+                Some(store::with_subclasses(&self.conn, names)?)
             }
         };
         let root = Scope::root();
-        let mut kept = Vec::with_capacity(rows.len());
-        for row in rows.drain(..) {
-            if matches(request, &row.bucket, &root)? {
-                kept.push(row);
+        let test = |row: &Row| query.block.matches(&row.bucket, &root);
+        let mut page = Page::new(query.offset, query.limit);
+        if let Some(pk) = &query.pk {
+            let row = store::get(&self.conn, pk)?.filter(|row| {
+                row.active
+                    && classes
+                        .as_ref()
+                        .is_none_or(|cs| row.classes().iter().any(|c| cs.contains(c)))
+            });
+            if let Some(row) = row {
+                if page.wants() && test(&row)? {
+                    page.take(row);
+                }
             }
+            return Ok(page.rows);
         }
-        if !sorts.is_empty() {
-            // Ties keep insertion order: compare by (sort keys, position).
-            let mut ranked: Vec<(usize, Row)> = kept.into_iter().enumerate().collect();
-            let order = |a: &(usize, Row), b: &(usize, Row)| {
-                select::compare(&a.1.bucket, &b.1.bucket, &sorts).then(a.0.cmp(&b.0))
-            };
-            let wanted = limit.map(|l| offset.saturating_add(l));
-            if let Some(wanted) = wanted.filter(|w| *w < ranked.len()) {
-                // Only the first `wanted` matter: partition, then sort just those.
-                ranked.select_nth_unstable_by(wanted, order);
-                ranked.truncate(wanted);
+        let equal = query.block.pushable();
+        let sql_order = select::sql_sorts(&query.sorts);
+        let mut scan = Scan {
+            classes: classes.as_deref(),
+            equal: equal.as_ref(),
+            ..Scan::default()
+        };
+        if let Some(order) = &sql_order {
+            scan.order = order;
+            if query.block.only(equal.as_ref()) {
+                // SQL decides everything: it pages too.
+                scan.page = Some((query.limit, query.offset));
+                page = Page::new(0, query.limit);
             }
-            ranked.sort_by(order);
-            kept = ranked.into_iter().map(|(_, row)| row).collect();
+            if page.wants() {
+                store::scan(&self.conn, &scan, |row| {
+                    if test(&row)? {
+                        page.take(row);
+                    }
+                    Ok(page.wants())
+                })?;
+            }
+            return Ok(page.rows);
         }
-        Ok(kept
-            .into_iter()
-            .skip(offset)
-            .take(limit.unwrap_or(usize::MAX))
-            .collect())
+        // Sort keys SQL cannot order by: rank the matches (and the records whose
+        // evaluation failed) in Rust, then walk them in order.
+        let mut ranked: Vec<(usize, Row, Option<Problem>)> = Vec::new();
+        store::scan(&self.conn, &scan, |row| {
+            match test(&row) {
+                Ok(true) => ranked.push((ranked.len(), row, None)),
+                Ok(false) => {}
+                Err(e) => ranked.push((ranked.len(), row, Some(e))),
+            }
+            Ok(true)
+        })?;
+        let order = |a: &(usize, Row, Option<Problem>), b: &(usize, Row, Option<Problem>)| {
+            select::compare(&a.1.bucket, &b.1.bucket, &query.sorts).then(a.0.cmp(&b.0))
+        };
+        let wanted = query.limit.map(|l| query.offset.saturating_add(l));
+        if let Some(wanted) = wanted.filter(|w| *w < ranked.len()) {
+            // Only the first `wanted` can be reached: partition, then sort just those.
+            ranked.select_nth_unstable_by(wanted, order);
+            ranked.truncate(wanted);
+        }
+        ranked.sort_by(order);
+        for (_, row, problem) in ranked {
+            if !page.wants() {
+                break;
+            }
+            if let Some(problem) = problem {
+                return Err(problem);
+            }
+            page.take(row);
+        }
+        Ok(page.rows)
     }
 
     /// The record with `pk` (`record_not_found` / `record_deleted` otherwise).
@@ -438,8 +427,14 @@ impl Engine {
 
     fn live(&self, pk: &str) -> Result<Row, Problem> {
         match store::get(&self.conn, pk)? {
-            None => Err(Problem::new("record_not_found", json!({ "pk": pk }))),
-            Some(row) if !row.active => Err(Problem::new("record_deleted", json!({ "pk": pk }))),
+            None => Err(Problem::new(
+                "record_not_found",
+                json!({ "pk": pk, "fix": "check the pk: no record, active or deleted, has it" }),
+            )),
+            Some(row) if !row.active => Err(Problem::new(
+                "record_deleted",
+                json!({ "pk": pk, "fix": "the record was deleted: create a new one (or delete with if_exists: true)" }),
+            )),
             Some(row) => Ok(row),
         }
     }
@@ -451,14 +446,14 @@ impl Engine {
         request: &Map<String, Value>,
         warnings: &mut Vec<Problem>,
     ) -> Result<Value, Vec<Problem>> {
-        let bucket = object(request, "bucket").map_err(|e| vec![e])?;
+        let bucket = object(request, "bucket").map_err(fail)?;
         if request.contains_key("class") && request.contains_key("classes") {
             warnings.push(Problem::new(
                 "redundant_fields",
                 json!({ "fields": ["class", "classes"] }),
             ));
         }
-        let stack = stack_for(request).map_err(|e| vec![e])?;
+        let stack = stack_for(request).map_err(fail)?;
         let row = Row {
             pk: new_pk(),
             bucket,
@@ -472,59 +467,70 @@ impl Engine {
     }
 
     fn update(&mut self, request: &Map<String, Value>) -> Result<Value, Vec<Problem>> {
-        let pk = text(request, "pk").map_err(|e| vec![e])?;
-        if !request.contains_key("bucket") && !request.contains_key("class") {
-            return Err(vec![Problem::invalid(json!({
+        let pk = text(request, "pk").map_err(fail)?;
+        let bucket = match request.get("bucket") {
+            None => None,
+            Some(_) => Some(object(request, "bucket").map_err(fail)?),
+        };
+        let class = match request.get("class") {
+            None => None,
+            Some(Value::String(class)) => Some(class.clone()),
+            Some(other) => return Err(fail(wrong_type("class", "a class name", other))),
+        };
+        if bucket.is_none() && class.is_none() {
+            return Err(fail(Problem::invalid(json!({
                 "missing_fields": ["bucket"],
-                "reason": "an update needs a new `bucket` (it replaces the old one), a new `class`, or both",
-            }))]);
+                "fix": "an update needs a new `bucket` (it replaces the old one), a new `class`, or both",
+            }))));
         }
-        let old = self.live(&pk).map_err(|e| vec![e])?;
+        let old = self.live(&pk).map_err(fail)?;
         let mut row = old.clone();
-        if request.contains_key("bucket") {
-            row.bucket = object(request, "bucket").map_err(|e| vec![e])?;
+        if let Some(bucket) = bucket {
+            row.bucket = bucket;
         }
-        if let Some(class) = request.get("class") {
-            let class = class.as_str().ok_or_else(|| {
-                vec![Problem::invalid(
-                    json!({ "wrong_types": [{"field": "class", "expected": "class name"}] }),
-                )]
-            })?;
-            check_class_name(class).map_err(|e| vec![e])?;
-            let platter = row
-                .stack
-                .iter()
-                .find(|(_, p)| p.get("class").is_some())
-                .map(|(k, _)| k.clone())
-                .unwrap_or_else(|| "a".to_owned());
-            row.stack.insert(platter, json!({ "class": class }));
+        if let Some(class) = class {
+            // The first class platter gets the new class; its other keys stay.
+            match row.stack.values_mut().find(|p| p.get("class").is_some()) {
+                Some(Value::Object(platter)) => {
+                    platter.insert("class".into(), Value::String(class));
+                }
+                _ => {
+                    let key = free_platter_key(&row.stack);
+                    row.stack.insert(key, json!({ "class": class }));
+                }
+            }
         }
         row.updated_at = now();
         self.write(row, Some(&old))?;
         Ok(json!({ "pk": pk }))
     }
 
-    /// Validates and stores a created or updated row.
+    /// Validates and stores a created, updated or imported row.
     fn write(&mut self, mut row: Row, old: Option<&Row>) -> Result<(), Vec<Problem>> {
         let classes = row.classes();
-        let mut problems = Vec::new();
         for class in &classes {
-            if !self.registry.knows(class) {
-                problems.push(class_not_found(class));
-            }
+            check_class_name(class).map_err(fail)?;
         }
-        if !problems.is_empty() {
-            return Err(problems);
+        let unknown: Vec<Problem> = classes
+            .iter()
+            .filter(|c| !self.registry.knows(c))
+            .map(|c| class_not_found(c))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(unknown);
         }
         let defines_class = classes.iter().any(|c| c == CLASS_CLASS);
+        let mut problems = Vec::new();
         if defines_class {
-            let def = parse_class(&row.bucket).map_err(|e| vec![e])?;
-            let renamed_from = old.and_then(|o| o.bucket.get("name")).and_then(Value::as_str);
-            if self.registry.classes.contains_key(&def.name) && renamed_from != Some(def.name.as_str()) {
-                return Err(vec![Problem::new(
-                    "validation-failed",
-                    json!({ "reason": "duplicate class name", "name": def.name, "fix": "update the existing definition instead" }),
-                )]);
+            // The whole-hash form's own `"class": "puck.uno/class"` is not part of the
+            // definition.
+            if row.bucket.get("class").and_then(Value::as_str) == Some(CLASS_CLASS) {
+                row.bucket.shift_remove("class");
+            }
+            let def = parse_class(&row.bucket).map_err(fail)?;
+            let old_name = old.and_then(|o| o.bucket.get("name")).and_then(Value::as_str);
+            if self.registry.classes.contains_key(&def.name) && old_name != Some(def.name.as_str()) {
+                return Err(fail(duplicate_class(&def.name)));
             }
             for parent in &def.inherits {
                 if !self.registry.knows(parent) && parent != &def.name {
@@ -538,47 +544,56 @@ impl Engine {
                     problems.push(e);
                 }
             }
+            row.bucket = present(
+                std::mem::take(&mut row.bucket),
+                &self.registry.field_order(&classes),
+            );
         }
         if problems.is_empty() {
-            problems.extend(self.unique_violations(&row, &classes)?);
+            problems.extend(self.unique_violations(&row, &classes).map_err(fail)?);
         }
         if !problems.is_empty() {
             return Err(problems);
         }
-        store::put(&self.conn, &row).map_err(|e| vec![e])?;
+        store::put(&self.conn, &row).map_err(fail)?;
         if defines_class || old.is_some_and(|o| o.classes().iter().any(|c| c == CLASS_CLASS)) {
-            self.reload_classes().map_err(|e| vec![e])?;
+            self.reload_classes().map_err(fail)?;
         }
         Ok(())
     }
 
-    fn unique_violations(&self, row: &Row, classes: &[String]) -> Result<Vec<Problem>, Vec<Problem>> {
+    fn unique_violations(&self, row: &Row, classes: &[String]) -> Result<Vec<Problem>, Problem> {
         let mut problems = Vec::new();
         for class in classes {
             for (declared_by, fields) in self.registry.unique_sets(class) {
-                let values: Vec<Option<&Value>> = fields.iter().map(|f| row.bucket.get(f)).collect();
-                if values.iter().any(|v| v.is_none_or(Value::is_null)) {
-                    continue; // absent values do not collide
-                }
-                let members = store::with_subclasses(&self.conn, std::slice::from_ref(&declared_by))
-                    .map_err(|e| vec![e])?;
-                let first = select::sql_path(&[Value::String(fields[0].clone())]);
-                let candidates = store::active(&self.conn, Some(&members), first.as_deref().zip(values[0]))
-                    .map_err(|e| vec![e])?;
+                let values: Vec<&Value> = match fields
+                    .iter()
+                    .map(|f| row.bucket.get(f).filter(|v| !v.is_null()))
+                    .collect::<Option<Vec<_>>>()
+                {
+                    Some(values) => values,
+                    None => continue, // absent values do not collide
+                };
+                let members = store::with_subclasses(&self.conn, std::slice::from_ref(&declared_by))?;
+                let first = Equal::new(std::slice::from_ref(&fields[0]), values[0]);
+                let candidates = store::active(&self.conn, Some(&members), first.as_ref())?;
                 let clash = candidates.iter().find(|other| {
                     other.pk != row.pk
-                        && fields.iter().zip(&values).all(|(f, v)| {
-                            other
-                                .bucket
-                                .get(f)
-                                .zip(*v)
-                                .is_some_and(|(a, b)| select::json_eq(a, b))
-                        })
+                        && fields
+                            .iter()
+                            .zip(&values)
+                            .all(|(f, v)| other.bucket.get(f).is_some_and(|a| select::json_eq(a, v)))
                 });
                 if let Some(other) = clash {
                     problems.push(Problem::new(
                         "unique-violation",
-                        json!({ "class": declared_by, "fields": fields, "values": values, "existing_pk": other.pk }),
+                        json!({
+                            "class": declared_by,
+                            "fields": fields,
+                            "values": values,
+                            "existing_pk": other.pk,
+                            "fix": "use values no other active record of the class has (or update the existing record)",
+                        }),
                     ));
                 }
             }
@@ -591,11 +606,7 @@ impl Engine {
         let if_exists = match request.get("if_exists") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(Problem::invalid(
-                    json!({ "wrong_types": [{"field": "if_exists", "expected": "boolean", "got": other}] }),
-                ))
-            }
+            Some(other) => return Err(wrong_type("if_exists", "true or false", other)),
         };
         let row = match self.live(&pk) {
             Ok(row) => row,
@@ -623,30 +634,41 @@ impl Engine {
             Some(i) => Ok(i),
             None if self.invalidated.iter().any(|t| t == id) => Err(Problem::new(
                 "transaction-invalidated",
-                json!({ "transaction": id, "reason": "an enclosing transaction was rolled back" }),
+                json!({
+                    "transaction": id,
+                    "reason": "an enclosing transaction was rolled back",
+                    "fix": "its work is gone: begin a new transaction and redo it",
+                }),
             )),
             None => Err(Problem::new(
                 "transaction-not-found",
-                json!({ "transaction": id }),
+                json!({
+                    "transaction": id,
+                    "open": self.open.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+                    "fix": "use the id an open transaction answered ({\"action\": \"transaction\"} begins one); a committed or rolled back transaction is gone",
+                }),
             )),
         }
     }
 
     fn begin(&mut self, owner: u64, parent: Option<&Value>) -> Result<Value, Problem> {
-        if let Some(parent) = parent.filter(|p| !p.is_null()) {
-            let parent = parent.as_str().ok_or_else(|| {
-                Problem::invalid(
-                    json!({ "wrong_types": [{"field": "parent", "expected": "transaction id"}] }),
-                )
-            })?;
-            let at = self.find(parent)?;
-            if at + 1 != self.open.len() {
-                return Err(Problem::invalid(json!({
-                    "parent": parent,
-                    "reason": "a nested transaction opens inside the innermost open one",
-                    "innermost": self.open.last().map(|t| t.id.clone()),
-                })));
+        match parent {
+            None | Some(Value::Null) => {}
+            Some(Value::String(parent)) => {
+                let at = self.find(parent)?;
+                if at + 1 != self.open.len() {
+                    return Err(Problem::invalid(json!({
+                        "parent": parent,
+                        "reason": "a nested transaction opens inside the innermost open one",
+                        "innermost": self.open.last().map(|t| t.id.clone()),
+                        "fix": "give the innermost open transaction as `parent` (or none)",
+                    })));
+                }
             }
+            Some(other) => return Err(wrong_type("parent", "a transaction id (a string)", other)),
+        }
+        if self.dry {
+            return Ok(json!({}));
         }
         let id = format!("tx{}", self.next_transaction);
         self.next_transaction += 1;
@@ -660,6 +682,9 @@ impl Engine {
 
     fn end(&mut self, id: &str, commit: bool) -> Result<Value, Problem> {
         let at = self.find(id)?;
+        if self.dry {
+            return Ok(json!({}));
+        }
         let statement = if commit {
             format!("RELEASE SAVEPOINT {id}")
         } else {
@@ -695,177 +720,42 @@ impl Engine {
         self.open.len()
     }
 
-    // ---- validation, schema, worldlets -----------------------------------------------
+    // ---- validation -----------------------------------------------------------------
 
     /// Checks a Q0 request without running it: `{"errors": [...], "warnings": [...]}`.
+    /// Writes run inside a savepoint that is rolled back; transaction actions only check.
     pub fn validate(&mut self, request: &Value) -> Value {
-        self.conn.execute_batch("SAVEPOINT validate").ok();
+        let report = |errors: &[Problem], warnings: &[Problem]| {
+            json!({
+                "errors": errors.iter().map(Problem::to_json).collect::<Vec<_>>(),
+                "warnings": warnings.iter().map(Problem::to_json).collect::<Vec<_>>(),
+            })
+        };
+        if let Err(e) = self.conn.execute_batch("SAVEPOINT validate") {
+            return report(&[sql(e)], &[]);
+        }
+        self.dry = true;
         let mut warnings = Vec::new();
-        let errors = match self.dispatch(u64::MAX, request, &mut warnings) {
-            Ok(_) => Vec::new(),
-            Err(errors) => errors,
-        };
-        self.conn
-            .execute_batch("ROLLBACK TO SAVEPOINT validate; RELEASE SAVEPOINT validate")
-            .ok();
-        self.open.retain(|t| t.owner != u64::MAX);
-        let _ = self.reload_classes();
-        json!({
-            "errors": errors.iter().map(Problem::to_json).collect::<Vec<_>>(),
-            "warnings": warnings.iter().map(Problem::to_json).collect::<Vec<_>>(),
-        })
+        let errors = self
+            .dispatch(u64::MAX, request, &mut warnings)
+            .err()
+            .unwrap_or_default();
+        self.dry = false;
+        let undone = self
+            .conn
+            .execute_batch("ROLLBACK TO SAVEPOINT validate; RELEASE SAVEPOINT validate");
+        let reloaded = self.reload_classes();
+        let mut errors = errors;
+        errors.extend(undone.map_err(sql).err());
+        errors.extend(reloaded.err());
+        report(&errors, &warnings)
     }
 
-    /// Every active class definition: `{"classes": [definition, ...]}`.
-    pub fn export_schema(&mut self) -> Value {
-        match store::active(&self.conn, Some(&[CLASS_CLASS.to_owned()]), None) {
-            Ok(rows) => success(
-                json!({ "classes": rows.into_iter().map(|r| Value::Object(r.bucket)).collect::<Vec<_>>() }),
-                &[],
-            ),
-            Err(e) => failure(&[e], &[]),
-        }
-    }
-
-    /// Creates or replaces (by name) every class definition of `schema`
-    /// (`{"classes": [...]}`), all or nothing.
-    pub fn import_schema(&mut self, schema: &Value) -> Value {
-        let Some(classes) = schema.get("classes").and_then(Value::as_array) else {
-            return failure(
-                &[Problem::invalid(
-                    json!({ "reason": "a schema is {\"classes\": [definition, ...]}" }),
-                )],
-                &[],
-            );
-        };
-        let classes = classes.clone();
-        self.atomically(|engine| {
-            let mut imported = 0;
-            for def in &classes {
-                let Some(bucket) = def.as_object() else {
-                    return Err(vec![Problem::invalid(
-                        json!({ "reason": "a class definition is an object", "got": def }),
-                    )]);
-                };
-                let name = bucket
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let existing = store::active(&engine.conn, Some(&[CLASS_CLASS.to_owned()]), None)
-                    .map_err(|e| vec![e])?
-                    .into_iter()
-                    .find(|r| r.bucket.get("name").and_then(Value::as_str) == Some(name.as_str()));
-                let row = Row {
-                    pk: existing.as_ref().map_or_else(new_pk, |r| r.pk.clone()),
-                    bucket: bucket.clone(),
-                    stack: class_stack(),
-                    updated_at: now(),
-                    active: true,
-                };
-                engine.write(row, existing.as_ref())?;
-                imported += 1;
-            }
-            Ok(json!({ "imported": imported }))
-        })
-    }
-
-    /// The whole store as a worldlet: `{"format": "worldlet/1.0", "records": {pk: ...}}`.
-    /// Class definitions are in whole-hash form (`{"class": "puck.uno/class", "name", ...}`).
-    pub fn export_worldlet(&mut self) -> Value {
-        match store::all(&self.conn) {
-            Ok(rows) => {
-                let records: Map<String, Value> = rows
-                    .into_iter()
-                    .filter(|r| r.active)
-                    .map(|r| {
-                        let value = if r.classes().iter().any(|c| c == CLASS_CLASS) {
-                            let mut whole = Map::new();
-                            whole.insert("class".into(), json!(CLASS_CLASS));
-                            whole.extend(r.bucket);
-                            Value::Object(whole)
-                        } else {
-                            json!({ "bucket": r.bucket, "stack": r.stack, "updated_at": r.updated_at })
-                        };
-                        (r.pk, value)
-                    })
-                    .collect();
-                json!({ "format": "worldlet/1.0", "records": records })
-            }
-            Err(e) => failure(&[e], &[]),
-        }
-    }
-
-    /// Imports a worldlet atomically: every record is validated (class definitions
-    /// first), an existing pk is overwritten, and on any problem nothing is written.
-    pub fn import_worldlet(&mut self, worldlet: &Value) -> Value {
+    /// Runs `body` all or nothing (a savepoint), on a writable connection.
+    fn atomically(&mut self, body: impl FnOnce(&mut Engine) -> Result<Value, Vec<Problem>>) -> Value {
         if let Err(e) = self.writable() {
             return failure(&e, &[]);
         }
-        let format = worldlet.get("format").and_then(Value::as_str).unwrap_or_default();
-        if !format.starts_with("worldlet/1.") {
-            return failure(
-                &[Problem::invalid(
-                    json!({ "format": format, "fix": "a worldlet has \"format\": \"worldlet/1.0\"" }),
-                )],
-                &[],
-            );
-        }
-        let records = match worldlet.get("records") {
-            None => Map::new(),
-            Some(Value::Object(records)) => records.clone(),
-            Some(other) => {
-                return failure(
-                    &[Problem::invalid(
-                        json!({ "records": "must be an object keyed by pk", "got": other }),
-                    )],
-                    &[],
-                )
-            }
-        };
-        self.atomically(|engine| {
-            let mut problems = Vec::new();
-            let mut rows = Vec::new();
-            for (pk, record) in &records {
-                match import_row(pk, record) {
-                    Ok(row) => rows.push(row),
-                    Err(e) => problems.push(e),
-                }
-            }
-            if !problems.is_empty() {
-                return Err(problems);
-            }
-            // Class definitions first, so records can be validated against them.
-            rows.sort_by_key(|r| !r.classes().iter().any(|c| c == CLASS_CLASS));
-            for row in &rows {
-                if row.classes().iter().any(|c| c == CLASS_CLASS) {
-                    if let Err(e) = parse_class(&row.bucket) {
-                        problems.push(with_pk(e, &row.pk));
-                    } else {
-                        store::put(&engine.conn, row).map_err(|e| vec![e])?;
-                    }
-                }
-            }
-            engine.reload_classes().map_err(|e| vec![e])?;
-            for row in rows
-                .into_iter()
-                .filter(|r| !r.classes().iter().any(|c| c == CLASS_CLASS))
-            {
-                let pk = row.pk.clone();
-                let old = store::get(&engine.conn, &pk).map_err(|e| vec![e])?;
-                if let Err(errors) = engine.write(row, old.as_ref()) {
-                    problems.extend(errors.into_iter().map(|e| with_pk(e, &pk)));
-                }
-            }
-            if problems.is_empty() {
-                Ok(json!({ "imported": records.len() }))
-            } else {
-                Err(problems)
-            }
-        })
-    }
-
-    fn atomically(&mut self, body: impl FnOnce(&mut Engine) -> Result<Value, Vec<Problem>>) -> Value {
         if let Err(e) = self.conn.execute_batch("SAVEPOINT import") {
             return failure(&[sql(e)], &[]);
         }
@@ -885,51 +775,61 @@ impl Engine {
     }
 }
 
-fn with_pk(mut problem: Problem, pk: &str) -> Problem {
-    if let Value::Object(details) = &mut problem.details {
-        details.insert("record".into(), json!(pk));
-    }
-    problem
+/// A select's results `{"count", "records"}` (D2), built by moving the rows.
+fn select_result(rows: Vec<Row>) -> Value {
+    let mut results = Map::with_capacity(2);
+    results.insert("count".into(), Value::from(rows.len()));
+    results.insert(
+        "records".into(),
+        Value::Array(rows.into_iter().map(Row::into_json).collect()),
+    );
+    Value::Object(results)
 }
 
-fn import_row(pk: &str, record: &Value) -> Result<Row, Problem> {
-    let bad = |why: &str| Problem::invalid(json!({ "record": pk, "reason": why }));
-    let record = record.as_object().ok_or_else(|| bad("a record is an object"))?;
-    if record.get("class").and_then(Value::as_str) == Some(CLASS_CLASS) {
-        let mut bucket = record.clone();
-        bucket.remove("class");
-        bucket.remove("updated_at");
-        return Ok(Row {
-            pk: pk.to_owned(),
-            bucket,
-            stack: class_stack(),
-            updated_at: record
-                .get("updated_at")
-                .and_then(Value::as_str)
-                .map_or_else(now, str::to_owned),
-            active: true,
-        });
+/// The records of one page: `offset` matches skipped, at most `limit` kept.
+struct Page {
+    skip: usize,
+    room: usize,
+    rows: Vec<Row>,
+}
+
+impl Page {
+    fn new(offset: usize, limit: Option<usize>) -> Page {
+        Page {
+            skip: offset,
+            room: limit.unwrap_or(usize::MAX),
+            rows: Vec::new(),
+        }
     }
-    let bucket = match record.get("bucket") {
-        None => Map::new(),
-        Some(Value::Object(b)) => b.clone(),
-        Some(_) => return Err(bad("`bucket` must be an object")),
-    };
-    let stack = match record.get("stack") {
-        None => default_stack(DEFAULT_CLASS),
-        Some(Value::Object(s)) => s.clone(),
-        Some(_) => return Err(bad("`stack` must be an object of platters")),
-    };
-    Ok(Row {
-        pk: pk.to_owned(),
-        bucket,
-        stack,
-        updated_at: record
-            .get("updated_at")
-            .and_then(Value::as_str)
-            .map_or_else(now, str::to_owned),
-        active: true,
-    })
+
+    /// Whether another match would still be skipped or kept.
+    fn wants(&self) -> bool {
+        self.room > 0
+    }
+
+    fn take(&mut self, row: Row) {
+        if self.skip > 0 {
+            self.skip -= 1;
+        } else if self.room > 0 {
+            self.room -= 1;
+            self.rows.push(row);
+        }
+    }
+}
+
+fn too_deep(what: &str) -> Problem {
+    Problem::invalid(json!({
+        "reason": format!("{what} nests arrays and objects more than {MAX_DEPTH} levels deep"),
+        "max_depth": MAX_DEPTH,
+        "fix": "flatten the data",
+    }))
+}
+
+fn wrong_type(field: &str, expected: &str, value: &Value) -> Problem {
+    Problem::invalid(json!({
+        "wrong_types": [{"field": field, "expected": expected, "got": got(value)}],
+        "fix": format!("give `{field}` as {expected}"),
+    }))
 }
 
 fn class_not_found(class: &str) -> Problem {
@@ -939,10 +839,15 @@ fn class_not_found(class: &str) -> Problem {
     )
 }
 
-fn check_class_name(class: &str) -> Result<(), Problem> {
-    check_uns(class).map_err(|why| {
-        Problem::invalid(json!({ "class": class, "reason": format!("not a valid UNS class name: it {why}") }))
-    })
+fn duplicate_class(name: &str) -> Problem {
+    Problem::new(
+        "validation-failed",
+        json!({
+            "reason": "duplicate class name",
+            "name": name,
+            "fix": "an active definition already has this name: update that one instead",
+        }),
+    )
 }
 
 fn default_stack(class: &str) -> Map<String, Value> {
@@ -956,8 +861,9 @@ fn class_stack() -> Map<String, Value> {
     default_stack(CLASS_CLASS)
 }
 
-/// The stack of a new record: `shadow` first, then one platter per class, keyed `a`,
-/// `b`, ... (decision E3), or the platters given as a hash.
+/// The stack of a new record: `shadow` first, then the platters given as a hash, then
+/// one platter per class name, keyed `a`, `b`, ... (the first keys not taken; decision
+/// E3).
 fn stack_for(request: &Map<String, Value>) -> Result<Map<String, Value>, Problem> {
     let mut stack = Map::new();
     stack.insert("shadow".into(), json!({}));
@@ -965,11 +871,7 @@ fn stack_for(request: &Map<String, Value>) -> Result<Map<String, Value>, Problem
     match request.get("class") {
         None | Some(Value::Null) => {}
         Some(Value::String(c)) => names.push(c.clone()),
-        Some(other) => {
-            return Err(Problem::invalid(
-                json!({ "wrong_types": [{"field": "class", "expected": "class name or null", "got": other}] }),
-            ))
-        }
+        Some(other) => return Err(wrong_type("class", "a class name or null", other)),
     }
     match request.get("classes") {
         None | Some(Value::Null) => {}
@@ -978,37 +880,44 @@ fn stack_for(request: &Map<String, Value>) -> Result<Map<String, Value>, Problem
         }
         Some(Value::Object(platters)) => {
             for (key, platter) in platters {
-                let class = platter.get("class").and_then(Value::as_str).ok_or_else(|| {
-                    Problem::invalid(json!({ "classes": key, "reason": "each platter needs a `class`" }))
-                })?;
-                check_class_name(class)?;
+                if !platter.get("class").is_some_and(Value::is_string) {
+                    return Err(Problem::invalid(json!({
+                        "classes": key,
+                        "got": got(platter),
+                        "reason": "a platter is an object with a `class` name (inline class hashes are not supported)",
+                        "fix": format!("give the platter as {{\"class\": \"example.org/...\"}}"),
+                    })));
+                }
                 stack.insert(key.clone(), platter.clone());
             }
         }
         Some(other) => {
-            return Err(Problem::invalid(
-                json!({ "wrong_types": [{"field": "classes", "expected": "array of class names, or a hash of platters", "got": other}] }),
+            return Err(wrong_type(
+                "classes",
+                "an array of class names, or a hash of platters",
+                other,
             ))
         }
     }
     if names.is_empty() && stack.len() == 1 {
         names.push(DEFAULT_CLASS.to_owned());
     }
-    for (i, name) in names.iter().enumerate() {
-        check_class_name(name)?;
-        let key = platter_key(i);
+    for name in names {
+        let key = free_platter_key(&stack);
         stack.insert(key, json!({ "class": name }));
     }
     Ok(stack)
 }
 
-fn platter_key(i: usize) -> String {
-    let letters = b"abcdefghijklmnopqrstuvwxyz";
-    if i < letters.len() {
-        (letters[i] as char).to_string()
-    } else {
-        format!("p{i}")
-    }
+/// The first platter key `a`, `b`, ..., `z`, `p26`, ... not in the stack.
+fn free_platter_key(stack: &Map<String, Value>) -> String {
+    (0..)
+        .map(|i: usize| match b"abcdefghijklmnopqrstuvwxyz".get(i) {
+            Some(letter) => (*letter as char).to_string(),
+            None => format!("p{i}"),
+        })
+        .find(|key| !stack.contains_key(key))
+        .unwrap_or_default()
 }
 
 /// Checks that `request` has the `required` fields and no field outside `allowed`
@@ -1036,16 +945,20 @@ fn shape(request: &Map<String, Value>, allowed: &[&str], required: &[&str]) -> R
         details.insert("unknown_fields".into(), json!(unknown));
         details.insert("allowed_fields".into(), json!(allowed));
     }
-    Err(vec![Problem::invalid(Value::Object(details))])
+    details.insert(
+        "fix".into(),
+        json!("add the missing fields and remove the unknown ones"),
+    );
+    Err(fail(Problem::invalid(Value::Object(details))))
 }
 
 fn text(request: &Map<String, Value>, field: &str) -> Result<String, Problem> {
     match request.get(field) {
         Some(Value::String(s)) => Ok(s.clone()),
-        Some(other) => Err(Problem::invalid(
-            json!({ "wrong_types": [{"field": field, "expected": "string", "got": other}] }),
+        Some(other) => Err(wrong_type(field, "a string", other)),
+        None => Err(Problem::invalid(
+            json!({ "missing_fields": [field], "fix": format!("add `{field}`") }),
         )),
-        None => Err(Problem::invalid(json!({ "missing_fields": [field] }))),
     }
 }
 
@@ -1053,21 +966,12 @@ fn object(request: &Map<String, Value>, field: &str) -> Result<Map<String, Value
     match request.get(field) {
         Some(Value::Object(map)) => Ok(map.clone()),
         Some(other) => Err(Problem::invalid(json!({
-            "wrong_types": [{"field": field, "expected": "object", "got": other}],
-            "reason": "a bucket is always a JSON object",
+            "wrong_types": [{"field": field, "expected": "object", "got": got(other)}],
+            "fix": "a bucket is always a JSON object, e.g. {\"name\": \"Ripley\"}",
         }))),
-        None => Err(Problem::invalid(json!({ "missing_fields": [field] }))),
-    }
-}
-
-fn count(request: &Map<String, Value>, field: &str) -> Result<Option<usize>, Problem> {
-    match request.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| {
-            Problem::invalid(
-                json!({ "wrong_types": [{"field": field, "expected": "non-negative integer", "got": v}] }),
-            )
-        }),
+        None => Err(Problem::invalid(
+            json!({ "missing_fields": [field], "fix": format!("add `{field}`") }),
+        )),
     }
 }
 
@@ -1084,15 +988,16 @@ fn new_pk() -> String {
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    let mut pk = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            pk.push('-');
+        }
+        for nibble in [byte >> 4, byte & 0x0f] {
+            pk.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
+    }
+    pk
 }
 
 /// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmm` (the SQLite schema's format).

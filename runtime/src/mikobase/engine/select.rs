@@ -1,12 +1,311 @@
-//! Evaluating select conditions (`path`, `then`, `all`, `any`, `not`, placeholders) and
-//! sort keys against a record's bucket. Placeholders resolve lazily: an undefined or
-//! circular one is an error only when evaluation reaches it.
+//! Select requests: parsing (every structural problem is found before any record is
+//! read), evaluating conditions (`path`, `then`, `all`, `any`, `not`, placeholders) and
+//! sort keys against a record's bucket, and what of a select can be pushed into SQL.
+//!
+//! Placeholders resolve lazily: an undefined or circular one is an error only when
+//! evaluation reaches it (decision E14 in `docs/ENGINE.md` says which records are
+//! reached).
 
 use std::cmp::Ordering;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Map, Number, Value};
 
-use super::problem::Problem;
+use super::classes::check_uns;
+use super::problem::{got, Problem};
+use super::store::{Equal, SqlSort};
+use super::PASSTHROUGH;
+
+/// The keys a condition block may carry.
+const BLOCK_KEYS: &[&str] = &["path", "then", "all", "any", "not", "placeholders"];
+
+/// The fields of a select request: its own, then those of a block.
+pub(crate) const FIELDS: &[&str] = &[
+    "pk",
+    "class",
+    "classes",
+    "limit",
+    "offset",
+    "sort",
+    "sorts",
+    "transaction",
+    "path",
+    "then",
+    "all",
+    "any",
+    "not",
+    "placeholders",
+];
+
+/// A parsed select request.
+#[derive(Debug, Clone)]
+pub(crate) struct Select {
+    pub pk: Option<String>,
+    /// Class names of `class` and `classes` (subclasses are added by the store).
+    pub classes: Option<Vec<String>>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+    pub sorts: Vec<SortKey>,
+    /// The top-level conditions.
+    pub block: Block,
+}
+
+/// Parses a select request (its fields already checked by name), adding the
+/// `redundant_fields` warnings.
+pub(crate) fn parse(request: &Map<String, Value>, warnings: &mut Vec<Problem>) -> Result<Select, Problem> {
+    let mut classes: Option<Vec<String>> = None;
+    for field in ["class", "classes"] {
+        let names = match request.get(field) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(c)) => vec![c.clone()],
+            Some(Value::Array(cs)) if !cs.is_empty() && cs.iter().all(Value::is_string) => {
+                cs.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+            }
+            Some(other) => {
+                return Err(Problem::invalid(json!({
+                    "wrong_types": [{"field": field, "expected": "a class name or a non-empty array of class names", "got": got(other)}],
+                    "fix": format!("give `{field}` as \"example.org/crew/person\" or [\"example.org/a\", \"example.org/b\"]"),
+                })))
+            }
+        };
+        for name in &names {
+            check_class_name(name)?;
+        }
+        classes.get_or_insert_with(Vec::new).extend(names);
+    }
+    for pair in [["class", "classes"], ["sort", "sorts"]] {
+        if pair.iter().all(|f| request.contains_key(*f)) {
+            warnings.push(Problem::new("redundant_fields", json!({ "fields": pair })));
+        }
+    }
+    let pk = match request.get("pk") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(pk)) => Some(pk.clone()),
+        Some(other) => return Err(wrong_type("pk", "a pk string", other)),
+    };
+    // `null` stands for absent only where D11 says so (pk, class, classes, limit,
+    // offset): a stray null never drops a sort or a condition.
+    let mut sorts = Vec::new();
+    if let Some(sort) = request.get("sort") {
+        sorts.push(sort_key(sort)?);
+    }
+    match request.get("sorts") {
+        None => {}
+        Some(Value::Array(more)) => {
+            for sort in more {
+                sorts.push(sort_key(sort)?);
+            }
+        }
+        Some(other) => return Err(wrong_type("sorts", "an array of sort paths", other)),
+    }
+    Ok(Select {
+        pk,
+        classes,
+        limit: count(request, "limit")?,
+        offset: count(request, "offset")?.unwrap_or(0),
+        sorts,
+        block: block(request, "the request")?,
+    })
+}
+
+/// Checks UNS syntax of a class name (`invalid_request` naming what is wrong).
+pub(crate) fn check_class_name(class: &str) -> Result<(), Problem> {
+    check_uns(class).map_err(|why| {
+        Problem::invalid(json!({
+            "class": class,
+            "reason": format!("not a valid UNS class name: it {why}"),
+            "fix": "class names look like example.org/crew/person",
+        }))
+    })
+}
+
+fn wrong_type(field: &str, expected: &str, value: &Value) -> Problem {
+    Problem::invalid(json!({
+        "wrong_types": [{"field": field, "expected": expected, "got": got(value)}],
+        "fix": format!("give `{field}` as {expected}"),
+    }))
+}
+
+fn count(request: &Map<String, Value>, field: &str) -> Result<Option<usize>, Problem> {
+    match request.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(|n| Some(usize::try_from(n).unwrap_or(usize::MAX)))
+            .ok_or_else(|| wrong_type(field, "a non-negative integer", v)),
+    }
+}
+
+// ---- condition blocks -----------------------------------------------------------------
+
+/// A condition block: the select request itself, or an entry of `then` / `all` / `any`.
+#[derive(Debug, Clone)]
+pub(crate) struct Block {
+    vars: Option<Map<String, Value>>,
+    path: Option<Path>,
+    then: Option<Box<Block>>,
+    all: Vec<Block>,
+    any: Option<Vec<Block>>,
+    not: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Path {
+    /// The keys, when none of them is a placeholder.
+    keys: Option<Vec<String>>,
+    /// The key elements as given (resolved at evaluation when `keys` is `None`).
+    raw_keys: Vec<Value>,
+    test: Test,
+}
+
+#[derive(Debug, Clone)]
+enum Test {
+    /// Equality with a literal.
+    Literal(Value),
+    /// An operator object without placeholders.
+    Ops(Ops),
+    /// A literal or operator object holding placeholders: resolved when reached.
+    Lazy(Value),
+}
+
+/// Parses a block at `at` (for messages); every problem that does not depend on a
+/// placeholder's value is found here.
+fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
+    let vars = match map.get("placeholders") {
+        None => None,
+        Some(Value::Object(vars)) => Some(vars.clone()),
+        Some(other) => {
+            return Err(wrong_type(
+                &format!("{at}: placeholders"),
+                "an object of named values",
+                other,
+            ))
+        }
+    };
+    let path = match map.get("path") {
+        None => None,
+        Some(path) => Some(parse_path(path, at)?),
+    };
+    let then = match map.get("then") {
+        None => None,
+        Some(Value::Object(then)) => Some(Box::new(nested(then, &format!("{at}: then"))?)),
+        Some(other) => {
+            return Err(wrong_type(
+                &format!("{at}: then"),
+                "a block object {\"path\": ...}",
+                other,
+            ))
+        }
+    };
+    let list = |key: &str| -> Result<Option<Vec<Block>>, Problem> {
+        match map.get(key) {
+            None => Ok(None),
+            Some(Value::Array(entries)) => entries
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| match entry {
+                    Value::Object(entry) => nested(entry, &format!("{at}: {key}[{i}]")),
+                    other => Err(wrong_type(
+                        &format!("{at}: {key}[{i}]"),
+                        "a block object {\"path\": ...}",
+                        other,
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(other) => Err(wrong_type(
+                &format!("{at}: {key}"),
+                "an array of block objects",
+                other,
+            )),
+        }
+    };
+    let all = list("all")?.unwrap_or_default();
+    let any = list("any")?;
+    let not = match map.get("not") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => return Err(wrong_type(&format!("{at}: not"), "true or false", other)),
+    };
+    Ok(Block {
+        vars,
+        path,
+        then,
+        all,
+        any,
+        not,
+    })
+}
+
+/// A nested block: only the block keys (and the pass-through keys) are allowed.
+fn nested(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
+    let unknown: Vec<&String> = map
+        .keys()
+        .filter(|k| !BLOCK_KEYS.contains(&k.as_str()) && !PASSTHROUGH.contains(&k.as_str()))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(Problem::invalid(json!({
+            "at": at,
+            "unknown_fields": unknown,
+            "allowed_fields": BLOCK_KEYS,
+            "fix": "a block holds only path, then, all, any, not and placeholders (and the pass-through keys misc, corporate, vibecode, comment)",
+        })));
+    }
+    block(map, at)
+}
+
+fn bad_path(at: &str, path: &Value, reason: &str) -> Problem {
+    Problem::invalid(json!({
+        "at": at,
+        "path": got(path),
+        "reason": reason,
+        "fix": "a path is an array: one or more bucket keys, then a literal or an operator object, e.g. [\"name\", \"surname\", {\"starts-with\": \"R\"}]",
+    }))
+}
+
+fn parse_path(path: &Value, at: &str) -> Result<Path, Problem> {
+    let at = format!("{at}: path");
+    let elements = match path.as_array() {
+        Some(e) if e.len() >= 2 => e,
+        _ => return Err(bad_path(&at, path, "not an array of at least two elements")),
+    };
+    let (last, raw_keys) = elements.split_last().unwrap_or((&Value::Null, &[]));
+    for key in raw_keys {
+        if !key.is_string() && placeholder_name(key).is_none() {
+            return Err(bad_path(
+                &at,
+                path,
+                "every element but the last is a bucket key (a string or a placeholder)",
+            ));
+        }
+    }
+    let keys = raw_keys
+        .iter()
+        .map(|k| k.as_str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>();
+    let test = if has_placeholder(last) {
+        if let Value::Object(ops) = last {
+            if placeholder_name(last).is_none() {
+                check_operator_keys(ops, &at)?;
+                for (op, arg) in ops.iter().filter(|(_, a)| !has_placeholder(a)) {
+                    check_argument(op, arg, &at)?;
+                }
+            }
+        }
+        Test::Lazy(last.clone())
+    } else {
+        match last {
+            Value::Object(ops) => Test::Ops(Ops::parse(ops, &at)?),
+            literal => Test::Literal(literal.clone()),
+        }
+    };
+    Ok(Path {
+        keys,
+        raw_keys: raw_keys.to_vec(),
+        test,
+    })
+}
+
+// ---- placeholders ---------------------------------------------------------------------
 
 /// Placeholder definitions visible at one point: a block's own, then its parents'.
 pub(crate) struct Scope<'a> {
@@ -29,9 +328,9 @@ impl<'a> Scope<'a> {
         }
     }
 
-    fn lookup(&self, name: &str) -> Option<(&Value, &Scope<'a>)> {
+    fn lookup(&self, name: &str) -> Option<&Value> {
         match self.vars.and_then(|v| v.get(name)) {
-            Some(value) => Some((value, self)),
+            Some(value) => Some(value),
             None => self.parent.and_then(|p| p.lookup(name)),
         }
     }
@@ -44,27 +343,52 @@ fn placeholder_name(value: &Value) -> Option<&str> {
     }
 }
 
-/// Replaces every `{"placeholder": name}` in `value`, following chains; cycles and
-/// undefined names are errors.
-pub(crate) fn resolve(
+fn has_placeholder(value: &Value) -> bool {
+    match value {
+        Value::Array(items) => items.iter().any(has_placeholder),
+        Value::Object(map) => placeholder_name(value).is_some() || map.values().any(has_placeholder),
+        _ => false,
+    }
+}
+
+/// Longest chain of placeholders (and nesting inside their values) followed while
+/// resolving one value.
+const MAX_RESOLVE_DEPTH: usize = 256;
+
+/// Replaces every `{"placeholder": name}` in `value`, following chains; names are looked
+/// up from the point of use (an inner block's definition shadows an outer one, also for
+/// a placeholder named inside an outer placeholder's value). Cycles and undefined names
+/// are errors.
+fn resolve(
     value: &Value,
     scope: &Scope<'_>,
     resolving: &mut Vec<String>,
+    depth: usize,
 ) -> Result<Value, Problem> {
+    if depth > MAX_RESOLVE_DEPTH {
+        return Err(Problem::invalid(json!({
+            "reason": "placeholders nest too deeply",
+            "max_depth": MAX_RESOLVE_DEPTH,
+            "fix": "use shorter placeholder chains",
+        })));
+    }
     if let Some(name) = placeholder_name(value) {
         if resolving.iter().any(|n| n == name) {
             let mut cycle = resolving.clone();
             cycle.push(name.to_owned());
-            return Err(Problem::new("placeholder-circular", json!({ "cycle": cycle })));
+            return Err(Problem::new(
+                "placeholder-circular",
+                json!({ "cycle": cycle, "fix": "make one placeholder of the cycle a plain value" }),
+            ));
         }
-        let Some((found, _)) = scope.lookup(name) else {
+        let Some(found) = scope.lookup(name) else {
             return Err(Problem::new(
                 "placeholder-undefined",
-                json!({ "placeholder": name, "fix": "define it in `placeholders` at the top level or in an enclosing `then`" }),
+                json!({ "placeholder": name, "fix": "define it in `placeholders` at the top level or in an enclosing block" }),
             ));
         };
         resolving.push(name.to_owned());
-        let resolved = resolve(found, scope, resolving);
+        let resolved = resolve(found, scope, resolving, depth + 1);
         resolving.pop();
         return resolved;
     }
@@ -72,138 +396,228 @@ pub(crate) fn resolve(
         Value::Array(items) => Value::Array(
             items
                 .iter()
-                .map(|v| resolve(v, scope, resolving))
+                .map(|v| resolve(v, scope, resolving, depth + 1))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| Ok((k.clone(), resolve(v, scope, resolving)?)))
+                .map(|(k, v)| Ok((k.clone(), resolve(v, scope, resolving, depth + 1)?)))
                 .collect::<Result<_, Problem>>()?,
         ),
         other => other.clone(),
     })
 }
 
-fn invalid(what: &str, got: &Value) -> Problem {
-    Problem::invalid(json!({ "wrong_types": [{ "field": what, "got": got }] }))
-}
+// ---- evaluation -----------------------------------------------------------------------
 
-/// Whether the bucket satisfies a condition block (the select request itself, or an
-/// entry of `then` / `all` / `any`).
-pub(crate) fn matches(
-    block: &Map<String, Value>,
-    bucket: &Map<String, Value>,
-    scope: &Scope<'_>,
-) -> Result<bool, Problem> {
-    let vars = match block.get("placeholders") {
-        None => None,
-        Some(Value::Object(vars)) => Some(vars),
-        Some(other) => return Err(invalid("placeholders", other)),
-    };
-    let scope = scope.child(vars);
-    let mut ok = match block.get("path") {
-        Some(path) => path_matches(path, bucket, &scope)?,
-        None => true,
-    };
-    if ok {
-        if let Some(then) = block.get("then") {
-            let then = then.as_object().ok_or_else(|| invalid("then", then))?;
-            ok = matches(then, bucket, &scope)?;
-        }
+impl Block {
+    /// Whether the bucket satisfies the block. The parts are evaluated in a fixed order,
+    /// stopping at the first that fails: `path`, `then`, each `all` entry in order, the
+    /// `any` entries in order until one matches; then `not` inverts (decision E14).
+    pub fn matches(&self, bucket: &Map<String, Value>, scope: &Scope<'_>) -> Result<bool, Problem> {
+        let scope = scope.child(self.vars.as_ref());
+        let ok = self.holds(bucket, &scope)?;
+        Ok(ok != self.not)
     }
-    if ok {
-        if let Some(all) = block.get("all") {
-            for entry in all.as_array().ok_or_else(|| invalid("all", all))? {
-                let entry = entry.as_object().ok_or_else(|| invalid("all[]", entry))?;
-                if !matches(entry, bucket, &scope)? {
-                    ok = false;
-                    break;
-                }
+
+    fn holds(&self, bucket: &Map<String, Value>, scope: &Scope<'_>) -> Result<bool, Problem> {
+        if let Some(path) = &self.path {
+            if !path.matches(bucket, scope)? {
+                return Ok(false);
             }
         }
-    }
-    if ok {
-        if let Some(any) = block.get("any") {
-            let mut found = false;
-            for entry in any.as_array().ok_or_else(|| invalid("any", any))? {
-                let entry = entry.as_object().ok_or_else(|| invalid("any[]", entry))?;
-                if matches(entry, bucket, &scope)? {
-                    found = true;
-                    break;
+        if let Some(then) = &self.then {
+            if !then.matches(bucket, scope)? {
+                return Ok(false);
+            }
+        }
+        for entry in &self.all {
+            if !entry.matches(bucket, scope)? {
+                return Ok(false);
+            }
+        }
+        if let Some(any) = &self.any {
+            for entry in any {
+                if entry.matches(bucket, scope)? {
+                    return Ok(true);
                 }
             }
-            ok = found;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The literal equality of this (top-level) block that SQL can check, when the
+    /// block is not inverted.
+    pub fn pushable(&self) -> Option<Equal> {
+        if self.not {
+            return None;
+        }
+        match &self.path {
+            Some(Path {
+                keys: Some(keys),
+                test: Test::Literal(value),
+                ..
+            }) => Equal::new(keys, value),
+            _ => None,
         }
     }
-    match block.get("not") {
-        None | Some(Value::Bool(false)) => Ok(ok),
-        Some(Value::Bool(true)) => Ok(!ok),
-        Some(other) => Err(invalid("not", other)),
+
+    /// Whether `pushed` (from [`Block::pushable`]) is the whole condition: nothing is
+    /// left for Rust to check.
+    pub fn only(&self, pushed: Option<&Equal>) -> bool {
+        self.then.is_none()
+            && self.all.is_empty()
+            && self.any.is_none()
+            && !self.not
+            && (self.path.is_none() || pushed.is_some())
     }
 }
 
-/// Walks the keys of a path (all but the last element) into the bucket.
-fn walk<'v>(bucket: &'v Map<String, Value>, keys: &[String]) -> Option<&'v Value> {
-    let mut map = bucket;
+impl Path {
+    fn matches(&self, bucket: &Map<String, Value>, scope: &Scope<'_>) -> Result<bool, Problem> {
+        let resolved_keys;
+        let keys = match &self.keys {
+            Some(keys) => keys,
+            None => {
+                resolved_keys = self
+                    .raw_keys
+                    .iter()
+                    .map(|k| match resolve(k, scope, &mut Vec::new(), 0)? {
+                        Value::String(s) => Ok(s),
+                        other => Err(Problem::invalid(json!({
+                            "reason": "a placeholder used as a path key must be a string",
+                            "got": got(&other),
+                            "fix": "give the placeholder a string value",
+                        }))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                &resolved_keys
+            }
+        };
+        let found = walk(bucket, keys);
+        match &self.test {
+            Test::Literal(literal) => Ok(found.is_some_and(|v| json_eq(v, literal))),
+            Test::Ops(ops) => Ok(ops.holds(found)),
+            Test::Lazy(test) => match resolve(test, scope, &mut Vec::new(), 0)? {
+                Value::Object(ops) => Ok(Ops::parse(&ops, "a resolved placeholder")?.holds(found)),
+                literal => Ok(found.is_some_and(|v| json_eq(v, &literal))),
+            },
+        }
+    }
+}
+
+/// Walks keys into the bucket: `None` when a key is missing or a value on the way is not
+/// an object.
+pub(crate) fn walk<'v>(bucket: &'v Map<String, Value>, keys: &[String]) -> Option<&'v Value> {
     let (last, inner) = keys.split_last()?;
+    let mut map = bucket;
     for key in inner {
         map = map.get(key)?.as_object()?;
     }
     map.get(last)
 }
 
-fn path_keys(elements: &[Value], scope: &Scope<'_>) -> Result<Vec<String>, Problem> {
-    elements
-        .iter()
-        .map(|e| match resolve(e, scope, &mut Vec::new())? {
-            Value::String(s) => Ok(s),
-            other => Err(Problem::invalid(
-                json!({ "path": "every element but the last is a bucket key (a string)", "got": other }),
-            )),
-        })
-        .collect()
+// ---- values ---------------------------------------------------------------------------
+
+/// A JSON number as SQLite reads it: an integer when it fits in i64, a float otherwise.
+#[derive(Clone, Copy)]
+enum Num {
+    Int(i64),
+    Float(f64),
 }
 
-fn path_matches(path: &Value, bucket: &Map<String, Value>, scope: &Scope<'_>) -> Result<bool, Problem> {
-    let elements = match path.as_array() {
-        Some(e) if e.len() >= 2 => e,
-        _ => {
-            return Err(Problem::invalid(json!({
-                "path": "a path is an array: one or more keys, then a literal or an operator object",
-                "got": path,
-            })))
-        }
-    };
-    let (test, keys) = elements.split_last().expect("at least two elements");
-    let keys = path_keys(keys, scope)?;
-    let found = walk(bucket, &keys);
-    match resolve(test, scope, &mut Vec::new())? {
-        Value::Object(ops) => operators(&ops, found),
-        literal => Ok(found.is_some_and(|v| json_eq(v, &literal))),
+fn num(n: &Number) -> Num {
+    match n.as_i64() {
+        Some(i) => Num::Int(i),
+        None => Num::Float(n.as_f64().unwrap_or(0.0)),
     }
 }
 
-/// JSON equality with numbers compared by value (1 == 1.0).
+/// An integer against a float, exactly (no rounding of the integer to f64).
+fn int_float(i: i64, f: f64) -> Ordering {
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if f.is_nan() {
+        Ordering::Equal
+    } else if f >= TWO_63 {
+        Ordering::Less
+    } else if f < -TWO_63 {
+        Ordering::Greater
+    } else {
+        let whole = f.trunc();
+        // |whole| < 2^63 and integral: the cast is exact.
+        match i.cmp(&(whole as i64)) {
+            Ordering::Equal => 0.0_f64.partial_cmp(&(f - whole)).unwrap_or(Ordering::Equal),
+            other => other,
+        }
+    }
+}
+
+/// Numbers by value, exactly as SQLite compares them (integers beyond i64 are floats).
+pub(crate) fn number_cmp(a: &Number, b: &Number) -> Ordering {
+    match (num(a), num(b)) {
+        (Num::Int(x), Num::Int(y)) => x.cmp(&y),
+        (Num::Float(x), Num::Float(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (Num::Int(x), Num::Float(y)) => int_float(x, y),
+        (Num::Float(x), Num::Int(y)) => int_float(y, x).reverse(),
+    }
+}
+
+/// JSON equality with numbers compared by value (1 == 1.0), at any depth; object key
+/// order does not matter.
 pub(crate) fn json_eq(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(x), Some(y)) => x == y,
-            _ => x.as_f64() == y.as_f64(),
-        },
+        (Value::Number(x), Value::Number(y)) => number_cmp(x, y) == Ordering::Equal,
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| json_eq(p, q))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_eq(v, w)))
+        }
         _ => a == b,
     }
 }
 
-fn normalise(s: &str, case_sensitive: bool, collapse: bool) -> String {
-    let s = if collapse {
-        s.split_whitespace().collect::<Vec<_>>().join(" ")
-    } else {
-        s.to_owned()
+/// How strings are compared: `case-sensitive` (default true) and `collapse` (default
+/// false: whitespace runs become one space, ends trimmed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fold {
+    case_sensitive: bool,
+    collapse: bool,
+}
+
+impl Fold {
+    const EXACT: Fold = Fold {
+        case_sensitive: true,
+        collapse: false,
     };
-    if case_sensitive {
-        s
-    } else {
-        s.to_lowercase()
+
+    fn apply(self, s: &str) -> String {
+        let s = if self.collapse {
+            s.split_whitespace().collect::<Vec<_>>().join(" ")
+        } else {
+            s.to_owned()
+        };
+        if self.case_sensitive {
+            s
+        } else {
+            s.to_lowercase()
+        }
+    }
+
+    fn cmp(self, a: &str, b: &str) -> Ordering {
+        if self == Fold::EXACT {
+            a.cmp(b)
+        } else {
+            self.apply(a).cmp(&self.apply(b))
+        }
+    }
+
+    fn eq(self, a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::String(x), Value::String(y)) => self.cmp(x, y) == Ordering::Equal,
+            _ => json_eq(a, b),
+        }
     }
 }
 
@@ -216,6 +630,8 @@ fn truthy(v: &Value) -> bool {
         _ => true,
     }
 }
+
+// ---- operators ------------------------------------------------------------------------
 
 const OPERATORS: &[&str] = &[
     "value",
@@ -235,143 +651,200 @@ const OPERATORS: &[&str] = &[
 ];
 const QUALIFIERS: &[&str] = &["case-sensitive", "collapse"];
 
+#[derive(Debug, Clone)]
+enum Op {
+    Value(Value),
+    Contains(String),
+    StartsWith(String),
+    EndsWith(String),
+    /// gt / lt / gte / lte: holds when the ordering of found against the argument is one
+    /// of the accepted ones.
+    Compare(Value, [Ordering; 2]),
+    Includes(Value),
+    IncludesAll(Vec<Value>),
+    IncludesAny(Vec<Value>),
+    Exists(bool),
+    Truthy(bool),
+    Any(bool),
+}
+
 /// An operator object: every operator in it must hold (decision E8).
-fn operators(ops: &Map<String, Value>, found: Option<&Value>) -> Result<bool, Problem> {
+#[derive(Debug, Clone)]
+struct Ops {
+    ops: Vec<Op>,
+    fold: Fold,
+}
+
+fn check_operator_keys(ops: &Map<String, Value>, at: &str) -> Result<(), Problem> {
     let unknown: Vec<&String> = ops
         .keys()
         .filter(|k| !OPERATORS.contains(&k.as_str()) && !QUALIFIERS.contains(&k.as_str()))
         .collect();
-    if !unknown.is_empty() || !ops.keys().any(|k| OPERATORS.contains(&k.as_str())) {
-        return Err(Problem::invalid(json!({
-            "unknown_operators": unknown,
-            "fix": "an operator object holds at least one of the operators; compare with an object literal through {\"value\": {...}}",
-            "operators": OPERATORS,
-        })));
+    if unknown.is_empty() && ops.keys().any(|k| OPERATORS.contains(&k.as_str())) {
+        return Ok(());
     }
-    let flag = |name: &str, default: bool| -> Result<bool, Problem> {
-        match ops.get(name) {
-            None => Ok(default),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(other) => Err(invalid(name, other)),
-        }
-    };
-    let case_sensitive = flag("case-sensitive", true)?;
-    let collapse = flag("collapse", false)?;
-    let text = |v: &Value| v.as_str().map(|s| normalise(s, case_sensitive, collapse));
-    for (op, arg) in ops.iter().filter(|(k, _)| OPERATORS.contains(&k.as_str())) {
-        let holds = match op.as_str() {
-            "value" => match (found, text(arg)) {
-                (Some(Value::String(s)), Some(want)) => normalise(s, case_sensitive, collapse) == want,
-                (Some(v), _) => json_eq(v, arg),
-                (None, _) => false,
-            },
-            "contains" | "starts-with" | "ends-with" => {
-                let want = text(arg).ok_or_else(|| invalid(op, arg))?;
-                match found
-                    .and_then(|v| v.as_str())
-                    .map(|s| normalise(s, case_sensitive, collapse))
-                {
-                    Some(s) => match op.as_str() {
-                        "contains" => s.contains(&want),
-                        "starts-with" => s.starts_with(&want),
-                        _ => s.ends_with(&want),
-                    },
-                    None => false,
-                }
-            }
-            "gt" | "lt" | "gte" | "lte" => {
-                let ordering = match (found, arg) {
-                    (Some(Value::Number(a)), Value::Number(b)) => a.as_f64().partial_cmp(&b.as_f64()),
-                    (Some(Value::String(a)), Value::String(b)) => Some(a.cmp(b)),
-                    (_, Value::Number(_) | Value::String(_)) => None,
-                    _ => return Err(invalid(op, arg)),
-                };
-                ordering.is_some_and(|o| match op.as_str() {
-                    "gt" => o == Ordering::Greater,
-                    "lt" => o == Ordering::Less,
-                    "gte" => o != Ordering::Less,
-                    _ => o != Ordering::Greater,
-                })
-            }
-            "includes" => found
-                .and_then(Value::as_array)
-                .is_some_and(|a| a.iter().any(|x| json_eq(x, arg))),
-            "includes_all" | "includes_any" => {
-                let wanted = arg.as_array().ok_or_else(|| invalid(op, arg))?;
-                match found.and_then(Value::as_array) {
-                    Some(items) => {
-                        let has = |w: &Value| items.iter().any(|x| json_eq(x, w));
-                        if op == "includes_all" {
-                            wanted.iter().all(has)
-                        } else {
-                            wanted.iter().any(has)
-                        }
-                    }
-                    None => false,
-                }
-            }
-            "exists" => {
-                let present = found.is_some_and(|v| !v.is_null());
-                present == arg.as_bool().ok_or_else(|| invalid(op, arg))?
-            }
-            "truthy" => found.is_some_and(truthy) == arg.as_bool().ok_or_else(|| invalid(op, arg))?,
-            "any" => found.is_some() || !arg.as_bool().ok_or_else(|| invalid(op, arg))?,
-            _ => unreachable!("filtered to OPERATORS"),
-        };
-        if !holds {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    Err(Problem::invalid(json!({
+        "at": at,
+        "unknown_operators": unknown,
+        "operators": OPERATORS,
+        "qualifiers": QUALIFIERS,
+        "fix": "an operator object holds at least one of the operators; compare with an object literal through {\"value\": {...}}",
+    })))
 }
+
+/// What an operator's (or qualifier's) argument must be.
+fn expected(op: &str) -> Option<&'static str> {
+    match op {
+        "contains" | "starts-with" | "ends-with" => Some("a string"),
+        "gt" | "lt" | "gte" | "lte" => Some("a number or a string"),
+        "includes_all" | "includes_any" => Some("an array of values"),
+        "exists" | "truthy" | "any" | "case-sensitive" | "collapse" => Some("true or false"),
+        _ => None, // value, includes: any JSON
+    }
+}
+
+fn check_argument(op: &str, arg: &Value, at: &str) -> Result<(), Problem> {
+    let fits = match op {
+        "contains" | "starts-with" | "ends-with" => arg.is_string(),
+        "gt" | "lt" | "gte" | "lte" => arg.is_number() || arg.is_string(),
+        "includes_all" | "includes_any" => arg.is_array(),
+        "exists" | "truthy" | "any" | "case-sensitive" | "collapse" => arg.is_boolean(),
+        _ => true,
+    };
+    match expected(op) {
+        Some(expected) if !fits => Err(Problem::invalid(json!({
+            "at": at,
+            "wrong_types": [{"field": op, "expected": expected, "got": got(arg)}],
+            "fix": format!("give `{op}` {expected}"),
+        }))),
+        _ => Ok(()),
+    }
+}
+
+impl Ops {
+    fn parse(map: &Map<String, Value>, at: &str) -> Result<Ops, Problem> {
+        check_operator_keys(map, at)?;
+        for (op, arg) in map {
+            check_argument(op, arg, at)?;
+        }
+        let flag = |name: &str, default: bool| map.get(name).and_then(Value::as_bool).unwrap_or(default);
+        let fold = Fold {
+            case_sensitive: flag("case-sensitive", true),
+            collapse: flag("collapse", false),
+        };
+        let text = |v: &Value| fold.apply(v.as_str().unwrap_or_default());
+        let list = |v: &Value| v.as_array().cloned().unwrap_or_default();
+        let bool_of = |v: &Value| v.as_bool().unwrap_or_default();
+        let ops = map
+            .iter()
+            .filter_map(|(op, arg)| {
+                Some(match op.as_str() {
+                    "value" => Op::Value(arg.clone()),
+                    "contains" => Op::Contains(text(arg)),
+                    "starts-with" => Op::StartsWith(text(arg)),
+                    "ends-with" => Op::EndsWith(text(arg)),
+                    "gt" => Op::Compare(arg.clone(), [Ordering::Greater; 2]),
+                    "lt" => Op::Compare(arg.clone(), [Ordering::Less; 2]),
+                    "gte" => Op::Compare(arg.clone(), [Ordering::Greater, Ordering::Equal]),
+                    "lte" => Op::Compare(arg.clone(), [Ordering::Less, Ordering::Equal]),
+                    "includes" => Op::Includes(arg.clone()),
+                    "includes_all" => Op::IncludesAll(list(arg)),
+                    "includes_any" => Op::IncludesAny(list(arg)),
+                    "exists" => Op::Exists(bool_of(arg)),
+                    "truthy" => Op::Truthy(bool_of(arg)),
+                    "any" => Op::Any(bool_of(arg)),
+                    _ => return None, // a qualifier
+                })
+            })
+            .collect();
+        Ok(Ops { ops, fold })
+    }
+
+    fn holds(&self, found: Option<&Value>) -> bool {
+        let fold = self.fold;
+        let folded = || found.and_then(Value::as_str).map(|s| fold.apply(s));
+        let items = || found.and_then(Value::as_array);
+        let has = |items: &Vec<Value>, wanted: &Value| items.iter().any(|x| fold.eq(x, wanted));
+        self.ops.iter().all(|op| match op {
+            Op::Value(want) => found.is_some_and(|v| fold.eq(v, want)),
+            Op::Contains(want) => folded().is_some_and(|s| s.contains(want.as_str())),
+            Op::StartsWith(want) => folded().is_some_and(|s| s.starts_with(want.as_str())),
+            Op::EndsWith(want) => folded().is_some_and(|s| s.ends_with(want.as_str())),
+            Op::Compare(arg, accepted) => {
+                let ordering = match (found, arg) {
+                    (Some(Value::Number(a)), Value::Number(b)) => Some(number_cmp(a, b)),
+                    (Some(Value::String(a)), Value::String(b)) => Some(fold.cmp(a, b)),
+                    _ => None, // mixed types never match
+                };
+                ordering.is_some_and(|o| accepted.contains(&o))
+            }
+            Op::Includes(want) => items().is_some_and(|items| has(items, want)),
+            Op::IncludesAll(wanted) => items().is_some_and(|items| wanted.iter().all(|w| has(items, w))),
+            Op::IncludesAny(wanted) => items().is_some_and(|items| wanted.iter().any(|w| has(items, w))),
+            Op::Exists(want) => found.is_some_and(|v| !v.is_null()) == *want,
+            Op::Truthy(want) => found.is_some_and(truthy) == *want,
+            Op::Any(want) => found.is_some() == *want,
+        })
+    }
+}
+
+// ---- sorting --------------------------------------------------------------------------
 
 /// A parsed sort path: keys plus qualifiers.
 #[derive(Debug, Clone)]
 pub(crate) struct SortKey {
     keys: Vec<String>,
     reverse: bool,
-    case_sensitive: bool,
-    collapse: bool,
+    fold: Fold,
 }
 
 /// Parses `["a", "b", {"reverse": true}]`.
 pub(crate) fn sort_key(path: &Value) -> Result<SortKey, Problem> {
-    let bad = || {
+    let bad = |reason: &str| {
         Problem::invalid(json!({
-            "sort": "a sort path is an array of bucket keys, optionally ending with {\"reverse\", \"case-sensitive\", \"collapse\"}",
-            "got": path,
+            "sort": got(path),
+            "reason": reason,
+            "fix": "a sort path is an array of bucket keys, optionally ending with {\"reverse\": bool, \"case-sensitive\": bool, \"collapse\": bool}",
         }))
     };
-    let elements = path.as_array().filter(|e| !e.is_empty()).ok_or_else(bad)?;
+    let elements = path
+        .as_array()
+        .filter(|e| !e.is_empty())
+        .ok_or_else(|| bad("not a non-empty array"))?;
     let (qualifiers, keys) = match elements.split_last() {
         Some((Value::Object(q), keys)) => (Some(q), keys),
         _ => (None, &elements[..]),
     };
-    if keys.is_empty() {
-        return Err(bad());
-    }
     let keys = keys
         .iter()
-        .map(|k| k.as_str().map(str::to_owned).ok_or_else(bad))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|k| k.as_str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| bad("the keys must be one or more strings"))?;
     let mut key = SortKey {
         keys,
         reverse: false,
-        case_sensitive: true,
-        collapse: false,
+        fold: Fold::EXACT,
     };
     for (name, value) in qualifiers.into_iter().flatten() {
-        let b = value.as_bool().ok_or_else(bad)?;
+        let b = value
+            .as_bool()
+            .ok_or_else(|| bad(&format!("the qualifier `{name}` takes true or false")))?;
         match name.as_str() {
             "reverse" => key.reverse = b,
-            "case-sensitive" => key.case_sensitive = b,
-            "collapse" => key.collapse = b,
-            _ => return Err(bad()),
+            "case-sensitive" => key.fold.case_sensitive = b,
+            "collapse" => key.fold.collapse = b,
+            other => {
+                return Err(bad(&format!(
+                    "unknown qualifier `{other}` (reverse, case-sensitive, collapse)"
+                )))
+            }
         }
     }
     Ok(key)
 }
 
+/// Type rank in sort order: numbers < strings < booleans < arrays < objects.
 fn rank(v: &Value) -> u8 {
     match v {
         Value::Number(_) => 0,
@@ -394,11 +867,8 @@ pub(crate) fn compare(a: &Map<String, Value>, b: &Map<String, Value>, keys: &[So
             (Some(_), None) => Ordering::Less,
             (Some(x), Some(y)) => {
                 let natural = match (x, y) {
-                    (Value::Number(p), Value::Number(q)) => {
-                        p.as_f64().partial_cmp(&q.as_f64()).unwrap_or(Ordering::Equal)
-                    }
-                    (Value::String(p), Value::String(q)) => normalise(p, key.case_sensitive, key.collapse)
-                        .cmp(&normalise(q, key.case_sensitive, key.collapse)),
+                    (Value::Number(p), Value::Number(q)) => number_cmp(p, q),
+                    (Value::String(p), Value::String(q)) => key.fold.cmp(p, q),
                     (Value::Bool(p), Value::Bool(q)) => p.cmp(q),
                     _ => rank(x).cmp(&rank(y)),
                 };
@@ -416,15 +886,15 @@ pub(crate) fn compare(a: &Map<String, Value>, b: &Map<String, Value>, keys: &[So
     Ordering::Equal
 }
 
-/// The `json_extract` path for plain keys, when they can be pushed into SQL.
-pub(crate) fn sql_path(keys: &[Value]) -> Option<String> {
-    let mut out = String::from("$");
-    for key in keys {
-        let key = key.as_str()?;
-        if key.contains('"') || key.contains('\\') {
-            return None;
-        }
-        out.push_str(&format!(".\"{key}\""));
-    }
-    Some(out)
+/// The sort keys as SQL `ORDER BY` terms, when SQL orders exactly as [`compare`]: plain
+/// keys, and no case or whitespace folding (SQLite's `lower()` knows only ASCII).
+pub(crate) fn sql_sorts(keys: &[SortKey]) -> Option<Vec<SqlSort>> {
+    keys.iter()
+        .map(|key| {
+            if key.fold != Fold::EXACT {
+                return None;
+            }
+            SqlSort::new(&key.keys, key.reverse)
+        })
+        .collect()
 }

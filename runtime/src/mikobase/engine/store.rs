@@ -45,25 +45,65 @@ CREATE TABLE IF NOT EXISTS records (
     updated_at TEXT NOT NULL,
     active     INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1))
 );
-CREATE TABLE IF NOT EXISTS record_classes (
-    pk    TEXT NOT NULL REFERENCES records(pk) ON DELETE CASCADE,
+CREATE TABLE IF NOT EXISTS class_index (
     class TEXT NOT NULL,
-    PRIMARY KEY (pk, class)
-);
-CREATE INDEX IF NOT EXISTS record_classes_by_class ON record_classes(class);
+    seq   INTEGER NOT NULL REFERENCES records(seq) ON DELETE CASCADE,
+    PRIMARY KEY (class, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS class_index_by_seq ON class_index(seq);
 ";
+
+/// Stores before `class_index` kept the classes by pk in `record_classes`: derived data,
+/// rebuilt from the records' stacks.
+const UPGRADE: &str = "
+BEGIN;
+INSERT OR IGNORE INTO class_index (class, seq)
+    SELECT json_extract(p.value, '$.class'), r.seq FROM records r, json_each(r.stack) p
+    WHERE r.active = 1 AND json_type(p.value, '$.class') = 'text';
+DROP TABLE record_classes;
+COMMIT;
+";
+
+fn has_table(conn: &Connection, name: &str) -> Result<bool, Problem> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .map_err(sql)
+}
 
 /// Turns any SQLite failure into the engine's error shape (never a panic, never a raw
 /// Rust error).
 pub(crate) fn sql(e: rusqlite::Error) -> Problem {
     Problem::new(
         "invalid_request",
-        serde_json::json!({ "storage_error": e.to_string() }),
+        serde_json::json!({
+            "storage_error": e.to_string(),
+            "fix": "SQLite refused the operation: check the store file, its permissions and free space",
+        }),
     )
 }
 
+/// Creates the schema when missing (and upgrades an older store's class index).
 pub(crate) fn init(conn: &Connection) -> Result<(), Problem> {
-    conn.execute_batch(SCHEMA).map_err(sql)
+    conn.execute_batch(SCHEMA).map_err(sql)?;
+    if has_table(conn, "record_classes")? {
+        conn.execute_batch(UPGRADE).map_err(sql)?;
+    }
+    Ok(())
+}
+
+/// A read-only connection cannot upgrade an older store: it says how to.
+pub(crate) fn check_readable(conn: &Connection) -> Result<(), Problem> {
+    if has_table(conn, "record_classes")? {
+        return Err(Problem::invalid(serde_json::json!({
+            "reason": "the store was written by an older engine (its class index is old)",
+            "fix": "open it once in mode rw: the class index is rebuilt, nothing else changes",
+        })));
+    }
+    Ok(())
 }
 
 fn parse_object(text: &str) -> Map<String, Value> {
@@ -97,56 +137,181 @@ pub(crate) fn get(conn: &Connection, pk: &str) -> Result<Option<Row>, Problem> {
         .map_err(sql)
 }
 
-/// Active rows, optionally only those with one of `classes` in their stack, optionally
-/// only those whose bucket has `equal` at a JSON path (pushed down as `json_extract`), in
+/// The `json_extract` path of plain bucket keys, when SQLite reads it exactly as
+/// [`super::select::walk`] does (no quote, backslash or control character in a key).
+fn json_path(keys: &[String]) -> Option<String> {
+    let mut out = String::from("$");
+    for key in keys {
+        if key.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+            return None;
+        }
+        out.push_str(".\"");
+        out.push_str(key);
+        out.push('"');
+    }
+    Some(out)
+}
+
+/// A literal equality on a bucket path that SQL decides exactly as the Rust evaluator
+/// does (decision E10): strings, booleans, and integers (an integral float below 2^53
+/// included). Other floats are not pushed: SQLite and serde_json may read a stored float
+/// one ulp apart.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Equal {
+    path: String,
+    value: Scalar,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar {
+    Text(String),
+    Bool(bool),
+    Int(i64),
+}
+
+impl Equal {
+    pub fn new(keys: &[String], value: &Value) -> Option<Equal> {
+        const TWO_53: f64 = 9_007_199_254_740_992.0;
+        let value = match value {
+            Value::String(s) => Scalar::Text(s.clone()),
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => Scalar::Int(i),
+                (None, Some(f)) if f.fract() == 0.0 && f.abs() < TWO_53 => Scalar::Int(f as i64),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        Some(Equal {
+            path: json_path(keys)?,
+            value,
+        })
+    }
+}
+
+/// One `ORDER BY` key: SQL orders exactly as [`super::select::compare`] (numbers <
+/// strings < booleans < arrays < objects, numbers by value, strings by bytes, nulls and
+/// missing values last in both directions, arrays tied with arrays and objects with
+/// objects).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SqlSort {
+    path: String,
+    reverse: bool,
+}
+
+impl SqlSort {
+    pub fn new(keys: &[String], reverse: bool) -> Option<SqlSort> {
+        Some(SqlSort {
+            path: json_path(keys)?,
+            reverse,
+        })
+    }
+}
+
+/// What [`scan`] reads.
+#[derive(Debug, Default)]
+pub(crate) struct Scan<'a> {
+    /// Only rows with one of these classes in their stack.
+    pub classes: Option<&'a [String]>,
+    pub equal: Option<&'a Equal>,
+    /// Sort keys; ties (and no keys) in insertion order.
+    pub order: &'a [SqlSort],
+    /// `(limit, offset)` applied by SQL.
+    pub page: Option<(Option<usize>, usize)>,
+}
+
+/// Streams active rows to `visit` in order until it answers `false` or fails.
+pub(crate) fn scan(
+    conn: &Connection,
+    what: &Scan<'_>,
+    mut visit: impl FnMut(Row) -> Result<bool, Problem>,
+) -> Result<(), Problem> {
+    let mut query = format!("SELECT {COLUMNS} FROM records r WHERE r.active = 1");
+    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
+    let arg = |args: &mut Vec<Box<dyn rusqlite::ToSql>>, value: Box<dyn rusqlite::ToSql>| {
+        args.push(value);
+        args.len()
+    };
+    if let Some(classes) = what.classes {
+        let n = arg(
+            &mut args,
+            Box::new(serde_json::to_string(classes).unwrap_or_default()),
+        );
+        query.push_str(&format!(
+            " AND r.seq IN (SELECT c.seq FROM class_index c WHERE c.class IN (SELECT value FROM json_each(?{n})))"
+        ));
+    }
+    if let Some(Equal { path, value }) = what.equal {
+        let p = arg(&mut args, Box::new(path.clone()));
+        match value {
+            Scalar::Text(s) => {
+                let v = arg(&mut args, Box::new(s.clone()));
+                query.push_str(&format!(
+                    " AND json_extract(r.bucket, ?{p}) = ?{v} AND json_type(r.bucket, ?{p}) = 'text'"
+                ));
+            }
+            Scalar::Bool(b) => {
+                let v = arg(&mut args, Box::new(if *b { "true" } else { "false" }));
+                query.push_str(&format!(" AND json_type(r.bucket, ?{p}) = ?{v}"));
+            }
+            Scalar::Int(i) => {
+                let v = arg(&mut args, Box::new(*i));
+                query.push_str(&format!(
+                    " AND json_type(r.bucket, ?{p}) IN ('integer', 'real') AND json_extract(r.bucket, ?{p}) = ?{v}"
+                ));
+            }
+        }
+    }
+    query.push_str(" ORDER BY ");
+    for SqlSort { path, reverse } in what.order {
+        // One term per key in SQLite's own type order (NULL | numbers < text < blob):
+        // numbers and strings as themselves, booleans, arrays and objects as blobs
+        // 00 < 01 < 02 < 03 (arrays tie with arrays, objects with objects), JSON null and
+        // missing values as NULL, last in both directions.
+        let p = arg(&mut args, Box::new(path.clone()));
+        let dir = if *reverse { "DESC" } else { "ASC" };
+        query.push_str(&format!(
+            "CASE json_type(r.bucket, ?{p}) WHEN 'false' THEN x'00' WHEN 'true' THEN x'01' \
+             WHEN 'array' THEN x'02' WHEN 'object' THEN x'03' ELSE json_extract(r.bucket, ?{p}) END \
+             {dir} NULLS LAST, "
+        ));
+    }
+    query.push_str("r.seq");
+    if let Some((limit, offset)) = what.page {
+        let to_sql = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let l = arg(&mut args, Box::new(limit.map_or(-1, to_sql)));
+        let o = arg(&mut args, Box::new(to_sql(offset)));
+        query.push_str(&format!(" LIMIT ?{l} OFFSET ?{o}"));
+    }
+    let mut statement = conn.prepare_cached(&query).map_err(sql)?;
+    let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
+    let mut rows = statement.query(params.as_slice()).map_err(sql)?;
+    while let Some(r) = rows.next().map_err(sql)? {
+        if !visit(row(r).map_err(sql)?)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Active rows (optionally only of `classes`, optionally only those with `equal`), in
 /// insertion order.
 pub(crate) fn active(
     conn: &Connection,
     classes: Option<&[String]>,
-    equal: Option<(&str, &Value)>,
+    equal: Option<&Equal>,
 ) -> Result<Vec<Row>, Problem> {
-    let mut query = format!("SELECT {COLUMNS} FROM records r WHERE r.active = 1");
-    let mut args: Vec<Box<dyn rusqlite::ToSql>> = Vec::new();
-    if let Some(classes) = classes {
-        query.push_str(" AND EXISTS (SELECT 1 FROM record_classes c WHERE c.pk = r.pk AND c.class IN (SELECT value FROM json_each(?1)))");
-        args.push(Box::new(serde_json::to_string(classes).unwrap_or_default()));
-    }
-    if let Some((path, value)) = equal {
-        let n = args.len() + 1;
-        match value {
-            Value::String(s) => {
-                query.push_str(&format!(
-                    " AND json_extract(r.bucket, ?{n}) = ?{} AND json_type(r.bucket, ?{n}) = 'text'",
-                    n + 1
-                ));
-                args.push(Box::new(path.to_owned()));
-                args.push(Box::new(s.clone()));
-            }
-            Value::Bool(b) => {
-                query.push_str(&format!(" AND json_type(r.bucket, ?{n}) = ?{}", n + 1));
-                args.push(Box::new(path.to_owned()));
-                args.push(Box::new(if *b { "true" } else { "false" }.to_owned()));
-            }
-            Value::Number(x) if x.as_f64().is_some() => {
-                query.push_str(&format!(
-                    " AND json_type(r.bucket, ?{n}) IN ('integer', 'real') AND json_extract(r.bucket, ?{n}) = ?{}",
-                    n + 1
-                ));
-                args.push(Box::new(path.to_owned()));
-                args.push(Box::new(x.as_f64().unwrap_or_default()));
-            }
-            _ => {}
-        }
-    }
-    query.push_str(" ORDER BY r.seq");
-    let mut statement = conn.prepare_cached(&query).map_err(sql)?;
-    let params: Vec<&dyn rusqlite::ToSql> = args.iter().map(|a| a.as_ref()).collect();
-    let rows = statement
-        .query_map(params.as_slice(), row)
-        .map_err(sql)?
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(sql)?;
-    Ok(rows)
+    let mut out = Vec::new();
+    let what = Scan {
+        classes,
+        equal,
+        ..Scan::default()
+    };
+    scan(conn, &what, |row| {
+        out.push(row);
+        Ok(true)
+    })?;
+    Ok(out)
 }
 
 /// Names of every class that is `roots` or inherits from one of them, transitively
@@ -158,7 +323,7 @@ pub(crate) fn with_subclasses(conn: &Connection, roots: &[String]) -> Result<Vec
             UNION
             SELECT json_extract(r.bucket, '$.name')
             FROM records r
-            JOIN record_classes c ON c.pk = r.pk AND c.class = 'puck.uno/class'
+            JOIN class_index c ON c.seq = r.seq AND c.class = 'puck.uno/class'
             JOIN json_each(CASE json_type(r.bucket, '$.inherits')
                                WHEN 'array' THEN json_extract(r.bucket, '$.inherits')
                                WHEN 'text' THEN json_array(json_extract(r.bucket, '$.inherits'))
@@ -177,26 +342,40 @@ pub(crate) fn with_subclasses(conn: &Connection, roots: &[String]) -> Result<Vec
     Ok(names)
 }
 
-/// Inserts or replaces a row (by pk), keeping its insertion position when it exists.
+/// Inserts or replaces a row (by pk), keeping its insertion position when it exists,
+/// with its class index: all or nothing (one savepoint, so also one transaction).
 pub(crate) fn put(conn: &Connection, row: &Row) -> Result<(), Problem> {
-    let bucket = Value::Object(row.bucket.clone()).to_string();
-    let stack = Value::Object(row.stack.clone()).to_string();
+    let run = |statement: &str| conn.prepare_cached(statement).and_then(|mut s| s.execute([]));
+    run("SAVEPOINT put").map_err(sql)?;
+    match write_row(conn, row) {
+        Ok(()) => run("RELEASE put").map(|_| ()).map_err(sql),
+        Err(e) => {
+            let _ = run("ROLLBACK TO put").and_then(|_| run("RELEASE put"));
+            Err(sql(e))
+        }
+    }
+}
+
+fn write_row(conn: &Connection, row: &Row) -> rusqlite::Result<()> {
+    // A map of JSON values always serialises; were it not to, "" fails the CHECK.
+    let bucket = serde_json::to_string(&row.bucket).unwrap_or_default();
+    let stack = serde_json::to_string(&row.stack).unwrap_or_default();
     conn.prepare_cached(
         "INSERT INTO records (pk, bucket, stack, updated_at, active) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(pk) DO UPDATE SET bucket = excluded.bucket, stack = excluded.stack,
              updated_at = excluded.updated_at, active = excluded.active",
-    )
-    .and_then(|mut s| s.execute(params![row.pk, bucket, stack, row.updated_at, row.active as i64]))
-    .map_err(sql)?;
-    conn.prepare_cached("DELETE FROM record_classes WHERE pk = ?1")
-        .and_then(|mut s| s.execute([&row.pk]))
-        .map_err(sql)?;
+    )?
+    .execute(params![row.pk, bucket, stack, row.updated_at, row.active as i64])?;
+    let seq: i64 = conn
+        .prepare_cached("SELECT seq FROM records WHERE pk = ?1")?
+        .query_row([&row.pk], |r| r.get(0))?;
+    conn.prepare_cached("DELETE FROM class_index WHERE seq = ?1")?
+        .execute([seq])?;
     if row.active {
-        let mut insert = conn
-            .prepare_cached("INSERT OR IGNORE INTO record_classes (pk, class) VALUES (?1, ?2)")
-            .map_err(sql)?;
+        let mut insert =
+            conn.prepare_cached("INSERT OR IGNORE INTO class_index (class, seq) VALUES (?1, ?2)")?;
         for class in row.classes() {
-            insert.execute(params![row.pk, class]).map_err(sql)?;
+            insert.execute(params![class, seq])?;
         }
     }
     Ok(())
