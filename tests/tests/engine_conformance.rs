@@ -189,7 +189,7 @@ fn s4_3_class_definition_records_whole_hash_form() {
         json!({"shadow": {}, "a": {"class": "puck.uno/class"}})
     );
     assert_eq!(
-        db.export_worldlet()["records"][&pk],
+        db.export_worldlet()["results"]["records"][&pk],
         json!({"class": "puck.uno/class", "name": PERSON, "fields": {"name": {"class": "string"}}})
     );
 }
@@ -1005,7 +1005,7 @@ fn s6_6_delete_with_if_exists_as_written() {
     assert_eq!(error_id(&db.q0(&strict)), "record_not_found");
     // The tombstone is gone from selects and from exports.
     assert_eq!(ok(db.q0(&json!({"action": "select"})))["count"], 0);
-    assert_eq!(db.export_worldlet()["records"], json!({}));
+    assert_eq!(db.export_worldlet()["results"]["records"], json!({}));
 }
 
 // ---- §3.1 connections, §7 transactions ------------------------------------------------
@@ -1178,7 +1178,7 @@ fn s9_2_worldlet_as_written() {
         refused["errors"][0]["details"]["unsupported_sections"],
         json!(["files", "file_chunks"])
     );
-    assert_eq!(db.export_worldlet()["records"], json!({}));
+    assert_eq!(db.export_worldlet()["results"]["records"], json!({}));
 
     // Without its files it imports, keeping its keys (E12).
     let mut records_only = doc(DOC_9_2_WORLDLET);
@@ -1197,7 +1197,7 @@ fn s9_2_worldlet_as_written() {
     let missing = db.q0(&json!({"action": "create", "class": PERSON, "bucket": {}}));
     assert_eq!(error_id(&missing), "validation-failed");
     // Export gives the records back as written (plus each record's updated_at).
-    let exported = db.export_worldlet();
+    let exported = db.export_worldlet()["results"].take();
     assert_eq!(exported["format"], "worldlet/1.0");
     assert_eq!(exported["records"]["c1"], records_only["records"]["c1"]);
     assert_eq!(
@@ -1217,7 +1217,7 @@ fn s9_2_worldlet_as_written() {
 fn s9_2_import_is_atomic_and_names_every_bad_record() {
     let mut db = Engine::memory();
     create(&mut db, "puck.uno/record", json!({"kept": true}));
-    let before = db.export_worldlet();
+    let before = db.export_worldlet()["results"].take();
     let mut worldlet = doc(DOC_9_2_WORLDLET);
     worldlet.as_object_mut().unwrap().remove("files");
     worldlet.as_object_mut().unwrap().remove("file_chunks");
@@ -1237,7 +1237,7 @@ fn s9_2_import_is_atomic_and_names_every_bad_record() {
         .collect();
     assert_eq!(named, [("validation-failed", "r2"), ("validation-failed", "r3")]);
     assert_eq!(
-        db.export_worldlet(),
+        db.export_worldlet()["results"],
         before,
         "nothing written, the definition included"
     );

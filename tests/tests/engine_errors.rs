@@ -47,6 +47,21 @@ fn opened(mode: &str) -> Value {
     }
 }
 
+/// Opens a store on a file that is not a SQLite database.
+fn opened_on_garbage() -> Value {
+    let path = std::env::temp_dir().join(format!("mikobase-garbage-{}.db", std::process::id()));
+    let answer = std::fs::write(&path, vec![b'x'; 4096])
+        .map_err(|e| e.to_string())
+        .and_then(|()| Engine::open(Storage::File(path.clone()), "rw").map_err(|p| p.to_json().to_string()));
+    let _ = std::fs::remove_file(&path);
+    match answer {
+        Ok(_) => json!({"success": true}),
+        Err(problem) => {
+            json!({"success": false, "errors": [serde_json::from_str::<Value>(&problem).unwrap_or(json!(problem))]})
+        }
+    }
+}
+
 /// One documented failure.
 struct Case {
     id: &'static str,
@@ -58,6 +73,12 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     vec![
+        Case {
+            id: "storage-failed",
+            failure: "the store file is not a SQLite database",
+            run: opened_on_garbage,
+            details: json!({"storage_error": "file is not a database"}),
+        },
         Case {
             id: "invalid_request",
             failure: "the request is not a JSON object",

@@ -491,7 +491,7 @@ fn transactions_nest_commit_roll_back_and_die_with_their_owner() {
 fn worldlets_round_trip_and_import_is_all_or_nothing() {
     let mut db = crew();
     people(&mut db);
-    let worldlet = db.export_worldlet();
+    let worldlet = db.export_worldlet()["results"].take();
     assert_eq!(worldlet["format"], "worldlet/1.0");
     let defs: Vec<&Value> = worldlet["records"]
         .as_object()
@@ -503,7 +503,7 @@ fn worldlets_round_trip_and_import_is_all_or_nothing() {
     let mut copy = Engine::memory();
     ok(copy.import_worldlet(&worldlet));
     assert_eq!(
-        copy.export_worldlet(),
+        copy.export_worldlet()["results"],
         worldlet,
         "same pks, buckets, stacks and timestamps"
     );
@@ -516,7 +516,11 @@ fn worldlets_round_trip_and_import_is_all_or_nothing() {
     let failed = target.import_worldlet(&broken);
     assert_eq!(error_id(&failed), "validation-failed");
     assert_eq!(failed["errors"][0]["details"]["record"], "bad");
-    assert_eq!(target.export_worldlet()["records"], json!({}), "nothing imported");
+    assert_eq!(
+        target.export_worldlet()["results"]["records"],
+        json!({}),
+        "nothing imported"
+    );
     assert_eq!(
         error_id(&target.import_worldlet(&json!({"format": "other/2"}))),
         "invalid_request"

@@ -357,7 +357,7 @@ fn garbage_and_mutated_requests_never_break_the_engine() {
         &warnings,
         "final select",
     );
-    assert_eq!(db.export_worldlet()["format"], "worldlet/1.0");
+    assert_eq!(db.export_worldlet()["results"]["format"], "worldlet/1.0");
 }
 
 fn select_with(placeholders: Map<String, Value>) -> Value {

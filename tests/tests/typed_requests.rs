@@ -45,7 +45,7 @@ fn twins() -> (Engine, Client) {
         let created = seed.q0(&json!({"action": "create", "class": class, "bucket": bucket}));
         assert_eq!(created["success"], true, "{created}");
     }
-    let worldlet = seed.export_worldlet();
+    let worldlet = seed.export_worldlet()["results"].take();
     let mut copy = Engine::memory();
     assert_eq!(copy.import_worldlet(&worldlet)["success"], true);
     (seed, MikobaseClient::new(InProcess::new(copy)))

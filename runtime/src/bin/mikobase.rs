@@ -118,7 +118,9 @@ fn run(args: Args) -> Result<(), String> {
                 return Err(format!("{}: no such store", db.display()));
             }
             let mut engine = open(Some(&db))?;
-            println!("{}", engine.export_worldlet());
+            let envelope = engine.export_worldlet();
+            check(&envelope, "export")?;
+            println!("{}", envelope["results"]);
             Ok(())
         }
         "import" => {

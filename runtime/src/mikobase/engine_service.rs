@@ -102,7 +102,7 @@ impl MikobaseService for Engine {
         ))
     }
     fn export_worldlet(&mut self, _: &CallContext, _: ExportWorldletRequest) -> Reply<Worldlet> {
-        reply(json!({ "success": true, "results": Engine::export_worldlet(self) }))
+        reply(Engine::export_worldlet(self))
     }
     fn import_worldlet(&mut self, _: &CallContext, request: ImportWorldletRequest) -> Reply<ImportResult> {
         let worldlet = serde_json::to_value(&request.worldlet).unwrap_or_default();

@@ -127,11 +127,14 @@ impl Engine {
             Storage::File(path) => Connection::open(path),
         }
         .map_err(|e| {
-            Problem::invalid(json!({
-                "storage": format!("{storage:?}"),
-                "storage_error": e.to_string(),
-                "fix": "check the path (a read-only connection needs an existing store)",
-            }))
+            Problem::new(
+                "storage-failed",
+                json!({
+                    "storage": format!("{storage:?}"),
+                    "storage_error": e.to_string(),
+                    "fix": "check the path (a read-only connection needs an existing store)",
+                }),
+            )
         })?;
         conn.set_prepared_statement_cache_capacity(64);
         if read_only {

@@ -78,7 +78,7 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool, Problem> {
 /// Rust error).
 pub(crate) fn sql(e: rusqlite::Error) -> Problem {
     Problem::new(
-        "invalid_request",
+        "storage-failed",
         serde_json::json!({
             "storage_error": e.to_string(),
             "fix": "SQLite refused the operation: check the store file, its permissions and free space",

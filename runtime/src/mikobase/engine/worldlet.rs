@@ -91,7 +91,8 @@ impl Engine {
         self.atomically(|engine| engine.import_rows(rows).map(|n| json!({ "imported": n })))
     }
 
-    /// The whole store as a worldlet: `{"format": "worldlet/1.0", "records": {pk: ...}}`.
+    /// The whole store as a worldlet, in the envelope's `results`: `{"format":
+    /// "worldlet/1.0", "records": {pk: ...}}`.
     /// Class definitions are in whole-hash form (`{"class": "puck.uno/class", "name", ...}`).
     pub fn export_worldlet(&mut self) -> Value {
         match store::all(&self.conn) {
@@ -111,7 +112,7 @@ impl Engine {
                         (r.pk, value)
                     })
                     .collect();
-                json!({ "format": "worldlet/1.0", "records": records })
+                success(json!({ "format": "worldlet/1.0", "records": records }), &[])
             }
             Err(e) => failure(&[e], &[]),
         }
