@@ -103,7 +103,7 @@ pub(crate) fn parse(request: &Map<String, Value>, warnings: &mut Vec<Problem>) -
         limit: count(request, "limit")?,
         offset: count(request, "offset")?.unwrap_or(0),
         sorts,
-        block: block(request, "the request")?,
+        block: block(request, "")?,
     })
 }
 
@@ -175,7 +175,7 @@ fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
         Some(Value::Object(vars)) => Some(vars.clone()),
         Some(other) => {
             return Err(wrong_type(
-                &format!("{at}: placeholders"),
+                &under(at, "placeholders"),
                 "an object of named values",
                 other,
             ))
@@ -187,10 +187,10 @@ fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
     };
     let then = match map.get("then") {
         None => None,
-        Some(Value::Object(then)) => Some(Box::new(nested(then, &format!("{at}: then"))?)),
+        Some(Value::Object(then)) => Some(Box::new(nested(then, &under(at, "then"))?)),
         Some(other) => {
             return Err(wrong_type(
-                &format!("{at}: then"),
+                &under(at, "then"),
                 "a block object {\"path\": ...}",
                 other,
             ))
@@ -203,20 +203,16 @@ fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
                 .iter()
                 .enumerate()
                 .map(|(i, entry)| match entry {
-                    Value::Object(entry) => nested(entry, &format!("{at}: {key}[{i}]")),
+                    Value::Object(entry) => nested(entry, &format!("{}[{i}]", under(at, key))),
                     other => Err(wrong_type(
-                        &format!("{at}: {key}[{i}]"),
+                        &format!("{}[{i}]", under(at, key)),
                         "a block object {\"path\": ...}",
                         other,
                     )),
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Some),
-            Some(other) => Err(wrong_type(
-                &format!("{at}: {key}"),
-                "an array of block objects",
-                other,
-            )),
+            Some(other) => Err(wrong_type(&under(at, key), "an array of block objects", other)),
         }
     };
     let all = list("all")?.unwrap_or_default();
@@ -224,7 +220,7 @@ fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
     let not = match map.get("not") {
         None => false,
         Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(wrong_type(&format!("{at}: not"), "true or false", other)),
+        Some(other) => return Err(wrong_type(&under(at, "not"), "true or false", other)),
     };
     Ok(Block {
         vars,
@@ -234,6 +230,16 @@ fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
         any,
         not,
     })
+}
+
+/// Where a part of the request is, as a path from its root (`then.all[0].not`): the form
+/// the generated dispatch table's decode errors use too.
+fn under(at: &str, key: &str) -> String {
+    if at.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{at}.{key}")
+    }
 }
 
 /// A nested block: only the block keys (and the pass-through keys) are allowed.
@@ -263,7 +269,7 @@ fn bad_path(at: &str, path: &Value, reason: &str) -> Problem {
 }
 
 fn parse_path(path: &Value, at: &str) -> Result<Path, Problem> {
-    let at = format!("{at}: path");
+    let at = under(at, "path");
     let elements = match path.as_array() {
         Some(e) if e.len() >= 2 => e,
         _ => return Err(bad_path(&at, path, "not an array of at least two elements")),
