@@ -181,3 +181,49 @@ fn serve_answers_an_external_client_and_stops_on_sigterm() {
     assert!(!socket.exists(), "socket removed on stop");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn serve_with_peer_auth_needs_no_token_and_persists_to_its_file() {
+    let dir = std::env::temp_dir().join(format!("mikobase-serve-peer-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (socket, db_file) = (dir.join("db.sock"), dir.join("crew.db"));
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["serve", "--auth", "peer", "--socket", socket.to_str().unwrap()])
+        .args(["--db", db_file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = server.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    assert!(lines.next().unwrap().unwrap().starts_with("socket: "));
+    // Same uid as the server (SO_PEERCRED), no token at all.
+    let db = caspian_ipc::mikobase::connect(&socket, None);
+    let created = db
+        .q0(&json!({"action": "create", "bucket": {"name": "Ripley"}}))
+        .unwrap();
+    assert_eq!(created["success"], true, "{created}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(server.wait().unwrap().success());
+    assert!(
+        lines.next().is_none(),
+        "peer mode prints no token: nothing after the socket line"
+    );
+    assert!(!socket.exists(), "socket removed on stop");
+    let out = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["export", "--db", db_file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let worldlet: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&Value> = worldlet["records"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|r| &r["bucket"]["name"])
+        .collect();
+    assert_eq!(names, [&json!("Ripley")], "what was served is in the file");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
