@@ -479,7 +479,7 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
             fn encode<T: __support::serde::Serialize>(reply: &__support::Reply<T>) -> (u16, ::std::vec::Vec<u8>) {
                 match reply {
                     ::core::result::Result::Ok(_) => {
-                        (200, __support::serde_json::to_vec(&__support::envelope(reply)).unwrap_or_default())
+                        (200, __support::envelope_bytes(reply))
                     }
                     ::core::result::Result::Err(failure) => fail(failure),
                 }

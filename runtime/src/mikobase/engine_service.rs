@@ -10,7 +10,7 @@ use super::generated::*;
 use super::support::{Answer, CallContext, Failure, Problem, Reply};
 
 /// Reads an envelope into a typed reply.
-fn reply<T: DeserializeOwned>(envelope: Value) -> Reply<T> {
+fn reply<T: DeserializeOwned>(mut envelope: Value) -> Reply<T> {
     let problems = |key: &str| -> Vec<Problem> {
         serde_json::from_value(envelope.get(key).cloned().unwrap_or(json!([]))).unwrap_or_default()
     };
@@ -21,7 +21,7 @@ fn reply<T: DeserializeOwned>(envelope: Value) -> Reply<T> {
         });
     }
     let warnings = problems("warnings");
-    serde_json::from_value(envelope["results"].clone())
+    serde_json::from_value(envelope["results"].take())
         .map(|results| Answer { results, warnings })
         .map_err(|e| {
             Failure::one(

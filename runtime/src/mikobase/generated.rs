@@ -1755,13 +1755,7 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
         reply: &__support::Reply<T>,
     ) -> (u16, ::std::vec::Vec<u8>) {
         match reply {
-            ::core::result::Result::Ok(_) => {
-                (
-                    200,
-                    __support::serde_json::to_vec(&__support::envelope(reply))
-                        .unwrap_or_default(),
-                )
-            }
+            ::core::result::Result::Ok(_) => (200, __support::envelope_bytes(reply)),
             ::core::result::Result::Err(failure) => fail(failure),
         }
     }

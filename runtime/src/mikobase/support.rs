@@ -148,18 +148,33 @@ impl ClientError {
     }
 }
 
-/// The envelope for a reply.
-pub fn envelope<T: Serialize>(reply: &Reply<T>) -> Value {
-    match reply {
-        Ok(answer) => {
-            let mut e = json!({ "success": true, "results": answer.results, "errors": [] });
-            if !answer.warnings.is_empty() {
-                e["warnings"] = json!(answer.warnings);
-            }
-            e
-        }
-        Err(failure) => failure_envelope(failure),
+/// The envelope of a reply, as the bytes of the answer's body: the results are written
+/// straight from their type (no intermediate JSON value on the hot path).
+pub fn envelope_bytes<T: Serialize>(reply: &Reply<T>) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Success<'a, T> {
+        success: bool,
+        results: &'a T,
+        errors: [(); 0],
+        #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
+        warnings: &'a [Problem],
     }
+    let written = match reply {
+        Ok(answer) => serde_json::to_vec(&Success {
+            success: true,
+            results: &answer.results,
+            errors: [],
+            warnings: &answer.warnings,
+        }),
+        Err(failure) => serde_json::to_vec(&failure_envelope(failure)),
+    };
+    written.unwrap_or_else(|e| {
+        let failure = Failure::one(
+            "invalid_request",
+            json!({ "internal": format!("the answer could not be written: {e}") }),
+        );
+        serde_json::to_vec(&failure_envelope(&failure)).unwrap_or_default()
+    })
 }
 
 /// The envelope for a failure.
@@ -222,25 +237,30 @@ pub fn strip_passthrough(request: &mut serde_json::Map<String, Value>) {
 
 /// Decodes an answer body into a typed reply.
 pub fn decode_reply<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Answer<T>, ClientError> {
+    // One pass: the results are read straight into their type.
     #[derive(Deserialize)]
-    struct Envelope {
+    #[serde(bound = "T: serde::de::DeserializeOwned")]
+    struct Envelope<T> {
         success: bool,
-        #[serde(default)]
-        results: Option<Value>,
+        #[serde(default = "Option::default")]
+        results: Option<T>,
         #[serde(default)]
         errors: Vec<Problem>,
         #[serde(default)]
         warnings: Vec<Problem>,
     }
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+    let envelope: Envelope<T> =
+        serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))?;
     if !envelope.success {
         return Err(ClientError::Failed(Failure {
             errors: envelope.errors,
             warnings: envelope.warnings,
         }));
     }
-    let results = serde_json::from_value(envelope.results.unwrap_or(Value::Null))
-        .map_err(|e| ClientError::Decode(e.to_string()))?;
+    let results = match envelope.results {
+        Some(results) => results,
+        None => serde_json::from_value(Value::Null).map_err(|e| ClientError::Decode(e.to_string()))?,
+    };
     Ok(Answer {
         results,
         warnings: envelope.warnings,
