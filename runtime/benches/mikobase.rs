@@ -3,7 +3,7 @@
 //! engine (same generated client and dispatch table, no socket), all in the same run.
 //!
 //! `cargo bench -p caspian-ipc --bench mikobase` (add `-- --quick` for a short run).
-//! Prints a Markdown table for docs/BENCHMARKS.md.
+//! Prints a Markdown table for docs/BENCHMARKS.md: medians over interleaved rounds.
 
 mod common;
 
@@ -15,11 +15,13 @@ use caspian_ipc::mikobase::{
     RecordByPkRequest, SelectRequest, Transport,
 };
 use caspian_ipc::{share, Error};
-use common::{floor, now_ns, sample, stats_from, stats_json, Stats};
+use common::{floor, median, median_of, now_ns, sample, stats_from, stats_json, Stats};
 use serde_json::{json, Value};
 
 const CLASS: &str = "example.org/bench/item";
 const SEEDED: usize = 200;
+/// How many times each measurement runs, interleaved with the others.
+const ROUNDS: usize = 5;
 
 fn class_definition() -> ClassDefinition {
     let definition = json!({"name": CLASS, "fields": {"n": {"class": "number", "required": true}}});
@@ -211,12 +213,35 @@ fn main() {
     };
     floor(1000); // warm-up
     let floor = floor(ops);
-    let hash_get = hash_get_one_worker(ops);
-    let local = in_process(ops);
-    let shared = shared_one_worker(ops);
-    let (hash_rate, hash_four) = hash_get_many(4, ops);
-    let (select_rate, select_four) = shared_many(4, ops, false);
-    let (create_rate, create_four) = shared_many(4, ops / 2, true);
+    // Every measurement runs ROUNDS times, in turn with the others, and is summarised by
+    // its medians: a burst of load lands on both sides of a ratio.
+    let share = ops / ROUNDS;
+    let (mut hash_gets, mut locals, mut shareds) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut hash_fours, mut select_fours, mut create_fours) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut hash_rates, mut select_rates, mut create_rates) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        hash_gets.push(hash_get_one_worker(share));
+        locals.push(in_process(share));
+        shareds.push(shared_one_worker(share));
+        let (rate, latency) = hash_get_many(4, share);
+        hash_rates.push(rate);
+        hash_fours.push(latency);
+        let (rate, latency) = shared_many(4, share, false);
+        select_rates.push(rate);
+        select_fours.push(latency);
+        let (rate, latency) = shared_many(4, share / 2, true);
+        create_rates.push(rate);
+        create_fours.push(latency);
+    }
+    let hash_get = median(&hash_gets);
+    let of = |runs: &[Value], op: &str| median(&runs.iter().map(|r| stats_from(&r[op])).collect::<Vec<_>>());
+    let (hash_four, select_four, create_four) =
+        (median(&hash_fours), median(&select_fours), median(&create_fours));
+    let (hash_rate, select_rate, create_rate) = (
+        median_of(hash_rates),
+        median_of(select_rates),
+        median_of(create_rates),
+    );
 
     println!("| measurement | p50 / p99 / mean | ratio |");
     println!("| --- | --- | --- |");
@@ -227,8 +252,8 @@ fn main() {
         ("record_by_pk", "`record_by_pk`"),
         ("create", "create"),
     ] {
-        let over_uds = stats_from(&shared[op]);
-        let here = stats_from(&local[op]);
+        let over_uds = of(&shareds, op);
+        let here = of(&locals, op);
         row(
             &format!("mikobase {name}, in-process (no socket)"),
             here,

@@ -83,3 +83,21 @@ pub fn sample<E>(n: usize, mut call: impl FnMut(usize) -> Result<(), E>) -> Resu
     }
     Ok(stats(samples))
 }
+
+/// The median of each figure over several runs: runs taken in turn with their baselines
+/// (interleaved) and summarised this way keep a burst of load on this shared machine from
+/// landing on one side of a ratio only.
+pub fn median(runs: &[Stats]) -> Stats {
+    let mid = |f: fn(&Stats) -> f64| median_of(runs.iter().map(f).collect());
+    Stats {
+        p50: mid(|s| s.p50),
+        p99: mid(|s| s.p99),
+        mean: mid(|s| s.mean),
+    }
+}
+
+/// The median of some numbers (NaN for none).
+pub fn median_of(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
