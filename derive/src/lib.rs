@@ -32,8 +32,8 @@ use proc_macro::TokenStream;
 /// attributes there, so they are left out: document the module yourself).
 ///
 /// The generated client runs over the runtime's transports (`InProcess`, `UdsTransport`).
-/// The generated types derive serde's traits and use `serde_json`, so the invoking crate
-/// depends on `serde` and `serde_json`. Cargo rebuilds the crate when the spec changes.
+/// The generated code reaches serde and serde_json through `caspian_ipc`, so the invoking
+/// crate needs no other dependency. Cargo rebuilds the crate when the spec changes.
 /// A spec with problems fails the build with every diagnostic, each pointing at
 /// `path:line:col` in the spec (attached to the path literal).
 #[proc_macro]
