@@ -32,3 +32,46 @@ fn the_shipped_spec() {
         snapshot_every_layer("mikobase-spec/mikobase.yaml", MIKOBASE_YAML);
     });
 }
+
+/// Every snapshot file belongs to a fixture and a layer that still exist: a removed
+/// fixture or emitter cannot leave a stale snapshot behind (what `cargo insta test
+/// --unreferenced=reject` would check, without needing cargo-insta).
+#[test]
+fn no_snapshot_is_orphaned() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let yaml_names = |sub: &str| -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join(sub))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".yaml"))
+            .collect();
+        names.sort();
+        names
+    };
+    let mut layers: Vec<&str> = Emitter::ALL.iter().map(|e| e.name()).collect();
+    layers.extend(["ir", "openapi"]);
+    let mut expected: Vec<String> = Vec::new();
+    for fixture in yaml_names("specs")
+        .into_iter()
+        .chain(["mikobase.yaml".to_owned()])
+    {
+        for layer in &layers {
+            expected.push(format!("spec_snapshots__{layer}@{fixture}.snap"));
+        }
+    }
+    for fixture in yaml_names("specs/invalid") {
+        expected.push(format!(
+            "spec_diagnostics__invalid_fixtures_render_their_diagnostics@{fixture}.snap"
+        ));
+    }
+    expected.sort();
+    let mut present: Vec<String> = std::fs::read_dir(dir.join("tests/snapshots"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".snap"))
+        .collect();
+    present.sort();
+    assert_eq!(present, expected, "snapshot files and fixtures × layers differ");
+}
