@@ -1271,3 +1271,33 @@ fn an_older_store_gets_its_class_index_rebuilt() {
     assert_eq!(ok(reader.by_class("example.org/ship"))["count"], 1);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pass_through_keys_are_accepted_everywhere_the_ecoverse_allows_them() {
+    let mut db = Engine::memory();
+    let passthrough = json!({"misc": 1, "corporate": {"cost": 2}, "vibecode": "x", "comment": "y"});
+    let mut definition = json!({"name": "example.org/crew/person", "fields": {}});
+    definition
+        .as_object_mut()
+        .unwrap()
+        .extend(passthrough.as_object().unwrap().clone());
+    let created = db.q0(&json!({"action": "create", "class": "puck.uno/class", "bucket": definition}));
+    assert_eq!(created["success"], true, "a class definition: {created}");
+    let mut record = json!({"bucket": {"name": "Ripley"}, "stack": {"shadow": {}, "a": {"class": "example.org/crew/person"}}});
+    record
+        .as_object_mut()
+        .unwrap()
+        .extend(passthrough.as_object().unwrap().clone());
+    let imported = db.import_worldlet(&json!({"format": "worldlet/1.0", "records": {"r1": record}}));
+    assert_eq!(imported["success"], true, "a worldlet record: {imported}");
+    let mut select = json!({"action": "select", "then": {"path": ["name", "Ripley"]}});
+    select["then"]
+        .as_object_mut()
+        .unwrap()
+        .extend(passthrough.as_object().unwrap().clone());
+    select
+        .as_object_mut()
+        .unwrap()
+        .extend(passthrough.as_object().unwrap().clone());
+    assert_eq!(db.q0(&select)["results"]["count"], 1, "a request and its blocks");
+}

@@ -228,10 +228,14 @@ fn decode_failure(at: &str, error: &serde_json::Error) -> Failure {
     Failure::one("invalid_request", details)
 }
 
-/// Removes the pass-through keys every request may carry (the engine ignores them).
+/// Keys every request (and every block of a select) may carry and engines ignore: the
+/// ecoverse pass-through keys.
+pub const PASSTHROUGH: &[&str] = &["misc", "corporate", "vibecode", "comment"];
+
+/// Removes the pass-through keys from a request (the engine ignores them).
 pub fn strip_passthrough(request: &mut serde_json::Map<String, Value>) {
-    for key in ["misc", "corporate", "vibecode", "comment"] {
-        request.remove(key);
+    for key in PASSTHROUGH {
+        request.remove(*key);
     }
 }
 

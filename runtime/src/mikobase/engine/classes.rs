@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::problem::{got, Problem};
 use super::select::json_eq;
+use super::PASSTHROUGH;
 
 /// The class of class definitions.
 pub const CLASS_CLASS: &str = "puck.uno/class";
@@ -117,14 +118,16 @@ pub(crate) fn parse_class(bucket: &Map<String, Value>) -> Result<ClassDef, Probl
         "uniques",
         "methods",
         "abstract",
-        "vibecode",
-        "comment",
-        "misc",
     ];
-    for key in bucket.keys().filter(|k| !known.contains(&k.as_str())) {
+    let unknown = |k: &&String| !known.contains(&k.as_str()) && !PASSTHROUGH.contains(&k.as_str());
+    for key in bucket.keys().filter(unknown) {
         problems.push(problem(
             key,
-            format!("unknown class-definition key (known: {})", known.join(", ")),
+            format!(
+                "unknown class-definition key (known: {}; and the pass-through keys {})",
+                known.join(", "),
+                PASSTHROUGH.join(", ")
+            ),
         ));
     }
     let name = match bucket.get("name") {

@@ -40,9 +40,7 @@ pub const DEFAULT_REQUEST_LIMIT: usize = 16 * 1024 * 1024;
 /// levels a JSON parser (serde_json's) reads back.
 pub const MAX_DEPTH: usize = 64;
 
-/// Keys every request (and every block of a select) may carry and the engine ignores
-/// (ecoverse pass-through keys).
-const PASSTHROUGH: &[&str] = &["misc", "corporate", "vibecode", "comment"];
+use super::support::PASSTHROUGH;
 
 /// The actions of Q0.
 const ACTIONS: &[&str] = &[

@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use super::classes::{parse_class, CLASS_CLASS, DEFAULT_CLASS};
 use super::problem::{deeper_than, failure, got, success, Problem};
 use super::store::{self, Row};
+use super::PASSTHROUGH;
 use super::{
     class_not_found, class_stack, default_stack, duplicate_class, new_pk, now, too_deep, Engine, MAX_DEPTH,
 };
@@ -19,16 +20,7 @@ const UNSUPPORTED: &[&str] = &["files", "file_chunks", "history"];
 type Label = (&'static str, Value);
 
 /// Keys of a (non-definition) worldlet record.
-const RECORD_KEYS: &[&str] = &[
-    "bucket",
-    "stack",
-    "class",
-    "updated_at",
-    "misc",
-    "corporate",
-    "vibecode",
-    "comment",
-];
+const RECORD_KEYS: &[&str] = &["bucket", "stack", "class", "updated_at"];
 
 impl Engine {
     /// Every active class definition: `{"classes": [definition, ...]}`.
@@ -299,12 +291,12 @@ fn import_row(pk: &str, record: &Value) -> Result<Row, Problem> {
     }
     let unknown: Vec<&String> = record
         .keys()
-        .filter(|k| !RECORD_KEYS.contains(&k.as_str()))
+        .filter(|k| !RECORD_KEYS.contains(&k.as_str()) && !PASSTHROUGH.contains(&k.as_str()))
         .collect();
     if !unknown.is_empty() {
         return Err(Problem::invalid(json!({
             "unknown_fields": unknown,
-            "allowed_fields": RECORD_KEYS,
+            "allowed_fields": RECORD_KEYS.iter().chain(PASSTHROUGH).collect::<Vec<_>>(),
             "fix": "a record keeps its data in `bucket` and its classes in `stack`",
         })));
     }
