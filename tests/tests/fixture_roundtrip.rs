@@ -168,6 +168,12 @@ fn failures_routes_and_raw_requests_are_the_generated_ones() {
         unknown["errors"][0]["details"]["unknown_fields"],
         json!(["tree.lefft"])
     );
+    let missing = db.q0(&json!({"action": "put", "tree": {"left": {}}})).unwrap();
+    assert_eq!(
+        missing["errors"][0]["details"]["missing_fields"],
+        json!(["tree.left.label"]),
+        "a missing field is named below the object that lacks it: {missing}"
+    );
     let action = db.q0(&json!({"action": "get"})).unwrap();
     assert_eq!(action["errors"][0]["id"], "action-not-supported");
 

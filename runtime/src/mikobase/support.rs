@@ -207,21 +207,22 @@ fn decode_failure(at: &str, error: &serde_json::Error) -> Failure {
             .and_then(|rest| rest.split('`').next())
             .map(str::to_owned)
     };
-    let under = |field: &str| {
-        if at.is_empty() || at.ends_with(field) {
-            at.to_owned()
+    let reason = text.split(" at line").next().unwrap_or(&text).to_owned();
+    // The path of a missing field ends at the object that lacks it; the path of an
+    // unknown one ends at the field itself.
+    let details = if let Some(field) = quoted("missing field `") {
+        let path = if at.is_empty() {
+            field
         } else {
             format!("{at}.{field}")
-        }
-    };
-    let reason = text.split(" at line").next().unwrap_or(&text).to_owned();
-    let details = if let Some(field) = quoted("missing field `") {
-        json!({ "missing_fields": [if at.is_empty() { field } else { format!("{at}.{field}") }] })
+        };
+        json!({ "missing_fields": [path] })
     } else if let Some(field) = quoted("unknown field `") {
         let expected = text
             .split_once("expected ")
             .map(|(_, e)| e.split(" at line").next().unwrap_or(e).to_owned());
-        json!({ "unknown_fields": [under(&field)], "expected": expected })
+        let path = if at.is_empty() { field } else { at.to_owned() };
+        json!({ "unknown_fields": [path], "expected": expected })
     } else {
         json!({ "wrong_types": [{ "field": at, "reason": reason }] })
     };
