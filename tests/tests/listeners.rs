@@ -89,6 +89,9 @@ fn after_save_waits_for_the_outermost_commit_and_never_sees_a_rollback() {
         transaction: committed_inner,
     })
     .unwrap();
+    let later = begin(&db); // a committed inner write must outlive a later inner rollback
+    officer(&db, "Drake", Some(&later));
+    db.rollback(&RollbackRequest { transaction: later }).unwrap();
     assert_eq!(names(&after), ["Apone"], "nothing before the outermost commit");
     db.commit(&CommitRequest { transaction: outer }).unwrap();
     assert_eq!(

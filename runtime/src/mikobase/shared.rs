@@ -122,22 +122,19 @@ impl MikobaseServer {
         self
     }
 
-    fn listening(&self) -> bool {
-        !self.before.is_empty() || !self.after.is_empty()
-    }
-
-    /// A change as listeners see it; the record's current state is read only when someone
-    /// listens.
+    /// A change as listeners see it, or `None` when nobody listens: then a write costs
+    /// no copy of its bucket and no read of the record.
     fn change(
         &mut self,
         action: &'static str,
         pk: Option<&str>,
         class: Option<&str>,
         bucket: Option<&Map<String, Value>>,
-    ) -> Change {
-        let current = pk
-            .filter(|_| self.listening())
-            .and_then(|pk| self.engine.record_by_pk(pk).get("results").cloned());
+    ) -> Option<Change> {
+        if self.before.is_empty() && self.after.is_empty() {
+            return None;
+        }
+        let current = pk.and_then(|pk| self.engine.record_by_pk(pk).get("results").cloned());
         let old = current.as_ref().and_then(|r| r["bucket"].as_object().cloned());
         let current_class = current.as_ref().and_then(|r| {
             r["stack"]
@@ -149,22 +146,25 @@ impl MikobaseServer {
             "delete" => None,
             _ => bucket.cloned().or_else(|| old.clone()),
         };
-        Change {
+        Some(Change {
             action,
             pk: pk.map(str::to_owned),
             class: class.map(str::to_owned).or(current_class),
             bucket,
             old,
-        }
+        })
     }
 
     /// Runs a write through the listeners.
     fn write<T>(
         &mut self,
-        change: Change,
+        change: Option<Change>,
         pk_of: impl Fn(&T) -> String,
         run: impl FnOnce(&mut Engine) -> Reply<T>,
     ) -> Reply<T> {
+        let Some(change) = change else {
+            return run(&mut self.engine);
+        };
         for listener in &mut self.before {
             if let Err(message) = listener(&change) {
                 return Err(Failure::one(
@@ -181,18 +181,16 @@ impl MikobaseServer {
                     ..change
                 };
                 self.pending.push((self.engine.transaction_depth(), done));
-                self.settle();
+                self.run_after_save();
             }
         }
         reply
     }
 
-    /// After a transaction ended (or a write was made): forgets the writes of rolled-back
-    /// transactions, folds those of committed inner transactions into their parent, and
-    /// runs `after_save` for everything committed for good.
-    fn settle(&mut self) {
-        let depth = self.engine.transaction_depth();
-        if depth == 0 {
+    /// Runs `after_save` for the pending writes once no transaction is open: they are
+    /// then committed for good.
+    fn run_after_save(&mut self) {
+        if self.engine.transaction_depth() == 0 {
             for (_, change) in std::mem::take(&mut self.pending) {
                 for listener in &mut self.after {
                     listener(&change);
@@ -201,7 +199,18 @@ impl MikobaseServer {
         }
     }
 
-    /// Forgets the pending writes made deeper than the transactions still open.
+    /// After a commit: the ended transactions' writes now belong to the transaction still
+    /// open around them, if any (so a later rollback of that one forgets them too).
+    fn fold_committed(&mut self) {
+        let depth = self.engine.transaction_depth();
+        for (made_at, _) in &mut self.pending {
+            *made_at = (*made_at).min(depth);
+        }
+        self.run_after_save();
+    }
+
+    /// After a rollback: forgets the pending writes made deeper than the transactions
+    /// still open.
     fn forget_rolled_back(&mut self) {
         let depth = self.engine.transaction_depth();
         self.pending.retain(|(made_at, _)| *made_at <= depth);
@@ -233,11 +242,7 @@ impl MikobaseService for MikobaseServer {
     }
     fn commit(&mut self, c: &CallContext, r: CommitRequest) -> Reply<EndResult> {
         let reply = self.engine.commit(c, r);
-        let depth = self.engine.transaction_depth();
-        for (made_at, _) in &mut self.pending {
-            *made_at = (*made_at).min(depth);
-        }
-        self.settle();
+        self.fold_committed();
         reply
     }
     fn rollback(&mut self, c: &CallContext, r: RollbackRequest) -> Reply<EndResult> {
