@@ -15,7 +15,7 @@ use caspian_ipc::mikobase::{
     RecordByPkRequest, SelectRequest, Transport,
 };
 use caspian_ipc::{share, Error};
-use common::{floor, median, median_of, now_ns, sample, stats_from, stats_json, Stats};
+use common::{floor, hash_barrier, median, median_of, now_ns, sample, stats_from, stats_json, Stats};
 use serde_json::{json, Value};
 
 const CLASS: &str = "example.org/bench/item";
@@ -151,13 +151,7 @@ fn hash_get_one_worker(ops: usize) -> Stats {
 fn hash_get_many(workers: usize, ops: usize) -> (f64, Stats) {
     let state = share(workers, |worker, hash| {
         hash.set("k", &1)?;
-        hash.incr("ready", 1)?;
-        let waiting = Instant::now();
-        while hash.get_as::<usize>("ready")?.unwrap_or(0) < workers {
-            if waiting.elapsed().as_secs() > 10 {
-                return Err(Error::Protocol("barrier timeout".into()));
-            }
-        }
+        hash_barrier(&hash, workers)?;
         let t0 = now_ns();
         let latency = sample(ops, |_| hash.get_value("k").map(drop))?;
         let t1 = now_ns();
@@ -165,7 +159,7 @@ fn hash_get_many(workers: usize, ops: usize) -> (f64, Stats) {
             &worker.index().to_string(),
             &json!({"t0": t0, "t1": t1, "latency": stats_json(latency)}),
         )?;
-        Ok(())
+        Ok::<_, Error>(())
     })
     .expect("shared-hash run");
     let reports: Vec<Value> = state["results"]

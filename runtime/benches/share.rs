@@ -11,10 +11,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 use caspian_ipc::{share, Error, SharedHash};
-use common::{floor, now_ns, sample, stats_from, stats_json, Stats};
+use common::{floor, hash_barrier, now_ns, sample, stats_from, stats_json, Stats};
 use serde_json::{json, Value};
 
 /// One worker's get / set / incr round trips.
@@ -47,19 +46,13 @@ fn throughput(
     work: impl Fn(&SharedHash) -> Result<(), Error>,
 ) -> (f64, Value) {
     let state = share(workers, |worker, hash| {
-        hash.incr("ready", 1)?;
-        let started = Instant::now();
-        while hash.get_as::<usize>("ready")?.unwrap_or(0) < workers {
-            if started.elapsed().as_secs() > 10 {
-                return Err(Error::Protocol("barrier timeout".into()));
-            }
-        }
+        hash_barrier(&hash, workers)?;
         let t0 = now_ns();
         work(&hash)?;
         let t1 = now_ns();
         hash.at("window")
             .set(&worker.index().to_string(), &json!([t0, t1]))?;
-        Ok(())
+        Ok::<_, Error>(())
     })
     .expect("throughput run");
     let windows: Vec<(u64, u64)> = state["window"]

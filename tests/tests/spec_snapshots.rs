@@ -39,12 +39,13 @@ fn the_shipped_spec() {
 #[test]
 fn no_snapshot_is_orphaned() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let yaml_names = |sub: &str| -> Vec<String> {
+    // The sorted names of the files in `sub` that end with `suffix`.
+    let names = |sub: &str, suffix: &str| -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(dir.join(sub))
             .unwrap()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".yaml"))
+            .filter(|n| n.ends_with(suffix))
             .collect();
         names.sort();
         names
@@ -52,7 +53,7 @@ fn no_snapshot_is_orphaned() {
     let mut layers: Vec<&str> = Emitter::ALL.iter().map(|e| e.name()).collect();
     layers.extend(["ir", "openapi"]);
     let mut expected: Vec<String> = Vec::new();
-    for fixture in yaml_names("specs")
+    for fixture in names("specs", ".yaml")
         .into_iter()
         .chain(["mikobase.yaml".to_owned()])
     {
@@ -60,18 +61,12 @@ fn no_snapshot_is_orphaned() {
             expected.push(format!("spec_snapshots__{layer}@{fixture}.snap"));
         }
     }
-    for fixture in yaml_names("specs/invalid") {
+    for fixture in names("specs/invalid", ".yaml") {
         expected.push(format!(
             "spec_diagnostics__invalid_fixtures_render_their_diagnostics@{fixture}.snap"
         ));
     }
     expected.sort();
-    let mut present: Vec<String> = std::fs::read_dir(dir.join("tests/snapshots"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".snap"))
-        .collect();
-    present.sort();
+    let present = names("tests/snapshots", ".snap");
     assert_eq!(present, expected, "snapshot files and fixtures × layers differ");
 }

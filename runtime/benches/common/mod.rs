@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 
+use caspian_ipc::{Error, SharedHash};
 use nix::time::{clock_gettime, ClockId};
 use serde_json::{json, Value};
 
@@ -100,4 +101,17 @@ pub fn median(runs: &[Stats]) -> Stats {
 pub fn median_of(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// Waits until `workers` workers have reached this point (counted in the shared hash's
+/// `ready`), so their measured windows overlap; gives up after 10 s.
+pub fn hash_barrier(hash: &SharedHash, workers: usize) -> Result<(), Error> {
+    hash.incr("ready", 1)?;
+    let waiting = std::time::Instant::now();
+    while hash.get_as::<usize>("ready")?.unwrap_or(0) < workers {
+        if waiting.elapsed().as_secs() > 10 {
+            return Err(Error::Protocol("barrier timeout".into()));
+        }
+    }
+    Ok(())
 }
