@@ -40,6 +40,13 @@ fn ship(name: &str, serial: &str) -> CreateRequest {
     }
 }
 
+/// Opens a transaction: the calling worker holds the store until it ends.
+fn begin(db: &caspian_ipc::mikobase::Db) -> Result<String, String> {
+    db.transaction(&TransactionRequest::default())
+        .map(|answer| answer.results.transaction)
+        .map_err(|e| e.to_string())
+}
+
 fn ships(worldlet: &Value) -> Vec<&Value> {
     worldlet["records"]
         .as_object()
@@ -141,11 +148,7 @@ fn uncommitted_writes_are_never_seen() -> Outcome {
         .schema(schema())
         .run(|worker, db| {
             if worker.index() == 0 {
-                let t = db
-                    .transaction(&TransactionRequest::default())
-                    .map_err(|e| e.to_string())?
-                    .results
-                    .transaction;
+                let t = begin(&db)?;
                 db.create(&CreateRequest {
                     transaction: Some(t.clone()),
                     ..ship("ghost", "G-1")
@@ -154,11 +157,7 @@ fn uncommitted_writes_are_never_seen() -> Outcome {
                 std::thread::sleep(Duration::from_millis(400));
                 db.rollback(&RollbackRequest { transaction: t })
                     .map_err(|e| e.to_string())?;
-                let t = db
-                    .transaction(&TransactionRequest::default())
-                    .map_err(|e| e.to_string())?
-                    .results
-                    .transaction;
+                let t = begin(&db)?;
                 db.create(&CreateRequest {
                     transaction: Some(t.clone()),
                     ..ship("real", "R-1")
@@ -239,11 +238,7 @@ fn a_killed_holder_is_rolled_back() -> Outcome {
         .call_deadline(Duration::from_secs(20))
         .run(|worker, db| {
             if worker.index() == 0 {
-                let t = db
-                    .transaction(&TransactionRequest::default())
-                    .map_err(|e| e.to_string())?
-                    .results
-                    .transaction;
+                let t = begin(&db)?;
                 db.create(&CreateRequest {
                     transaction: Some(t),
                     ..ship("doomed", "D-1")
