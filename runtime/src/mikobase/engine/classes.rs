@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::problem::{got, Problem};
 use super::select::json_eq;
-use super::PASSTHROUGH;
+use super::{unknown_keys, PASSTHROUGH};
 
 /// The class of class definitions.
 pub const CLASS_CLASS: &str = "puck.uno/class";
@@ -119,8 +119,7 @@ pub(crate) fn parse_class(bucket: &Map<String, Value>) -> Result<ClassDef, Probl
         "methods",
         "abstract",
     ];
-    let unknown = |k: &&String| !known.contains(&k.as_str()) && !PASSTHROUGH.contains(&k.as_str());
-    for key in bucket.keys().filter(unknown) {
+    for key in unknown_keys(bucket, &known) {
         problems.push(problem(
             key,
             format!(

@@ -921,6 +921,14 @@ fn free_platter_key(stack: &Map<String, Value>) -> String {
         .unwrap_or_default()
 }
 
+/// The keys of `object` that are neither in `allowed` nor pass-through keys, in order.
+fn unknown_keys<'a>(object: &'a Map<String, Value>, allowed: &[&str]) -> Vec<&'a String> {
+    object
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()) && !PASSTHROUGH.contains(&k.as_str()))
+        .collect()
+}
+
 /// Checks that `request` has the `required` fields and no field outside `allowed`
 /// (plus `action` and the pass-through keys); lists every missing and unknown field.
 fn shape(request: &Map<String, Value>, allowed: &[&str], required: &[&str]) -> Result<(), Vec<Problem>> {
@@ -929,11 +937,9 @@ fn shape(request: &Map<String, Value>, allowed: &[&str], required: &[&str]) -> R
         .copied()
         .filter(|f| !request.contains_key(*f))
         .collect();
-    let unknown: Vec<&String> = request
-        .keys()
-        .filter(|k| {
-            k.as_str() != "action" && !allowed.contains(&k.as_str()) && !PASSTHROUGH.contains(&k.as_str())
-        })
+    let unknown: Vec<&String> = unknown_keys(request, allowed)
+        .into_iter()
+        .filter(|k| k.as_str() != "action")
         .collect();
     if missing.is_empty() && unknown.is_empty() {
         return Ok(());

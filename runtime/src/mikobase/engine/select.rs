@@ -13,7 +13,7 @@ use serde_json::{json, Map, Number, Value};
 use super::classes::check_uns;
 use super::problem::{got, Problem};
 use super::store::{Equal, SqlSort};
-use super::PASSTHROUGH;
+use super::unknown_keys;
 
 /// The keys a condition block may carry.
 const BLOCK_KEYS: &[&str] = &["path", "then", "all", "any", "not", "placeholders"];
@@ -244,10 +244,7 @@ fn under(at: &str, key: &str) -> String {
 
 /// A nested block: only the block keys (and the pass-through keys) are allowed.
 fn nested(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
-    let unknown: Vec<&String> = map
-        .keys()
-        .filter(|k| !BLOCK_KEYS.contains(&k.as_str()) && !PASSTHROUGH.contains(&k.as_str()))
-        .collect();
+    let unknown = unknown_keys(map, BLOCK_KEYS);
     if !unknown.is_empty() {
         return Err(Problem::invalid(json!({
             "at": at,

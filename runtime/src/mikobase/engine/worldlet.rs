@@ -8,10 +8,10 @@ use serde_json::{json, Map, Value};
 use super::classes::{parse_class, CLASS_CLASS, DEFAULT_CLASS};
 use super::problem::{deeper_than, failure, got, success, Problem};
 use super::store::{self, Row};
-use super::PASSTHROUGH;
 use super::{
     class_not_found, class_stack, default_stack, duplicate_class, new_pk, now, too_deep, Engine, MAX_DEPTH,
 };
+use super::{unknown_keys, PASSTHROUGH};
 
 /// Worldlet sections this engine does not store: importing them would lose them.
 const UNSUPPORTED: &[&str] = &["files", "file_chunks", "history"];
@@ -289,10 +289,7 @@ fn import_row(pk: &str, record: &Value) -> Result<Row, Problem> {
             active: true,
         });
     }
-    let unknown: Vec<&String> = record
-        .keys()
-        .filter(|k| !RECORD_KEYS.contains(&k.as_str()) && !PASSTHROUGH.contains(&k.as_str()))
-        .collect();
+    let unknown = unknown_keys(record, RECORD_KEYS);
     if !unknown.is_empty() {
         return Err(Problem::invalid(json!({
             "unknown_fields": unknown,
