@@ -227,3 +227,62 @@ fn serve_with_peer_auth_needs_no_token_and_persists_to_its_file() {
     assert_eq!(names, [&json!("Ripley")], "what was served is in the file");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn a_new_store_file_is_readable_by_its_owner_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("mikobase-cli-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mode_of = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let schema = dir.join("schema.json");
+    std::fs::write(
+        &schema,
+        r#"{"classes": [{"name": "example.org/ship", "fields": {}}]}"#,
+    )
+    .unwrap();
+    let create = r#"{"action": "create", "class": "example.org/ship", "bucket": {}}"#;
+
+    let fresh = dir.join("fresh.db");
+    let (code, _, err) = mikobase(
+        &[
+            "q0",
+            "--db",
+            fresh.to_str().unwrap(),
+            "--schema",
+            schema.to_str().unwrap(),
+        ],
+        create,
+    );
+    assert_eq!(code, 0, "{err}");
+    // Every file of the store (the database and any journal SQLite left) is 0600.
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("fresh.db")
+        {
+            assert_eq!(mode_of(&path), 0o600, "{}", path.display());
+        }
+    }
+
+    // An existing store keeps the mode its owner gave it.
+    let shared = dir.join("shared.db");
+    std::fs::write(&shared, b"").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (code, _, err) = mikobase(
+        &[
+            "q0",
+            "--db",
+            shared.to_str().unwrap(),
+            "--schema",
+            schema.to_str().unwrap(),
+        ],
+        create,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(mode_of(&shared), 0o640);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -70,10 +70,16 @@ impl Drop for Server {
 /// One hand-written HTTP request (to send headers the client never would); returns the
 /// raw answer text.
 fn raw(server: &Server, authorization: Option<&str>) -> String {
+    raw_with_authorizations(server, authorization.as_slice())
+}
+
+/// [`raw`] with any number of `Authorization` header lines, in order.
+fn raw_with_authorizations(server: &Server, authorizations: &[&str]) -> String {
     let mut stream = UnixStream::connect(server.dir.socket_path()).expect("connect");
-    let auth = authorization
+    let auth: String = authorizations
+        .iter()
         .map(|a| format!("Authorization: {a}\r\n"))
-        .unwrap_or_default();
+        .collect();
     write!(
         stream,
         "GET /x HTTP/1.1\r\nHost: localhost\r\n{auth}Connection: close\r\n\r\n"
@@ -246,6 +252,14 @@ fn main() {
         ),
         Trial::test("right_token_reaches_the_handler", right_token_reaches_the_handler),
         Trial::test(
+            "two_authorization_headers_are_refused_in_either_order",
+            two_authorization_headers_are_refused,
+        ),
+        Trial::test(
+            "the_bearer_scheme_is_case_insensitive",
+            the_bearer_scheme_is_case_insensitive,
+        ),
+        Trial::test(
             "peer_with_another_uid_is_refused",
             peer_with_another_uid_is_refused,
         ),
@@ -310,6 +324,38 @@ fn auth_refuses_alike() -> Outcome {
         anonymous.send(Method::GET, "/x", None)?.status == 401,
         "no token: 401",
     )?;
+    drop(server);
+    check_nothing_left()
+}
+
+fn two_authorization_headers_are_refused() -> Outcome {
+    let server = Server::start()?;
+    let right = format!("Bearer {}", server.token.as_str());
+    let wrong = format!("Bearer {}", "0".repeat(64));
+    for pair in [[&right, &wrong], [&wrong, &right], [&right, &right]] {
+        let answer = raw_with_authorizations(&server, &[pair[0].as_str(), pair[1].as_str()]);
+        check(answer.starts_with("HTTP/1.1 401"), format!("answer: {answer}"))?;
+        check(
+            answer.contains("exactly one header"),
+            format!("fix missing: {answer}"),
+        )?;
+    }
+    let alone = raw(&server, Some(&right));
+    check(
+        alone.starts_with("HTTP/1.1 200"),
+        format!("one right header: {alone}"),
+    )?;
+    drop(server);
+    check_nothing_left()
+}
+
+fn the_bearer_scheme_is_case_insensitive() -> Outcome {
+    let server = Server::start()?;
+    for scheme in ["bearer", "BEARER", "bEaReR"] {
+        let header = format!("{scheme} {}", server.token.as_str());
+        let answer = raw(&server, Some(&header));
+        check(answer.starts_with("HTTP/1.1 200"), format!("{scheme}: {answer}"))?;
+    }
     drop(server);
     check_nothing_left()
 }

@@ -185,11 +185,18 @@ async fn answer<H: Handler>(
         ));
     }
     if let Some(token) = &shared.token {
-        if !token.matches_header(request.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes)) {
+        // Exactly one Authorization header: with two, a proxy and this server could each
+        // read a different one, so a right-then-wrong pair is refused like a wrong token.
+        let mut presented = request.headers().get_all(AUTHORIZATION).iter();
+        let only = match (presented.next(), presented.next()) {
+            (Some(value), None) => Some(value.as_bytes()),
+            _ => None,
+        };
+        if !token.matches_header(only) {
             let mut response = into_hyper(Response::error(
                 401,
                 "unauthorized",
-                json!({ "fix": "send the header `Authorization: Bearer <token>` with the server's token" }),
+                json!({ "fix": "send exactly one header `Authorization: Bearer <token>` with the server's token" }),
             ));
             response
                 .headers_mut()

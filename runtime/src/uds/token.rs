@@ -31,13 +31,19 @@ impl Token {
 
     /// Checks an `Authorization` header value in constant time with respect to the secret.
     ///
-    /// `None`, a non-`Bearer` scheme and a wrong token are all simply `false`: the server
-    /// answers them identically.
+    /// The scheme is matched case-insensitively and may be followed by several spaces
+    /// (RFC 9110 §11.1, §11.4: `credentials = auth-scheme [ 1*SP token68 ]`). `None`, a
+    /// non-`Bearer` scheme and a wrong token are all simply `false`: the server answers
+    /// them identically.
     pub fn matches_header(&self, header: Option<&[u8]>) -> bool {
         let Some(value) = header else { return false };
-        let Some(presented) = value.strip_prefix(b"Bearer ") else {
+        let Some((scheme, rest)) = value.split_at_checked(b"Bearer".len()) else {
             return false;
         };
+        if !scheme.eq_ignore_ascii_case(b"Bearer") || !rest.starts_with(b" ") {
+            return false;
+        }
+        let presented = rest.trim_ascii_start();
         // Length is not secret (always 64), so an early length mismatch leaks nothing.
         presented.len() == self.0.len() && bool::from(presented.ct_eq(self.0.as_bytes()))
     }
@@ -63,12 +69,19 @@ mod tests {
     }
 
     #[test]
-    fn header_check_accepts_only_the_exact_bearer_token() {
+    fn header_check_accepts_only_the_exact_token_under_a_bearer_scheme_of_any_case() {
         let t = Token::from_string("abc");
         assert!(t.matches_header(Some(b"Bearer abc")));
+        assert!(
+            t.matches_header(Some(b"bearer abc")),
+            "the scheme is case-insensitive"
+        );
+        assert!(t.matches_header(Some(b"BEARER   abc")), "1*SP after the scheme");
+        assert!(!t.matches_header(Some(b"Bearerabc")));
+        assert!(!t.matches_header(Some(b"Bearer")));
+        assert!(!t.matches_header(Some(b"Bearer abc ")));
         assert!(!t.matches_header(Some(b"Bearer abd")));
         assert!(!t.matches_header(Some(b"Bearer abcd")));
-        assert!(!t.matches_header(Some(b"bearer abc")));
         assert!(!t.matches_header(Some(b"Basic abc")));
         assert!(!t.matches_header(Some(b"abc")));
         assert!(!t.matches_header(None));

@@ -82,6 +82,26 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Creates a missing store file readable by its owner alone (0600) before SQLite opens it:
+/// a store holds every worker's data, and SQLite gives its `-wal`, `-shm` and `-journal`
+/// files the database file's own mode. An existing file keeps the mode it has.
+fn create_private(path: &std::path::Path) -> rusqlite::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+            Some(format!("cannot create {}: {e}", path.display())),
+        )),
+    }
+}
+
 /// Parses a connection mode: `rw`/`wr` (read-write) or `r` (read-only), any case; `w` is
 /// valid but not supported; surrounding whitespace and anything else is malformed.
 pub fn parse_mode(mode: &str) -> Result<bool, Problem> {
@@ -122,7 +142,7 @@ impl Engine {
             Storage::File(path) if read_only => {
                 Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             }
-            Storage::File(path) => Connection::open(path),
+            Storage::File(path) => create_private(path).and_then(|()| Connection::open(path)),
         }
         .map_err(|e| {
             Problem::new(
