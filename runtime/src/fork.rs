@@ -17,8 +17,13 @@ use crate::error::{Error, Result};
 pub(crate) const EXIT_ERROR: i32 = 1;
 /// Exit code of a worker whose closure panicked (the code Rust itself uses).
 pub(crate) const EXIT_PANIC: i32 = 101;
-/// Longest outcome message a worker sends back; longer text is cut.
+/// Longest outcome message a worker sends back; longer text is cut (see [`bounded`]).
 const MAX_MESSAGE: usize = 4096;
+/// Appended to a message [`bounded`] had to cut.
+const TRUNCATED_MARK: &str = "… (truncated)";
+/// Longest report read back: a bounded message even with every byte JSON-escaped (`\u00XX`)
+/// stays far below it and below the 64 KiB pipe buffer, so the child's write never blocks.
+const MAX_REPORT: usize = MAX_MESSAGE * 6 + 256;
 
 /// What a worker knows about itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,37 +204,39 @@ pub(crate) struct Report {
 
 impl Report {
     /// Creates the pipe; returns the parent's reading end and the child's writing end.
+    /// Close-on-exec, so a subprocess a worker starts does not hold the write end open
+    /// (the parent would wait for the grandchild instead of the worker).
     pub(crate) fn pipe() -> Result<(Report, OwnedFd)> {
-        let (read, write) = nix::unistd::pipe().map_err(|e| Error::os("pipe", e))?;
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| Error::os("pipe", e))?;
         Ok((Report { read: read.into() }, write))
     }
 
-    /// Writes the report from the child (bounded, so it never blocks on a full pipe).
+    /// Writes the report from the child; its message is already [`bounded`], so the JSON
+    /// fits the pipe and is never cut.
     pub(crate) fn send(write: OwnedFd, end: &WorkerEnd) {
-        let mut text = serde_json::to_vec(end).unwrap_or_default();
-        text.truncate(MAX_MESSAGE * 2);
+        let text = serde_json::to_vec(end).unwrap_or_default();
         let _ = std::fs::File::from(write).write_all(&text);
     }
 
     /// Reads the report after the child has exited (its write end is closed by then).
     pub(crate) fn receive(mut self) -> Option<WorkerEnd> {
         let mut text = Vec::new();
-        let _ = (&mut self.read)
-            .take((MAX_MESSAGE * 2) as u64)
-            .read_to_end(&mut text);
+        let _ = (&mut self.read).take(MAX_REPORT as u64).read_to_end(&mut text);
         serde_json::from_slice(&text).ok()
     }
 }
 
-/// Cuts a message to the bounded report size at a char boundary.
+/// Cuts a message to the bounded report size at a char boundary, marked with
+/// [`TRUNCATED_MARK`]; the mark counts towards the bound.
 pub(crate) fn bounded(mut message: String) -> String {
     if message.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
+        let mut cut = MAX_MESSAGE - TRUNCATED_MARK.len();
         while !message.is_char_boundary(cut) {
             cut -= 1;
         }
         message.truncate(cut);
-        message.push('…');
+        message.push_str(TRUNCATED_MARK);
     }
     message
 }

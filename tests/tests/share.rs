@@ -49,6 +49,14 @@ fn main() {
             parent_panic_leaves_nothing_behind,
         ),
         Trial::test("fork_guard_refuses_threads", fork_guard_refuses_threads),
+        Trial::test(
+            "a_grandchild_does_not_hold_the_report",
+            a_grandchild_does_not_hold_the_report,
+        ),
+        Trial::test(
+            "a_long_error_is_cut_as_a_message",
+            a_long_error_is_cut_as_a_message,
+        ),
     ];
     run_serially(trials)
 }
@@ -535,5 +543,67 @@ fn fork_guard_refuses_threads() -> Outcome {
     thread.join().ok();
     check(matches!(err, Error::ForkUnsafe { threads: 2 }), format!("{err}"))?;
     check(err.to_string().contains("allow_threads"), "names the opt-out")?;
+    check_nothing_left()
+}
+
+/// The report pipe is close-on-exec: a subprocess left running by a failed worker does not
+/// keep `share` waiting, and the worker's error is still reported (D-F3).
+fn a_grandchild_does_not_hold_the_report() -> Outcome {
+    let started = Instant::now();
+    let err = Share::new(1)
+        .timeout(Duration::from_secs(2))
+        .run(|_, hash| {
+            let sleeper = std::process::Command::new("sleep")
+                .arg("5")
+                .spawn()
+                .map_err(|e| e.to_string())?;
+            hash.set("sleeper", &sleeper.id()).map_err(|e| e.to_string())?;
+            Err::<(), _>("gave up after starting a subprocess".to_owned())
+        })
+        .expect_err("the worker fails");
+    let elapsed = started.elapsed();
+    let sleeper = match &err {
+        Error::WorkersFailed { state, .. } | Error::TimedOut { state, .. } => state["sleeper"].as_i64(),
+        _ => None,
+    };
+    if let Some(pid) = sleeper {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let Error::WorkersFailed { failures, .. } = &err else {
+        return Err(format!("unexpected {err}").into());
+    };
+    let ends: Vec<&WorkerEnd> = failures.iter().map(|f| &f.end).collect();
+    check(
+        ends == vec![&WorkerEnd::Error {
+            message: "gave up after starting a subprocess".into(),
+        }],
+        format!("failures {ends:?}"),
+    )?;
+    check(elapsed < Duration::from_millis(4500), format!("took {elapsed:?}"))?;
+    check_nothing_left()
+}
+
+/// An error longer than the report limit comes back cut as text, at a char boundary and
+/// marked, never as `Exit { code: 1 }` from cut JSON (D-F3).
+fn a_long_error_is_cut_as_a_message() -> Outcome {
+    let long: String = "é€".repeat(1000) + &"x".repeat(3000);
+    let sent = long.clone();
+    let err = share(1, move |_, _| Err::<(), _>(sent.clone())).expect_err("the worker fails");
+    let Error::WorkersFailed { failures, .. } = &err else {
+        return Err(format!("unexpected {err}").into());
+    };
+    let Some(WorkerEnd::Error { message }) = failures.first().map(|f| &f.end) else {
+        return Err(format!("failures {failures:?}").into());
+    };
+    let kept = message
+        .strip_suffix("… (truncated)")
+        .ok_or_else(|| format!("no truncation mark at the end of {} bytes", message.len()))?;
+    check(
+        kept.len() > 4000 && long.starts_with(kept),
+        format!("kept {} bytes, a prefix: {}", kept.len(), long.starts_with(kept)),
+    )?;
     check_nothing_left()
 }
