@@ -308,7 +308,8 @@ impl SharedHash {
     }
 
     /// Atomically adds `by` to the integer under `key` (absent counts as 0); returns the
-    /// new value.
+    /// new value. Counts exactly in i64: a sum outside it is `integer_overflow`, a stored
+    /// float `not_an_integer`, both refused before anything is stored (D-H12).
     pub fn incr(&self, key: &str, by: i64) -> Result<i64> {
         let body = self
             .at
@@ -321,7 +322,8 @@ impl SharedHash {
         })
     }
 
-    /// Atomically adds `by` to the number under `key`; returns the new value.
+    /// Atomically adds `by` to the number under `key` as floats; returns the new value.
+    /// A stored integer beyond ±2^53 is refused (`inexact_float`) rather than rounded.
     pub fn incr_f64(&self, key: &str, by: f64) -> Result<f64> {
         let by = to_json(&by)?;
         let body = self

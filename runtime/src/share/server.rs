@@ -4,7 +4,7 @@
 use hyper::Method;
 use serde_json::{json, Value};
 
-use super::tree::{Pk, Tree, TreeError, Txn};
+use super::tree::{IncrRefusal, Pk, Tree, TreeError, Txn};
 use crate::uds::http::{segments, Handler, Request, Response, X_PK, X_VERSION};
 
 /// The shared-hash server state, living in the server process.
@@ -405,7 +405,36 @@ fn tree_error(error: TreeError) -> Response {
         TreeError::NotANumber { path, found } => {
             Response::error(409, "not_a_number", json!({ "path": path, "found": found }))
         }
-        TreeError::Overflow { path } => Response::error(409, "overflow", json!({ "path": path })),
+        TreeError::Increment {
+            path,
+            refusal,
+            stored,
+            by,
+        } => {
+            let (id, fix) = match refusal {
+                IncrRefusal::NotAnInteger => (
+                    "not_an_integer",
+                    "a float is stored here: add a float delta (incr_f64), or store an integer first",
+                ),
+                IncrRefusal::IntegerOverflow => (
+                    "integer_overflow",
+                    "integer incr counts in i64: keep the stored value, the delta and the sum within i64, or read-modify-write with compare_and_set",
+                ),
+                IncrRefusal::InexactFloat => (
+                    "inexact_float",
+                    "the stored integer is beyond 2^53, so a float delta would round it: add an integer delta",
+                ),
+                IncrRefusal::FloatOverflow => (
+                    "float_overflow",
+                    "the float sum would be infinite: keep it within f64",
+                ),
+            };
+            Response::error(
+                409,
+                id,
+                json!({ "path": path, "stored": stored, "by": by, "min": i64::MIN, "max": i64::MAX, "fix": fix }),
+            )
+        }
         TreeError::VersionConflict { path, current } => Response::error(
             409,
             "version_conflict",
@@ -548,6 +577,30 @@ mod tests {
         let no_parent = call(&mut server, &Method::GET, "/pk/0/value/nothing/here", b"");
         let body: Value = serde_json::from_slice(&no_parent.body).unwrap();
         assert_eq!(body["details"]["parent_version"], Value::Null);
+    }
+
+    /// Decision D-H12: an integer literal beyond u64/i64 is read as the nearest f64, and
+    /// an integer `incr` then refuses it instead of rounding further.
+    #[test]
+    fn integers_beyond_u64_are_floats_and_integer_incr_refuses_them() {
+        let mut server = HashServer::new(16);
+        let put = call(
+            &mut server,
+            &Method::PUT,
+            "/pk/0/value/n",
+            b"18446744073709551616",
+        );
+        assert_eq!(put.status, 200);
+        let read = call(&mut server, &Method::GET, "/pk/0/value/n", b"");
+        let stored: Value = serde_json::from_slice(&read.body).unwrap();
+        assert!(stored.is_f64(), "{stored}");
+        let incr = call(&mut server, &Method::POST, "/pk/0/incr/n", b"1");
+        assert_eq!(incr.status, 409);
+        let body: Value = serde_json::from_slice(&incr.body).unwrap();
+        assert_eq!(body["error"], "not_an_integer");
+        assert!(body["details"]["fix"].is_string());
+        let again = call(&mut server, &Method::GET, "/pk/0/value/n", b"");
+        assert_eq!(serde_json::from_slice::<Value>(&again.body).unwrap(), stored);
     }
 
     #[test]

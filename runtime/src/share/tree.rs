@@ -39,19 +39,57 @@ enum Body {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TreeError {
     NoSuchPk(Pk),
-    NoSuchKey { path: Vec<String> },
-    IndexOutOfRange { path: Vec<String>, len: usize },
-    NotAContainer { path: Vec<String> },
-    NotAHash { path: Vec<String> },
-    NotAnArray { path: Vec<String> },
-    NotANumber { path: Vec<String>, found: Value },
-    Overflow { path: Vec<String> },
-    VersionConflict { path: Vec<String>, current: Option<u64> },
-    TooDeep { max_depth: usize },
+    NoSuchKey {
+        path: Vec<String>,
+    },
+    IndexOutOfRange {
+        path: Vec<String>,
+        len: usize,
+    },
+    NotAContainer {
+        path: Vec<String>,
+    },
+    NotAHash {
+        path: Vec<String>,
+    },
+    NotAnArray {
+        path: Vec<String>,
+    },
+    NotANumber {
+        path: Vec<String>,
+        found: Value,
+    },
+    /// `incr` refused the sum before storing anything (decision D-H12).
+    Increment {
+        path: Vec<String>,
+        refusal: IncrRefusal,
+        stored: Option<Number>,
+        by: Number,
+    },
+    VersionConflict {
+        path: Vec<String>,
+        current: Option<u64>,
+    },
+    TooDeep {
+        max_depth: usize,
+    },
     EmptyPath,
 }
 
 pub(crate) type TreeResult<T> = Result<T, TreeError>;
+
+/// Why `incr` would not add: each keeps integers exact (decision D-H12).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum IncrRefusal {
+    /// An integer delta on a stored float (Redis `INCR` refuses it too).
+    NotAnInteger,
+    /// The stored integer, the delta or the sum is outside i64.
+    IntegerOverflow,
+    /// A float delta on a stored integer that f64 cannot hold exactly (beyond 2^53).
+    InexactFloat,
+    /// The float sum is not finite.
+    FloatOverflow,
+}
 
 /// A value read from the tree.
 #[derive(Debug, PartialEq)]
@@ -612,15 +650,14 @@ impl Txn<'_> {
     }
 
     /// Adds `by` to the number at `path` (absent counts as 0); returns the new number.
-    /// Integers stay integers (overflow is an error); any float makes the sum a float.
+    /// An integer delta needs a stored integer and an i64 sum; a float delta makes a
+    /// float sum. Anything else is refused before it is stored (decision D-H12).
     pub fn incr(&mut self, pk: Pk, path: &[String], by: &Number) -> TreeResult<Number> {
         let (key, parent_path) = Self::split(path)?;
         let parent = self.vivify(pk, parent_path)?;
-        let sum = match self.tree.child(parent, key, path)? {
-            None => by.clone(),
-            Some(Slot::Scalar(Value::Number(old))) => {
-                add(old, by).ok_or(TreeError::Overflow { path: path.to_vec() })?
-            }
+        let stored = match self.tree.child(parent, key, path)? {
+            None => None,
+            Some(Slot::Scalar(Value::Number(old))) => Some(old.clone()),
             Some(slot) => {
                 return Err(TreeError::NotANumber {
                     path: path.to_vec(),
@@ -628,6 +665,12 @@ impl Txn<'_> {
                 })
             }
         };
+        let sum = add(stored.as_ref(), by).map_err(|refusal| TreeError::Increment {
+            path: path.to_vec(),
+            refusal,
+            stored,
+            by: by.clone(),
+        })?;
         self.put(parent, key, Slot::Scalar(Value::Number(sum.clone())), path)?;
         Ok(sum)
     }
@@ -685,15 +728,34 @@ impl Txn<'_> {
     }
 }
 
-/// `a + b` for JSON numbers: exact for integers (None on overflow), f64 otherwise.
-fn add(a: &Number, b: &Number) -> Option<Number> {
-    if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
-        return x.checked_add(y).map(Number::from);
+/// Largest integer magnitude an f64 holds exactly.
+const EXACT_IN_F64: u64 = 1 << 53;
+
+/// `stored + by` under the rules of [`Txn::incr`] (`None`: absent, counts as 0).
+fn add(stored: Option<&Number>, by: &Number) -> Result<Number, IncrRefusal> {
+    if !by.is_f64() {
+        let by = by.as_i64().ok_or(IncrRefusal::IntegerOverflow)?;
+        let old = match stored {
+            None => 0,
+            Some(n) if n.is_f64() => return Err(IncrRefusal::NotAnInteger),
+            Some(n) => n.as_i64().ok_or(IncrRefusal::IntegerOverflow)?,
+        };
+        return old
+            .checked_add(by)
+            .map(Number::from)
+            .ok_or(IncrRefusal::IntegerOverflow);
     }
-    if let (Some(x), Some(y)) = (a.as_u64(), b.as_u64()) {
-        return x.checked_add(y).map(Number::from);
-    }
-    Number::from_f64(a.as_f64()? + b.as_f64()?)
+    let by = by.as_f64().ok_or(IncrRefusal::FloatOverflow)?;
+    let old = match stored {
+        None => 0.0,
+        Some(n) if n.is_f64() => n.as_f64().ok_or(IncrRefusal::FloatOverflow)?,
+        Some(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) if i.unsigned_abs() <= EXACT_IN_F64 => i as f64,
+            (_, Some(u)) if u <= EXACT_IN_F64 => u as f64,
+            _ => return Err(IncrRefusal::InexactFloat),
+        },
+    };
+    Number::from_f64(old + by).ok_or(IncrRefusal::FloatOverflow)
 }
 
 #[cfg(test)]
@@ -782,13 +844,45 @@ mod tests {
         write(&mut t, |x| x.set(0, &p(&["big"]), json!(i64::MAX))).unwrap();
         assert!(matches!(
             write(&mut t, |x| x.incr(0, &p(&["big"]), &Number::from(1))),
-            Err(TreeError::Overflow { .. })
+            Err(TreeError::Increment {
+                refusal: IncrRefusal::IntegerOverflow,
+                ..
+            })
         ));
         write(&mut t, |x| x.set(0, &p(&["s"]), json!("x"))).unwrap();
         assert!(matches!(
             write(&mut t, |x| x.incr(0, &p(&["s"]), &Number::from(1))),
             Err(TreeError::NotANumber { .. })
         ));
+    }
+
+    #[test]
+    fn incr_refuses_what_would_not_stay_exact_and_stores_nothing() {
+        let mut t = Tree::new(64);
+        let cases = [
+            (json!(u64::MAX), json!(-1), IncrRefusal::IntegerOverflow),
+            (json!(i64::MIN), json!(-1), IncrRefusal::IntegerOverflow),
+            (json!(0), json!(u64::MAX), IncrRefusal::IntegerOverflow),
+            (json!(1.5), json!(1), IncrRefusal::NotAnInteger),
+            (json!(u64::MAX), json!(0.5), IncrRefusal::InexactFloat),
+            (json!(f64::MAX), json!(f64::MAX), IncrRefusal::FloatOverflow),
+        ];
+        for (stored, by, refusal) in cases {
+            write(&mut t, |x| x.set(0, &p(&["n"]), stored.clone())).unwrap();
+            let Value::Number(by) = by else { unreachable!() };
+            let err = write(&mut t, |x| x.incr(0, &p(&["n"]), &by)).unwrap_err();
+            assert!(
+                matches!(err, TreeError::Increment { refusal: r, .. } if r == refusal),
+                "{stored} + {by}: {err:?}"
+            );
+            assert_eq!(t.read(0, &p(&["n"])).unwrap().value, stored);
+        }
+        write(&mut t, |x| x.set(0, &p(&["n"]), json!(3))).unwrap();
+        let half = Number::from_f64(0.5).unwrap();
+        assert_eq!(
+            write(&mut t, |x| x.incr(0, &p(&["n"]), &half)).unwrap(),
+            Number::from_f64(3.5).unwrap()
+        );
     }
 
     #[test]
