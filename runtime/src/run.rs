@@ -181,6 +181,7 @@ where
         let body = &body;
         let pid = fork_child(move || {
             die_with_parent(Signal::SIGKILL, parent);
+            crate::uds::client::set_worker_index(index);
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 body(worker, proxy).into_outcome()
             })) {

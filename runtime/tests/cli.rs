@@ -286,3 +286,15 @@ fn a_new_store_file_is_readable_by_its_owner_alone() {
     assert_eq!(mode_of(&shared), 0o640);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn serve_refuses_a_maximum_hold_that_is_not_a_duration() {
+    for bad in ["abc", "0", "-3", "inf"] {
+        let (code, _, err) = mikobase(&["serve", "--socket", "/nonexistent/s", "--max-hold", bad], "");
+        assert_eq!(code, 2, "--max-hold {bad}: {err}");
+        assert!(
+            err.contains("--max-hold takes a positive number of seconds or `none`"),
+            "--max-hold {bad}: {err}"
+        );
+    }
+}

@@ -303,6 +303,20 @@ fn cases() -> Vec<Case> {
             details: json!({"transaction": "tx2"}),
         },
         Case {
+            id: "transaction-expired",
+            failure: "commit of a transaction the server cut at its maximum hold",
+            run: || {
+                let mut db = Engine::memory();
+                let t = ok(db.q0_as(7, &json!({"action": "transaction"})))["transaction"].clone();
+                db.expire_owner(
+                    7,
+                    &json!({"max_hold_ms": 10, "fix": "its work is gone: keep transactions short"}),
+                );
+                db.q0_as(7, &json!({"action": "commit", "transaction": t}))
+            },
+            details: json!({"transaction": "tx1", "max_hold_ms": 10}),
+        },
+        Case {
             id: "validation-failed",
             failure: "a bucket breaking its class definition",
             run: || {

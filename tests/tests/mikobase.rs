@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::{
-    mikobase, ClassFilter, CommitRequest, CreateRequest, Mikobase, MikobaseServer, RollbackRequest,
-    SelectRequest, SetFieldsRequest, TransactionRequest,
+    mikobase, ClassFilter, ClientError, CommitRequest, CreateRequest, Mikobase, MikobaseServer,
+    RollbackRequest, SelectRequest, SetFieldsRequest, TransactionRequest,
 };
 use caspian_ipc::uds::{spawn_server, ServerConfig, SocketDir, Token};
 use caspian_ipc::Record;
@@ -56,6 +56,14 @@ fn ships(worldlet: &Value) -> Vec<&Value> {
 
 fn main() {
     run_serially(vec![
+        Trial::test(
+            "a_holder_past_the_maximum_hold_is_rolled_back_and_told",
+            a_holder_past_the_maximum_hold_is_rolled_back_and_told,
+        ),
+        Trial::test(
+            "a_waiter_told_busy_learns_who_holds_the_store",
+            a_waiter_told_busy_learns_who_holds_the_store,
+        ),
         Trial::test(
             "the_plain_function_returns_the_worldlet",
             the_plain_function_returns_the_worldlet,
@@ -270,6 +278,75 @@ fn a_killed_holder_is_rolled_back() -> Outcome {
     )?;
     let names: Vec<&Value> = ships(state).iter().map(|r| &r["bucket"]["name"]).collect();
     check(names == vec![&json!("survivor")], format!("{names:?}"))?;
+    check_nothing_left()
+}
+
+fn a_holder_past_the_maximum_hold_is_rolled_back_and_told() -> Outcome {
+    let finished = Mikobase::new(2)
+        .schema(schema())
+        .max_hold(Some(Duration::from_millis(300)))
+        .call_deadline(Duration::from_secs(10))
+        .run(|worker, db| {
+            if worker.index() == 0 {
+                let t = begin(&db)?;
+                db.create(&CreateRequest {
+                    transaction: Some(t.clone()),
+                    ..ship("doomed", "D-1")
+                })
+                .map_err(|e| e.to_string())?;
+                std::thread::sleep(Duration::from_millis(1200));
+                // Told on its next request, which is not applied...
+                let next = db.create(&ship("late", "L-1"));
+                if next.as_ref().err().and_then(|e| e.id()) != Some("transaction-expired") {
+                    return Err(format!("the holder's next request after its hold: {next:?}"));
+                }
+                // ...and its transaction id says why it is gone.
+                let commit = db.commit(&CommitRequest { transaction: t });
+                if commit.as_ref().err().and_then(|e| e.id()) != Some("transaction-expired") {
+                    return Err(format!("committing the expired transaction: {commit:?}"));
+                }
+                Ok(())
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+                // Served once the holder is cut at 300 ms, well within its 10 s deadline.
+                db.create(&ship("survivor", "S-1")).map_err(|e| e.to_string())?;
+                Ok::<_, String>(())
+            }
+        })?;
+    let names: Vec<&Value> = ships(&finished.worldlet)
+        .iter()
+        .map(|r| &r["bucket"]["name"])
+        .collect();
+    check(names == vec![&json!("survivor")], format!("{names:?}"))?;
+    check_nothing_left()
+}
+
+fn a_waiter_told_busy_learns_who_holds_the_store() -> Outcome {
+    Mikobase::new(2)
+        .schema(schema())
+        .call_deadline(Duration::from_millis(400))
+        .run(|worker, db| {
+            if worker.index() == 0 {
+                let t = begin(&db)?;
+                std::thread::sleep(Duration::from_millis(1000));
+                db.commit(&CommitRequest { transaction: t })
+                    .map_err(|e| e.to_string())?;
+                Ok(())
+            } else {
+                std::thread::sleep(Duration::from_millis(100));
+                match db.create(&ship("waiter", "W-1")) {
+                    Err(ClientError::Failed(failure)) if failure.id() == "transaction-busy" => {
+                        let holder = &failure.errors[0].details["holder"];
+                        if holder["worker"] == 0 && holder["pid"].as_i64().is_some_and(|pid| pid > 0) {
+                            Ok(())
+                        } else {
+                            Err(format!("the busy answer does not name worker 0: {holder}"))
+                        }
+                    }
+                    other => Err(format!("expected transaction-busy, got {other:?}")),
+                }
+            }
+        })?;
     check_nothing_left()
 }
 

@@ -161,7 +161,7 @@ fn the_dispatch_table_names_what_is_wrong_with_a_raw_request() {
 
 #[test]
 fn error_ids_carry_exact_strings_and_statuses() {
-    assert_eq!(ErrorId::ALL.len(), 18);
+    assert_eq!(ErrorId::ALL.len(), 19);
     for id in ErrorId::ALL {
         assert_eq!(ErrorId::from_wire(id.as_str()), Some(*id));
     }

@@ -4,13 +4,14 @@
 //! mikobase q0 [--db PATH] [--schema FILE]   one JSON request per stdin line → one envelope per line
 //! mikobase export --db PATH                 print the store as a worldlet
 //! mikobase import --db PATH FILE            import a worldlet (all or nothing)
-//! mikobase serve [--db PATH] --socket PATH [--auth token|peer]
+//! mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none]
 //!                                           serve the store to other processes over HTTP
 //! ```
 //!
 //! `serve` prints the socket path and (with `--auth token`, the default) the bearer token
 //! on stdout, then serves until SIGTERM or SIGINT. With `--auth peer` there is no token:
 //! only processes of the same uid (SO_PEERCRED) that can reach the socket are served.
+//! `--max-hold` bounds how long one client may keep a transaction open (default 60 s).
 //!
 //! Without `--db` the store is in memory. A malformed line gets an `invalid_request`
 //! envelope and the session goes on.
@@ -18,9 +19,10 @@
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use caspian_ipc::mikobase::engine::{Engine, Storage};
-use caspian_ipc::mikobase::MikobaseServer;
+use caspian_ipc::mikobase::{MikobaseServer, DEFAULT_MAX_HOLD};
 use caspian_ipc::uds::{serve, ServerConfig, Token};
 use serde_json::Value;
 
@@ -28,7 +30,7 @@ const USAGE: &str = "usage:
   mikobase q0 [--db PATH] [--schema FILE]
   mikobase export --db PATH
   mikobase import --db PATH FILE
-  mikobase serve [--db PATH] --socket PATH [--auth token|peer]";
+  mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none]";
 
 struct Args {
     command: String,
@@ -37,6 +39,7 @@ struct Args {
     file: Option<PathBuf>,
     socket: Option<PathBuf>,
     auth: Option<String>,
+    max_hold: Option<String>,
 }
 
 fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -48,6 +51,7 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
         file: None,
         socket: None,
         auth: None,
+        max_hold: None,
     };
     while let Some(arg) = raw.next() {
         match arg.as_str() {
@@ -55,6 +59,7 @@ fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
             "--schema" => args.schema = Some(raw.next().ok_or("--schema needs a file")?.into()),
             "--socket" => args.socket = Some(raw.next().ok_or("--socket needs a path")?.into()),
             "--auth" => args.auth = Some(raw.next().ok_or("--auth needs `token` or `peer`")?),
+            "--max-hold" => args.max_hold = Some(raw.next().ok_or("--max-hold needs seconds or `none`")?),
             flag if flag.starts_with("--") => return Err(format!("unknown option `{flag}`")),
             file if args.file.is_none() => args.file = Some(file.into()),
             extra => return Err(format!("unexpected argument `{extra}`")),
@@ -140,6 +145,22 @@ fn run(args: Args) -> Result<(), String> {
                 "peer" => None,
                 other => return Err(format!("--auth takes `token` or `peer`, not `{other}`")),
             };
+            let max_hold = match args.max_hold.as_deref() {
+                None => Some(DEFAULT_MAX_HOLD),
+                Some("none") => None,
+                Some(seconds) => Some(
+                    seconds
+                        .parse::<f64>()
+                        .ok()
+                        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            format!(
+                                "--max-hold takes a positive number of seconds or `none`, not `{seconds}`"
+                            )
+                        })?,
+                ),
+            };
             let engine = open(args.db.as_ref())?;
             let announce = token.clone();
             let shown = socket.display().to_string();
@@ -147,7 +168,7 @@ fn run(args: Args) -> Result<(), String> {
                 &socket,
                 token,
                 ServerConfig::default(),
-                MikobaseServer::new(engine),
+                MikobaseServer::new(engine).max_hold(max_hold),
                 move || {
                     println!("socket: {shown}");
                     if let Some(token) = announce {

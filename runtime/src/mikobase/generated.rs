@@ -1421,6 +1421,8 @@ pub enum ErrorId {
     PlaceholderCircular,
     /// `transaction-busy` (HTTP 503) (ours: not in the Mikobase documents): Another worker's transaction held the store for the whole deadline.
     TransactionBusy,
+    /// `transaction-expired` (HTTP 409) (ours: not in the Mikobase documents): The transaction was held open longer than the server's maximum hold and was rolled back (its work is gone); the holder is told on its next request.
+    TransactionExpired,
     /// `storage-failed` (HTTP 500) (ours: not in the Mikobase documents): The storage under the engine (SQLite) refused the operation: an unreadable, locked, full or corrupt store file (its message is in the details).
     StorageFailed,
     /// `rejected-by-listener` (HTTP 422) (ours: not in the Mikobase documents): A before_save listener registered in the server vetoed the write (its message is in the details).
@@ -1446,6 +1448,7 @@ impl ErrorId {
         ErrorId::PlaceholderUndefined,
         ErrorId::PlaceholderCircular,
         ErrorId::TransactionBusy,
+        ErrorId::TransactionExpired,
         ErrorId::StorageFailed,
         ErrorId::RejectedByListener,
     ];
@@ -1468,6 +1471,7 @@ impl ErrorId {
             ErrorId::PlaceholderUndefined => "placeholder-undefined",
             ErrorId::PlaceholderCircular => "placeholder-circular",
             ErrorId::TransactionBusy => "transaction-busy",
+            ErrorId::TransactionExpired => "transaction-expired",
             ErrorId::StorageFailed => "storage-failed",
             ErrorId::RejectedByListener => "rejected-by-listener",
         }
@@ -1491,6 +1495,7 @@ impl ErrorId {
             ErrorId::PlaceholderUndefined => 400u16,
             ErrorId::PlaceholderCircular => 400u16,
             ErrorId::TransactionBusy => 503u16,
+            ErrorId::TransactionExpired => 409u16,
             ErrorId::StorageFailed => 500u16,
             ErrorId::RejectedByListener => 422u16,
         }
@@ -1514,6 +1519,7 @@ impl ErrorId {
             ErrorId::PlaceholderUndefined => false,
             ErrorId::PlaceholderCircular => false,
             ErrorId::TransactionBusy => false,
+            ErrorId::TransactionExpired => false,
             ErrorId::StorageFailed => false,
             ErrorId::RejectedByListener => false,
         }
@@ -1553,6 +1559,9 @@ impl ErrorId {
                 ::core::option::Option::Some(ErrorId::PlaceholderCircular)
             }
             "transaction-busy" => ::core::option::Option::Some(ErrorId::TransactionBusy),
+            "transaction-expired" => {
+                ::core::option::Option::Some(ErrorId::TransactionExpired)
+            }
             "storage-failed" => ::core::option::Option::Some(ErrorId::StorageFailed),
             "rejected-by-listener" => {
                 ::core::option::Option::Some(ErrorId::RejectedByListener)
@@ -1612,7 +1621,7 @@ impl WarningId {
 pub trait MikobaseService {
     /// Reads active records, narrowed by pk, class (with subclasses) and conditions, sorted and paged.
     ///
-    /// `POST /q0` with `"action": "select"`. Errors: `invalid_request`, `class-not-found`, `placeholder-undefined`, `placeholder-circular`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `request-too-large`, `storage-failed`.
+    /// `POST /q0` with `"action": "select"`. Errors: `invalid_request`, `class-not-found`, `placeholder-undefined`, `placeholder-circular`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `transaction-expired`, `request-too-large`, `storage-failed`.
     fn select(
         &mut self,
         context: &__support::CallContext,
@@ -1620,7 +1629,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<SelectResult>;
     /// Creates one record, validated against its classes' definitions.
     ///
-    /// `POST /q0` with `"action": "create"`. Errors: `invalid_request`, `class-not-found`, `validation-failed`, `unique-violation`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `request-too-large`, `storage-failed`.
+    /// `POST /q0` with `"action": "create"`. Errors: `invalid_request`, `class-not-found`, `validation-failed`, `unique-violation`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `transaction-expired`, `request-too-large`, `storage-failed`.
     fn create(
         &mut self,
         context: &__support::CallContext,
@@ -1628,7 +1637,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<PkResult>;
     /// Replaces a record's bucket and/or class (the bucket is replaced, not merged).
     ///
-    /// `POST /q0` with `"action": "update"`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `class-not-found`, `validation-failed`, `unique-violation`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `request-too-large`, `storage-failed`.
+    /// `POST /q0` with `"action": "update"`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `class-not-found`, `validation-failed`, `unique-violation`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `transaction-expired`, `request-too-large`, `storage-failed`.
     fn update(
         &mut self,
         context: &__support::CallContext,
@@ -1636,7 +1645,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<PkResult>;
     /// Deletes one record (a tombstone remains).
     ///
-    /// `POST /q0` with `"action": "delete"`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `storage-failed`.
+    /// `POST /q0` with `"action": "delete"`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn delete(
         &mut self,
         context: &__support::CallContext,
@@ -1644,7 +1653,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<DeleteResult>;
     /// Begins a transaction, nested inside the innermost open one; across workers it gives exclusive use of the store.
     ///
-    /// `POST /q0` with `"action": "transaction"`. Errors: `invalid_request`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `storage-failed`.
+    /// `POST /q0` with `"action": "transaction"`. Errors: `invalid_request`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn transaction(
         &mut self,
         context: &__support::CallContext,
@@ -1652,7 +1661,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<TransactionResult>;
     /// Commits a transaction (and every transaction nested inside it).
     ///
-    /// `POST /q0` with `"action": "commit"`. Errors: `invalid_request`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `storage-failed`.
+    /// `POST /q0` with `"action": "commit"`. Errors: `invalid_request`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn commit(
         &mut self,
         context: &__support::CallContext,
@@ -1660,7 +1669,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<EndResult>;
     /// Rolls a transaction back; transactions nested inside it are invalidated.
     ///
-    /// `POST /q0` with `"action": "rollback"`. Errors: `invalid_request`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `storage-failed`.
+    /// `POST /q0` with `"action": "rollback"`. Errors: `invalid_request`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn rollback(
         &mut self,
         context: &__support::CallContext,
@@ -1668,7 +1677,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<EndResult>;
     /// The record with this pk.
     ///
-    /// `POST /record_by_pk`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `transaction-busy`, `storage-failed`.
+    /// `POST /record_by_pk`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn record_by_pk(
         &mut self,
         context: &__support::CallContext,
@@ -1676,7 +1685,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<Record>;
     /// Active records of a class and its subclasses.
     ///
-    /// `POST /by_class`. Errors: `invalid_request`, `class-not-found`, `transaction-busy`, `storage-failed`.
+    /// `POST /by_class`. Errors: `invalid_request`, `class-not-found`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn by_class(
         &mut self,
         context: &__support::CallContext,
@@ -1684,7 +1693,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<SelectResult>;
     /// Checks a Q0 request without running it.
     ///
-    /// `POST /validate`. Errors: `invalid_request`, `transaction-busy`, `storage-failed`.
+    /// `POST /validate`. Errors: `invalid_request`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn validate(
         &mut self,
         context: &__support::CallContext,
@@ -1692,7 +1701,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<ValidationReport>;
     /// Every active class definition.
     ///
-    /// `POST /export_schema`. Errors: `transaction-busy`, `storage-failed`.
+    /// `POST /export_schema`. Errors: `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn export_schema(
         &mut self,
         context: &__support::CallContext,
@@ -1700,7 +1709,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<Schema>;
     /// Creates or replaces (by name) class definitions, all or nothing.
     ///
-    /// `POST /import_schema`. Errors: `invalid_request`, `class-not-found`, `validation-failed`, `read-only-connection`, `transaction-busy`, `storage-failed`.
+    /// `POST /import_schema`. Errors: `invalid_request`, `class-not-found`, `validation-failed`, `read-only-connection`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn import_schema(
         &mut self,
         context: &__support::CallContext,
@@ -1708,7 +1717,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<ImportResult>;
     /// The whole store as a worldlet.
     ///
-    /// `POST /export_worldlet`. Errors: `transaction-busy`, `storage-failed`.
+    /// `POST /export_worldlet`. Errors: `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn export_worldlet(
         &mut self,
         context: &__support::CallContext,
@@ -1716,7 +1725,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<Worldlet>;
     /// Imports a worldlet, all or nothing (existing pks are overwritten).
     ///
-    /// `POST /import_worldlet`. Errors: `invalid_request`, `class-not-found`, `validation-failed`, `unique-violation`, `read-only-connection`, `transaction-busy`, `storage-failed`.
+    /// `POST /import_worldlet`. Errors: `invalid_request`, `class-not-found`, `validation-failed`, `unique-violation`, `read-only-connection`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn import_worldlet(
         &mut self,
         context: &__support::CallContext,
@@ -1724,7 +1733,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<ImportResult>;
     /// Sets some top-level keys of a record's bucket and keeps the others, validated like `update`: the one-request write of a hot record's field.
     ///
-    /// `POST /set_fields`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `validation-failed`, `unique-violation`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `request-too-large`, `storage-failed`.
+    /// `POST /set_fields`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `validation-failed`, `unique-violation`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `transaction-expired`, `request-too-large`, `storage-failed`.
     fn set_fields(
         &mut self,
         context: &__support::CallContext,

@@ -8,8 +8,9 @@
 //! workers' calls wait (within their deadline, then `transaction-busy`) until it commits or
 //! rolls back; if the holder dies or its connection drops, its transaction is rolled back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use hyper::Method;
 use serde_json::{json, Map, Value};
@@ -82,7 +83,36 @@ pub struct MikobaseServer {
     /// `after_save` runs when the outermost transaction commits, never if they are rolled
     /// back.
     pending: Vec<(usize, Change)>,
+    /// How long one connection may keep a transaction open (`None`: for ever).
+    max_hold: Option<Duration>,
+    /// The connection holding the outermost open transaction, and since when.
+    hold: Option<Hold>,
+    /// Connections whose transaction was cut at the maximum hold, not told yet.
+    expired: HashMap<u64, Value>,
 }
+
+/// Who holds the store, for the message a waiting worker gets.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    connection: u64,
+    since: Instant,
+    pid: i32,
+    worker: Option<usize>,
+}
+
+impl Hold {
+    fn describe(&self, now: Instant) -> Value {
+        json!({
+            "worker": self.worker,
+            "pid": self.pid,
+            "held_for_ms": now.saturating_duration_since(self.since).as_millis() as u64,
+        })
+    }
+}
+
+/// Default [`MikobaseServer::max_hold`]: longer than the default call deadline (30 s), so
+/// a waiting worker gives up (`transaction-busy`) before a holder is cut.
+pub const DEFAULT_MAX_HOLD: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for MikobaseServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,7 +131,36 @@ impl MikobaseServer {
             before: Vec::new(),
             after: Vec::new(),
             pending: Vec::new(),
+            max_hold: Some(DEFAULT_MAX_HOLD),
+            hold: None,
+            expired: HashMap::new(),
         }
+    }
+
+    /// How long one worker may keep a transaction open (default [`DEFAULT_MAX_HOLD`];
+    /// `None`: for ever). Past it the transaction is rolled back, so the others go on,
+    /// and the holder's next request answers `transaction-expired`.
+    pub fn max_hold(mut self, max_hold: Option<Duration>) -> Self {
+        self.max_hold = max_hold;
+        self
+    }
+
+    /// Notes who holds the store after `request` was handled.
+    fn track_hold(&mut self, request: &Request<'_>) {
+        self.hold = match (self.engine.transaction_owner(), self.hold) {
+            (None, _) => None,
+            (Some(owner), Some(hold)) if hold.connection == owner => Some(hold),
+            (Some(owner), _) => Some(Hold {
+                connection: owner,
+                since: Instant::now(),
+                pid: if owner == request.connection {
+                    request.peer.pid
+                } else {
+                    0
+                },
+                worker: request.worker.filter(|_| owner == request.connection),
+            }),
+        };
     }
 
     /// Runs `listener` before every create, update and delete; an `Err` vetoes the write
@@ -284,7 +343,11 @@ impl Handler for MikobaseServer {
     fn busy(&self, _: &Request<'_>) -> Response {
         let failure = Failure::one(
             ErrorId::TransactionBusy.as_str(),
-            json!({ "reason": "another worker's transaction held the store for this call's whole deadline" }),
+            json!({
+                "reason": "another worker's transaction held the store for this call's whole deadline",
+                "holder": self.hold.map(|hold| hold.describe(Instant::now())),
+                "max_hold_ms": self.max_hold.map(|d| d.as_millis() as u64),
+            }),
         );
         Response::json(
             ErrorId::TransactionBusy.http_status(),
@@ -300,11 +363,19 @@ impl Handler for MikobaseServer {
             );
             return Response::json(405, &failure_envelope(&failure)).with_header("allow", "POST");
         }
+        if let Some(details) = self.expired.remove(&request.connection) {
+            let failure = Failure::one(ErrorId::TransactionExpired.as_str(), details);
+            return Response::json(
+                ErrorId::TransactionExpired.http_status(),
+                &failure_envelope(&failure),
+            );
+        }
         let context = CallContext {
             owner: request.connection,
         };
         let limit = self.body_limit;
         let (status, body) = dispatch(self, &context, request.path, request.body, limit);
+        self.track_hold(request);
         Response::json_bytes(status, body)
     }
 
@@ -312,6 +383,39 @@ impl Handler for MikobaseServer {
     fn connection_closed(&mut self, connection: u64) {
         self.engine.release_owner(connection);
         self.forget_rolled_back();
+        self.expired.remove(&connection);
+        if self.hold.is_some_and(|hold| hold.connection == connection) {
+            self.hold = None;
+        }
+    }
+
+    /// The holder's connection is neither idle-closed nor evicted.
+    fn holds(&self, connection: u64) -> bool {
+        self.hold.is_some_and(|hold| hold.connection == connection)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        Some(self.hold?.since + self.max_hold?)
+    }
+
+    /// The holder kept its transaction past the maximum hold: roll it back.
+    fn deadline_passed(&mut self, now: Instant) {
+        let (Some(hold), Some(max_hold)) = (self.hold, self.max_hold) else {
+            return;
+        };
+        if now < hold.since + max_hold {
+            return;
+        }
+        let details = json!({
+            "held_for_ms": now.saturating_duration_since(hold.since).as_millis() as u64,
+            "max_hold_ms": max_hold.as_millis() as u64,
+            "reason": "the transaction was held open longer than the server's maximum hold, so it was rolled back for the others to go on",
+            "fix": "its work is gone: keep transactions short (do slow work outside them), or raise the maximum hold",
+        });
+        self.engine.expire_owner(hold.connection, &details);
+        self.forget_rolled_back();
+        self.expired.insert(hold.connection, details);
+        self.hold = None;
     }
 }
 
@@ -343,6 +447,7 @@ pub struct Mikobase<'a> {
     schema: Option<Value>,
     before: Vec<BeforeSave>,
     after: Vec<AfterSave>,
+    max_hold: Option<Duration>,
     supervisor: Option<Supervisor<'a>>,
 }
 
@@ -355,8 +460,17 @@ impl<'a> Mikobase<'a> {
             schema: None,
             before: Vec::new(),
             after: Vec::new(),
+            max_hold: Some(DEFAULT_MAX_HOLD),
             supervisor: None,
         }
+    }
+
+    /// How long one worker may keep a transaction open (default 60 s; `None`: for ever).
+    /// Past it the transaction is rolled back so the others go on, and the holder's next
+    /// call fails with `transaction-expired`.
+    pub fn max_hold(mut self, max_hold: Option<Duration>) -> Self {
+        self.max_hold = max_hold;
+        self
     }
 
     /// Where the store lives (default: in memory). A file persists after the run.
@@ -401,13 +515,14 @@ impl<'a> Mikobase<'a> {
             schema,
             before,
             after,
+            max_hold,
             supervisor,
         } = self;
         let body_limit = options.server.body_limit;
         let make = move || {
             let engine = Engine::open(storage, "rw")
                 .map_err(|p| format!("cannot open the store: {} {}", p.id, p.details))?;
-            let mut server = MikobaseServer::new(engine);
+            let mut server = MikobaseServer::new(engine).max_hold(max_hold);
             server.body_limit = body_limit;
             server.before = before;
             server.after = after;

@@ -475,6 +475,7 @@ mod tests {
             },
             connection: 1,
             max_depth: 16,
+            worker: None,
         })
     }
 

@@ -19,7 +19,7 @@ use hyper::Method;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
-use super::http::X_DEADLINE_MS;
+use super::http::{X_DEADLINE_MS, X_WORKER};
 use super::token::Token;
 use crate::error::{Error, Result};
 
@@ -95,11 +95,88 @@ struct State {
     gone: bool,
 }
 
+impl Drop for State {
+    /// A client dropped in a forked child must not tear down the parent's connection and
+    /// runtime from its copy of them: they are leaked instead (their socket was already
+    /// closed in the child, see [`inherited`]).
+    fn drop(&mut self) {
+        if self.pid != std::process::id() {
+            if let Some(conn) = self.conn.take() {
+                std::mem::forget(conn);
+            }
+        }
+    }
+}
+
+/// Connections open in this process, so that a forked child can close its copies at once.
+///
+/// A child that kept a copy of its parent's socket would keep the parent's connection
+/// open after the parent closed it or died: the server would not see it go, and would
+/// keep whatever it ties to it (a transaction, a lock) until the child ended too. A
+/// `pthread_atfork` handler closes the copies in every child, whoever forks it; it runs
+/// between fork and the child's first step, so it only touches atomics.
+mod inherited {
+    use std::os::fd::RawFd;
+    use std::sync::atomic::{AtomicI32, Ordering};
+    use std::sync::Once;
+
+    /// Connections tracked at once; past that many a connection is not closed in
+    /// children (a worker rarely holds more than a few).
+    const SLOTS: usize = 64;
+    const FREE: i32 = -1;
+    static OPEN: [AtomicI32; SLOTS] = [const { AtomicI32::new(FREE) }; SLOTS];
+    static HANDLER: Once = Once::new();
+
+    /// Tracks `fd`, an open connection of this process.
+    pub(super) fn track(fd: RawFd) {
+        HANDLER.call_once(|| {
+            // SAFETY: registers a handler that only swaps atomics and calls close(2),
+            // both async-signal-safe, as a handler run in a forked child must be.
+            unsafe { libc::pthread_atfork(None, None, Some(close_in_child)) };
+        });
+        for slot in &OPEN {
+            if slot
+                .compare_exchange(FREE, fd, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// Stops tracking `fd` (its connection is closing in the process that opened it).
+    pub(super) fn untrack(fd: RawFd) {
+        for slot in &OPEN {
+            if slot
+                .compare_exchange(fd, FREE, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    extern "C" fn close_in_child() {
+        for slot in &OPEN {
+            let fd = slot.swap(FREE, Ordering::AcqRel);
+            if fd != FREE {
+                // SAFETY: `fd` is this child's copy of a parent's connection; the objects
+                // that own it are never dropped in the child (see `State`'s drop).
+                unsafe { libc::close(fd) };
+            }
+        }
+    }
+}
+
 struct Conn {
     runtime: tokio::runtime::Runtime,
     sender: SendRequest<Full<Bytes>>,
     /// The socket under hyper, to check for a close before reusing the connection.
     fd: RawFd,
+    /// When the last answer arrived, and how long the server said it keeps an idle
+    /// connection (`Keep-Alive: timeout=N`).
+    last_answer: Instant,
+    idle_limit: Option<Duration>,
 }
 
 impl Conn {
@@ -107,7 +184,7 @@ impl Conn {
     /// runtime only runs during calls, so hyper cannot have noticed by itself; reusing a
     /// closed connection would fail *after* sending, where a retry is not safe.
     fn stale(&self) -> bool {
-        if self.sender.is_closed() {
+        if self.sender.is_closed() || self.near_idle_close() {
             return true;
         }
         let mut byte = [0u8; 1];
@@ -123,6 +200,41 @@ impl Conn {
         };
         n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock
     }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        inherited::untrack(self.fd);
+    }
+}
+
+impl Conn {
+    /// Whether the server may be about to close this connection for being idle: a request
+    /// sent now could cross the close, and the caller could not tell whether it was
+    /// applied. So it is not reused within a tenth of the limit (at least 1 s) of it.
+    fn near_idle_close(&self) -> bool {
+        self.idle_limit.is_some_and(|limit| {
+            let margin = (limit / 10).max(Duration::from_secs(1));
+            self.last_answer.elapsed() + margin >= limit
+        })
+    }
+
+    fn answered(&mut self, headers: &HeaderMap) {
+        self.last_answer = Instant::now();
+        self.idle_limit = keep_alive_timeout(headers);
+    }
+}
+
+/// The `timeout=N` (seconds) of a `Keep-Alive` header.
+fn keep_alive_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("keep-alive")?.to_str().ok()?;
+    value.split(',').find_map(|param| {
+        let (name, seconds) = param.split_once('=')?;
+        if !name.trim().eq_ignore_ascii_case("timeout") {
+            return None;
+        }
+        seconds.trim().parse::<u64>().ok().map(Duration::from_secs)
+    })
 }
 
 impl Client {
@@ -202,6 +314,8 @@ impl Client {
                 Ok(Ok(response)) => {
                     if closing(&response.headers) {
                         state.conn = None; // the server closes it: never reuse it
+                    } else {
+                        conn.answered(&response.headers);
                     }
                     return Ok(response);
                 }
@@ -279,6 +393,9 @@ impl Client {
             .call_deadline
             .saturating_sub(Duration::from_millis(50));
         request = request.header(X_DEADLINE_MS, wait.as_millis().to_string());
+        if let Some(index) = worker_index() {
+            request = request.header(X_WORKER, index);
+        }
         request
             .body(Full::new(body))
             .map_err(|e| Error::Protocol(format!("cannot build a request for `{path}`: {e}")))
@@ -329,8 +446,15 @@ impl Client {
             .block_on(http1::handshake(TokioIo::new(stream)))
             .map_err(|e| Error::Protocol(format!("HTTP handshake failed: {e}")))?;
         runtime.spawn(connection);
+        inherited::track(fd);
         state.ever_connected = true;
-        Ok(Conn { runtime, sender, fd })
+        Ok(Conn {
+            runtime,
+            sender,
+            fd,
+            last_answer: Instant::now(),
+            idle_limit: None,
+        })
     }
 
     /// After a connection broke mid-call: is the server gone, or did just this connection
@@ -350,6 +474,21 @@ impl Client {
             path: self.shared.path.clone(),
         }
     }
+}
+
+/// This process's worker index in a run, plus one (0: not a worker).
+static WORKER_INDEX: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Marks this process as worker `index` of a run: its requests say so (`X-Worker`), so
+/// the server can name it in messages (a `busy` answer names the holder).
+pub(crate) fn set_worker_index(index: usize) {
+    WORKER_INDEX.store(index.saturating_add(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+fn worker_index() -> Option<usize> {
+    WORKER_INDEX
+        .load(std::sync::atomic::Ordering::Relaxed)
+        .checked_sub(1)
 }
 
 /// Maps a non-2xx answer to its typed error.

@@ -34,6 +34,9 @@ pub struct Request<'a> {
     pub connection: u64,
     /// The server's JSON nesting limit, applied by [`Request::json`].
     pub max_depth: usize,
+    /// The worker index the client states (`X-Worker`), when it is a run's worker: for
+    /// messages that name a connection's process to a person.
+    pub worker: Option<usize>,
 }
 
 impl Request<'_> {
@@ -168,10 +171,30 @@ pub trait Handler: 'static {
 
     /// Called when a connection closes, so state tied to it can be released.
     fn connection_closed(&mut self, _connection: u64) {}
+
+    /// Whether state is tied to `connection` (it holds a transaction): such a connection
+    /// is never closed for being idle, nor evicted to make room for another.
+    fn holds(&self, _connection: u64) -> bool {
+        false
+    }
+
+    /// The next instant at which the handler wants [`Handler::deadline_passed`] called
+    /// (the end of a transaction's maximum hold), if any.
+    fn next_deadline(&self) -> Option<std::time::Instant> {
+        None
+    }
+
+    /// Called once [`Handler::next_deadline`] has passed: before the next request is
+    /// handled, and as soon as it passes while a request waits to be [`ready`].
+    ///
+    /// [`ready`]: Handler::ready
+    fn deadline_passed(&mut self, _now: std::time::Instant) {}
 }
 
 /// Header in which a client states how long it will wait for an answer, in ms.
 pub const X_DEADLINE_MS: &str = "x-deadline-ms";
+/// Header in which a run's worker states its index.
+pub const X_WORKER: &str = "x-worker";
 
 /// Splits a percent-encoded path into decoded segments: `/a/b%2Fc/` → `["a", "b/c", ""]`.
 ///

@@ -2,6 +2,7 @@
 //! and peer checks, a blocking client, and the private socket directory.
 
 pub mod client;
+mod connection;
 pub mod http;
 pub mod process;
 pub mod server;

@@ -67,6 +67,8 @@ pub struct Engine {
     registry: Registry,
     open: Vec<Open>,
     invalidated: Vec<String>,
+    /// Transactions rolled back because they were held too long, with what to tell.
+    expired: Vec<(String, Value)>,
     next_transaction: u64,
     request_limit: usize,
     /// Inside [`Engine::validate`]: transaction actions check, but do not run.
@@ -166,6 +168,7 @@ impl Engine {
             registry: Registry::default(),
             open: Vec::new(),
             invalidated: Vec::new(),
+            expired: Vec::new(),
             next_transaction: 1,
             request_limit: DEFAULT_REQUEST_LIMIT,
             dry: false,
@@ -653,6 +656,13 @@ impl Engine {
     fn find(&self, id: &str) -> Result<usize, Problem> {
         match self.open.iter().position(|t| t.id == id) {
             Some(i) => Ok(i),
+            None if self.expired.iter().any(|(t, _)| t == id) => {
+                let details = self.expired.iter().find(|(t, _)| t == id).map(|(_, d)| d.clone());
+                Err(Problem::new(
+                    "transaction-expired",
+                    details.unwrap_or(Value::Null),
+                ))
+            }
             None if self.invalidated.iter().any(|t| t == id) => Err(Problem::new(
                 "transaction-invalidated",
                 json!({
@@ -727,6 +737,23 @@ impl Engine {
         if let Some(first) = self.open.iter().position(|t| t.owner == owner) {
             let id = self.open[first].id.clone();
             let _ = self.end(&id, false);
+        }
+    }
+
+    /// Rolls back every open transaction begun by `owner` because it held them too long;
+    /// later uses of their ids answer `transaction-expired` with `details`.
+    pub fn expire_owner(&mut self, owner: u64, details: &Value) {
+        let ids: Vec<String> = self
+            .open
+            .iter()
+            .filter(|t| t.owner == owner)
+            .map(|t| t.id.clone())
+            .collect();
+        self.release_owner(owner);
+        for id in ids {
+            let mut told = details.clone();
+            told["transaction"] = Value::String(id.clone());
+            self.expired.push((id, told));
         }
     }
 
