@@ -127,7 +127,7 @@ impl MikobaseServer {
     pub fn new(engine: Engine) -> Self {
         MikobaseServer {
             engine,
-            body_limit: 16 * 1024 * 1024,
+            body_limit: crate::uds::server::DEFAULT_BODY_LIMIT,
             before: Vec::new(),
             after: Vec::new(),
             pending: Vec::new(),

@@ -23,7 +23,7 @@ impl<S: MikobaseService> InProcess<S> {
     pub fn new(service: S) -> Self {
         InProcess {
             service: RefCell::new(service),
-            limit: 16 * 1024 * 1024,
+            limit: crate::uds::server::DEFAULT_BODY_LIMIT,
         }
     }
 

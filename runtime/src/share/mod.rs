@@ -15,6 +15,11 @@ use crate::error::Result;
 use crate::fork::{Worker, WorkerResult};
 use crate::run::{run, RunOptions, Supervisor};
 
+/// Header carrying the integer primary key of a shared-hash node.
+pub(crate) const X_PK: &str = "x-pk";
+/// Header carrying the version of a shared-hash node.
+pub(crate) const X_VERSION: &str = "x-version";
+
 /// Runs `body` in `workers` forked processes, each with a proxy of one shared hash, and
 /// returns the final hash as plain JSON once every worker has finished.
 ///

@@ -15,9 +15,10 @@ use serde_json::{json, Value};
 
 use super::tree::Pk;
 use super::value::to_json;
+use super::{X_PK, X_VERSION};
 use crate::error::{Error, Result};
 use crate::uds::client::status_error;
-use crate::uds::http::{encode_segment, X_PK, X_VERSION};
+use crate::uds::http::encode_segment;
 use crate::uds::{Client, RawResponse};
 
 /// Where a proxy points: a node on one server, plus keys below it.

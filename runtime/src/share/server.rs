@@ -5,7 +5,8 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use super::tree::{IncrRefusal, Pk, Tree, TreeError, Txn};
-use crate::uds::http::{segments, Handler, Request, Response, X_PK, X_VERSION};
+use super::{X_PK, X_VERSION};
+use crate::uds::http::{segments, Handler, Request, Response};
 
 /// The shared-hash server state, living in the server process.
 #[derive(Debug)]

@@ -103,11 +103,6 @@ pub struct Response {
     pub body: Bytes,
 }
 
-/// Header carrying the integer primary key of a shared-hash node.
-pub const X_PK: &str = "x-pk";
-/// Header carrying the version of a shared-hash node.
-pub const X_VERSION: &str = "x-version";
-
 impl Response {
     /// A JSON response.
     pub fn json(status: u16, value: &Value) -> Self {

@@ -32,8 +32,9 @@ pub enum Storage {
     File(PathBuf),
 }
 
-/// Largest request `q0_bytes` accepts by default.
-pub const DEFAULT_REQUEST_LIMIT: usize = 16 * 1024 * 1024;
+/// Largest request `q0_bytes` accepts by default: the server's body limit, so a request
+/// the socket carried is never refused again by the engine behind it.
+pub const DEFAULT_REQUEST_LIMIT: usize = crate::uds::server::DEFAULT_BODY_LIMIT;
 
 /// Deepest nesting of arrays and objects in a request, a worldlet record or a class
 /// definition (decision E15): every answer and export then stays well within the 128
