@@ -89,6 +89,23 @@ pub enum Error {
         threads: usize,
     },
 
+    /// A directory on the way to a socket could be changed by another user, who could
+    /// then swap the socket (or its directory) for one of their own and collect the
+    /// tokens clients send. Nothing was created or served. `path` is what was being set
+    /// up (the socket to serve on, or the temp dir a socket directory was to be made in);
+    /// `dir` is the directory or symbolic link that failed the check (decision D-U10).
+    #[error("unsafe socket location {path}: {dir} {problem}; fix: {fix}")]
+    UnsafeSocketDir {
+        /// The socket path (or base directory) being set up.
+        path: PathBuf,
+        /// The directory or symbolic link that another user could change.
+        dir: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
+
     /// The server process could not start.
     #[error("server failed to start: {0}")]
     ServerStartup(String),

@@ -1,9 +1,12 @@
-//! Where sockets live: a fresh private directory (0700) per server, removed by its owner.
+//! Where sockets live: a fresh private directory (0700) per server, removed by its owner,
+//! and the checks that no other user can swap a socket or its directory (D-U10, D-U11).
 
-use std::fs::DirBuilder;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs::{DirBuilder, Metadata};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
 
@@ -97,6 +100,157 @@ pub(crate) fn clear_stale_socket(path: &Path) -> Result<()> {
     }
 }
 
+/// What one directory on a checked path must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Any directory passed through: owned by us or root, and either writable by its owner
+    /// alone or sticky (like /tmp: others may add entries but not rename ours).
+    Ancestor,
+    /// The directory holding the socket: owned by us and writable by us alone.
+    Holder,
+}
+
+/// Names the fix in the refusals of [`check_socket_dir`].
+const SOCKET_FIX: &str = "serve from a directory you own that only you can write \
+    (e.g. `mkdir -m 700 DIR`, or `chmod go-w DIR`), below directories that only you or \
+    root can change";
+/// Names the fix in the refusals of [`check_private_base`].
+const BASE_FIX: &str = "point TMPDIR at a directory that only you can write, or at a \
+    sticky one owned by root or you (like /tmp, mode 1777)";
+
+/// Refuses to serve on `socket` unless no other user can replace it: its directory must
+/// be ours and writable by us alone, and every directory above it owned by us or root and
+/// writable by its owner alone or sticky. The path is resolved as the kernel resolves it:
+/// a symbolic link on the way must be owned by us or root, and the directories its target
+/// passes through are checked the same way (D-U10).
+pub fn check_socket_dir(socket: &Path) -> Result<()> {
+    let parent = match socket.parent() {
+        Some(p) if p.as_os_str().is_empty() => Path::new("."),
+        Some(p) => p,
+        None => Path::new("/"),
+    };
+    resolve_checked(parent, Role::Holder, socket, SOCKET_FIX).map(drop)
+}
+
+/// Checks `base`, the directory a [`SocketDir`] is to be made in (the temp dir): it and
+/// every directory above it must be owned by us or root and writable by its owner alone
+/// or sticky, so nobody else can rename our directory and plant a look-alike. Returns
+/// the resolved path (no symbolic links in it) (D-U11).
+pub fn check_private_base(base: &Path) -> Result<PathBuf> {
+    resolve_checked(base, Role::Ancestor, base, BASE_FIX)
+}
+
+/// Most symbolic links followed while resolving one path (Linux's own limit).
+const MAX_LINKS: usize = 40;
+
+/// Resolves `dir` component by component, following symbolic links as the kernel does,
+/// and checks every directory passed through ([`Role::Ancestor`]), every link followed
+/// (owned by us or root) and the final directory (`last`). Returns the resolved path.
+fn resolve_checked(dir: &Path, last: Role, subject: &Path, fix: &str) -> Result<PathBuf> {
+    let refuse = |at: &Path, problem: String| Error::UnsafeSocketDir {
+        path: subject.to_owned(),
+        dir: at.to_owned(),
+        problem,
+        fix: fix.to_owned(),
+    };
+    let lstat = |at: &Path| {
+        std::fs::symlink_metadata(at).map_err(|e| Error::os(format!("inspecting {}", at.display()), e))
+    };
+    let start = if dir.is_absolute() {
+        dir.to_owned()
+    } else {
+        // getcwd gives the physical path, so the walk from / covers it.
+        std::env::current_dir()
+            .map_err(|e| Error::os("reading the current directory", e))?
+            .join(dir)
+    };
+    let mut pending: VecDeque<OsString> = parts(&start);
+    let mut resolved = PathBuf::from("/");
+    check_one(&lstat(&resolved)?, Role::Ancestor).map_err(|p| refuse(&resolved, p))?;
+    let mut links = 0;
+    while let Some(part) = pending.pop_front() {
+        if part == "/" {
+            resolved = PathBuf::from("/");
+            continue;
+        }
+        if part == "." {
+            continue;
+        }
+        if part == ".." {
+            resolved.pop(); // a directory already checked
+            continue;
+        }
+        let next = resolved.join(&part);
+        let meta = lstat(&next)?;
+        if meta.file_type().is_symlink() {
+            let (owner, me) = (meta.uid(), euid());
+            if owner != me && owner != 0 {
+                return Err(refuse(
+                    &next,
+                    format!(
+                        "is a symbolic link owned by uid {owner}, another user, who can point it elsewhere"
+                    ),
+                ));
+            }
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(refuse(
+                    &next,
+                    format!("is reached through more than {MAX_LINKS} symbolic links"),
+                ));
+            }
+            let target = std::fs::read_link(&next)
+                .map_err(|e| Error::os(format!("reading the link {}", next.display()), e))?;
+            for part in parts(&target).into_iter().rev() {
+                pending.push_front(part);
+            }
+            continue;
+        }
+        check_one(&meta, Role::Ancestor).map_err(|p| refuse(&next, p))?;
+        resolved = next;
+    }
+    check_one(&lstat(&resolved)?, last).map_err(|p| refuse(&resolved, p))?;
+    Ok(resolved)
+}
+
+/// The components of `path` as owned names: `/`, `.`, `..` or a name.
+fn parts(path: &Path) -> VecDeque<OsString> {
+    path.components()
+        .map(|c| match c {
+            Component::Normal(name) => name.to_owned(),
+            other => other.as_os_str().to_owned(),
+        })
+        .collect()
+}
+
+fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Checks one directory (by its lstat) against `role`; the problem in words otherwise.
+fn check_one(meta: &Metadata, role: Role) -> std::result::Result<(), String> {
+    if !meta.file_type().is_dir() {
+        return Err("is not a directory".to_owned());
+    }
+    let (owner, me, mode) = (meta.uid(), euid(), meta.mode() & 0o7777);
+    let writable_by_others = mode & 0o022 != 0;
+    match role {
+        Role::Ancestor if owner != me && owner != 0 => Err(format!(
+            "is owned by uid {owner}, another user, who can change it (we are uid {me})"
+        )),
+        Role::Ancestor if writable_by_others && mode & 0o1000 == 0 => Err(format!(
+            "is writable by other users (mode {mode:04o}) without the sticky bit, so they can rename what is in it"
+        )),
+        Role::Holder if owner != me => Err(format!(
+            "holds the socket but is owned by uid {owner}, not by us (uid {me})"
+        )),
+        Role::Holder if writable_by_others => Err(format!(
+            "holds the socket but is writable by other users (mode {mode:04o}), so they can replace the socket"
+        )),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,6 +264,134 @@ mod tests {
         let path = dir.dir().to_owned();
         drop(dir);
         assert!(!path.exists());
+    }
+
+    /// A directory of `mode` (set past the umask) at `path`, owned by `owner` if given.
+    fn dir_with(path: &Path, mode: u32, owner: Option<u32>) -> PathBuf {
+        std::fs::create_dir(path).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        if let Some(uid) = owner {
+            std::os::unix::fs::chown(path, Some(uid), None).unwrap();
+        }
+        path.to_owned()
+    }
+
+    /// The directory named in an [`Error::UnsafeSocketDir`], or a panic naming the outcome.
+    fn refused_at(outcome: Result<impl std::fmt::Debug>) -> (PathBuf, String) {
+        match outcome {
+            Err(e @ Error::UnsafeSocketDir { .. }) => {
+                let text = e.to_string();
+                let Error::UnsafeSocketDir { dir, .. } = e else {
+                    unreachable!()
+                };
+                (dir, text)
+            }
+            other => panic!("expected UnsafeSocketDir, got {other:?}"),
+        }
+    }
+
+    const NOBODY: u32 = 65534;
+
+    /// A fresh private directory whose whole contents go when it drops.
+    struct Sandbox(SocketDir);
+
+    impl Sandbox {
+        fn new() -> Sandbox {
+            Sandbox(SocketDir::create().unwrap())
+        }
+
+        fn dir(&self) -> &Path {
+            self.0.dir()
+        }
+    }
+
+    impl Drop for Sandbox {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(self.0.dir());
+        }
+    }
+
+    fn root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    #[test]
+    fn a_socket_in_a_directory_others_can_write_is_refused() {
+        let sandbox = Sandbox::new();
+        let base = sandbox.dir();
+        let ours = dir_with(&base.join("ours"), 0o700, None);
+        check_socket_dir(&ours.join("s.sock")).unwrap();
+        // Read and search for others is fine: the socket is 0600 and peers are checked.
+        let open = dir_with(&base.join("readable"), 0o755, None);
+        check_socket_dir(&open.join("s.sock")).unwrap();
+        for (name, mode) in [("world", 0o777), ("group", 0o770), ("sticky", 0o1777)] {
+            let dir = dir_with(&base.join(name), mode, None);
+            let (at, text) = refused_at(check_socket_dir(&dir.join("s.sock")));
+            assert_eq!(at, dir, "{text}");
+            assert!(
+                text.contains("writable by other users") && text.contains("fix:"),
+                "{text}"
+            );
+        }
+        // Below a 0777 directory without the sticky bit, even our own 0700 one is refused.
+        let deep = dir_with(&base.join("world").join("mine"), 0o700, None);
+        let (at, text) = refused_at(check_socket_dir(&deep.join("s.sock")));
+        assert_eq!(at, base.join("world"), "{text}");
+        assert!(text.contains("without the sticky bit"), "{text}");
+        // Below a sticky one (like /tmp) it is fine.
+        let under_sticky = dir_with(&base.join("sticky").join("mine"), 0o700, None);
+        check_socket_dir(&under_sticky.join("s.sock")).unwrap();
+    }
+
+    #[test]
+    fn a_socket_in_a_directory_of_another_user_is_refused() {
+        if !root() {
+            eprintln!("skipped: needs root to make directories of another uid");
+            return;
+        }
+        let sandbox = Sandbox::new();
+        let base = sandbox.dir();
+        let theirs = dir_with(&base.join("theirs"), 0o700, Some(NOBODY));
+        let (at, text) = refused_at(check_socket_dir(&theirs.join("s.sock")));
+        assert_eq!(at, theirs);
+        assert!(text.contains("owned by uid 65534"), "{text}");
+        // Their directory above ours: they could rename ours away.
+        let above = dir_with(&base.join("above"), 0o755, Some(NOBODY));
+        let mine = dir_with(&above.join("mine"), 0o700, Some(0));
+        let (at, _) = refused_at(check_socket_dir(&mine.join("s.sock")));
+        assert_eq!(at, above);
+    }
+
+    #[test]
+    fn symbolic_links_on_the_way_must_be_ours_and_lead_somewhere_safe() {
+        let sandbox = Sandbox::new();
+        let base = sandbox.dir();
+        let ours = dir_with(&base.join("ours"), 0o700, None);
+        let world = dir_with(&base.join("world"), 0o777, None);
+        // Our own link to our own directory: fine, and relative targets resolve.
+        std::os::unix::fs::symlink("ours", base.join("link")).unwrap();
+        check_socket_dir(&base.join("link").join("s.sock")).unwrap();
+        // Our link into a directory others can write: the target is what is checked.
+        std::os::unix::fs::symlink(&world, base.join("to-world")).unwrap();
+        let (at, _) = refused_at(check_socket_dir(&base.join("to-world").join("s.sock")));
+        assert_eq!(at, world);
+        // `..` after a link climbs from the link's target, as the kernel does.
+        let inner = dir_with(&world.join("inner"), 0o700, None);
+        std::os::unix::fs::symlink(&inner, ours.join("jump")).unwrap();
+        let (at, _) = refused_at(check_socket_dir(&ours.join("jump").join("..").join("s.sock")));
+        assert_eq!(at, world);
+        if root() {
+            // A link another user owns, even to our own directory: they can re-point it.
+            let theirs = base.join("their-link");
+            std::os::unix::fs::symlink(&ours, &theirs).unwrap();
+            std::os::unix::fs::lchown(&theirs, Some(NOBODY), None).unwrap();
+            let (at, text) = refused_at(check_socket_dir(&theirs.join("s.sock")));
+            assert_eq!(at, theirs);
+            assert!(text.contains("symbolic link owned by uid 65534"), "{text}");
+        }
+        // A loop ends in a refusal, not a hang.
+        std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
+        assert!(check_socket_dir(&base.join("loop").join("s.sock")).is_err());
     }
 
     #[test]
