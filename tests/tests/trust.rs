@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use caspian_ipc::uds::http::Method;
-use caspian_ipc::uds::{serve, Client, ClientConfig, Handler, Request, Response, ServerConfig};
+use caspian_ipc::uds::{serve, Client, ClientConfig, Handler, Request, Response, ServerConfig, SocketDir};
 use caspian_ipc::Error;
 use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, Trial};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -37,6 +37,10 @@ fn main() {
         Trial::test(
             "serve_works_in_our_own_private_directory",
             serve_works_in_our_own_private_directory,
+        ),
+        Trial::test(
+            "a_tmpdir_others_can_write_without_the_sticky_bit_is_refused",
+            a_tmpdir_others_can_write_without_the_sticky_bit_is_refused,
         ),
     ])
 }
@@ -219,6 +223,88 @@ fn serve_works_in_our_own_private_directory() -> Outcome {
     check(
         status == WaitStatus::Exited(server, 0),
         format!("server {status:?}"),
+    )?;
+    drop(sandbox);
+    check_nothing_left()
+}
+
+/// Runs `body` in a forked child (so what it changes, like the environment, stays there)
+/// and fails with the child's message unless it returns `Ok`. Bounded by `within`.
+fn in_child(within: Duration, body: impl FnOnce() -> Result<(), String>) -> Outcome {
+    let (read, write) = nix::unistd::pipe()?;
+    // SAFETY: single-threaded test process; the child runs `body` and _exits.
+    match unsafe { fork() }? {
+        ForkResult::Child => {
+            drop(read);
+            let outcome = body();
+            if let Err(message) = &outcome {
+                let _ = std::fs::File::from(write).write_all(message.as_bytes());
+            }
+            unsafe { libc::_exit(if outcome.is_ok() { 0 } else { 1 }) }
+        }
+        ForkResult::Parent { child } => {
+            drop(write);
+            let status = reap(child, within)?;
+            // The child has ended, so its end of the pipe is closed: this read returns.
+            let mut message = String::new();
+            std::fs::File::from(read).read_to_string(&mut message)?;
+            check(
+                status == WaitStatus::Exited(child, 0),
+                format!("child {status:?}: {message}"),
+            )
+        }
+    }
+}
+
+/// `outcome` must be `UnsafeSocketDir` naming `culprit` and saying how to fix TMPDIR.
+fn refused_base<T: std::fmt::Debug>(
+    what: &str,
+    outcome: Result<T, Error>,
+    culprit: &Path,
+) -> Result<(), String> {
+    match outcome {
+        Err(e @ Error::UnsafeSocketDir { .. }) => {
+            let text = e.to_string();
+            match e {
+                Error::UnsafeSocketDir { dir, .. } if dir == culprit && text.contains("TMPDIR") => Ok(()),
+                _ => Err(format!("{what}: wrong refusal: {text}")),
+            }
+        }
+        other => Err(format!("{what}: expected UnsafeSocketDir, got {other:?}")),
+    }
+}
+
+fn a_tmpdir_others_can_write_without_the_sticky_bit_is_refused() -> Outcome {
+    let sandbox = Sandbox::new("tmpdir")?;
+    let world = mkdir(&sandbox.join("world"), 0o777, None)?;
+    let sticky = mkdir(&sandbox.join("sticky"), 0o1777, None)?;
+    in_child(Duration::from_secs(20), || {
+        // Only this child's environment changes.
+        std::env::set_var("TMPDIR", &world);
+        refused_base("SocketDir::create", SocketDir::create(), &world)?;
+        refused_base(
+            "share",
+            caspian_ipc::share(1, |_, _| -> Result<(), String> { Err("a worker ran".into()) }),
+            &world,
+        )?;
+        let left = std::fs::read_dir(&world).map_err(|e| e.to_string())?.count();
+        if left != 0 {
+            return Err(format!("{left} entries made in the refused TMPDIR"));
+        }
+        // A sticky TMPDIR (like /tmp) is fine, and a whole run works there.
+        std::env::set_var("TMPDIR", &sticky);
+        let state = caspian_ipc::share(2, |worker, hash| {
+            hash.incr("n", worker.index() as i64 + 1).map(drop)
+        })
+        .map_err(|e| format!("share in a sticky TMPDIR: {e}"))?;
+        if state != json!({"n": 3}) {
+            return Err(format!("state {state}"));
+        }
+        Ok(())
+    })?;
+    check(
+        std::fs::read_dir(&sticky)?.count() == 0,
+        "the run in the sticky TMPDIR left its directory behind",
     )?;
     drop(sandbox);
     check_nothing_left()

@@ -12,9 +12,10 @@ use crate::error::{Error, Result};
 
 /// A private directory holding one socket file, `uds.sock`.
 ///
-/// Created 0700 under the temp dir, so only our uid can reach the socket at all. Dropping
-/// it removes the directory, but only in the process that created it: a forked child that
-/// inherits the value never deletes the parent's directory.
+/// Created 0700 under the temp dir, so only our uid can reach the socket at all. The temp
+/// dir must be one that no other user can rename things in (D-U11). Dropping it removes
+/// the directory, but only in the process that created it: a forked child that inherits
+/// the value never deletes the parent's directory.
 #[derive(Debug)]
 pub struct SocketDir {
     dir: PathBuf,
@@ -23,9 +24,19 @@ pub struct SocketDir {
 }
 
 impl SocketDir {
-    /// Creates a fresh private directory under [`std::env::temp_dir`].
+    /// Creates a fresh private directory under [`std::env::temp_dir`] (`TMPDIR`, else
+    /// `/tmp`); see [`SocketDir::create_in`].
     pub fn create() -> Result<Self> {
-        let base = std::env::temp_dir();
+        Self::create_in(&std::env::temp_dir())
+    }
+
+    /// Creates a fresh private directory under `base`. Refuses with
+    /// [`Error::UnsafeSocketDir`] when another user could rename things in `base` or above
+    /// it ([`check_private_base`]): there they could move our directory aside and plant a
+    /// look-alike. The new directory is then checked through a descriptor opened without
+    /// following links: a directory, ours, mode 0700 (set so if the umask took more).
+    pub fn create_in(base: &Path) -> Result<Self> {
+        let base = check_private_base(base)?;
         for _ in 0..16 {
             let mut suffix = [0u8; 8];
             getrandom::getrandom(&mut suffix).map_err(|e| Error::os("random suffix", e))?;
@@ -33,6 +44,10 @@ impl SocketDir {
             let dir = base.join(format!("caspian-ipc-{}-{name}", std::process::id()));
             match DirBuilder::new().mode(0o700).create(&dir) {
                 Ok(()) => {
+                    if let Err(e) = verify_private(&dir) {
+                        let _ = std::fs::remove_dir(&dir);
+                        return Err(e);
+                    }
                     let socket = dir.join("uds.sock");
                     return Ok(SocketDir {
                         dir,
@@ -138,6 +153,61 @@ pub fn check_socket_dir(socket: &Path) -> Result<()> {
 /// the resolved path (no symbolic links in it) (D-U11).
 pub fn check_private_base(base: &Path) -> Result<PathBuf> {
     resolve_checked(base, Role::Ancestor, base, BASE_FIX)
+}
+
+/// Checks the directory we just made at `dir`, through a descriptor opened with
+/// `O_NOFOLLOW | O_DIRECTORY` (so a link or a file planted there fails): owned by us and
+/// mode 0700, which it is made if the umask took more.
+fn verify_private(dir: &Path) -> Result<()> {
+    use nix::fcntl::{open, OFlag};
+    use nix::sys::stat::{fchmod, fstat, Mode};
+    let refuse = |problem: String| Error::UnsafeSocketDir {
+        path: dir.to_owned(),
+        dir: dir.to_owned(),
+        problem,
+        fix: "remove it and try again; if it happens again, another process is racing \
+              for names in the temp dir"
+            .to_owned(),
+    };
+    let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = match open(dir, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR) => {
+            return Err(refuse(
+                "is not the directory we just made (a link or a file)".into(),
+            ))
+        }
+        Err(e) => return Err(Error::os(format!("opening {}", dir.display()), e)),
+    };
+    // SAFETY: `open` returned a fresh descriptor that nothing else owns.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    let stat = |fd: &std::os::fd::OwnedFd| {
+        fstat(std::os::fd::AsRawFd::as_raw_fd(fd))
+            .map_err(|e| Error::os(format!("inspecting {}", dir.display()), e))
+    };
+    let found = stat(&fd)?;
+    if found.st_uid != euid() {
+        return Err(refuse(format!(
+            "is owned by uid {}, not by us (uid {}), though we just made it",
+            found.st_uid,
+            euid()
+        )));
+    }
+    if found.st_mode & 0o7777 != 0o700 {
+        fchmod(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            Mode::from_bits_truncate(0o700),
+        )
+        .map_err(|e| Error::os(format!("chmod 0700 {}", dir.display()), e))?;
+        let again = stat(&fd)?;
+        if again.st_mode & 0o7777 != 0o700 {
+            return Err(refuse(format!(
+                "has mode {:04o}, not 0700",
+                again.st_mode & 0o7777
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Most symbolic links followed while resolving one path (Linux's own limit).
@@ -392,6 +462,84 @@ mod tests {
         // A loop ends in a refusal, not a hang.
         std::os::unix::fs::symlink("loop", base.join("loop")).unwrap();
         assert!(check_socket_dir(&base.join("loop").join("s.sock")).is_err());
+    }
+
+    #[test]
+    fn a_base_others_can_write_without_the_sticky_bit_is_refused() {
+        let sandbox = Sandbox::new();
+        let base = sandbox.dir();
+        let world = dir_with(&base.join("world"), 0o777, None);
+        let (at, text) = refused_at(check_private_base(&world));
+        assert_eq!(at, world, "{text}");
+        assert!(
+            text.contains("without the sticky bit") && text.contains("TMPDIR"),
+            "{text}"
+        );
+        let (at, _) = refused_at(SocketDir::create_in(&world));
+        assert_eq!(at, world);
+        assert_eq!(
+            std::fs::read_dir(&world).unwrap().count(),
+            0,
+            "nothing made in it"
+        );
+        // Below it, even a private base is refused: the private one can be renamed away.
+        let below = dir_with(&world.join("below"), 0o700, None);
+        assert_eq!(refused_at(check_private_base(&below)).0, world);
+        // Sticky (like /tmp) and private bases are fine.
+        for (name, mode) in [("sticky", 0o1777), ("private", 0o700), ("readable", 0o755)] {
+            let ok = dir_with(&base.join(name), mode, None);
+            let made = SocketDir::create_in(&ok).unwrap();
+            let meta = std::fs::symlink_metadata(made.dir()).unwrap();
+            assert!(
+                meta.file_type().is_dir() && meta.mode() & 0o7777 == 0o700,
+                "{name}"
+            );
+            assert_eq!(made.dir().parent(), Some(ok.as_path()));
+        }
+        if root() {
+            let theirs = dir_with(&base.join("theirs"), 0o1777, Some(NOBODY));
+            let (at, text) = refused_at(SocketDir::create_in(&theirs));
+            assert_eq!(at, theirs);
+            assert!(text.contains("owned by uid 65534"), "{text}");
+        }
+    }
+
+    #[test]
+    fn a_base_reached_through_a_link_is_used_by_its_real_path() {
+        let sandbox = Sandbox::new();
+        let base = sandbox.dir();
+        let real = dir_with(&base.join("real"), 0o700, None);
+        std::os::unix::fs::symlink(&real, base.join("link")).unwrap();
+        assert_eq!(check_private_base(&base.join("link")).unwrap(), real);
+        let made = SocketDir::create_in(&base.join("link")).unwrap();
+        assert_eq!(
+            made.dir().parent(),
+            Some(real.as_path()),
+            "no link left in the path"
+        );
+    }
+
+    #[test]
+    fn the_new_directory_is_checked_without_following_links() {
+        let sandbox = Sandbox::new();
+        let base = sandbox.dir();
+        let target = dir_with(&base.join("target"), 0o700, None);
+        std::os::unix::fs::symlink(&target, base.join("planted")).unwrap();
+        let (at, text) = refused_at(verify_private(&base.join("planted")));
+        assert_eq!(at, base.join("planted"));
+        assert!(text.contains("not the directory we just made"), "{text}");
+        std::fs::write(base.join("file"), b"x").unwrap();
+        refused_at(verify_private(&base.join("file")));
+        // Too open (a generous umask would not do this, but a mode is never trusted): made 0700.
+        let open = dir_with(&base.join("open"), 0o755, None);
+        verify_private(&open).unwrap();
+        let mode = std::fs::symlink_metadata(&open).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o700);
+        if root() {
+            let theirs = dir_with(&base.join("theirs"), 0o700, Some(NOBODY));
+            let (_, text) = refused_at(verify_private(&theirs));
+            assert!(text.contains("owned by uid 65534"), "{text}");
+        }
     }
 
     #[test]
