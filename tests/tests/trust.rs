@@ -42,6 +42,10 @@ fn main() {
             "a_tmpdir_others_can_write_without_the_sticky_bit_is_refused",
             a_tmpdir_others_can_write_without_the_sticky_bit_is_refused,
         ),
+        Trial::test(
+            "the_client_never_sends_its_token_to_a_server_of_another_uid",
+            the_client_never_sends_its_token_to_a_server_of_another_uid,
+        ),
     ])
 }
 
@@ -306,6 +310,128 @@ fn a_tmpdir_others_can_write_without_the_sticky_bit_is_refused() -> Outcome {
         std::fs::read_dir(&sticky)?.count() == 0,
         "the run in the sticky TMPDIR left its directory behind",
     )?;
+    drop(sandbox);
+    check_nothing_left()
+}
+
+/// Most bytes the impostor keeps of what arrives.
+const CAPTURE_LIMIT: usize = 64 * 1024;
+
+/// The impostor: as `uid`, listens on `socket`, signals `ready`, takes one connection
+/// (within 5 s) and reports on `report`: `C` if a connection came, then every byte that
+/// arrived (until EOF, a blank line ending the headers, 1 s of silence or the limit).
+fn impostor(uid: u32, socket: &Path, ready: std::fs::File, report: std::fs::File) -> i32 {
+    use std::os::unix::net::UnixListener;
+    let run = || -> Result<(), String> {
+        let id = nix::unistd::Gid::from_raw(uid);
+        nix::unistd::setgroups(&[id]).map_err(|e| format!("setgroups: {e}"))?;
+        nix::unistd::setgid(id).map_err(|e| format!("setgid: {e}"))?;
+        nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)).map_err(|e| format!("setuid: {e}"))?;
+        let listener = UnixListener::bind(socket).map_err(|e| format!("bind: {e}"))?;
+        (&ready).write_all(b"R").map_err(|e| format!("ready: {e}"))?;
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        let mut report = report;
+        if poll(&mut fds, PollTimeout::from(5000u16)).map_err(|e| format!("poll: {e}"))? == 0 {
+            return Ok(()); // nobody came: an empty report
+        }
+        let (mut stream, _) = listener.accept().map_err(|e| format!("accept: {e}"))?;
+        report.write_all(b"C").map_err(|e| format!("report: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(1)))
+            .map_err(|e| format!("timeout: {e}"))?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while got.len() < CAPTURE_LIMIT && !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+        report.write_all(&got).map_err(|e| format!("report: {e}"))
+    };
+    i32::from(run().is_err())
+}
+
+fn the_client_never_sends_its_token_to_a_server_of_another_uid() -> Outcome {
+    needs_root()?;
+    let sandbox = Sandbox::new("impostor")?;
+    // nobody must reach its own directory inside the sandbox.
+    std::fs::set_permissions(&sandbox.0, std::fs::Permissions::from_mode(0o711))?;
+    let theirs = mkdir(&sandbox.join("theirs"), 0o700, Some(NOBODY))?;
+    let socket = theirs.join("s.sock");
+    let token = caspian_ipc::uds::Token::generate()?;
+    let (ready_read, ready_write) = nix::unistd::pipe()?;
+    let (report_read, report_write) = nix::unistd::pipe()?;
+    // SAFETY: single-threaded test process; the child switches uid, listens and _exits.
+    let child = match unsafe { fork() }? {
+        ForkResult::Child => {
+            drop((ready_read, report_read));
+            // SAFETY: plain prctl; the impostor must not outlive a failed test.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            let code = impostor(NOBODY, &socket, ready_write.into(), report_write.into());
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop((ready_write, report_write));
+    let mut ready = std::fs::File::from(ready_read);
+    let mut fds = [PollFd::new(ready.as_fd(), PollFlags::POLLIN)];
+    let listening = poll(&mut fds, PollTimeout::from(5000u16))? == 1 && {
+        let mut byte = [0u8; 1];
+        ready.read(&mut byte)? == 1
+    };
+    let outcome = if listening {
+        let client = Client::new(
+            &socket,
+            Some(token.clone()),
+            ClientConfig {
+                connect_budget: Duration::from_millis(500),
+                call_deadline: Duration::from_secs(5),
+            },
+        );
+        Some(client.call(Method::GET, "/x", None))
+    } else {
+        None
+    };
+    let status = reap(child, Duration::from_secs(10))?;
+    let mut report = Vec::new();
+    std::fs::File::from(report_read).read_to_end(&mut report)?;
+    check(listening, format!("the impostor did not listen: {status:?}"))?;
+    check(
+        status == WaitStatus::Exited(child, 0),
+        format!("impostor {status:?}"),
+    )?;
+    let got = report.get(1..).unwrap_or_default();
+    let text = String::from_utf8_lossy(got);
+    check(
+        !text.contains(token.as_str()),
+        format!("the token reached the impostor: {text}"),
+    )?;
+    check(got.is_empty(), format!("bytes reached the impostor: {text}"))?;
+    check(
+        report.first() == Some(&b'C'),
+        "the client never connected to the impostor",
+    )?;
+    match outcome {
+        Some(Err(e @ Error::UntrustedServer { .. })) => {
+            let message = e.to_string();
+            let Error::UntrustedServer {
+                path,
+                server_uid,
+                our_uid,
+            } = e
+            else {
+                unreachable!()
+            };
+            check(path == socket, format!("path: {message}"))?;
+            check(server_uid == NOBODY && our_uid == 0, format!("uids: {message}"))?;
+            check(
+                message.contains("token was not sent") && message.contains("fix:"),
+                format!("says what happened and what to fix: {message}"),
+            )?;
+        }
+        other => return Err(format!("expected UntrustedServer, got {other:?}").into()),
+    }
     drop(sandbox);
     check_nothing_left()
 }
