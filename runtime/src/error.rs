@@ -32,6 +32,20 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// The process listening on the socket runs as another user, so the client refused it
+    /// right after connecting: nothing was sent, and the token never left this process.
+    /// A caspian-ipc server serves only its own uid, so its clients trust only a server of
+    /// their own (effective) uid (decision D-U15).
+    #[error("untrusted server: the process listening on {path} runs as uid {server_uid}, not as us (uid {our_uid}), so the token was not sent; fix: check the socket path, and start the server as uid {our_uid} (a socket path in a directory other users can write can be taken over by them)")]
+    UntrustedServer {
+        /// The socket path.
+        path: PathBuf,
+        /// The uid of the listening process (SO_PEERCRED).
+        server_uid: u32,
+        /// Our effective uid.
+        our_uid: u32,
+    },
+
     /// The server refused the request's bearer token (HTTP 401).
     #[error("unauthorized: the server refused the bearer token (wrong, missing or malformed token)")]
     Unauthorized,
@@ -87,6 +101,23 @@ pub enum Error {
     ForkUnsafe {
         /// Number of threads seen in /proc/self/task.
         threads: usize,
+    },
+
+    /// A directory on the way to a socket could be changed by another user, who could
+    /// then swap the socket (or its directory) for one of their own and collect the
+    /// tokens clients send. Nothing was created or served. `path` is what was being set
+    /// up (the socket to serve on, or the temp dir a socket directory was to be made in);
+    /// `dir` is the directory or symbolic link that failed the check (decision D-U13).
+    #[error("unsafe socket location {path}: {dir} {problem}; fix: {fix}")]
+    UnsafeSocketDir {
+        /// The socket path (or base directory) being set up.
+        path: PathBuf,
+        /// The directory or symbolic link that another user could change.
+        dir: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do about it.
+        fix: String,
     },
 
     /// The server process could not start.

@@ -298,3 +298,35 @@ fn serve_refuses_a_maximum_hold_that_is_not_a_duration() {
         );
     }
 }
+
+#[test]
+fn serve_refuses_a_socket_directory_others_can_write() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("mikobase-serve-world-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let socket = dir.join("db.sock");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["serve", "--socket", socket.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a server that wrongly started is killed rather than waited for.
+    let started = std::time::Instant::now();
+    while server.try_wait().unwrap().is_none() && started.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let _ = server.kill();
+    let out = server.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(out.status.code(), Some(2), "refused, not served: {err}");
+    assert!(out.stdout.is_empty(), "no socket or token announced");
+    assert!(
+        err.contains("unsafe socket location") && err.contains("writable by other users (mode 0777)"),
+        "{err}"
+    );
+    assert!(err.contains("fix: serve from a directory you own"), "{err}");
+    assert!(!socket.exists());
+}

@@ -11,6 +11,9 @@
 //! `serve` prints the socket path and (with `--auth token`, the default) the bearer token
 //! on stdout, then serves until SIGTERM or SIGINT. With `--auth peer` there is no token:
 //! only processes of the same uid (SO_PEERCRED) that can reach the socket are served.
+//! The socket's directory must be ours and writable by us alone, below directories only
+//! we or root can change (sticky ones like /tmp are fine above it); otherwise `serve`
+//! refuses to start and names the directory to fix.
 //! `--max-hold` bounds how long one client may keep a transaction open (default 60 s).
 //!
 //! Without `--db` the store is in memory. A malformed line gets an `invalid_request`

@@ -4,7 +4,10 @@
 //! that crosses a fork reconnects in the child and no socket is ever shared between
 //! processes. Connecting is retried on ENOENT/ECONNREFUSED within a small budget (the
 //! server may not be listening yet); every call has a deadline; once the server has been
-//! seen to go away, every call fails at once with [`Error::ServerGone`].
+//! seen to go away, every call fails at once with [`Error::ServerGone`]. Right after
+//! connecting, before any byte is sent, the client checks with SO_PEERCRED that the
+//! server runs as our uid ([`Error::UntrustedServer`] otherwise), so a token never goes
+//! to a listener of another user.
 
 use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
@@ -17,6 +20,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::Method;
 use hyper_util::rt::TokioIo;
+use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use serde_json::Value;
 
 use super::http::{X_DEADLINE_MS, X_WORKER};
@@ -402,7 +406,9 @@ impl Client {
     }
 
     /// Opens a connection: retried within the budget on the first connect; a single try
-    /// once we have been connected before (a vanished server is not waited for).
+    /// once we have been connected before (a vanished server is not waited for). A server
+    /// that runs as another uid is refused before anything is sent
+    /// ([`Error::UntrustedServer`]).
     fn open(&self, state: &mut State) -> Result<Conn> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -441,6 +447,27 @@ impl Client {
                 Err(e) => return Err(Error::os(format!("connecting to {}", path.display()), e)),
             }
         };
+        // Before anything is sent (the token above all): is the listener one of us? (D-U15)
+        let our_uid = nix::unistd::geteuid().as_raw();
+        match getsockopt(&stream, PeerCredentials) {
+            Ok(server) if server.uid() == our_uid => {}
+            Ok(server) => {
+                return Err(Error::UntrustedServer {
+                    path: path.clone(),
+                    server_uid: server.uid(),
+                    our_uid,
+                })
+            }
+            Err(e) => {
+                return Err(Error::os(
+                    format!(
+                        "reading the credentials of the server on {} (SO_PEERCRED)",
+                        path.display()
+                    ),
+                    e,
+                ))
+            }
+        }
         let fd = stream.as_raw_fd();
         let (sender, connection) = runtime
             .block_on(http1::handshake(TokioIo::new(stream)))

@@ -26,7 +26,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::connection::{watchdog, Activity, Limits, Watched};
 use super::http::{Handler, Peer, Request, Response, X_DEADLINE_MS, X_WORKER};
-use super::socket::clear_stale_socket;
+use super::socket::{check_socket_dir, clear_stale_socket};
 use super::token::Token;
 use crate::error::{Error, Result};
 
@@ -83,7 +83,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 
 /// Serves `handler` on `socket` until SIGTERM or SIGINT, then removes the socket file.
 ///
-/// Binds (replacing only a stale socket), makes the socket 0600, then calls `ready` so the
+/// Refuses with [`Error::UnsafeSocketDir`] when another user could replace the socket
+/// (see [`check_socket_dir`](super::socket::check_socket_dir)). Binds (replacing only a
+/// stale socket), makes the socket 0600, then calls `ready` so the
 /// caller can tell others it is up. With `token` set, every request must carry
 /// `Authorization: Bearer <token>`. Peers whose uid differs from ours get 403.
 pub fn serve<H: Handler>(
@@ -164,6 +166,8 @@ impl Drop for RemoveOnDrop {
 }
 
 fn bind(socket: &Path) -> Result<UnixListener> {
+    // Before touching anything: nobody else may be able to swap the socket (D-U13).
+    check_socket_dir(socket)?;
     clear_stale_socket(socket)?;
     let listener =
         UnixListener::bind(socket).map_err(|e| Error::os(format!("binding {}", socket.display()), e))?;
