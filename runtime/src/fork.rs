@@ -175,12 +175,14 @@ pub(crate) fn fork_child(body: impl FnOnce() -> i32) -> Result<Pid> {
 
 /// Asks the kernel to send `signal` to this process when its parent dies, then checks the
 /// parent is still the expected one (it may have died before the request took effect).
-pub(crate) fn die_with_parent(signal: Signal, parent: Pid) {
+/// `false` when it has: the caller cleans up what it must and leaves at once.
+///
+/// The kernel watches the *thread* that forked us: call [`fork_child`] from a thread that
+/// lives as long as the child should (the run's own thread does).
+#[must_use]
+pub(crate) fn die_with_parent(signal: Signal, parent: Pid) -> bool {
     let _ = nix::sys::prctl::set_pdeathsig(Some(signal));
-    if nix::unistd::getppid() != parent {
-        // SAFETY: see fork_child.
-        unsafe { libc::_exit(EXIT_ERROR) }
-    }
+    nix::unistd::getppid() == parent
 }
 
 /// Turns a wait status into a failure description, `None` for a clean exit.

@@ -57,6 +57,14 @@ fn main() {
             "a_long_error_is_cut_as_a_message",
             a_long_error_is_cut_as_a_message,
         ),
+        Trial::test(
+            "nested_runs_stop_their_inner_servers",
+            nested_runs_stop_their_inner_servers,
+        ),
+        Trial::test(
+            "a_killed_worker_takes_its_nested_run_with_it",
+            a_killed_worker_takes_its_nested_run_with_it,
+        ),
     ];
     run_serially(trials)
 }
@@ -604,6 +612,214 @@ fn a_long_error_is_cut_as_a_message() -> Outcome {
     check(
         kept.len() > 4000 && long.starts_with(kept),
         format!("kept {} bytes, a prefix: {}", kept.len(), long.starts_with(kept)),
+    )?;
+    check_nothing_left()
+}
+
+/// Whether `pid` has exited (no such process, or a zombie nobody reaped yet).
+fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+/// A run nested in a worker of another run: its server stops on the SIGTERM the worker
+/// sends once the inner workers are done. The inner runs' grace is longer than the outer
+/// timeout, so an inner server that missed its SIGTERM (waiting out the grace for its
+/// SIGKILL) makes the outer run time out (D-F8).
+fn nested_runs_stop_their_inner_servers() -> Outcome {
+    // A run before: this process has tokio's signal state set up, as any program that ran
+    // a share before has, and every later fork inherits it.
+    share(1, |_, hash| hash.set("warm", &true).map(drop))?;
+    let state = Share::new(2)
+        .timeout(Duration::from_secs(20))
+        .run(|worker, hash| -> Result<(), Error> {
+            for round in 0..3 {
+                let inner = Share::new(2)
+                    .grace(Duration::from_secs(60))
+                    .run(|_, inner| inner.incr("n", 1).map(drop))?;
+                hash.set(&format!("w{}r{round}", worker.index()), &inner["n"])?;
+            }
+            Ok(())
+        })?;
+    for w in 0..2 {
+        for round in 0..3 {
+            check(
+                state[format!("w{w}r{round}")] == json!(2),
+                format!("inner run {w}/{round}: {state}"),
+            )?;
+        }
+    }
+    check_nothing_left()
+}
+
+/// The socket directories a process with pid `owner` created that still exist.
+fn socket_dirs_of(owner: u32) -> Vec<String> {
+    let prefix = format!("caspian-ipc-{owner}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path().display().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A worker SIGKILLed in the middle of a nested run takes that run with it: its inner
+/// server gets SIGTERM from the kernel (parent-death signal), stops and removes its socket
+/// directory; its inner workers get SIGKILL.
+///
+/// Worker 0 reports its inner server's pid and directory and its inner workers' pids in
+/// the outer share, then kills itself. Worker 1 keeps a nested run of its own busy
+/// meanwhile (busy relatives are what used to swallow the signal, D-F8) and watches,
+/// for up to 5 s, until all of worker 0's inner processes are gone and its directory is
+/// removed; it records what it saw as `verdict`. Three rounds: before the fix a round
+/// failed about two times in three.
+fn a_killed_worker_takes_its_nested_run_with_it() -> Outcome {
+    share(1, |_, hash| hash.set("warm", &true).map(drop))?;
+    for _ in 0..3 {
+        killed_worker_round()?;
+    }
+    Ok(())
+}
+
+fn killed_worker_round() -> Outcome {
+    let err = Share::new(2)
+        .timeout(Duration::from_secs(30))
+        .run(|worker, hash| -> Result<(), Error> {
+            let ready = |w: usize| hash.get_as::<u64>(&format!("ready{w}")).ok().flatten() == Some(2);
+            if worker.index() == 0 {
+                let me = std::process::id();
+                let mut reported = false;
+                Share::new(2)
+                    .timeout(Duration::from_secs(20))
+                    .supervise(|progress| {
+                        if !reported && ((ready(0) && ready(1)) || progress.elapsed > Duration::from_secs(5))
+                        {
+                            reported = true;
+                            let _ = hash.set(
+                                "inner0",
+                                &json!({ "server": progress.server_pid, "dirs": socket_dirs_of(me) }),
+                            );
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::this(),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                        }
+                        Supervision::Continue
+                    })
+                    .run(|_, inner| -> Result<(), Error> {
+                        hash.append("workers0", &std::process::id())?;
+                        hash.incr("ready0", 1)?;
+                        let until = Instant::now() + Duration::from_secs(30);
+                        while Instant::now() < until {
+                            inner.incr("spin", 1)?;
+                            hash.incr("spin", 1)?;
+                        }
+                        Ok(())
+                    })?;
+                return Ok(());
+            }
+            let mut watched: Option<(Instant, Vec<i32>, Vec<String>)> = None;
+            let mut decided = false;
+            Share::new(2)
+                .timeout(Duration::from_secs(20))
+                .supervise(|_| {
+                    if decided {
+                        return Supervision::Continue;
+                    }
+                    if watched.is_none() {
+                        if let (Ok(Some(inner)), Ok(Some(workers))) =
+                            (hash.get_value("inner0"), hash.get_value("workers0"))
+                        {
+                            let mut pids: Vec<i32> = workers
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(Value::as_i64)
+                                .map(|p| p as i32)
+                                .collect();
+                            pids.extend(inner["server"].as_i64().map(|p| p as i32));
+                            let dirs = serde_json::from_value(inner["dirs"].clone()).unwrap_or_default();
+                            watched = Some((Instant::now(), pids, dirs));
+                        }
+                    }
+                    if let Some((since, pids, dirs)) = &watched {
+                        let alive: Vec<i32> = pids.iter().copied().filter(|p| !process_gone(*p)).collect();
+                        let kept: Vec<&String> =
+                            dirs.iter().filter(|d| std::path::Path::new(d).exists()).collect();
+                        let cleared = alive.is_empty() && kept.is_empty();
+                        if cleared || since.elapsed() > Duration::from_secs(5) {
+                            decided = true;
+                            let _ = hash.set(
+                                "verdict",
+                                &json!({ "watched": pids, "dirs": dirs, "alive": alive, "kept": kept }),
+                            );
+                        }
+                    }
+                    Supervision::Continue
+                })
+                .run(|_, inner| -> Result<(), Error> {
+                    hash.incr("ready1", 1)?;
+                    let until = Instant::now() + Duration::from_secs(15);
+                    while Instant::now() < until && !hash.contains("verdict")? {
+                        inner.incr("spin", 1)?;
+                    }
+                    Ok(())
+                })?;
+            Ok(())
+        })
+        .expect_err("worker 0 killed itself");
+    let Error::WorkersFailed { state, failures } = &err else {
+        return Err(format!("unexpected {err}").into());
+    };
+    let verdict = &state["verdict"];
+    // Whatever the verdict, leave nothing running.
+    for pid in verdict["alive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_i64)
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    for dir in verdict["kept"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let ends: Vec<(usize, &WorkerEnd)> = failures.iter().map(|f| (f.index, &f.end)).collect();
+    check(
+        ends == vec![(
+            0,
+            &WorkerEnd::Signal {
+                signal: "SIGKILL".into(),
+            },
+        )],
+        format!("failures {failures:?}"),
+    )?;
+    check(
+        verdict["watched"].as_array().map(Vec::len) == Some(3)
+            && verdict["dirs"].as_array().map(Vec::len) == Some(1),
+        format!("worker 0 reported its inner server, workers and directory: {state}"),
+    )?;
+    check(
+        verdict["alive"] == json!([]),
+        format!("still running 5 s after worker 0 was killed: {verdict}"),
+    )?;
+    check(
+        verdict["kept"] == json!([]),
+        format!("socket directory left behind: {verdict}"),
     )?;
     check_nothing_left()
 }

@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::{getpid, Pid};
 
 use super::http::Handler;
-use super::server::{serve, ServerConfig};
+use super::server::{block_stop_signals, serve, ServerConfig};
 use super::socket::SocketDir;
 use super::token::Token;
 use crate::error::{Error, Result};
@@ -32,8 +32,14 @@ pub fn spawn_server<H: Handler>(
 ) -> Result<Pid> {
     let (read, write) = nix::unistd::pipe().map_err(|e| Error::os("pipe", e))?;
     let parent = getpid();
-    let pid = fork_child(move || {
-        die_with_parent(Signal::SIGTERM, parent);
+    // The child starts with SIGTERM and SIGINT blocked, so one sent before `serve` reads
+    // them from its signalfd stays pending instead of being lost (D-F8).
+    let previous = block_stop_signals()?;
+    let forked = fork_child(move || {
+        if !die_with_parent(Signal::SIGTERM, parent) {
+            let _ = std::fs::remove_dir(dir.dir());
+            return EXIT_ERROR;
+        }
         let mut write = std::fs::File::from(write);
         let handler = match make() {
             Ok(handler) => handler,
@@ -58,7 +64,9 @@ pub fn spawn_server<H: Handler>(
                 EXIT_ERROR
             }
         }
-    })?;
+    });
+    let _ = previous.thread_set_mask();
+    let pid = forked?;
     let mut read = std::fs::File::from(read);
     let started = Instant::now();
     loop {

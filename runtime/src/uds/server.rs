@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::convert::Infallible;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -18,10 +19,13 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, WWW_AUTHENTICATE
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use serde_json::json;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::UnixListener;
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::http::{Handler, Peer, Request, Response, X_DEADLINE_MS};
 use super::socket::clear_stale_socket;
@@ -59,6 +63,12 @@ impl Default for ServerConfig {
 /// Binds (replacing only a stale socket), makes the socket 0600, then calls `ready` so the
 /// caller can tell others it is up. With `token` set, every request must carry
 /// `Authorization: Bearer <token>`. Peers whose uid differs from ours get 403.
+///
+/// SIGTERM and SIGINT are blocked in the calling thread and read from a signalfd this
+/// call creates (never through tokio's process-wide signal state, which a forked process
+/// shares with its relatives: D-F8). The runtime's threads inherit the mask; in a process
+/// with other threads, those must block both signals too, or a signal sent to the process
+/// may be delivered to one of them instead. On return the thread's mask is restored.
 pub fn serve<H: Handler>(
     socket: &Path,
     token: Option<Token>,
@@ -66,15 +76,19 @@ pub fn serve<H: Handler>(
     handler: H,
     ready: impl FnOnce(),
 ) -> Result<()> {
+    let stop = StopSignals::block()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::os("building the server runtime", e))?;
     let local = tokio::task::LocalSet::new();
+    let stop = &stop;
     local.block_on(&runtime, async move {
         let listener = bind(socket)?;
-        let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::os("SIGTERM handler", e))?;
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::os("SIGINT handler", e))?;
+        // SAFETY: the signalfd is owned by `stop`, which outlives this future and so this
+        // registration; it is not closed or replaced while registered.
+        let signals = unsafe { AsyncFd::register_with_interest(stop.fd.as_raw_fd(), Interest::READABLE) }
+            .map_err(|e| Error::os("watching the signalfd", e))?;
         let _cleanup = RemoveOnDrop(socket.to_owned());
         ready();
         let shared = Rc::new(Shared {
@@ -93,12 +107,79 @@ pub fn serve<H: Handler>(
                     let peer = peer_of(&stream);
                     tokio::task::spawn_local(serve_connection(shared.clone(), stream, peer, next_connection));
                 }
-                _ = terminate.recv() => break,
-                _ = interrupt.recv() => break,
+                () = stop.requested(&signals) => break,
             }
         }
         Ok(())
     })
+}
+
+/// The signals that stop a server.
+pub(crate) fn stop_signal_set() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGTERM);
+    set.add(Signal::SIGINT);
+    set
+}
+
+/// Blocks the [`stop_signal_set`] in the calling thread; returns the previous mask.
+pub(crate) fn block_stop_signals() -> Result<SigSet> {
+    stop_signal_set()
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .map_err(|e| Error::os("blocking SIGTERM and SIGINT", e))
+}
+
+/// SIGTERM and SIGINT blocked in this thread and readable from a signalfd owned by this
+/// process. On drop, the signals this value blocked (and only those) are drained from the
+/// signalfd and the thread's previous mask comes back, so a stop signal already served is
+/// not delivered a second time.
+struct StopSignals {
+    fd: SignalFd,
+    previous: SigSet,
+}
+
+impl StopSignals {
+    fn block() -> Result<Self> {
+        let previous = block_stop_signals()?;
+        let fd = SignalFd::with_flags(&stop_signal_set(), SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC);
+        match fd {
+            Ok(fd) => Ok(StopSignals { fd, previous }),
+            Err(e) => {
+                let _ = previous.thread_set_mask();
+                Err(Error::os("creating a signalfd for SIGTERM and SIGINT", e))
+            }
+        }
+    }
+
+    /// Resolves once SIGTERM or SIGINT has been read (or the signalfd cannot be watched
+    /// any more, which also stops the server rather than leaving it deaf).
+    async fn requested(&self, watched: &AsyncFd<std::os::fd::RawFd>) {
+        loop {
+            let Ok(mut guard) = watched.readable().await else {
+                return;
+            };
+            match self.fd.read_signal() {
+                Ok(Some(_)) => return,
+                Ok(None) | Err(nix::errno::Errno::EINTR) => guard.clear_ready(),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+impl Drop for StopSignals {
+    fn drop(&mut self) {
+        let mut newly = SigSet::empty();
+        for signal in stop_signal_set().iter() {
+            if !self.previous.contains(signal) {
+                newly.add(signal);
+            }
+        }
+        if newly.iter().next().is_some() && self.fd.set_mask(&newly).is_ok() {
+            while let Ok(Some(_)) = self.fd.read_signal() {}
+        }
+        let _ = self.previous.thread_set_mask();
+    }
 }
 
 struct RemoveOnDrop(PathBuf);
