@@ -65,6 +65,15 @@ fn main() {
             "a_killed_worker_takes_its_nested_run_with_it",
             a_killed_worker_takes_its_nested_run_with_it,
         ),
+        Trial::test(
+            "allow_threads_runs_from_a_threaded_process",
+            allow_threads_runs_from_a_threaded_process,
+        ),
+        Trial::test(
+            "a_server_start_up_panic_reaches_the_caller",
+            a_server_start_up_panic_reaches_the_caller,
+        ),
+        Trial::test("a_run_from_spawn_blocking_works", a_run_from_spawn_blocking_works),
     ];
     run_serially(trials)
 }
@@ -821,5 +830,67 @@ fn killed_worker_round() -> Outcome {
         verdict["kept"] == json!([]),
         format!("socket directory left behind: {verdict}"),
     )?;
+    check_nothing_left()
+}
+
+fn allow_threads_runs_from_a_threaded_process() -> Outcome {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let _ = rx.recv();
+    });
+    let outcome = Share::new(2)
+        .allow_threads(true)
+        .run(|_, hash| hash.incr("n", 1).map(drop));
+    tx.send(()).ok();
+    thread.join().ok();
+    let state = outcome?;
+    check(state["n"] == json!(2), format!("{state}"))?;
+    check_nothing_left()
+}
+
+/// A run started from inside a tokio runtime (say, the body of `#[tokio::main]`, which
+/// has worker threads and so needs `allow_threads(true)`): the forked server inherits
+/// the caller's runtime context and cannot start its own. The start-up error carries the
+/// server's own panic message instead of a bare "exited before it was listening" (D-F9).
+fn a_server_start_up_panic_reaches_the_caller() -> Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let outcome = runtime.block_on(async {
+        Share::new(1)
+            .allow_threads(true)
+            .run(|_, hash| hash.incr("n", 1).map(drop))
+    });
+    drop(runtime);
+    let err = outcome.expect_err("the server cannot start inside the caller's runtime");
+    check(
+        matches!(err, Error::ServerStartup(_)),
+        format!("unexpected {err:?}"),
+    )?;
+    let text = err.to_string();
+    check(
+        text.contains("the server panicked: Cannot start a runtime from within a runtime"),
+        format!("the panic message is missing: {text}"),
+    )?;
+    check(
+        text.contains("spawn_blocking"),
+        format!("no way out named: {text}"),
+    )?;
+    check_nothing_left()
+}
+
+/// The way out the start-up error names: the same run from a blocking-pool thread of the
+/// runtime, which drives no tasks, works (D-F9).
+fn a_run_from_spawn_blocking_works() -> Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let outcome = runtime.block_on(async {
+        tokio::task::spawn_blocking(|| {
+            Share::new(2)
+                .allow_threads(true)
+                .run(|_, hash| hash.incr("n", 1).map(drop))
+        })
+        .await
+    });
+    drop(runtime);
+    let state = outcome.map_err(|e| e.to_string())??;
+    check(state["n"] == json!(2), format!("{state}"))?;
     check_nothing_left()
 }
