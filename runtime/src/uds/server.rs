@@ -361,3 +361,27 @@ fn into_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Signals to this thread only (`raise`), so the rest of the test binary is untouched.
+    #[test]
+    fn stop_signals_are_read_from_the_signalfd_and_the_mask_comes_back() {
+        let before = SigSet::thread_get_mask().unwrap();
+        assert!(!before.contains(Signal::SIGTERM) && !before.contains(Signal::SIGINT));
+        let stop = StopSignals::block().unwrap();
+        let during = SigSet::thread_get_mask().unwrap();
+        assert!(during.contains(Signal::SIGTERM) && during.contains(Signal::SIGINT));
+        nix::sys::signal::raise(Signal::SIGINT).unwrap();
+        let read = stop.fd.read_signal().unwrap().expect("the SIGINT is pending");
+        assert_eq!(read.ssi_signo, Signal::SIGINT as u32);
+        assert!(stop.fd.read_signal().unwrap().is_none());
+        // Left unread: dropping drains it, so unblocking does not deliver it (which would
+        // end this test binary).
+        nix::sys::signal::raise(Signal::SIGTERM).unwrap();
+        drop(stop);
+        assert_eq!(SigSet::thread_get_mask().unwrap(), before);
+    }
+}
