@@ -640,20 +640,54 @@ fn process_gone(pid: i32) -> bool {
 /// timeout, so an inner server that missed its SIGTERM (waiting out the grace for its
 /// SIGKILL) makes the outer run time out (D-F8).
 fn nested_runs_stop_their_inner_servers() -> Outcome {
-    // A run before: this process has tokio's signal state set up, as any program that ran
-    // a share before has, and every later fork inherits it.
+    // A run before, so this process has built a client runtime that every later fork
+    // inherits (before D-F8 that included tokio's signal pipe).
     share(1, |_, hash| hash.set("warm", &true).map(drop))?;
-    let state = Share::new(2)
+    let outcome = Share::new(2)
         .timeout(Duration::from_secs(20))
         .run(|worker, hash| -> Result<(), Error> {
+            let me = std::process::id();
             for round in 0..3 {
+                let mut recorded = false;
                 let inner = Share::new(2)
                     .grace(Duration::from_secs(60))
+                    .supervise(|progress| {
+                        if !recorded {
+                            recorded = true;
+                            let _ = hash.append(
+                                "inner_servers",
+                                &json!({ "pid": progress.server_pid, "dirs": socket_dirs_of(me) }),
+                            );
+                        }
+                        Supervision::Continue
+                    })
                     .run(|_, inner| inner.incr("n", 1).map(drop))?;
                 hash.set(&format!("w{}r{round}", worker.index()), &inner["n"])?;
             }
             Ok(())
-        })?;
+        });
+    // On failure, inner servers that missed their signals would outlive the test.
+    if let Err(Error::TimedOut { state, .. } | Error::WorkersFailed { state, .. }) = &outcome {
+        for server in state["inner_servers"].as_array().into_iter().flatten() {
+            if let Some(pid) = server["pid"].as_i64().map(|p| p as i32) {
+                if !process_gone(pid) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            for dir in server["dirs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let state = outcome?;
     for w in 0..2 {
         for round in 0..3 {
             check(
