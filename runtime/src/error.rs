@@ -2,13 +2,17 @@
 //!
 //! Transport failures, server answers and orchestration failures are distinct variants so
 //! that callers can match on what happened instead of parsing messages.
+//!
+//! How a worker failed ([`WorkerEnd`], [`WorkerFailure`]) is defined here too, because the
+//! run errors carry it; [`crate::fork`] uses these types (and re-exports them), while this
+//! module depends on no other module of the crate.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-use crate::fork::WorkerFailure;
 
 /// Everything that can go wrong in caspian-ipc.
 #[derive(Debug, thiserror::Error)]
@@ -233,3 +237,55 @@ fn describe_failures(failures: &[WorkerFailure]) -> String {
 
 /// `Result` with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a worker ended when it did not end cleanly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum WorkerEnd {
+    /// The closure returned an error.
+    Error {
+        /// The error's text.
+        message: String,
+    },
+    /// The closure panicked.
+    Panic {
+        /// The panic message.
+        message: String,
+    },
+    /// The process exited with a non-zero status without reporting (e.g. `exit(3)`).
+    Exit {
+        /// The exit status.
+        code: i32,
+    },
+    /// The process was killed by a signal.
+    Signal {
+        /// Signal name, e.g. `SIGKILL`.
+        signal: String,
+    },
+    /// The process was still running when the run was stopped (timeout, supervisor).
+    Stopped,
+}
+
+/// One failed worker: which one, its pid and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerFailure {
+    /// Worker index, `0..n`.
+    pub index: usize,
+    /// Its process id.
+    pub pid: u32,
+    /// How it ended.
+    pub end: WorkerEnd,
+}
+
+impl fmt::Display for WorkerFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "worker {} (pid {}) ", self.index, self.pid)?;
+        match &self.end {
+            WorkerEnd::Error { message } => write!(f, "returned an error: {message}"),
+            WorkerEnd::Panic { message } => write!(f, "panicked: {message}"),
+            WorkerEnd::Exit { code } => write!(f, "exited with status {code}"),
+            WorkerEnd::Signal { signal } => write!(f, "was killed by {signal}"),
+            WorkerEnd::Stopped => write!(f, "was still running and was stopped"),
+        }
+    }
+}

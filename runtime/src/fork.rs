@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+// How a worker failed is part of what the run's errors carry, so it lives with them.
+pub use crate::error::{WorkerEnd, WorkerFailure};
 
 /// Exit code of a worker whose closure returned an error.
 pub(crate) const EXIT_ERROR: i32 = 1;
@@ -53,58 +54,6 @@ impl Worker {
     /// The pid of the process that started the run.
     pub fn parent_pid(&self) -> u32 {
         self.parent_pid
-    }
-}
-
-/// How a worker ended when it did not end cleanly.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum WorkerEnd {
-    /// The closure returned an error.
-    Error {
-        /// The error's text.
-        message: String,
-    },
-    /// The closure panicked.
-    Panic {
-        /// The panic message.
-        message: String,
-    },
-    /// The process exited with a non-zero status without reporting (e.g. `exit(3)`).
-    Exit {
-        /// The exit status.
-        code: i32,
-    },
-    /// The process was killed by a signal.
-    Signal {
-        /// Signal name, e.g. `SIGKILL`.
-        signal: String,
-    },
-    /// The process was still running when the run was stopped (timeout, supervisor).
-    Stopped,
-}
-
-/// One failed worker: which one, its pid and how it ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerFailure {
-    /// Worker index, `0..n`.
-    pub index: usize,
-    /// Its process id.
-    pub pid: u32,
-    /// How it ended.
-    pub end: WorkerEnd,
-}
-
-impl fmt::Display for WorkerFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "worker {} (pid {}) ", self.index, self.pid)?;
-        match &self.end {
-            WorkerEnd::Error { message } => write!(f, "returned an error: {message}"),
-            WorkerEnd::Panic { message } => write!(f, "panicked: {message}"),
-            WorkerEnd::Exit { code } => write!(f, "exited with status {code}"),
-            WorkerEnd::Signal { signal } => write!(f, "was killed by {signal}"),
-            WorkerEnd::Stopped => write!(f, "was still running and was stopped"),
-        }
     }
 }
 
@@ -175,12 +124,14 @@ pub(crate) fn fork_child(body: impl FnOnce() -> i32) -> Result<Pid> {
 
 /// Asks the kernel to send `signal` to this process when its parent dies, then checks the
 /// parent is still the expected one (it may have died before the request took effect).
-pub(crate) fn die_with_parent(signal: Signal, parent: Pid) {
+/// `false` when it has: the caller cleans up what it must and leaves at once.
+///
+/// The kernel watches the *thread* that forked us: call [`fork_child`] from a thread that
+/// lives as long as the child should (the run's own thread does).
+#[must_use]
+pub(crate) fn die_with_parent(signal: Signal, parent: Pid) -> bool {
     let _ = nix::sys::prctl::set_pdeathsig(Some(signal));
-    if nix::unistd::getppid() != parent {
-        // SAFETY: see fork_child.
-        unsafe { libc::_exit(EXIT_ERROR) }
-    }
+    nix::unistd::getppid() == parent
 }
 
 /// Turns a wait status into a failure description, `None` for a clean exit.

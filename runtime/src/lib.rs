@@ -35,8 +35,8 @@ pub mod uds;
 
 // The derive and the trait share the name `Record`, as serde's do.
 pub use caspian_ipc_derive::{mikobase_api, Record};
-pub use error::{Error, Result};
-pub use fork::{Worker, WorkerEnd, WorkerFailure, WorkerOutcome, WorkerResult};
+pub use error::{Error, Result, WorkerEnd, WorkerFailure};
+pub use fork::{Worker, WorkerOutcome, WorkerResult};
 pub use mikobase::record::Record;
 pub use mikobase::{mikobase, Db, Mikobase};
 pub use run::{Progress, Supervision, Supervisor};

@@ -180,7 +180,9 @@ where
         let proxy = make_proxy(client.clone());
         let body = &body;
         let pid = fork_child(move || {
-            die_with_parent(Signal::SIGKILL, parent);
+            if !die_with_parent(Signal::SIGKILL, parent) {
+                return EXIT_ERROR;
+            }
             crate::uds::client::set_worker_index(index);
             match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 body(worker, proxy).into_outcome()

@@ -57,6 +57,23 @@ fn main() {
             "a_long_error_is_cut_as_a_message",
             a_long_error_is_cut_as_a_message,
         ),
+        Trial::test(
+            "nested_runs_stop_their_inner_servers",
+            nested_runs_stop_their_inner_servers,
+        ),
+        Trial::test(
+            "a_killed_worker_takes_its_nested_run_with_it",
+            a_killed_worker_takes_its_nested_run_with_it,
+        ),
+        Trial::test(
+            "allow_threads_runs_from_a_threaded_process",
+            allow_threads_runs_from_a_threaded_process,
+        ),
+        Trial::test(
+            "a_server_start_up_panic_reaches_the_caller",
+            a_server_start_up_panic_reaches_the_caller,
+        ),
+        Trial::test("a_run_from_spawn_blocking_works", a_run_from_spawn_blocking_works),
     ];
     run_serially(trials)
 }
@@ -605,5 +622,309 @@ fn a_long_error_is_cut_as_a_message() -> Outcome {
         kept.len() > 4000 && long.starts_with(kept),
         format!("kept {} bytes, a prefix: {}", kept.len(), long.starts_with(kept)),
     )?;
+    check_nothing_left()
+}
+
+/// Whether `pid` has exited (no such process, or a zombie nobody reaped yet).
+fn process_gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+/// A run nested in a worker of another run: its server stops on the SIGTERM the worker
+/// sends once the inner workers are done. The inner runs' grace is longer than the outer
+/// timeout, so an inner server that missed its SIGTERM (waiting out the grace for its
+/// SIGKILL) makes the outer run time out (D-F8).
+fn nested_runs_stop_their_inner_servers() -> Outcome {
+    // A run before, so this process has built a client runtime that every later fork
+    // inherits (before D-F8 that included tokio's signal pipe).
+    share(1, |_, hash| hash.set("warm", &true).map(drop))?;
+    let outcome = Share::new(2)
+        .timeout(Duration::from_secs(20))
+        .run(|worker, hash| -> Result<(), Error> {
+            let me = std::process::id();
+            for round in 0..3 {
+                let mut recorded = false;
+                let inner = Share::new(2)
+                    .grace(Duration::from_secs(60))
+                    .supervise(|progress| {
+                        if !recorded {
+                            recorded = true;
+                            let _ = hash.append(
+                                "inner_servers",
+                                &json!({ "pid": progress.server_pid, "dirs": socket_dirs_of(me) }),
+                            );
+                        }
+                        Supervision::Continue
+                    })
+                    .run(|_, inner| inner.incr("n", 1).map(drop))?;
+                hash.set(&format!("w{}r{round}", worker.index()), &inner["n"])?;
+            }
+            Ok(())
+        });
+    // On failure, inner servers that missed their signals would outlive the test.
+    if let Err(Error::TimedOut { state, .. } | Error::WorkersFailed { state, .. }) = &outcome {
+        for server in state["inner_servers"].as_array().into_iter().flatten() {
+            if let Some(pid) = server["pid"].as_i64().map(|p| p as i32) {
+                if !process_gone(pid) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+            }
+            for dir in server["dirs"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    let state = outcome?;
+    for w in 0..2 {
+        for round in 0..3 {
+            check(
+                state[format!("w{w}r{round}")] == json!(2),
+                format!("inner run {w}/{round}: {state}"),
+            )?;
+        }
+    }
+    check_nothing_left()
+}
+
+/// The socket directories a process with pid `owner` created that still exist.
+fn socket_dirs_of(owner: u32) -> Vec<String> {
+    let prefix = format!("caspian-ipc-{owner}-");
+    std::fs::read_dir(std::env::temp_dir())
+        .map(|dir| {
+            dir.flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| e.path().display().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A worker SIGKILLed in the middle of a nested run takes that run with it: its inner
+/// server gets SIGTERM from the kernel (parent-death signal), stops and removes its socket
+/// directory; its inner workers get SIGKILL.
+///
+/// Worker 0 reports its inner server's pid and directory and its inner workers' pids in
+/// the outer share, then kills itself. Worker 1 keeps a nested run of its own busy
+/// meanwhile (busy relatives are what used to swallow the signal, D-F8) and watches,
+/// for up to 5 s, until all of worker 0's inner processes are gone and its directory is
+/// removed; it records what it saw as `verdict`. Three rounds: before the fix a round
+/// failed about two times in three.
+fn a_killed_worker_takes_its_nested_run_with_it() -> Outcome {
+    share(1, |_, hash| hash.set("warm", &true).map(drop))?;
+    for _ in 0..3 {
+        killed_worker_round()?;
+    }
+    Ok(())
+}
+
+fn killed_worker_round() -> Outcome {
+    let err = Share::new(2)
+        .timeout(Duration::from_secs(30))
+        .run(|worker, hash| -> Result<(), Error> {
+            let ready = |w: usize| hash.get_as::<u64>(&format!("ready{w}")).ok().flatten() == Some(2);
+            if worker.index() == 0 {
+                let me = std::process::id();
+                let mut reported = false;
+                Share::new(2)
+                    .timeout(Duration::from_secs(20))
+                    .supervise(|progress| {
+                        if !reported && ((ready(0) && ready(1)) || progress.elapsed > Duration::from_secs(5))
+                        {
+                            reported = true;
+                            let _ = hash.set(
+                                "inner0",
+                                &json!({ "server": progress.server_pid, "dirs": socket_dirs_of(me) }),
+                            );
+                            let _ = nix::sys::signal::kill(
+                                nix::unistd::Pid::this(),
+                                nix::sys::signal::Signal::SIGKILL,
+                            );
+                        }
+                        Supervision::Continue
+                    })
+                    .run(|_, inner| -> Result<(), Error> {
+                        hash.append("workers0", &std::process::id())?;
+                        hash.incr("ready0", 1)?;
+                        let until = Instant::now() + Duration::from_secs(30);
+                        while Instant::now() < until {
+                            inner.incr("spin", 1)?;
+                            hash.incr("spin", 1)?;
+                        }
+                        Ok(())
+                    })?;
+                return Ok(());
+            }
+            let mut watched: Option<(Instant, Vec<i32>, Vec<String>)> = None;
+            let mut decided = false;
+            Share::new(2)
+                .timeout(Duration::from_secs(20))
+                .supervise(|_| {
+                    if decided {
+                        return Supervision::Continue;
+                    }
+                    if watched.is_none() {
+                        if let (Ok(Some(inner)), Ok(Some(workers))) =
+                            (hash.get_value("inner0"), hash.get_value("workers0"))
+                        {
+                            let mut pids: Vec<i32> = workers
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .filter_map(Value::as_i64)
+                                .map(|p| p as i32)
+                                .collect();
+                            pids.extend(inner["server"].as_i64().map(|p| p as i32));
+                            let dirs = serde_json::from_value(inner["dirs"].clone()).unwrap_or_default();
+                            watched = Some((Instant::now(), pids, dirs));
+                        }
+                    }
+                    if let Some((since, pids, dirs)) = &watched {
+                        let alive: Vec<i32> = pids.iter().copied().filter(|p| !process_gone(*p)).collect();
+                        let kept: Vec<&String> =
+                            dirs.iter().filter(|d| std::path::Path::new(d).exists()).collect();
+                        let cleared = alive.is_empty() && kept.is_empty();
+                        if cleared || since.elapsed() > Duration::from_secs(5) {
+                            decided = true;
+                            let _ = hash.set(
+                                "verdict",
+                                &json!({ "watched": pids, "dirs": dirs, "alive": alive, "kept": kept }),
+                            );
+                        }
+                    }
+                    Supervision::Continue
+                })
+                .run(|_, inner| -> Result<(), Error> {
+                    hash.incr("ready1", 1)?;
+                    let until = Instant::now() + Duration::from_secs(15);
+                    while Instant::now() < until && !hash.contains("verdict")? {
+                        inner.incr("spin", 1)?;
+                    }
+                    Ok(())
+                })?;
+            Ok(())
+        })
+        .expect_err("worker 0 killed itself");
+    let Error::WorkersFailed { state, failures } = &err else {
+        return Err(format!("unexpected {err}").into());
+    };
+    let verdict = &state["verdict"];
+    // Whatever the verdict, leave nothing running.
+    for pid in verdict["alive"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_i64)
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    for dir in verdict["kept"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+    {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let ends: Vec<(usize, &WorkerEnd)> = failures.iter().map(|f| (f.index, &f.end)).collect();
+    check(
+        ends == vec![(
+            0,
+            &WorkerEnd::Signal {
+                signal: "SIGKILL".into(),
+            },
+        )],
+        format!("failures {failures:?}"),
+    )?;
+    check(
+        verdict["watched"].as_array().map(Vec::len) == Some(3)
+            && verdict["dirs"].as_array().map(Vec::len) == Some(1),
+        format!("worker 0 reported its inner server, workers and directory: {state}"),
+    )?;
+    check(
+        verdict["alive"] == json!([]),
+        format!("still running 5 s after worker 0 was killed: {verdict}"),
+    )?;
+    check(
+        verdict["kept"] == json!([]),
+        format!("socket directory left behind: {verdict}"),
+    )?;
+    check_nothing_left()
+}
+
+fn allow_threads_runs_from_a_threaded_process() -> Outcome {
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let _ = rx.recv();
+    });
+    let outcome = Share::new(2)
+        .allow_threads(true)
+        .run(|_, hash| hash.incr("n", 1).map(drop));
+    tx.send(()).ok();
+    thread.join().ok();
+    let state = outcome?;
+    check(state["n"] == json!(2), format!("{state}"))?;
+    check_nothing_left()
+}
+
+/// A run started from inside a tokio runtime (say, the body of `#[tokio::main]`, which
+/// has worker threads and so needs `allow_threads(true)`): the forked server inherits
+/// the caller's runtime context and cannot start its own. The start-up error carries the
+/// server's own panic message instead of a bare "exited before it was listening" (D-F9).
+fn a_server_start_up_panic_reaches_the_caller() -> Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let outcome = runtime.block_on(async {
+        Share::new(1)
+            .allow_threads(true)
+            .run(|_, hash| hash.incr("n", 1).map(drop))
+    });
+    drop(runtime);
+    let err = outcome.expect_err("the server cannot start inside the caller's runtime");
+    check(
+        matches!(err, Error::ServerStartup(_)),
+        format!("unexpected {err:?}"),
+    )?;
+    let text = err.to_string();
+    check(
+        text.contains("the server panicked: Cannot start a runtime from within a runtime"),
+        format!("the panic message is missing: {text}"),
+    )?;
+    check(
+        text.contains("spawn_blocking"),
+        format!("no way out named: {text}"),
+    )?;
+    check_nothing_left()
+}
+
+/// The way out the start-up error names: the same run from a blocking-pool thread of the
+/// runtime, which drives no tasks, works (D-F9).
+fn a_run_from_spawn_blocking_works() -> Outcome {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let outcome = runtime.block_on(async {
+        tokio::task::spawn_blocking(|| {
+            Share::new(2)
+                .allow_threads(true)
+                .run(|_, hash| hash.incr("n", 1).map(drop))
+        })
+        .await
+    });
+    drop(runtime);
+    let state = outcome.map_err(|e| e.to_string())??;
+    check(state["n"] == json!(2), format!("{state}"))?;
     check_nothing_left()
 }

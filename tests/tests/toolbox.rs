@@ -281,6 +281,10 @@ fn main() {
         ),
         Trial::test("curl_can_talk_to_the_server", curl_can_talk_to_the_server)
             .with_ignored_flag(!curl_present()),
+        Trial::test(
+            "a_panic_in_the_server_child_is_the_start_up_error",
+            a_panic_in_the_server_child_is_the_start_up_error,
+        ),
     ])
 }
 
@@ -623,4 +627,27 @@ fn curl_can_talk_to_the_server() -> Outcome {
     check(body["path"] == "/hello", format!("{body}"))?;
     let refused = curl(None)?;
     check(refused.starts_with("HTTP/1.1 401"), refused.clone())
+}
+
+/// A handler that cannot be built because its constructor panics: the start-up error
+/// carries the panic message, the directory is gone, the child is reaped (D-F9).
+fn a_panic_in_the_server_child_is_the_start_up_error() -> Outcome {
+    let dir = SocketDir::create()?;
+    let path = dir.dir().to_owned();
+    let err = spawn_server(
+        &dir,
+        None,
+        ServerConfig::default(),
+        || -> Result<Echo, String> { panic!("no handler today: the store is locked") },
+        Duration::from_secs(5),
+    )
+    .expect_err("the server child panicked");
+    check(
+        matches!(&err, Error::ServerStartup(text)
+            if text == "the server panicked: no handler today: the store is locked"),
+        format!("unexpected {err:?}"),
+    )?;
+    check(!path.exists(), "the server removed its directory")?;
+    drop(dir);
+    check_nothing_left()
 }

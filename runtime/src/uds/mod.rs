@@ -7,6 +7,7 @@ pub mod http;
 pub mod process;
 pub mod server;
 pub mod socket;
+mod stop_signals;
 pub mod token;
 
 pub use client::{Client, ClientConfig, RawResponse};

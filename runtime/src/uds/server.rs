@@ -7,6 +7,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
@@ -21,12 +22,14 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use serde_json::json;
+use tokio::io::unix::AsyncFd;
+use tokio::io::Interest;
 use tokio::net::UnixListener;
-use tokio::signal::unix::{signal, SignalKind};
 
 use super::connection::{watchdog, Activity, Limits, Watched};
 use super::http::{Handler, Peer, Request, Response, X_DEADLINE_MS, X_WORKER};
 use super::socket::{check_socket_dir, clear_stale_socket};
+use super::stop_signals::StopSignals;
 use super::token::Token;
 use crate::error::{Error, Result};
 
@@ -88,6 +91,12 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// stale socket), makes the socket 0600, then calls `ready` so the
 /// caller can tell others it is up. With `token` set, every request must carry
 /// `Authorization: Bearer <token>`. Peers whose uid differs from ours get 403.
+///
+/// SIGTERM and SIGINT are blocked in the calling thread and read from a signalfd this
+/// call creates (never through tokio's process-wide signal state, which a forked process
+/// shares with its relatives: D-F8). The runtime's threads inherit the mask; in a process
+/// with other threads, those must block both signals too, or a signal sent to the process
+/// may be delivered to one of them instead. On return the thread's mask is restored.
 pub fn serve<H: Handler>(
     socket: &Path,
     token: Option<Token>,
@@ -95,15 +104,19 @@ pub fn serve<H: Handler>(
     handler: H,
     ready: impl FnOnce(),
 ) -> Result<()> {
+    let stop = StopSignals::block()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::os("building the server runtime", e))?;
     let local = tokio::task::LocalSet::new();
+    let stop = &stop;
     local.block_on(&runtime, async move {
         let listener = bind(socket)?;
-        let mut terminate = signal(SignalKind::terminate()).map_err(|e| Error::os("SIGTERM handler", e))?;
-        let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| Error::os("SIGINT handler", e))?;
+        // SAFETY: the signalfd is owned by `stop`, which outlives this future and so this
+        // registration; it is not closed or replaced while registered.
+        let signals = unsafe { AsyncFd::register_with_interest(stop.fd.as_raw_fd(), Interest::READABLE) }
+            .map_err(|e| Error::os("watching the signalfd", e))?;
         let _cleanup = RemoveOnDrop(socket.to_owned());
         ready();
         let keep_alive = config
@@ -131,8 +144,7 @@ pub fn serve<H: Handler>(
                     }
                     Err(e) => out_of_resources(&shared, &e).await,
                 },
-                _ = terminate.recv() => break,
-                _ = interrupt.recv() => break,
+                () = stop.requested(&signals) => break,
             }
         }
         Ok(())
