@@ -198,12 +198,13 @@ pub fn diff(old: &ApiSpec, new: &ApiSpec) -> Vec<Change> {
 }
 
 /// The changes as a report: one block per change, `OLD:LINE:COL` and `NEW:LINE:COL` under
-/// it, then a count.
+/// it (`PATH: -` where the change has no place in that file: the new side of a removal,
+/// the old side of a new type, operation or id, a spec-wide change), then a count.
 pub fn render_changes(changes: &[Change], old_path: &str, new_path: &str) -> String {
     let mut out = String::new();
     let at = |path: &str, pos: Option<Pos>| match pos {
         Some(p) => format!("{path}:{}:{}", p.line, p.column),
-        None => format!("{path}: (not there)"),
+        None => format!("{path}: -"),
     };
     for c in changes {
         let _ = writeln!(out, "{}[{}]: {}", c.severity.as_str(), c.kind.as_str(), c.message);
