@@ -1,5 +1,5 @@
 //! Spec evolution: what a change from one spec to another breaks (docs/SPEC.md, "Spec
-//! evolution"; decisions D17–D19 in `mikobase-spec/DECISIONS.md`).
+//! evolution"; decisions D17–D20 in `mikobase-spec/DECISIONS.md`).
 //!
 //! [`diff`] is a pure function over two loaded specs. A change is **breaking** when a
 //! client built from the old spec can fail against a server built from the new one (the
