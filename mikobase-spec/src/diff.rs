@@ -362,63 +362,129 @@ fn named<'a>(spec: &'a ApiSpec, ty: &TypeRef) -> Option<&'a TypeDef> {
     }
 }
 
-/// Whether every JSON value that `a` (of spec `sa`) takes, `b` (of spec `sb`) takes too,
-/// without loss. Same-named types are taken to fit (their own changes are reported where
-/// they are declared); unknown cases are `false`, so a doubt is reported as breaking.
-fn fits(a: &TypeRef, sa: &ApiSpec, b: &TypeRef, sb: &ApiSpec, depth: usize) -> bool {
-    if depth > ALIAS_DEPTH {
-        return false;
-    }
-    if let (TypeRef::Named(x), TypeRef::Named(y)) = (a, b) {
-        if x.wire == y.wire {
-            return true;
+/// How many comparisons one [`relation`] may make before it gives up ("changed"): types
+/// recurse through unions, lists and maps, and this bounds the work on any spec.
+const STEP_BUDGET: usize = 10_000;
+
+/// How deep one comparison may nest (types within types) before it gives up ("changed").
+const MAX_NESTING: usize = 128;
+
+/// The state of one comparison: the pairs of named types being compared (a pair met again
+/// inside itself is assumed to fit, as recursive types are compared), and the steps left.
+struct Fit<'s> {
+    sa: &'s ApiSpec,
+    sb: &'s ApiSpec,
+    open: Vec<(String, String)>,
+    steps: usize,
+    depth: usize,
+}
+
+impl Fit<'_> {
+    /// Whether every JSON value that `a` (of spec `sa`) takes, `b` (of spec `sb`) takes
+    /// too, without loss. Same-named types are taken to fit (their own changes are
+    /// reported where they are declared); unknown cases, an alias cycle, an exhausted
+    /// budget and too deep a nesting are `false`, so a doubt is reported as breaking.
+    fn fits(&mut self, a: &TypeRef, b: &TypeRef) -> bool {
+        if self.steps == 0 || self.depth >= MAX_NESTING {
+            return false;
         }
+        self.steps -= 1;
+        self.depth += 1;
+        let fits = self.fits_named(a, b);
+        self.depth -= 1;
+        fits
     }
-    let (Some(ra), Some(rb)) = (resolve(sa, a), resolve(sb, b)) else {
-        return false;
-    };
-    if let (TypeRef::Named(x), TypeRef::Named(y)) = (ra, rb) {
-        if x.wire == y.wire {
-            return true;
-        }
-    }
-    let (da, db) = (named(sa, ra), named(sb, rb));
-    // A union on the right takes a value when one of its variants does.
-    if let Some(TypeKind::Union(variants)) = db.map(|d| &d.kind) {
-        if variants.iter().any(|v| fits(ra, sa, &v.ty, sb, depth + 1)) {
-            return true;
-        }
-    }
-    // A union on the left fits when each of its variants does.
-    if let Some(TypeKind::Union(variants)) = da.map(|d| &d.kind) {
-        return variants.iter().all(|v| fits(&v.ty, sa, rb, sb, depth + 1));
-    }
-    match (ra, rb) {
-        (_, TypeRef::Json) => true,
-        (TypeRef::String, TypeRef::String)
-        | (TypeRef::Bool, TypeRef::Bool)
-        | (TypeRef::U64, TypeRef::U64)
-        | (TypeRef::I64, TypeRef::I64)
-        | (TypeRef::F64, TypeRef::F64)
-        | (TypeRef::Number, TypeRef::Number)
-        | (TypeRef::Object, TypeRef::Object)
-        | (TypeRef::U64 | TypeRef::I64 | TypeRef::F64, TypeRef::Number)
-        | (TypeRef::Map(_), TypeRef::Object) => true,
-        (TypeRef::Object, TypeRef::Map(inner)) => fits(&TypeRef::Json, sa, inner, sb, depth + 1),
-        (TypeRef::List(x), TypeRef::List(y)) | (TypeRef::Map(x), TypeRef::Map(y)) => {
-            fits(x, sa, y, sb, depth + 1)
-        }
-        (TypeRef::Named(_), TypeRef::Object) => matches!(da.map(|d| &d.kind), Some(TypeKind::Struct { .. })),
-        (TypeRef::Named(_), TypeRef::String) => matches!(da.map(|d| &d.kind), Some(TypeKind::Enum(_))),
-        (TypeRef::Named(_), TypeRef::Named(_)) => match (da.map(|d| &d.kind), db.map(|d| &d.kind)) {
-            (Some(TypeKind::Enum(x)), Some(TypeKind::Enum(y))) => {
-                x.iter().all(|v| y.iter().any(|w| w.wire == v.wire))
+
+    fn fits_named(&mut self, a: &TypeRef, b: &TypeRef) -> bool {
+        let (sa, sb) = (self.sa, self.sb);
+        if let (TypeRef::Named(x), TypeRef::Named(y)) = (a, b) {
+            if x.wire == y.wire {
+                return true;
             }
-            (Some(x @ TypeKind::Struct { .. }), Some(y @ TypeKind::Struct { .. })) => shape(x) == shape(y),
-            _ => false,
-        },
-        _ => false,
+        }
+        let (Some(ra), Some(rb)) = (resolve(sa, a), resolve(sb, b)) else {
+            return false;
+        };
+        if let (TypeRef::Named(x), TypeRef::Named(y)) = (ra, rb) {
+            if x.wire == y.wire {
+                return true;
+            }
+        }
+        let (da, db) = (named(sa, ra), named(sb, rb));
+        let recursive = matches!(da.map(|d| &d.kind), Some(TypeKind::Union(_)))
+            || matches!(db.map(|d| &d.kind), Some(TypeKind::Union(_)));
+        let pair = (ra.to_string(), rb.to_string());
+        if recursive {
+            if self.open.contains(&pair) {
+                return true;
+            }
+            self.open.push(pair);
+        }
+        let fits = self.fits_resolved(ra, da, rb, db);
+        if recursive {
+            self.open.pop();
+        }
+        fits
     }
+
+    fn fits_resolved(
+        &mut self,
+        ra: &TypeRef,
+        da: Option<&TypeDef>,
+        rb: &TypeRef,
+        db: Option<&TypeDef>,
+    ) -> bool {
+        // A union on the right takes a value when one of its variants does.
+        if let Some(TypeKind::Union(variants)) = db.map(|d| &d.kind) {
+            if variants.iter().any(|v| self.fits(ra, &v.ty)) {
+                return true;
+            }
+        }
+        // A union on the left fits when each of its variants does.
+        if let Some(TypeKind::Union(variants)) = da.map(|d| &d.kind) {
+            return variants.iter().all(|v| self.fits(&v.ty, rb));
+        }
+        match (ra, rb) {
+            (_, TypeRef::Json) => true,
+            (TypeRef::String, TypeRef::String)
+            | (TypeRef::Bool, TypeRef::Bool)
+            | (TypeRef::U64, TypeRef::U64)
+            | (TypeRef::I64, TypeRef::I64)
+            | (TypeRef::F64, TypeRef::F64)
+            | (TypeRef::Number, TypeRef::Number)
+            | (TypeRef::Object, TypeRef::Object)
+            | (TypeRef::U64 | TypeRef::I64 | TypeRef::F64, TypeRef::Number)
+            | (TypeRef::Map(_), TypeRef::Object) => true,
+            (TypeRef::Object, TypeRef::Map(inner)) => self.fits(&TypeRef::Json, inner),
+            (TypeRef::List(x), TypeRef::List(y)) | (TypeRef::Map(x), TypeRef::Map(y)) => self.fits(x, y),
+            (TypeRef::Named(_), TypeRef::Object) => {
+                matches!(da.map(|d| &d.kind), Some(TypeKind::Struct { .. }))
+            }
+            (TypeRef::Named(_), TypeRef::String) => matches!(da.map(|d| &d.kind), Some(TypeKind::Enum(_))),
+            (TypeRef::Named(_), TypeRef::Named(_)) => match (da.map(|d| &d.kind), db.map(|d| &d.kind)) {
+                (Some(TypeKind::Enum(x)), Some(TypeKind::Enum(y))) => {
+                    x.iter().all(|v| y.iter().any(|w| w.wire == v.wire))
+                }
+                (Some(x @ TypeKind::Struct { .. }), Some(y @ TypeKind::Struct { .. })) => {
+                    shape(x) == shape(y)
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+}
+
+/// Whether every value `a` (of `sa`) takes, `b` (of `sb`) takes.
+fn fits(a: &TypeRef, sa: &ApiSpec, b: &TypeRef, sb: &ApiSpec) -> bool {
+    Fit {
+        sa,
+        sb,
+        open: Vec::new(),
+        steps: STEP_BUDGET,
+        depth: 0,
+    }
+    .fits(a, b)
 }
 
 /// How `b` (new) relates to `a` (old).
@@ -426,7 +492,7 @@ fn relation(a: &TypeRef, sa: &ApiSpec, b: &TypeRef, sb: &ApiSpec) -> Relation {
     if a.to_string() == b.to_string() {
         return Relation::Same;
     }
-    match (fits(a, sa, b, sb, 0), fits(b, sb, a, sa, 0)) {
+    match (fits(a, sa, b, sb), fits(b, sb, a, sa)) {
         (true, true) => Relation::Equivalent,
         (true, false) => Relation::Widened,
         (false, true) => Relation::Narrowed,
@@ -1605,6 +1671,30 @@ operations:
             "description: Finds things.\n    writes: true",
         )]);
         assert!(only(&found, ChangeKind::WritesChanged).is_breaking());
+    }
+
+    #[test]
+    fn recursive_unions_compare_in_bounded_time() {
+        // Compared naively, each level recurses twice (through `list` and `map`), 64 deep.
+        let union = |name: &str| {
+            format!(
+                "  {name}:\n    kind: union\n    description: A tree.\n    variants:\n      leaf: {{type: string, description: A leaf.}}\n      list: {{type: list<{name}>, description: Children.}}\n      map: {{type: map<{name}>, description: Named children.}}\n"
+            )
+        };
+        let old = edited(&[
+            ("types:\n", &format!("types:\n{}", union("Tree"))),
+            ("note: {type: string,", "note: {type: Tree,"),
+        ]);
+        let new = edited(&[
+            ("types:\n", &format!("types:\n{}", union("Forest"))),
+            ("note: {type: string,", "note: {type: Forest,"),
+        ]);
+        let started = std::time::Instant::now();
+        let found = diff(&load(&old), &load(&new));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        assert!(only(&found, ChangeKind::TypeRemoved).is_breaking());
+        let c = only(&found, ChangeKind::FieldTypeChanged);
+        assert!(c.message.contains("(the same values)"), "{}", c.message);
     }
 
     #[test]
