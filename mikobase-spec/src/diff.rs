@@ -1698,6 +1698,28 @@ operations:
     }
 
     #[test]
+    fn version_and_decision_changes_are_compatible() {
+        let found = changes(&[
+            ("version: 1.0.0", "version: 1.2.0"),
+            (
+                "    description: Finds things.\n",
+                "    description: Finds things.\n    decision: D9\n",
+            ),
+        ]);
+        let c = only(&found, ChangeKind::VersionChanged);
+        assert_eq!(c.severity, Severity::Compatible);
+        assert!(c.message.contains("from `1.0.0` to `1.2.0`"));
+        let c = only(&found, ChangeKind::DecisionChanged);
+        assert_eq!(c.severity, Severity::Compatible);
+        assert!(
+            c.message.contains("operation `find` changed from none to D9"),
+            "{}",
+            c.message
+        );
+        assert_eq!(found.len(), 2);
+    }
+
+    #[test]
     fn a_kind_change_breaks() {
         let found = changes(&[(
             "Shade: {kind: enum, values: [light, dark],",
