@@ -226,8 +226,8 @@ pub fn render_changes(changes: &[Change], old_path: &str, new_path: &str) -> Str
     out
 }
 
-/// Which way a type's values travel. A type no operation reaches (e.g. `Envelope`) is
-/// judged both ways.
+/// Which way a type's values travel. A type no operation reaches (e.g. `Envelope`), and
+/// what it holds, is judged both ways.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Dir {
     /// In a request: a client sends it, the server reads it.
@@ -254,14 +254,6 @@ impl Dir {
         Dir {
             input: self.input || other.input,
             output: self.output || other.output,
-        }
-    }
-
-    fn or_both(self) -> Dir {
-        if self == Dir::default() {
-            Dir::BOTH
-        } else {
-            self
         }
     }
 
@@ -317,6 +309,12 @@ fn directions(spec: &ApiSpec) -> HashMap<String, Dir> {
             mark(spec, &f.ty, Dir::INPUT, &mut dirs);
         }
         mark(spec, &op.result, Dir::OUTPUT, &mut dirs);
+    }
+    // A type no operation reaches travels both ways, and so does what it holds.
+    for def in &spec.types {
+        if !dirs.contains_key(&def.name.wire) {
+            mark(spec, &TypeRef::Named(def.name.clone()), Dir::BOTH, &mut dirs);
+        }
     }
     dirs
 }
@@ -662,7 +660,7 @@ impl<'a> Differ<'a> {
     fn dir_of(&self, name: &str) -> Dir {
         let old = self.old_dirs.get(name).copied().unwrap_or_default();
         let new = self.new_dirs.get(name).copied().unwrap_or_default();
-        old.union(new).or_both()
+        old.union(new)
     }
 
     fn types(&mut self) {
@@ -1695,6 +1693,26 @@ operations:
         assert!(only(&found, ChangeKind::TypeRemoved).is_breaking());
         let c = only(&found, ChangeKind::FieldTypeChanged);
         assert!(c.message.contains("(the same values)"), "{}", c.message);
+    }
+
+    #[test]
+    fn a_type_no_operation_reaches_is_judged_both_ways_with_what_it_holds() {
+        let extra = "  Loose:\n    kind: struct\n    description: Reached by no operation.\n    fields:\n      inner: {type: Inner, description: Held.}\n  Inner:\n    kind: struct\n    description: Held by Loose only.\n    fields:\n      a: {type: string, optional: true, description: A.}\n";
+        // `Inner` is in a request too: only being held by `Loose` makes it travel both ways.
+        let old = edited(&[
+            ("types:\n", &format!("types:\n{extra}")),
+            (
+                "      both: {type: Both, optional: true, description: Both ways.}\n",
+                "      both: {type: Both, optional: true, description: Both ways.}\n      inner: {type: Inner, optional: true, description: In.}\n",
+            ),
+        ]);
+        // Made required: compatible in a result, breaking in a request.
+        let new = old.replace("a: {type: string, optional: true,", "a: {type: string,");
+        let found = diff(&load(&old), &load(&new));
+        assert!(only(&found, ChangeKind::FieldMadeRequired).is_breaking());
+        // Made optional: breaking in a result.
+        let found = diff(&load(&new), &load(&old));
+        assert!(only(&found, ChangeKind::FieldMadeOptional).is_breaking());
     }
 
     #[test]
