@@ -9,15 +9,20 @@
 //! YAML is read with serde-saphyr: serde-compatible, maintained, and it keeps source
 //! positions for every value (`Spanned<T>`), where serde_yaml (archived) locates only
 //! syntax errors.
+//!
+//! [`diff`] compares two loaded specs: what a change breaks for existing clients and
+//! servers ([`Change`], rendered by [`render_changes`]).
 #![warn(missing_docs)]
 
 mod builder;
 mod diagnostic;
+mod diff;
 mod ir;
 mod load;
 
 pub use builder::Builder;
 pub use diagnostic::{render_all, suggest, Code, Diagnostic};
+pub use diff::{diff, render_changes, Change, ChangeKind, Severity};
 pub use ir::{ApiSpec, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef, Variant};
 pub use load::{load_str, parse_type};
 
