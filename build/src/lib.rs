@@ -72,7 +72,7 @@ const TOOL: &str = "caspian-ipc-build";
 /// Generates `OUT_DIR/mikobase.rs` from `spec` (relative to the crate's root), for
 /// `include!`. The call of a `build.rs`; [`configure`] for options.
 pub fn compile(spec: impl AsRef<Path>) -> Result<(), Error> {
-    Builder::new().compile(spec).map(drop)
+    Builder::new().compile(spec)
 }
 
 /// Fails when `checked_in` (relative to the crate's root) is not what `spec` generates as
@@ -166,12 +166,14 @@ impl Builder {
     }
 
     /// Writes the generated file(s) into the output directory (only those whose text
-    /// changed, so their time stamps move only then) and returns their paths. Prints the
-    /// cargo directives to stdout: `rerun-if-changed`, and one `warning` per diagnostic.
-    pub fn compile(&self, spec: impl AsRef<Path>) -> Result<Vec<PathBuf>, Error> {
+    /// changed, so their time stamps move only then). Prints the cargo directives to
+    /// stdout: `rerun-if-changed`, and one `warning` per diagnostic.
+    pub fn compile(&self, spec: impl AsRef<Path>) -> Result<(), Error> {
         self.compile_to(spec.as_ref(), &mut std::io::stdout().lock())
+            .map(drop)
     }
 
+    /// [`Builder::compile`] printing to `cargo`; returns the paths written.
     fn compile_to(&self, spec: &Path, cargo: &mut dyn Write) -> Result<Vec<PathBuf>, Error> {
         let file = resolve(spec);
         // Cargo's stdout is the build script's own: a failed print has nowhere to go.
