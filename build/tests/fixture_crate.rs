@@ -72,6 +72,13 @@ fn a_crate_using_the_build_script_builds_tests_and_reports_spec_errors() {
     //    checked-in copy is fresh.
     let run = cargo(&["test"], &[]);
     assert!(run.success, "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    // The generated code compiles without a warning in a user's crate (cargo replays
+    // cached warnings, so this holds on a warm run too).
+    assert!(
+        !run.stderr.lines().any(|l| l.starts_with("warning")),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stdout.contains("test checked_in_code_is_fresh ... ok"),
         "{}",
