@@ -57,6 +57,9 @@ use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// The generator itself, for snapshot tests of a spec (`codegen::render_rust`,
+/// `codegen::render_openapi`) with this crate as the only dev-dependency.
+pub use caspian_ipc_codegen as codegen;
 use caspian_ipc_codegen::{generated_header, openapi_json, render_rust_with, up_to_date, SpecSource};
 pub use caspian_ipc_codegen::{Layout, Options};
 
