@@ -60,8 +60,7 @@ fn try_expand(input: TokenStream, manifest_dir: &Path) -> syn::Result<TokenStrea
             .map(|d| {
                 // `path:line:col: error[CODE]: message` (the form editors and terminals
                 // link), then the spec's line with a caret and the hint.
-                let message = format!("{}\n{}", d.one_line(&shown), d.snippet(&source));
-                syn::Error::new(path.span(), message.trim_end())
+                syn::Error::new(path.span(), d.linked(&shown, &source).trim_end())
             })
             .reduce(|mut all, next| {
                 all.combine(next);

@@ -101,6 +101,13 @@ impl Diagnostic {
         }
     }
 
+    /// [`Diagnostic::one_line`] then [`Diagnostic::snippet`]: the form the front ends that
+    /// cannot print rustc's `-->` layout show (the `mikobase_api!` macro's compile errors,
+    /// the build script's error).
+    pub fn linked(&self, path: &str, source: &str) -> String {
+        format!("{}\n{}", self.one_line(path), self.snippet(source))
+    }
+
     /// rustc-style rendering with a snippet of `source` and a caret under the name.
     pub fn render(&self, path: &str, source: &str) -> String {
         let (pad, location) = match self.pos {

@@ -22,22 +22,21 @@ fn load(root: &Path, path: &str) -> Result<mikobase_spec::ApiSpec, String> {
 
 fn rust(
     spec: &mikobase_spec::ApiSpec,
-    options: &caspian_ipc_codegen::Options,
+    options: caspian_ipc_codegen::Options,
     source: &str,
 ) -> Result<String, String> {
-    let tokens = caspian_ipc_codegen::generate(spec, options);
-    caspian_ipc_codegen::render_file(tokens, &caspian_ipc_codegen::header(source))
+    let options = options.with_header(caspian_ipc_codegen::header(source));
+    caspian_ipc_codegen::render_rust_with(spec, &options).map_err(|e| e.to_string())
 }
 
 /// The files the spec and the fixtures produce: (path relative to the root, contents).
 pub fn outputs(root: &Path) -> Result<Vec<(String, String)>, String> {
     let spec = load(root, DEFAULT_SPEC)?;
-    let openapi =
-        serde_json::to_string_pretty(&caspian_ipc_codegen::openapi(&spec)).map_err(|e| e.to_string())? + "\n";
+    let openapi = caspian_ipc_codegen::openapi_json(&spec).map_err(|e| e.to_string())?;
     let mut files = vec![
         (
             GENERATED_RS.to_owned(),
-            rust(&spec, &caspian_ipc_codegen::Options::in_runtime(), DEFAULT_SPEC)?,
+            rust(&spec, caspian_ipc_codegen::Options::in_runtime(), DEFAULT_SPEC)?,
         ),
         (OPENAPI_JSON.to_owned(), openapi),
     ];
@@ -62,7 +61,7 @@ pub fn outputs(root: &Path) -> Result<Vec<(String, String)>, String> {
         let spec = load(root, &source)?;
         files.push((
             format!("{FIXTURES_RS}/{name}.rs"),
-            rust(&spec, &caspian_ipc_codegen::Options::external(), &source)?,
+            rust(&spec, caspian_ipc_codegen::Options::external(), &source)?,
         ));
         modules.push_str(&format!("\n#[rustfmt::skip]\npub mod {name};\n"));
     }
@@ -76,10 +75,8 @@ pub fn generate(root: &Path, check: bool) -> Result<Vec<String>, String> {
     let mut stale = Vec::new();
     for (path, text) in outputs(root)? {
         let file = root.join(&path);
-        let current = std::fs::read_to_string(&file)
-            .unwrap_or_default()
-            .replace("\r\n", "\n");
-        if current != text {
+        let current = std::fs::read_to_string(&file).unwrap_or_default();
+        if !caspian_ipc_codegen::up_to_date(&current, &text) {
             if !check {
                 if let Some(dir) = file.parent() {
                     std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
