@@ -87,7 +87,7 @@ pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
 /// Serves `handler` on `socket` until SIGTERM or SIGINT, then removes the socket file.
 ///
 /// Refuses with [`Error::UnsafeSocketDir`] when another user could replace the socket
-/// (see [`check_socket_dir`](super::socket::check_socket_dir)). Binds (replacing only a
+/// (see [`check_socket_dir`]). Binds (replacing only a
 /// stale socket), makes the socket 0600, then calls `ready` so the
 /// caller can tell others it is up. With `token` set, every request must carry
 /// `Authorization: Bearer <token>`. Peers whose uid differs from ours get 403.
