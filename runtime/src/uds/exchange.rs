@@ -410,9 +410,12 @@ impl Headers {
 
     /// Every value of the header `name` (any case), in order.
     pub fn get_all<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a str> + use<'a, 'n> {
-        self.iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.fields.iter().filter_map(move |&(ns, ne, vs, ve)| {
+            if !self.head[ns..ne].eq_ignore_ascii_case(name.as_bytes()) {
+                return None;
+            }
+            std::str::from_utf8(&self.head[vs..ve]).ok()
+        })
     }
 
     /// The first value of the header `name` (any case).
