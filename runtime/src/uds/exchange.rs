@@ -123,14 +123,12 @@ impl Connection {
             return true;
         }
         let mut byte = [0u8; 1];
-        match nix::sys::socket::recv(
+        let peeked = nix::sys::socket::recv(
             self.fd(),
             &mut byte,
             nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-        ) {
-            Err(nix::errno::Errno::EAGAIN) => false,
-            _ => true,
-        }
+        );
+        !matches!(peeked, Err(nix::errno::Errno::EAGAIN))
     }
 
     /// Sends `request` (head and body in one buffer) and reads the answer, by `deadline`.
