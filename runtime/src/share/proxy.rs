@@ -18,7 +18,7 @@ use super::value::to_json;
 use super::{X_PK, X_VERSION};
 use crate::error::{Error, Result};
 use crate::uds::client::status_error;
-use crate::uds::http::encode_segment;
+use crate::uds::http::push_segment;
 use crate::uds::{Client, RawResponse};
 
 /// Where a proxy points: a node on one server, plus keys below it.
@@ -58,10 +58,13 @@ impl Address {
 
     /// `/pk/{pk}/{op}/{path...}/{key}` with every key percent-encoded as one segment.
     fn url(&self, op: &str, key: Option<&str>) -> String {
-        let mut url = format!("/pk/{}/{op}", self.pk);
+        let mut url = String::with_capacity(32);
+        url.push_str("/pk/");
+        url.push_str(itoa::Buffer::new().format(self.pk));
+        url.push('/');
+        url.push_str(op);
         for segment in self.path.iter().map(String::as_str).chain(key) {
-            url.push('/');
-            url.push_str(&encode_segment(segment));
+            push_segment(&mut url, segment);
         }
         url
     }

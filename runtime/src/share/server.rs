@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::tree::{IncrRefusal, Pk, Tree, TreeError, Txn};
 use super::{X_PK, X_VERSION};
-use crate::uds::http::{segments, Handler, Request, Response};
+use crate::uds::http::{decode_segments, Handler, Request, Response};
 
 /// The shared-hash server state, living in the server process.
 #[derive(Debug)]
@@ -46,17 +46,31 @@ const OPS: &[(&str, &[Method])] = &[
 
 impl HashServer {
     fn route(&mut self, request: &Request<'_>) -> Answer {
-        let segs = segments(request.path).ok_or_else(|| {
-            Response::error(
-                400,
-                "invalid_path",
-                json!({ "path": request.path, "fix": "percent-encode each key as UTF-8" }),
-            )
-        })?;
-        let (pk, op, path) = match segs.as_slice() {
-            [first, pk] if first == "pk" => (parse_pk(pk)?, "value", &[][..]),
-            [first, pk, op, path @ ..] if first == "pk" => (parse_pk(pk)?, op.as_str(), path),
-            _ => return Err(no_route(request.path)),
+        // `/pk/{pk}[/{op}[/{key}...]]`: the pk and the op are plain ASCII, only keys are
+        // decoded (one allocation per key, none for the route).
+        let route = request
+            .path
+            .strip_prefix("/pk/")
+            .ok_or_else(|| no_route(request.path))?;
+        let (pk, rest) = route
+            .split_once('/')
+            .map_or((route, None), |(pk, rest)| (pk, Some(rest)));
+        let pk = parse_pk(pk)?;
+        let (op, keys) = match rest {
+            None => ("value", None),
+            Some(rest) => rest
+                .split_once('/')
+                .map_or((rest, None), |(op, keys)| (op, Some(keys))),
+        };
+        let path = match keys {
+            None => Vec::new(),
+            Some(keys) => decode_segments(keys).ok_or_else(|| {
+                Response::error(
+                    400,
+                    "invalid_path",
+                    json!({ "path": request.path, "fix": "percent-encode each key as UTF-8" }),
+                )
+            })?,
         };
         let Some((_, methods)) = OPS.iter().find(|(name, _)| *name == op) else {
             return Err(no_route(request.path));
@@ -70,7 +84,6 @@ impl HashServer {
             )
             .with_header("allow", allow.join(", ")));
         }
-        let path = path.to_vec();
         match (request.method.clone(), op) {
             (Method::GET, "value") => {
                 let shallow = request

@@ -1,4 +1,5 @@
-//! The blocking client workers use: one lazily opened keep-alive connection per process.
+//! The blocking client workers use: one lazily opened keep-alive connection per process,
+//! a plain blocking socket (the HTTP exchange itself is in `uds/exchange.rs`).
 //!
 //! The connection is opened by the process that makes the first call, so a client value
 //! that crosses a fork reconnects in the child and no socket is ever shared between
@@ -9,21 +10,18 @@
 //! server runs as our uid ([`Error::UntrustedServer`] otherwise), so a token never goes
 //! to a listener of another user.
 
-use std::os::fd::{AsRawFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::Method;
-use hyper_util::rt::TokioIo;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use serde_json::Value;
 
-use super::http::{X_DEADLINE_MS, X_WORKER};
+pub use super::exchange::Headers;
+use super::exchange::{encode_request, valid_target, Connection, Failure};
+use super::http::X_DEADLINE_MS;
 use super::token::Token;
 use crate::error::{Error, Result};
 
@@ -51,7 +49,7 @@ pub struct RawResponse {
     /// HTTP status.
     pub status: u16,
     /// Response headers.
-    pub headers: HeaderMap,
+    pub headers: Headers,
     /// Body bytes.
     pub body: Bytes,
 }
@@ -59,7 +57,7 @@ pub struct RawResponse {
 impl RawResponse {
     /// A header as text.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).and_then(|v| v.to_str().ok())
+        self.headers.get(name)
     }
 
     /// The body as JSON.
@@ -86,7 +84,8 @@ impl std::fmt::Debug for Client {
 
 struct Shared {
     path: PathBuf,
-    bearer: Option<HeaderValue>,
+    /// The header lines every request carries: host, token, deadline.
+    fixed_headers: Vec<u8>,
     config: ClientConfig,
     state: Mutex<State>,
 }
@@ -100,9 +99,9 @@ struct State {
 }
 
 impl Drop for State {
-    /// A client dropped in a forked child must not tear down the parent's connection and
-    /// runtime from its copy of them: they are leaked instead (their socket was already
-    /// closed in the child, see [`inherited`]).
+    /// A client dropped in a forked child must not close the parent's connection from its
+    /// copy of it: the copy is leaked instead (its socket was already closed in the child,
+    /// see [`inherited`]).
     fn drop(&mut self) {
         if self.pid != std::process::id() {
             if let Some(conn) = self.conn.take() {
@@ -173,10 +172,9 @@ mod inherited {
 }
 
 struct Conn {
-    runtime: tokio::runtime::Runtime,
-    sender: SendRequest<Full<Bytes>>,
-    /// The socket under hyper, to check for a close before reusing the connection.
-    fd: RawFd,
+    connection: Connection,
+    /// The request being written, kept to reuse its allocation.
+    request: Vec<u8>,
     /// When the last answer arrived, and how long the server said it keeps an idle
     /// connection (`Keep-Alive: timeout=N`).
     last_answer: Instant,
@@ -184,31 +182,16 @@ struct Conn {
 }
 
 impl Conn {
-    /// Whether the server has closed (or written unasked to) this idle connection. Its
-    /// runtime only runs during calls, so hyper cannot have noticed by itself; reusing a
-    /// closed connection would fail *after* sending, where a retry is not safe.
+    /// Whether the server has closed (or written unasked to) this idle connection, or may
+    /// be about to: reusing it could fail *after* sending, where a retry is not safe.
     fn stale(&self) -> bool {
-        if self.sender.is_closed() || self.near_idle_close() {
-            return true;
-        }
-        let mut byte = [0u8; 1];
-        // SAFETY: `fd` is owned by the stream inside hyper's connection, alive as long as
-        // `self`; recv with MSG_PEEK | MSG_DONTWAIT neither consumes nor blocks.
-        let n = unsafe {
-            libc::recv(
-                self.fd,
-                byte.as_mut_ptr().cast(),
-                1,
-                libc::MSG_PEEK | libc::MSG_DONTWAIT,
-            )
-        };
-        n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::WouldBlock
+        self.near_idle_close() || self.connection.closed_or_dirty()
     }
 }
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        inherited::untrack(self.fd);
+        inherited::untrack(self.connection.fd());
     }
 }
 
@@ -223,15 +206,15 @@ impl Conn {
         })
     }
 
-    fn answered(&mut self, headers: &HeaderMap) {
+    fn answered(&mut self, headers: &Headers) {
         self.last_answer = Instant::now();
         self.idle_limit = keep_alive_timeout(headers);
     }
 }
 
 /// The `timeout=N` (seconds) of a `Keep-Alive` header.
-fn keep_alive_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("keep-alive")?.to_str().ok()?;
+fn keep_alive_timeout(headers: &Headers) -> Option<Duration> {
+    let value = headers.get("keep-alive")?;
     value.split(',').find_map(|param| {
         let (name, seconds) = param.split_once('=')?;
         if !name.trim().eq_ignore_ascii_case("timeout") {
@@ -246,11 +229,23 @@ impl Client {
     /// auth on). Nothing is opened until the first call. This is also how a process that
     /// was not forked from the parent connects: hand it the path and the token.
     pub fn new(path: impl Into<PathBuf>, token: Option<Token>, config: ClientConfig) -> Self {
-        let bearer = token.and_then(|t| HeaderValue::from_str(&format!("Bearer {}", t.as_str())).ok());
+        let mut fixed_headers = b"Host: localhost\r\n".to_vec();
+        if let Some(token) = &token {
+            // A token is 64 hex digits (`Token::from_string` takes any text: only what
+            // can stand in a header line is sent, the rest would only be refused).
+            if token.as_str().bytes().all(|b| b.is_ascii_graphic()) {
+                fixed_headers
+                    .extend_from_slice(format!("Authorization: Bearer {}\r\n", token.as_str()).as_bytes());
+            }
+        }
+        // Tell the server how long we wait, so a request it parks (behind another
+        // worker's transaction) is answered before we give up on it.
+        let wait = config.call_deadline.saturating_sub(Duration::from_millis(50));
+        fixed_headers.extend_from_slice(format!("{X_DEADLINE_MS}: {}\r\n", wait.as_millis()).as_bytes());
         Client {
             shared: Arc::new(Shared {
                 path: path.into(),
-                bearer,
+                fixed_headers,
                 config,
                 state: Mutex::new(State {
                     pid: std::process::id(),
@@ -280,66 +275,80 @@ impl Client {
     /// Sends one request and returns the answer whatever its status. Only transport
     /// failures are errors here; see [`Client::call`] for status mapping.
     pub fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<RawResponse> {
+        if !valid_target(path) {
+            return Err(Error::Protocol(format!(
+                "cannot send a request for `{path}`: a path starts with `/` and has no spaces or control characters (percent-encode them)"
+            )));
+        }
         let mut state = self.state();
         if state.gone {
             return Err(self.gone());
         }
-        let body = Bytes::from(body.unwrap_or_default());
-        // A request hyper hands back unsent may be resent once on a fresh connection.
+        let body = body.unwrap_or_default();
+        let call_deadline = self.shared.config.call_deadline;
+        let deadline = Instant::now() + call_deadline;
+        let worker = worker_index();
+        // A reused connection that closed before a single byte of an answer came back was
+        // closed while idle (a server closes a connection only between requests or after
+        // answering), so the request was not read: it is sent once more on a fresh one.
         for _attempt in 0..2 {
-            if state.conn.as_ref().is_none_or(Conn::stale) {
-                state.conn = None;
-                state.conn = Some(self.open(&mut state)?);
-            }
+            let reused = match state.conn.as_ref() {
+                Some(conn) if !conn.stale() => true,
+                _ => {
+                    state.conn = None;
+                    state.conn = Some(self.open(&mut state)?);
+                    false
+                }
+            };
             let conn = state.conn.as_mut().expect("connection was just opened");
-            let request = self.build(&method, path, body.clone())?;
-            let deadline = self.shared.config.call_deadline;
-            let outcome = conn.runtime.block_on(async {
-                tokio::time::timeout(deadline, async {
-                    conn.sender.ready().await.map_err(|e| (e, true))?;
-                    let response = match conn.sender.try_send_request(request).await {
-                        Ok(response) => response,
-                        Err(mut e) => {
-                            let unsent = e.take_message().is_some();
-                            return Err((e.into_error(), unsent));
-                        }
-                    };
-                    let (parts, body) = response.into_parts();
-                    let body = body.collect().await.map_err(|e| (e, false))?.to_bytes();
-                    Ok(RawResponse {
-                        status: parts.status.as_u16(),
-                        headers: parts.headers,
-                        body,
-                    })
-                })
-                .await
-            });
+            let mut request = std::mem::take(&mut conn.request);
+            encode_request(
+                &mut request,
+                method.as_str(),
+                path,
+                &self.shared.fixed_headers,
+                worker,
+                &body,
+            );
+            let outcome = conn.connection.exchange(&request, deadline);
+            conn.request = request;
             match outcome {
-                Ok(Ok(response)) => {
-                    if closing(&response.headers) {
+                Ok(answer) => {
+                    if answer.closes {
                         state.conn = None; // the server closes it: never reuse it
                     } else {
-                        conn.answered(&response.headers);
+                        conn.answered(&answer.headers);
                     }
-                    return Ok(response);
+                    return Ok(RawResponse {
+                        status: answer.status,
+                        headers: answer.headers,
+                        body: answer.body,
+                    });
                 }
-                Ok(Err((_, true))) => {
+                Err(Failure::Broken {
+                    answered_nothing: true,
+                    ..
+                }) if reused => {
                     state.conn = None;
                     continue;
                 }
-                Ok(Err((error, false))) => {
+                Err(Failure::Broken { reason, .. }) => {
                     state.conn = None;
-                    return Err(self.after_break(&mut state, error.to_string()));
+                    return Err(self.after_break(&mut state, reason));
                 }
-                Err(_) => {
+                Err(Failure::Timeout) => {
                     state.conn = None;
-                    return Err(Error::Timeout { after: deadline });
+                    return Err(Error::Timeout { after: call_deadline });
+                }
+                Err(Failure::Garbled(reason)) => {
+                    state.conn = None;
+                    return Err(Error::Protocol(reason));
                 }
             }
         }
         Err(self.after_break(
             &mut state,
-            "the connection closed twice before the request was sent".into(),
+            "the connection closed twice before the server read the request".into(),
         ))
     }
 
@@ -362,9 +371,9 @@ impl Client {
             .unwrap_or_else(|poison| poison.into_inner());
         let pid = std::process::id();
         if state.pid != pid {
-            // Inherited across fork: the connection and runtime belong to the parent.
-            // Never touch them here (dropping would tear down the parent's runtime state
-            // in our copy); leak the copy and start afresh in this process.
+            // Inherited across fork: the connection belongs to the parent, and the fork
+            // handler already closed our copy of its socket, so dropping it here could
+            // close whatever now has that descriptor number: leak it, start afresh.
             if let Some(conn) = state.conn.take() {
                 std::mem::forget(conn);
             }
@@ -378,42 +387,11 @@ impl Client {
         state
     }
 
-    fn build(&self, method: &Method, path: &str, body: Bytes) -> Result<hyper::Request<Full<Bytes>>> {
-        let mut request = hyper::Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header(HOST, "localhost");
-        if !body.is_empty() {
-            request = request.header(CONTENT_TYPE, "application/json");
-        }
-        if let Some(bearer) = &self.shared.bearer {
-            request = request.header(AUTHORIZATION, bearer.clone());
-        }
-        // Tell the server how long we wait, so a request it parks (behind another
-        // worker's transaction) is answered before we give up on it.
-        let wait = self
-            .shared
-            .config
-            .call_deadline
-            .saturating_sub(Duration::from_millis(50));
-        request = request.header(X_DEADLINE_MS, wait.as_millis().to_string());
-        if let Some(index) = worker_index() {
-            request = request.header(X_WORKER, index);
-        }
-        request
-            .body(Full::new(body))
-            .map_err(|e| Error::Protocol(format!("cannot build a request for `{path}`: {e}")))
-    }
-
     /// Opens a connection: retried within the budget on the first connect; a single try
     /// once we have been connected before (a vanished server is not waited for). A server
     /// that runs as another uid is refused before anything is sent
     /// ([`Error::UntrustedServer`]).
     fn open(&self, state: &mut State) -> Result<Conn> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::os("building the client runtime", e))?;
         let path = &self.shared.path;
         let budget = if state.ever_connected {
             Duration::ZERO
@@ -423,7 +401,7 @@ impl Client {
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
         let stream = loop {
-            match runtime.block_on(tokio::net::UnixStream::connect(path)) {
+            match std::os::unix::net::UnixStream::connect(path) {
                 Ok(stream) => break stream,
                 Err(e)
                     if matches!(
@@ -468,17 +446,12 @@ impl Client {
                 ))
             }
         }
-        let fd = stream.as_raw_fd();
-        let (sender, connection) = runtime
-            .block_on(http1::handshake(TokioIo::new(stream)))
-            .map_err(|e| Error::Protocol(format!("HTTP handshake failed: {e}")))?;
-        runtime.spawn(connection);
-        inherited::track(fd);
+        let connection = Connection::new(stream);
+        inherited::track(connection.fd());
         state.ever_connected = true;
         Ok(Conn {
-            runtime,
-            sender,
-            fd,
+            connection,
+            request: Vec::new(),
             last_answer: Instant::now(),
             idle_limit: None,
         })
@@ -541,16 +514,4 @@ pub(crate) fn status_error(response: &RawResponse) -> Error {
             )),
         },
     }
-}
-
-/// Whether an answer says its connection closes after it (`Connection: close`).
-fn closing(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(hyper::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| {
-            v.split(',')
-                .any(|token| token.trim().eq_ignore_ascii_case("close"))
-        })
 }

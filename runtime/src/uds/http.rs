@@ -200,8 +200,13 @@ pub fn segments(path: &str) -> Option<Vec<String>> {
     if trimmed.is_empty() {
         return Some(Vec::new());
     }
-    trimmed
-        .split('/')
+    decode_segments(trimmed)
+}
+
+/// Decodes `a/b%2Fc` into `["a", "b/c"]`: every `/`-separated piece is one segment, so
+/// the empty text is one empty segment. `None` when a segment is not UTF-8 once decoded.
+pub fn decode_segments(text: &str) -> Option<Vec<String>> {
+    text.split('/')
         .map(|seg| {
             percent_encoding::percent_decode_str(seg)
                 .decode_utf8()
@@ -218,6 +223,12 @@ const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'.')
     .remove(b'~');
+
+/// Appends `/` and one percent-encoded path segment to `url`, without an allocation.
+pub fn push_segment(url: &mut String, segment: &str) {
+    url.push('/');
+    url.extend(percent_encoding::utf8_percent_encode(segment, SEGMENT));
+}
 
 /// Percent-encodes one path segment.
 pub fn encode_segment(segment: &str) -> String {

@@ -3,6 +3,7 @@
 
 pub mod client;
 mod connection;
+mod exchange;
 pub mod http;
 pub mod process;
 pub mod server;
@@ -10,7 +11,7 @@ pub mod socket;
 mod stop_signals;
 pub mod token;
 
-pub use client::{Client, ClientConfig, RawResponse};
+pub use client::{Client, ClientConfig, Headers, RawResponse};
 pub use http::{Handler, Peer, Request, Response};
 pub use process::spawn_server;
 pub use server::{serve, ServerConfig};

@@ -462,17 +462,7 @@ impl<H: Handler> Shared<H> {
 
     /// The hyper response, with the idle limit announced on connections kept alive.
     fn finish(&self, response: Response) -> hyper::Response<Full<Bytes>> {
-        let closes = response
-            .headers
-            .iter()
-            .any(|(name, _)| name == hyper::header::CONNECTION);
-        let mut out = into_hyper(response);
-        if let (Some(keep_alive), false) = (&self.keep_alive, closes) {
-            out.headers_mut()
-                .entry(hyper::header::HeaderName::from_static("keep-alive"))
-                .or_insert_with(|| keep_alive.clone());
-        }
-        out
+        into_hyper(response, self.keep_alive.as_ref())
     }
 }
 
@@ -600,12 +590,24 @@ fn too_many_connections(config: &ServerConfig) -> Response {
     .with_header("retry-after", 1)
 }
 
-fn into_hyper(response: Response) -> hyper::Response<Full<Bytes>> {
+/// The hyper response; `keep_alive` (the idle limit) is announced unless the answer
+/// closes its connection.
+fn into_hyper(response: Response, keep_alive: Option<&HeaderValue>) -> hyper::Response<Full<Bytes>> {
     let mut out = hyper::Response::new(Full::new(response.body));
     *out.status_mut() =
         hyper::StatusCode::from_u16(response.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = out.headers_mut();
+    headers.reserve(response.headers.len() + 1);
+    let mut closes = false;
     for (name, value) in response.headers {
-        out.headers_mut().append(name, value);
+        closes |= name == hyper::header::CONNECTION;
+        headers.append(name, value);
+    }
+    if let (Some(keep_alive), false) = (keep_alive, closes) {
+        headers.append(KEEP_ALIVE, keep_alive.clone());
     }
     out
 }
+
+/// `Keep-Alive` (not among hyper's constants: HTTP/2 forbids it).
+const KEEP_ALIVE: hyper::header::HeaderName = hyper::header::HeaderName::from_static("keep-alive");
