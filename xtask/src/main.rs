@@ -5,17 +5,22 @@
 //!   fixtures (compiled there); with `--check`, exit 1 when any is stale.
 //! - `cargo xtask check-spec [PATH]`: print every diagnostic of a spec file (rustc-style,
 //!   `PATH:LINE:COL`); exit 1 on errors, 0 when the spec is valid.
+//! - `cargo xtask bench [--quick] [--rounds N]`: run the benchmarks (pinned and unpinned,
+//!   interleaved) and rewrite their tables in `docs/BENCHMARKS.md`.
 
+mod bench;
 mod check_spec;
 mod codegen;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: cargo xtask codegen [--check] | cargo xtask check-spec [PATH]";
+const USAGE: &str =
+    "usage: cargo xtask codegen [--check] | cargo xtask check-spec [PATH] | cargo xtask bench [--quick] [--rounds N]";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
         Some("check-spec") => check_spec::run(args.get(1).map(String::as_str)),
         Some("codegen") => match args.get(1).map(String::as_str) {
             None => codegen::run(false),
