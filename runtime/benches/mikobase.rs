@@ -217,17 +217,18 @@ fn round(quick: bool) -> Round {
     round
 }
 
-/// Cells: `p50 / p99 / mean µs`, and the p50 over the same mode's floor and `baseline`.
+/// Cells: `p50 / p99 / mean µs`, and the p50 over the same mode's floor (for a figure
+/// that crosses processes) and over `baseline`.
 fn cells(s: &Summary, key: &str, baseline: (&str, &str)) -> [String; 2] {
     let (ours, floor, base) = (s.stats(key), s.stats("floor"), s.stats(baseline.0));
+    let over_floor = if key.starts_with("local.") {
+        String::new() // in-process: no round trip, not comparable with the floor
+    } else {
+        format!("{} floor, ", times(ours.p50 / floor.p50))
+    };
     [
         format!("{} / {} / {} µs", us(ours.p50), us(ours.p99), us(ours.mean)),
-        format!(
-            "{} floor, {} {}",
-            times(ours.p50 / floor.p50),
-            times(ours.p50 / base.p50),
-            baseline.1
-        ),
+        format!("{over_floor}{} {}", times(ours.p50 / base.p50), baseline.1),
     ]
 }
 

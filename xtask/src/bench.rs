@@ -61,7 +61,13 @@ pub fn run(args: &[String]) -> ExitCode {
         .chain(forwarded.iter().cloned())
         .collect::<Vec<_>>()
         .join(" ");
-    let heading = format!("_{} · {} · `{command}`_", utc_now(), machine());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load = load.split_whitespace().next().unwrap_or("?");
+    let heading = format!(
+        "_{} · {} · load average {load} at the start · `{command}`_",
+        utc_now(),
+        machine()
+    );
     let mut failed = false;
     for name in BENCHES {
         let tables = match run_bench(&cargo, &root, name, &forwarded) {
