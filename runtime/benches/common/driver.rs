@@ -358,6 +358,11 @@ pub fn per_s(v: f64) -> String {
     }
 }
 
+/// `yes`, or a bold `no`.
+pub fn met(ok: bool) -> String {
+    if ok { "yes" } else { "**no**" }.to_owned()
+}
+
 /// `0.85×`.
 pub fn times(v: f64) -> String {
     if v.is_nan() {

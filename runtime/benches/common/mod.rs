@@ -51,14 +51,31 @@ pub fn stats_from(v: &Value) -> Stats {
 }
 
 /// The floor: 1-byte ping-pong over a socketpair between this process and a forked child
-/// (blocking reads, nothing else), the cheapest cross-process round trip. A warm-up of
-/// 1000 round trips first pays for page faults and CPU wake-up.
-pub fn floor(round_trips: usize) -> Stats {
-    ping_pong(1000);
-    ping_pong(round_trips)
+/// (blocking reads, nothing else), the cheapest cross-process round trip. Measured in
+/// parts spread over a round (`measure` at its start, middle and end), so that the load
+/// the round's own figures met is in the floor too.
+pub struct Floor {
+    samples: Vec<u64>,
 }
 
-fn ping_pong(round_trips: usize) -> Stats {
+impl Floor {
+    /// Starts with a warm-up of 1000 round trips (page faults, CPU wake-up), not kept.
+    pub fn new() -> Floor {
+        ping_pong(1000);
+        Floor { samples: Vec::new() }
+    }
+
+    /// Adds `round_trips` round trips.
+    pub fn measure(&mut self, round_trips: usize) {
+        self.samples.extend(ping_pong(round_trips));
+    }
+
+    pub fn stats(self) -> Stats {
+        stats(self.samples)
+    }
+}
+
+fn ping_pong(round_trips: usize) -> Vec<u64> {
     let (mut parent, mut child) = UnixStream::pair().expect("socketpair");
     // SAFETY: the benchmark is single-threaded; the child only echoes and _exits.
     match unsafe { nix::unistd::fork() }.expect("fork") {
@@ -83,7 +100,7 @@ fn ping_pong(round_trips: usize) -> Stats {
                 samples.push(now_ns() - t);
             }
             nix::sys::wait::waitpid(pid, None).unwrap();
-            stats(samples)
+            samples
         }
     }
 }
