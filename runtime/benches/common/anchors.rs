@@ -17,7 +17,11 @@ pub const SHAPES: [(usize, usize); 4] = [(1, 1), (4, 1), (1, 16), (4, 16)];
 /// root (`../shared/anchors`) or beside one of its ancestors (for a worktree nested deeper).
 pub fn dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("CASPIAN_ANCHORS") {
-        return Ok(PathBuf::from(dir));
+        let dir = PathBuf::from(dir);
+        return match dir.is_dir() {
+            true => Ok(dir),
+            false => Err(format!("$CASPIAN_ANCHORS={} is not a directory", dir.display())),
+        };
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let root = root.canonicalize().unwrap_or(root);
