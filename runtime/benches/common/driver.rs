@@ -313,7 +313,8 @@ pub fn drive(round: impl Fn(bool) -> Round, render: impl Fn(&Report) -> String) 
                 ));
             }
             let text = String::from_utf8_lossy(&output.stdout);
-            let parsed: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+            let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let parsed: Value = serde_json::from_str(last).unwrap_or_else(|e| {
                 fail(format!(
                     "{name}: a {mode:?} round printed no figures ({e}): {text}"
                 ))
