@@ -1,11 +1,17 @@
 //! Mikobase engine benchmark, in-process: each operation beside direct rusqlite doing the
 //! equivalent SQL on the same data, in the same run.
 //!
-//! `cargo bench -p caspian-ipc --bench engine` (add `-- --quick` for 10k records).
+//! `cargo bench -p caspian-ipc --bench engine` (add `-- --quick` for 10k records), or
+//! `cargo xtask bench`. In-process, but run through the same driver as the others: rounds
+//! pinned to one CPU and unpinned, interleaved, medians (see `common/driver.rs`).
+
+mod common;
 
 use std::time::Instant;
 
 use caspian_ipc::mikobase::engine::Engine;
+use common::driver::met;
+use common::{drive, Report, Round, Table};
 use rusqlite::{params, Connection};
 use serde_json::{json, Map, Value};
 
@@ -59,16 +65,21 @@ fn shown(us: f64) -> String {
     }
 }
 
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
-        return;
-    }
-    let records = if args.iter().any(|a| a == "--quick") {
-        10_000
-    } else {
-        100_000
-    };
+const OPERATIONS: [(&str, &str); 6] = [
+    ("create", "create (validated)"),
+    ("pk", "select by pk"),
+    ("filter", "class select + path filter (1/3 of the records)"),
+    ("sorted", "class select sorted by a field, limit 10"),
+    (
+        "sorted_filtered",
+        "class select + starts-with filter, sorted, limit 10",
+    ),
+    ("folded", "class select sorted case-insensitively, limit 10"),
+];
+
+/// One round: each operation through the engine, then directly.
+fn round(quick: bool) -> Round {
+    let records = if quick { 10_000 } else { 100_000 };
 
     let mut db = Engine::memory();
     db.q0(&json!({"action": "create", "class": "puck.uno/class", "bucket": {"name": CLASS, "fields": {"n": {"class": "number"}}}}));
@@ -154,38 +165,55 @@ fn main() {
         assert_eq!(found[0]["bucket"]["name"], "item0");
     });
 
-    println!("records: {records}");
-    println!("| operation | engine | direct rusqlite | ratio |");
-    println!("| --- | --- | --- | --- |");
-    for (name, engine, raw) in [
-        ("create (validated)", engine_create, raw_create),
-        ("select by pk", engine_pk, raw_pk),
-        (
-            "class select + path filter (1/3 of the records)",
-            engine_filter,
-            raw_filter,
-        ),
-        (
-            "class select sorted by a field, limit 10",
-            engine_sorted,
-            raw_sorted,
-        ),
-        (
-            "class select + starts-with filter, sorted, limit 10",
-            engine_sorted_filtered,
-            raw_sorted_filtered,
-        ),
-        (
-            "class select sorted case-insensitively, limit 10",
-            engine_folded,
-            raw_folded,
-        ),
+    let mut round = Round::default();
+    round.put("records", records as f64);
+    for (key, engine, raw) in [
+        ("create", engine_create, raw_create),
+        ("pk", engine_pk, raw_pk),
+        ("filter", engine_filter, raw_filter),
+        ("sorted", engine_sorted, raw_sorted),
+        ("sorted_filtered", engine_sorted_filtered, raw_sorted_filtered),
+        ("folded", engine_folded, raw_folded),
     ] {
-        println!(
-            "| {name} | {} | {} | {:.2}× |",
-            shown(engine),
-            shown(raw),
-            engine / raw
-        );
+        round.put(&format!("{key}.engine"), engine);
+        round.put(&format!("{key}.raw"), raw);
     }
+    round
+}
+
+fn render(report: &Report) -> String {
+    let mut table = Table::new(&[
+        "operation",
+        "pinned: engine",
+        "direct",
+        "ratio",
+        "unpinned: engine",
+        "direct",
+        "ratio",
+    ]);
+    for (key, name) in OPERATIONS {
+        table.row(report.row(name, |s| {
+            let (engine, raw) = (
+                s.median(&format!("{key}.engine")),
+                s.median(&format!("{key}.raw")),
+            );
+            [shown(engine), shown(raw), format!("{:.2}×", engine / raw)]
+        }));
+    }
+    let mut target = Table::new(&["target of issue 4", "pinned (CPU 0)", "met", "unpinned", "met"]);
+    target.row(report.row("select by pk within 2× the direct lookup", |s| {
+        let ratio = s.median("pk.engine") / s.median("pk.raw");
+        [format!("{ratio:.2}×"), met(ratio <= 2.0)]
+    }));
+    format!(
+        "records: {}\n\n{}\n{}\n\n{}",
+        report.pinned.median("records"),
+        table.render(),
+        report.verdict(),
+        target.render()
+    )
+}
+
+fn main() {
+    drive(round, render);
 }

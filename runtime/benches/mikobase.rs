@@ -2,8 +2,9 @@
 //! Unix socket from 1 and 4 workers, beside the shared hash's `get` and the in-process
 //! engine (same generated client and dispatch table, no socket), all in the same run.
 //!
-//! `cargo bench -p caspian-ipc --bench mikobase` (add `-- --quick` for a short run).
-//! Prints a Markdown table for docs/BENCHMARKS.md: medians over interleaved rounds.
+//! `cargo bench -p caspian-ipc --bench mikobase` (add `-- --quick` for a short run), or
+//! `cargo xtask bench`. Each round runs every measurement once, in turn; the driver runs
+//! the rounds pinned to one CPU and unpinned, interleaved (see `common/driver.rs`).
 
 mod common;
 
@@ -15,13 +16,15 @@ use caspian_ipc::mikobase::{
     RecordByPkRequest, SelectRequest, Transport,
 };
 use caspian_ipc::{share, Error};
-use common::{floor, hash_barrier, median, median_of, now_ns, sample, stats_from, stats_json, Stats};
+use common::driver::{met, per_s, times, us};
+use common::{
+    drive, hash_barrier, now_ns, sample, stats_from, stats_json, window_rate, Floor, Report, Round, Stats,
+    Summary, Table,
+};
 use serde_json::{json, Value};
 
 const CLASS: &str = "example.org/bench/item";
 const SEEDED: usize = 200;
-/// How many times each measurement runs, interleaved with the others.
-const ROUNDS: usize = 5;
 
 fn class_definition() -> ClassDefinition {
     let definition = json!({"name": CLASS, "fields": {"n": {"class": "number", "required": true}}});
@@ -135,7 +138,7 @@ fn shared_many(workers: usize, ops: usize, create: bool) -> (f64, Stats) {
             .map(drop)
         })
         .expect("shared run");
-    window_rate(&results(&finished.worldlet), workers * ops)
+    rate_and_latency(&results(&finished.worldlet), workers * ops)
 }
 
 fn hash_get_one_worker(ops: usize) -> Stats {
@@ -166,14 +169,16 @@ fn hash_get_many(workers: usize, ops: usize) -> (f64, Stats) {
         .as_object()
         .map(|r| r.values().cloned().collect())
         .unwrap_or_default();
-    window_rate(&reports, workers * ops)
+    rate_and_latency(&reports, workers * ops)
 }
 
 /// Operations per second over the union of the workers' windows, and the mean of their
-/// mean latencies.
-fn window_rate(reports: &[Value], total_ops: usize) -> (f64, Stats) {
-    let start = reports.iter().filter_map(|r| r["t0"].as_u64()).min().unwrap_or(0);
-    let end = reports.iter().filter_map(|r| r["t1"].as_u64()).max().unwrap_or(0);
+/// latencies.
+fn rate_and_latency(reports: &[Value], total_ops: usize) -> (f64, Stats) {
+    let windows: Vec<(u64, u64)> = reports
+        .iter()
+        .map(|r| (r["t0"].as_u64().unwrap_or(0), r["t1"].as_u64().unwrap_or(0)))
+        .collect();
     let latencies: Vec<Stats> = reports.iter().map(|r| stats_from(&r["latency"])).collect();
     let average = |f: fn(&Stats) -> f64| latencies.iter().map(f).sum::<f64>() / latencies.len().max(1) as f64;
     let latency = Stats {
@@ -181,111 +186,125 @@ fn window_rate(reports: &[Value], total_ops: usize) -> (f64, Stats) {
         p99: average(|s| s.p99),
         mean: average(|s| s.mean),
     };
-    (total_ops as f64 / ((end - start) as f64 / 1e9), latency)
+    (window_rate(&windows, total_ops), latency)
 }
 
-fn row(name: &str, s: Stats, baseline: Stats, against: &str) {
-    println!(
-        "| {name} | {:.1} / {:.1} / {:.1} µs | {:.2}× {against} (p50), {:.2}× (mean) |",
-        s.p50,
-        s.p99,
-        s.mean,
-        s.p50 / baseline.p50,
-        s.mean / baseline.mean
-    );
+const OPS: [(&str, &str); 3] = [
+    ("select", "select by pk"),
+    ("record_by_pk", "`record_by_pk`"),
+    ("create", "create"),
+];
+
+/// One round: every measurement once, in turn.
+fn round(quick: bool) -> Round {
+    let ops = if quick { 1000 } else { 2000 };
+    let mut round = Round::default();
+    let mut floor = Floor::new();
+    floor.measure(ops);
+    round.stats("hash_get", hash_get_one_worker(ops));
+    let (local, shared) = (in_process(ops), shared_one_worker(ops));
+    floor.measure(ops);
+    for (op, _) in OPS {
+        round.stats(&format!("local.{op}"), stats_from(&local[op]));
+        round.stats(&format!("uds.{op}"), stats_from(&shared[op]));
+    }
+    for (key, (rate, latency)) in [
+        ("four.hash_get", hash_get_many(4, ops)),
+        ("four.select", shared_many(4, ops, false)),
+        ("four.create", shared_many(4, ops / 2, true)),
+    ] {
+        round.put(&format!("{key}.rate"), rate);
+        round.stats(key, latency);
+    }
+    floor.measure(ops);
+    round.stats("floor", floor.stats());
+    round
+}
+
+/// Cells: `p50 / p99 / mean µs`, and the p50 over the same mode's floor (for a figure
+/// that crosses processes) and over `baseline`.
+fn cells(s: &Summary, key: &str, baseline: (&str, &str)) -> [String; 2] {
+    let (ours, floor, base) = (s.stats(key), s.stats("floor"), s.stats(baseline.0));
+    let over_floor = if key.starts_with("local.") {
+        String::new() // in-process: no round trip, not comparable with the floor
+    } else {
+        format!("{} floor, ", times(ours.p50 / floor.p50))
+    };
+    [
+        format!("{} / {} / {} µs", us(ours.p50), us(ours.p99), us(ours.mean)),
+        format!("{over_floor}{} {}", times(ours.p50 / base.p50), baseline.1),
+    ]
+}
+
+fn render(report: &Report) -> String {
+    for s in report.modes() {
+        let floor = s.stats("floor").p50;
+        s.check_floor("hash get p50", s.stats("hash_get").p50, floor);
+        for (op, _) in OPS {
+            s.check_floor(
+                &format!("mikobase {op} over UDS p50"),
+                s.stats(&format!("uds.{op}")).p50,
+                floor,
+            );
+        }
+        for key in ["four.hash_get", "four.select", "four.create"] {
+            s.check_floor(&format!("{key} p50"), s.stats(key).p50, floor);
+        }
+    }
+    let mut table = Table::by_mode("measurement (p50 / p99 / mean)");
+    table.row(report.row("floor: 1-byte socketpair ping-pong", |s| {
+        let f = s.stats("floor");
+        [
+            format!("{} / {} / {} µs", us(f.p50), us(f.p99), us(f.mean)),
+            "1.00×".into(),
+        ]
+    }));
+    let hash = ("hash_get", "hash get");
+    table.row(report.row("shared hash `get`, 1 worker", |s| cells(s, "hash_get", hash)));
+    for (op, name) in OPS {
+        table.row(
+            report.row(&format!("mikobase {name}, in-process (no socket)"), |s| {
+                cells(s, &format!("local.{op}"), hash)
+            }),
+        );
+        table.row(report.row(&format!("mikobase {name}, 1 worker over UDS"), |s| {
+            cells(s, &format!("uds.{op}"), hash)
+        }));
+    }
+    let four = ("four.hash_get", "4-worker hash get");
+    table.row(report.row("shared hash `get`, each of 4 workers", |s| {
+        cells(s, "four.hash_get", hash)
+    }));
+    table.row(report.row("mikobase select by pk, each of 4 workers", |s| {
+        cells(s, "four.select", four)
+    }));
+    table.row(report.row("mikobase create, each of 4 workers", |s| {
+        cells(s, "four.create", four)
+    }));
+    for (key, name) in [
+        ("four.hash_get", "shared hash `get`"),
+        ("four.select", "mikobase select by pk"),
+        ("four.create", "mikobase create"),
+    ] {
+        table.row(report.row(&format!("throughput, 4 workers: {name}, ops/s"), |s| {
+            let rate = s.median(&format!("{key}.rate"));
+            [
+                per_s(rate),
+                format!("{} hash get", times(rate / s.median("four.hash_get.rate"))),
+            ]
+        }));
+    }
+    let mut target = Table::new(&["target of issue 5", "pinned (CPU 0)", "met", "unpinned", "met"]);
+    target.row(report.row(
+        "a select-by-pk round trip within 1.3× a shared-hash `get` (1 worker, p50)",
+        |s| {
+            let ratio = s.stats("uds.select").p50 / s.stats("hash_get").p50;
+            [times(ratio), met(ratio <= 1.3)]
+        },
+    ));
+    format!("{}\n{}\n\n{}", table.render(), report.verdict(), target.render())
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--list") {
-        return; // cargo test --benches asks for a list; nothing to list.
-    }
-    let ops = if args.iter().any(|a| a == "--quick") {
-        2000
-    } else {
-        10000
-    };
-    floor(1000); // warm-up
-    let floor = floor(ops);
-    // Every measurement runs ROUNDS times, in turn with the others, and is summarised by
-    // its medians: a burst of load lands on both sides of a ratio.
-    let share = ops / ROUNDS;
-    let (mut hash_gets, mut locals, mut shareds) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut hash_fours, mut select_fours, mut create_fours) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut hash_rates, mut select_rates, mut create_rates) = (Vec::new(), Vec::new(), Vec::new());
-    for _ in 0..ROUNDS {
-        hash_gets.push(hash_get_one_worker(share));
-        locals.push(in_process(share));
-        shareds.push(shared_one_worker(share));
-        let (rate, latency) = hash_get_many(4, share);
-        hash_rates.push(rate);
-        hash_fours.push(latency);
-        let (rate, latency) = shared_many(4, share, false);
-        select_rates.push(rate);
-        select_fours.push(latency);
-        let (rate, latency) = shared_many(4, share / 2, true);
-        create_rates.push(rate);
-        create_fours.push(latency);
-    }
-    let hash_get = median(&hash_gets);
-    let of = |runs: &[Value], op: &str| median(&runs.iter().map(|r| stats_from(&r[op])).collect::<Vec<_>>());
-    let (hash_four, select_four, create_four) =
-        (median(&hash_fours), median(&select_fours), median(&create_fours));
-    let (hash_rate, select_rate, create_rate) = (
-        median_of(hash_rates),
-        median_of(select_rates),
-        median_of(create_rates),
-    );
-
-    println!("| measurement | p50 / p99 / mean | ratio |");
-    println!("| --- | --- | --- |");
-    row("raw socketpair ping-pong (floor)", floor, floor, "floor");
-    row("shared hash `get`, 1 worker", hash_get, hash_get, "hash get");
-    for (op, name) in [
-        ("select", "select by pk"),
-        ("record_by_pk", "`record_by_pk`"),
-        ("create", "create"),
-    ] {
-        let over_uds = of(&shareds, op);
-        let here = of(&locals, op);
-        row(
-            &format!("mikobase {name}, in-process (no socket)"),
-            here,
-            hash_get,
-            "hash get",
-        );
-        row(
-            &format!("mikobase {name}, 1 worker over UDS"),
-            over_uds,
-            hash_get,
-            "hash get",
-        );
-    }
-    row(
-        "shared hash `get`, each of 4 workers",
-        hash_four,
-        hash_get,
-        "1-worker hash get",
-    );
-    row(
-        "mikobase select by pk, each of 4 workers",
-        select_four,
-        hash_four,
-        "4-worker hash get",
-    );
-    row(
-        "mikobase create, each of 4 workers",
-        create_four,
-        hash_four,
-        "4-worker hash get",
-    );
-    println!("| throughput, 4 workers: shared hash `get` | {hash_rate:.0} ops/s | 1.00× |");
-    println!(
-        "| throughput, 4 workers: mikobase select by pk | {select_rate:.0} ops/s | {:.2}× hash get |",
-        select_rate / hash_rate
-    );
-    println!(
-        "| throughput, 4 workers: mikobase create | {create_rate:.0} ops/s | {:.2}× hash get |",
-        create_rate / hash_rate
-    );
+    drive(round, render);
 }

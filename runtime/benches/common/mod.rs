@@ -1,6 +1,10 @@
-//! What the benchmarks share: a monotonic clock, latency statistics, and the transport
-//! floor every round trip is compared with.
+//! What the benchmarks share: a monotonic clock, latency statistics, the transport floor
+//! every round trip is compared with, and the driver that runs a benchmark's rounds
+//! pinned to one CPU and unpinned, interleaved, and summarises them by medians.
 #![allow(dead_code)] // each bench uses its own subset
+
+pub mod anchors;
+pub mod driver;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -8,6 +12,9 @@ use std::os::unix::net::UnixStream;
 use caspian_ipc::{Error, SharedHash};
 use nix::time::{clock_gettime, ClockId};
 use serde_json::{json, Value};
+
+#[allow(unused_imports)] // each bench uses its own subset
+pub use driver::{drive, Report, Round, Summary, Table};
 
 pub fn now_ns() -> u64 {
     let t = clock_gettime(ClockId::CLOCK_MONOTONIC).expect("monotonic clock");
@@ -43,8 +50,32 @@ pub fn stats_from(v: &Value) -> Stats {
     }
 }
 
-/// Raw floor: 1-byte ping-pong over a socketpair between this process and a forked child.
-pub fn floor(round_trips: usize) -> Stats {
+/// The floor: 1-byte ping-pong over a socketpair between this process and a forked child
+/// (blocking reads, nothing else), the cheapest cross-process round trip. Measured in
+/// parts spread over a round (`measure` at its start, middle and end), so that the load
+/// the round's own figures met is in the floor too.
+pub struct Floor {
+    samples: Vec<u64>,
+}
+
+impl Floor {
+    /// Starts with a warm-up of 1000 round trips (page faults, CPU wake-up), not kept.
+    pub fn new() -> Floor {
+        ping_pong(1000);
+        Floor { samples: Vec::new() }
+    }
+
+    /// Adds `round_trips` round trips.
+    pub fn measure(&mut self, round_trips: usize) {
+        self.samples.extend(ping_pong(round_trips));
+    }
+
+    pub fn stats(self) -> Stats {
+        stats(self.samples)
+    }
+}
+
+fn ping_pong(round_trips: usize) -> Vec<u64> {
     let (mut parent, mut child) = UnixStream::pair().expect("socketpair");
     // SAFETY: the benchmark is single-threaded; the child only echoes and _exits.
     match unsafe { nix::unistd::fork() }.expect("fork") {
@@ -69,7 +100,7 @@ pub fn floor(round_trips: usize) -> Stats {
                 samples.push(now_ns() - t);
             }
             nix::sys::wait::waitpid(pid, None).unwrap();
-            stats(samples)
+            samples
         }
     }
 }
@@ -85,20 +116,9 @@ pub fn sample<E>(n: usize, mut call: impl FnMut(usize) -> Result<(), E>) -> Resu
     Ok(stats(samples))
 }
 
-/// The median of each figure over several runs: runs taken in turn with their baselines
-/// (interleaved) and summarised this way keep a burst of load on this shared machine from
-/// landing on one side of a ratio only.
-pub fn median(runs: &[Stats]) -> Stats {
-    let mid = |f: fn(&Stats) -> f64| median_of(runs.iter().map(f).collect());
-    Stats {
-        p50: mid(|s| s.p50),
-        p99: mid(|s| s.p99),
-        mean: mid(|s| s.mean),
-    }
-}
-
 /// The median of some numbers (NaN for none).
 pub fn median_of(mut values: Vec<f64>) -> f64 {
+    values.retain(|v| !v.is_nan());
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
@@ -114,4 +134,11 @@ pub fn hash_barrier(hash: &SharedHash, workers: usize) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Operations per second over the union of the workers' windows (`[start_ns, end_ns]`).
+pub fn window_rate(windows: &[(u64, u64)], total_ops: usize) -> f64 {
+    let start = windows.iter().map(|w| w.0).min().unwrap_or(0);
+    let end = windows.iter().map(|w| w.1).max().unwrap_or(0);
+    total_ops as f64 / (end.saturating_sub(start).max(1) as f64 / 1e9)
 }
