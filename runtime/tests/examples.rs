@@ -161,3 +161,21 @@ fn crew_enlists_every_officer_once_and_promotes_one_per_worker() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("usage"));
 }
+
+#[test]
+fn round_trips_runs_each_kind_of_call() {
+    for kind in ["get", "set", "incr"] {
+        let output = Command::new(example("round_trips"))
+            .args(["20", kind])
+            .output()
+            .expect("run round_trips");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{kind}: {output:?}");
+        let ns: f64 = text
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{kind}: no figure in {text:?}"));
+        assert!(ns > 0.0 && text.contains(&format!("per {kind}")), "{text}");
+    }
+}
