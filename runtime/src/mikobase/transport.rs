@@ -69,9 +69,11 @@ impl Transport for UdsTransport {
         match response.status {
             401 => Err(Error::Unauthorized),
             403 => Err(crate::uds::client::status_error(&response)),
+            status if (200..300).contains(&status) => Ok((status, response.body.to_vec())),
             status => {
                 // The toolbox's own refusals (`{"error", "details"}`, e.g. 413) become
-                // envelopes, so the client sees one answer shape.
+                // envelopes, so the client sees one answer shape. Only refusals are looked
+                // at: a success is decoded once, by the caller.
                 let parsed: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
                 if parsed.get("success").is_none() {
                     if let Some(id) = parsed.get("error") {
