@@ -535,29 +535,18 @@ pub fn client(spec: &ApiSpec) -> TokenStream {
             op.description,
             route_path(op)
         ));
-        let (binding, action) = match op.kind {
+        let action = match op.kind {
             OpKind::Q0 => {
                 let action = &op.name.wire;
-                (
-                    quote!(let mut body),
-                    quote! { body.insert("action".into(), __support::serde_json::Value::String(#action.into())); },
-                )
+                quote!(::core::option::Option::Some(#action))
             }
-            OpKind::Method { .. } => (quote!(let body), quote!()),
+            OpKind::Method { .. } => quote!(::core::option::Option::None),
         };
         quote! {
             #docs
             pub fn #method(&self, request: &#request)
                 -> ::core::result::Result<__support::Answer<#result>, __support::ClientError> {
-                #binding = match __support::serde_json::to_value(request) {
-                    ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-                    ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-                    ::core::result::Result::Err(error) => {
-                        return ::core::result::Result::Err(__support::ClientError::Decode(error.to_string()))
-                    }
-                };
-                #action
-                let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+                let bytes = __support::encode_request(request, #action)?;
                 let (_, answer) = self.transport.post(#route, bytes)?;
                 __support::decode_reply(&answer)
             }
@@ -565,13 +554,14 @@ pub fn client(spec: &ApiSpec) -> TokenStream {
     });
     let raw_q0 = spec.operations.iter().any(|op| op.kind == OpKind::Q0).then(|| {
         quote! {
-            /// Sends a raw Q0 request and returns the raw envelope.
+            /// Sends a raw Q0 request; the whole envelope when it succeeded,
+            /// `ClientError::Failed` (its errors and warnings) when it did not.
             pub fn q0(&self, request: &__support::serde_json::Value)
                 -> ::core::result::Result<__support::serde_json::Value, __support::ClientError> {
-                let bytes = __support::serde_json::to_vec(request).unwrap_or_default();
+                let bytes = __support::serde_json::to_vec(request)
+                    .map_err(|e| __support::ClientError::Encode(e.to_string()))?;
                 let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
-                __support::serde_json::from_slice(&answer)
-                    .map_err(|e| __support::ClientError::Decode(e.to_string()))
+                __support::decode_raw(&answer)
             }
         }
     });

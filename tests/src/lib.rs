@@ -66,3 +66,15 @@ pub fn check_nothing_left() -> Result<(), Failed> {
         format!("socket directories left behind: {dirs:?}"),
     )
 }
+
+/// The envelope of a raw Q0 request the Mikobase refused (`q0` answers a refusal as
+/// [`ClientError::Failed`](caspian_ipc::mikobase::ClientError::Failed)); panics on any
+/// other outcome, naming it.
+pub fn refused(answer: Result<serde_json::Value, caspian_ipc::mikobase::ClientError>) -> serde_json::Value {
+    match answer {
+        Err(caspian_ipc::mikobase::ClientError::Failed(failure)) => {
+            caspian_ipc::mikobase::support::failure_envelope(&failure)
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}

@@ -10,6 +10,7 @@ use caspian_ipc_tests::fixtures::unions_and_recursion::{
     dispatch, ErrorId, Key, Labelled, MikobaseClient, MikobaseService, PutRequest, Settings, SettingsRequest,
     Tag, Tree, Value, ROUTE_SETTINGS,
 };
+use caspian_ipc_tests::refused as refusal;
 use serde_json::json;
 
 /// Keeps every request it gets; refuses a tree without a label.
@@ -160,21 +161,19 @@ fn failures_routes_and_raw_requests_are_the_generated_ones() {
         .q0(&json!({"action": "put", "tree": {"label": "t"}, "key": null}))
         .unwrap();
     assert_eq!(raw["results"]["key"], "t", "{raw}");
-    let unknown = db
-        .q0(&json!({"action": "put", "tree": {"label": "t", "lefft": {}}}))
-        .unwrap();
+    let unknown = refusal(db.q0(&json!({"action": "put", "tree": {"label": "t", "lefft": {}}})));
     assert_eq!(unknown["errors"][0]["id"], "invalid_request");
     assert_eq!(
         unknown["errors"][0]["details"]["unknown_fields"],
         json!(["tree.lefft"])
     );
-    let missing = db.q0(&json!({"action": "put", "tree": {"left": {}}})).unwrap();
+    let missing = refusal(db.q0(&json!({"action": "put", "tree": {"left": {}}})));
     assert_eq!(
         missing["errors"][0]["details"]["missing_fields"],
         json!(["tree.left.label"]),
         "a missing field is named below the object that lacks it: {missing}"
     );
-    let action = db.q0(&json!({"action": "get"})).unwrap();
+    let action = refusal(db.q0(&json!({"action": "get"})));
     assert_eq!(action["errors"][0]["id"], "action-not-supported");
 
     assert_eq!(ROUTE_SETTINGS, "/settings/current", "the spec's route");

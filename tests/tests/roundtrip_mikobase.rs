@@ -6,6 +6,7 @@ use caspian_ipc::mikobase::{
     ByClassRequest, ClientError, CreateRequest, DeleteRequest, ErrorId, InProcess, MikobaseClient,
     RecordByPkRequest, SelectRequest, SetFieldsRequest, SortStep, Transport, UpdateRequest, ROUTE_Q0,
 };
+use caspian_ipc_tests::refused;
 use serde_json::{json, Map, Value};
 
 fn object(value: Value) -> Map<String, Value> {
@@ -101,7 +102,7 @@ fn failures_and_warnings_keep_their_ids() {
 #[test]
 fn the_dispatch_table_names_what_is_wrong_with_a_raw_request() {
     let db = client();
-    let envelope = |body: Value| db.q0(&body).unwrap();
+    let envelope = |body: Value| refused(db.q0(&body));
     let unknown = envelope(json!({"action": "select", "colour": "red"}));
     assert_eq!(unknown["errors"][0]["id"], "invalid_request");
     assert_eq!(
@@ -136,7 +137,9 @@ fn the_dispatch_table_names_what_is_wrong_with_a_raw_request() {
         envelope(json!({"bucket": {}}))["errors"][0]["details"]["missing_fields"],
         json!(["action"])
     );
-    let passthrough = envelope(json!({"action": "select", "misc": 1, "vibecode": "x"}));
+    let passthrough = db
+        .q0(&json!({"action": "select", "misc": 1, "vibecode": "x"}))
+        .unwrap();
     assert_eq!(
         passthrough["success"], true,
         "pass-through keys are accepted and ignored"
@@ -235,4 +238,17 @@ fn set_fields_sets_some_keys_keeps_the_others_and_validates_like_update() {
     );
     let record = db.record_by_pk(&RecordByPkRequest { pk: hicks }).unwrap().results;
     assert_eq!(record.bucket["rank"], "Sergeant", "failed writes changed nothing");
+}
+
+#[test]
+fn a_raw_request_the_mikobase_refuses_is_an_error() {
+    let db = client();
+    // The README's `db.q0(&json!(..))?` must not pass over a misspelt action.
+    let misspelt = db.q0(&json!({"action": "selcet"}));
+    assert!(
+        matches!(&misspelt, Err(ClientError::Failed(failure)) if !failure.errors.is_empty()),
+        "{misspelt:?}"
+    );
+    let fine = db.q0(&json!({"action": "select"})).unwrap();
+    assert_eq!(fine["success"], true, "{fine}");
 }

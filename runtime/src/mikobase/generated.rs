@@ -2010,15 +2010,16 @@ impl<T: __support::Transport> MikobaseClient<T> {
     pub fn transport(&self) -> &T {
         &self.transport
     }
-    /// Sends a raw Q0 request and returns the raw envelope.
+    /// Sends a raw Q0 request; the whole envelope when it succeeded,
+    /// `ClientError::Failed` (its errors and warnings) when it did not.
     pub fn q0(
         &self,
         request: &__support::serde_json::Value,
     ) -> ::core::result::Result<__support::serde_json::Value, __support::ClientError> {
-        let bytes = __support::serde_json::to_vec(request).unwrap_or_default();
+        let bytes = __support::serde_json::to_vec(request)
+            .map_err(|e| __support::ClientError::Encode(e.to_string()))?;
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
-        __support::serde_json::from_slice(&answer)
-            .map_err(|e| __support::ClientError::Decode(e.to_string()))
+        __support::decode_raw(&answer)
     }
     /// Reads active records, narrowed by pk, class (with subclasses) and conditions, sorted and paged.
     ///
@@ -2030,20 +2031,10 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<SelectResult>,
         __support::ClientError,
     > {
-        let mut body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        body.insert(
-            "action".into(),
-            __support::serde_json::Value::String("select".into()),
-        );
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(
+            request,
+            ::core::option::Option::Some("select"),
+        )?;
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2054,20 +2045,10 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &CreateRequest,
     ) -> ::core::result::Result<__support::Answer<PkResult>, __support::ClientError> {
-        let mut body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        body.insert(
-            "action".into(),
-            __support::serde_json::Value::String("create".into()),
-        );
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(
+            request,
+            ::core::option::Option::Some("create"),
+        )?;
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2078,20 +2059,10 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &UpdateRequest,
     ) -> ::core::result::Result<__support::Answer<PkResult>, __support::ClientError> {
-        let mut body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        body.insert(
-            "action".into(),
-            __support::serde_json::Value::String("update".into()),
-        );
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(
+            request,
+            ::core::option::Option::Some("update"),
+        )?;
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2105,20 +2076,10 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<DeleteResult>,
         __support::ClientError,
     > {
-        let mut body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        body.insert(
-            "action".into(),
-            __support::serde_json::Value::String("delete".into()),
-        );
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(
+            request,
+            ::core::option::Option::Some("delete"),
+        )?;
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2132,20 +2093,10 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<TransactionResult>,
         __support::ClientError,
     > {
-        let mut body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        body.insert(
-            "action".into(),
-            __support::serde_json::Value::String("transaction".into()),
-        );
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(
+            request,
+            ::core::option::Option::Some("transaction"),
+        )?;
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2156,20 +2107,10 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &CommitRequest,
     ) -> ::core::result::Result<__support::Answer<EndResult>, __support::ClientError> {
-        let mut body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        body.insert(
-            "action".into(),
-            __support::serde_json::Value::String("commit".into()),
-        );
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(
+            request,
+            ::core::option::Option::Some("commit"),
+        )?;
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2180,20 +2121,10 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &RollbackRequest,
     ) -> ::core::result::Result<__support::Answer<EndResult>, __support::ClientError> {
-        let mut body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        body.insert(
-            "action".into(),
-            __support::serde_json::Value::String("rollback".into()),
-        );
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(
+            request,
+            ::core::option::Option::Some("rollback"),
+        )?;
         let (_, answer) = self.transport.post(ROUTE_Q0, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2204,16 +2135,7 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &RecordByPkRequest,
     ) -> ::core::result::Result<__support::Answer<Record>, __support::ClientError> {
-        let body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(request, ::core::option::Option::None)?;
         let (_, answer) = self.transport.post(ROUTE_RECORD_BY_PK, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2227,16 +2149,7 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<SelectResult>,
         __support::ClientError,
     > {
-        let body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(request, ::core::option::Option::None)?;
         let (_, answer) = self.transport.post(ROUTE_BY_CLASS, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2250,16 +2163,7 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<ValidationReport>,
         __support::ClientError,
     > {
-        let body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(request, ::core::option::Option::None)?;
         let (_, answer) = self.transport.post(ROUTE_VALIDATE, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2270,16 +2174,7 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &ExportSchemaRequest,
     ) -> ::core::result::Result<__support::Answer<Schema>, __support::ClientError> {
-        let body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(request, ::core::option::Option::None)?;
         let (_, answer) = self.transport.post(ROUTE_EXPORT_SCHEMA, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2293,16 +2188,7 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<ImportResult>,
         __support::ClientError,
     > {
-        let body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(request, ::core::option::Option::None)?;
         let (_, answer) = self.transport.post(ROUTE_IMPORT_SCHEMA, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2313,16 +2199,7 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &ExportWorldletRequest,
     ) -> ::core::result::Result<__support::Answer<Worldlet>, __support::ClientError> {
-        let body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(request, ::core::option::Option::None)?;
         let (_, answer) = self.transport.post(ROUTE_EXPORT_WORLDLET, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2336,16 +2213,7 @@ impl<T: __support::Transport> MikobaseClient<T> {
         __support::Answer<ImportResult>,
         __support::ClientError,
     > {
-        let body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(request, ::core::option::Option::None)?;
         let (_, answer) = self.transport.post(ROUTE_IMPORT_WORLDLET, bytes)?;
         __support::decode_reply(&answer)
     }
@@ -2356,16 +2224,7 @@ impl<T: __support::Transport> MikobaseClient<T> {
         &self,
         request: &SetFieldsRequest,
     ) -> ::core::result::Result<__support::Answer<PkResult>, __support::ClientError> {
-        let body = match __support::serde_json::to_value(request) {
-            ::core::result::Result::Ok(__support::serde_json::Value::Object(map)) => map,
-            ::core::result::Result::Ok(_) => __support::serde_json::Map::new(),
-            ::core::result::Result::Err(error) => {
-                return ::core::result::Result::Err(
-                    __support::ClientError::Decode(error.to_string()),
-                );
-            }
-        };
-        let bytes = __support::serde_json::to_vec(&body).unwrap_or_default();
+        let bytes = __support::encode_request(request, ::core::option::Option::None)?;
         let (_, answer) = self.transport.post(ROUTE_SET_FIELDS, bytes)?;
         __support::decode_reply(&answer)
     }

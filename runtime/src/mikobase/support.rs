@@ -136,6 +136,10 @@ pub enum ClientError {
     /// The answer was not the documented envelope.
     #[error("unexpected answer: {0}")]
     Decode(String),
+    /// The request could not be written as the JSON object the wire carries (nothing
+    /// was sent).
+    #[error("cannot encode the request: {0}")]
+    Encode(String),
 }
 
 impl ClientError {
@@ -237,6 +241,49 @@ pub const PASSTHROUGH: &[&str] = &["misc", "corporate", "vibecode", "comment"];
 pub fn strip_passthrough(request: &mut serde_json::Map<String, Value>) {
     for key in PASSTHROUGH {
         request.remove(*key);
+    }
+}
+
+/// The body of a typed request: its fields as one JSON object, plus `"action"` for a Q0
+/// action. What every generated client method sends.
+pub fn encode_request<R: Serialize>(request: &R, action: Option<&str>) -> Result<Vec<u8>, ClientError> {
+    let mut body = match serde_json::to_value(request) {
+        Ok(Value::Object(map)) => map,
+        Ok(other) => {
+            return Err(ClientError::Encode(format!(
+                "a request is a JSON object, not `{other}`"
+            )))
+        }
+        Err(e) => return Err(ClientError::Encode(e.to_string())),
+    };
+    if let Some(action) = action {
+        body.insert("action".into(), Value::String(action.into()));
+    }
+    serde_json::to_vec(&body).map_err(|e| ClientError::Encode(e.to_string()))
+}
+
+/// A raw Q0 answer: the whole envelope when it succeeded, [`ClientError::Failed`] with its
+/// errors and warnings when it did not, so `db.q0(..)?` cannot pass over a refusal.
+pub fn decode_raw(body: &[u8]) -> Result<Value, ClientError> {
+    let envelope: Value = serde_json::from_slice(body).map_err(|e| ClientError::Decode(e.to_string()))?;
+    match envelope.get("success") {
+        Some(Value::Bool(true)) => Ok(envelope),
+        Some(Value::Bool(false)) => {
+            let problems = |key: &str| -> Result<Vec<Problem>, ClientError> {
+                match envelope.get(key) {
+                    None | Some(Value::Null) => Ok(Vec::new()),
+                    Some(list) => serde_json::from_value(list.clone())
+                        .map_err(|e| ClientError::Decode(format!("`{key}` of a failed answer: {e}"))),
+                }
+            };
+            Err(ClientError::Failed(Failure {
+                errors: problems("errors")?,
+                warnings: problems("warnings")?,
+            }))
+        }
+        _ => Err(ClientError::Decode(format!(
+            "an answer without a boolean `success`: {envelope}"
+        ))),
     }
 }
 
