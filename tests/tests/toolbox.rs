@@ -252,6 +252,10 @@ fn main() {
         ),
         Trial::test("right_token_reaches_the_handler", right_token_reaches_the_handler),
         Trial::test(
+            "a_call_from_inside_an_async_runtime_is_answered",
+            a_call_from_inside_an_async_runtime_is_answered,
+        ),
+        Trial::test(
             "two_authorization_headers_are_refused_in_either_order",
             two_authorization_headers_are_refused,
         ),
@@ -362,6 +366,23 @@ fn the_bearer_scheme_is_case_insensitive() -> Outcome {
     }
     drop(server);
     check_nothing_left()
+}
+
+/// The client is a plain blocking socket: called from inside an async runtime (an async
+/// program's worker, a `#[tokio::main]` process talking to a server) it answers instead
+/// of panicking with "Cannot start a runtime from within a runtime", as a client that
+/// ran its own runtime did.
+fn a_call_from_inside_an_async_runtime_is_answered() -> Outcome {
+    let server = Server::start()?;
+    let client = Client::connect(server.dir.socket_path(), server.token.as_str());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let answer = runtime.block_on(async { client.call(Method::POST, "/inside", Some(b"async".to_vec())) })?;
+    check(
+        answer.json()?["body"] == "async",
+        "the call made inside the runtime",
+    )
 }
 
 fn right_token_reaches_the_handler() -> Outcome {
