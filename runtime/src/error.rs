@@ -101,7 +101,7 @@ pub enum Error {
     Protocol(String),
 
     /// Forking was refused because the process has more than one thread.
-    #[error("refusing to fork: this process has {threads} threads, and fork() copies only the calling one (locks held by the others stay locked forever in the child). Fork before starting threads or runtimes, or opt out with `allow_threads(true)` if you know every other thread is idle")]
+    #[error("refusing to fork: this process has {threads} threads, and fork() copies only the calling one (locks held by the others stay locked forever in the child). Fork before starting threads or runtimes (under `cargo test`, from a `harness = false` test: see `caspian_ipc::testing`), or opt out with `allow_threads(true)` if you know every other thread is idle")]
     ForkUnsafe {
         /// Number of threads seen in /proc/self/task.
         threads: usize,

@@ -14,6 +14,7 @@
 //! - [`mikobase_api!`]: the generated surface for a spec file of your own.
 //! - [`uds`]: the toolbox: server, client, tokens, socket directory.
 //! - [`fork`]: fork hygiene (single-thread guard, worker identity, failures).
+//! - `testing` (feature `testing`): running your own jobs under `cargo test`.
 //!
 //! ```no_run
 //! let counts = caspian_ipc::share(4, |worker, hash| {
@@ -31,6 +32,8 @@ pub mod fork;
 pub mod mikobase;
 mod run;
 pub mod share;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod uds;
 
 // The derive and the trait share the name `Record`, as serde's do.

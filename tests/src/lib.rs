@@ -1,21 +1,14 @@
 //! Helpers for the fork-scenario tests.
 //!
 //! Forking needs a single-threaded process, so those tests run in `harness = false`
-//! binaries through [`run_serially`], which uses libtest-mimic on the main thread.
+//! binaries through [`run_serially`], the crate's own `caspian_ipc::testing` helper that
+//! users of the crate write their job tests with.
 
 use std::path::PathBuf;
 
 pub mod fixtures;
 
-pub use libtest_mimic::{Failed, Trial};
-
-/// Runs `trials` one after another on the main thread (never a thread pool) and exits
-/// with libtest's usual summary and exit code.
-pub fn run_serially(trials: Vec<Trial>) -> ! {
-    let mut args = libtest_mimic::Arguments::from_args();
-    args.test_threads = Some(1);
-    libtest_mimic::run(&args, trials).exit()
-}
+pub use caspian_ipc::testing::{run_serially, Failed, Trial};
 
 /// Fails with `message` unless `condition` holds.
 pub fn check(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
