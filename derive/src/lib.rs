@@ -64,7 +64,40 @@ pub fn mikobase_api(input: TokenStream) -> TokenStream {
 /// type aliases look like other types (`hash`): give them `class = "string"` (or the class
 /// they serialize as).
 ///
-/// See `caspian_ipc::mikobase::record` for a complete example.
+/// ```
+/// use caspian_ipc::mikobase::{engine::Engine, InProcess, MikobaseClient};
+/// use caspian_ipc::Record;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize, Record)]
+/// #[record(class = "example.org/crew/officer")]
+/// struct Officer {
+///     #[record(unique)]
+///     serial: String, // required: not an `Option`
+///     #[serde(rename = "grade")]
+///     rank: String, // stored under `grade`
+///     #[record(one_of("alpha", "beta", "gamma"), default = "alpha")]
+///     watch: String,
+///     nickname: Option<String>, // optional
+/// }
+///
+/// let db = MikobaseClient::new(InProcess::new(Engine::memory())); // or a worker's `Db`
+/// let officers = db.records::<Officer>();
+/// officers.define()?; // installs the class; idempotent
+/// let hicks = officers.create(&Officer {
+///     serial: "CM-221".into(),
+///     rank: "Corporal".into(),
+///     watch: "beta".into(),
+///     nickname: None,
+/// })?; // an `OfficerProxy`
+/// hicks.rank().set("Sergeant")?; // one `set_fields` request
+/// assert_eq!(hicks.rank().get()?, "Sergeant"); // one `record_by_pk` request
+/// assert_eq!(hicks.watch().set("delta").unwrap_err().id(), Some("validation-failed"));
+/// # Ok::<_, caspian_ipc::mikobase::record::RecordError>(())
+/// ```
+///
+/// See `caspian_ipc::mikobase::record` for the generic layer (`Records`, `Stored`,
+/// `Field`).
 #[proc_macro_derive(Record, attributes(record))]
 pub fn derive_record(input: TokenStream) -> TokenStream {
     record::expand(input.into()).into()

@@ -10,7 +10,7 @@
 //! positions for every value (`Spanned<T>`), where serde_yaml (archived) locates only
 //! syntax errors.
 //!
-//! [`diff`] compares two loaded specs: what a change breaks for existing clients and
+//! [`diff()`] compares two loaded specs: what a change breaks for existing clients and
 //! servers ([`Change`], rendered by [`render_changes`]).
 #![warn(missing_docs)]
 

@@ -15,6 +15,50 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Everything that can go wrong in caspian-ipc.
+///
+/// Match on the variant rather than the message. A failed run still carries the final
+/// state ([`Error::state`]) and names every failed worker ([`Error::failures`]):
+///
+/// ```no_run
+/// use caspian_ipc::{share, Error, WorkerEnd};
+///
+/// let outcome = share(4, |worker, hash| -> Result<(), Box<dyn std::error::Error>> {
+///     hash.incr("started", 1)?;
+///     if worker.index() == 3 {
+///         return Err("worker 3 found nothing to do".into());
+///     }
+///     Ok(())
+/// });
+/// match outcome {
+///     Ok(state) => println!("every worker finished: {state}"),
+///     Err(Error::WorkersFailed { state, failures }) => {
+///         assert_eq!(state["started"], 4); // the failed worker's writes are kept
+///         for failure in &failures {
+///             eprintln!("{failure}"); // worker 3 (pid ...) returned an error: ...
+///         }
+///         assert!(matches!(failures[0].end, WorkerEnd::Error { .. }));
+///     }
+///     Err(Error::ForkUnsafe { threads }) => eprintln!("fork before starting threads ({threads})"),
+///     Err(other) => eprintln!("{other}"),
+/// }
+/// ```
+///
+/// A server's refusal is [`Error::Remote`], with the stable id of `docs/PROTOCOL.md`:
+///
+/// ```no_run
+/// # caspian_ipc::share(1, |_, hash| {
+/// hash.set("ratio", &0.5)?;
+/// let now = match hash.incr("ratio", 1) {
+///     Ok(n) => n as f64,
+///     // A stored float: integer `incr` refuses it (409), nothing was changed.
+///     Err(e) if e.remote_id() == Some("not_an_integer") => hash.incr_f64("ratio", 1.0)?,
+///     Err(e) => return Err(e),
+/// };
+/// assert_eq!(now, 1.5);
+/// # Ok::<_, caspian_ipc::Error>(())
+/// # })?;
+/// # Ok::<_, caspian_ipc::Error>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {

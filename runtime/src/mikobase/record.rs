@@ -64,6 +64,41 @@ use super::support::{ClientError, Transport};
 /// A Rust type stored as the bucket of records of one Mikobase class. Derive it with
 /// [`#[derive(Record)]`](derive@crate::Record), which documents the attributes; the serde
 /// impls decide the bucket's shape.
+///
+/// ```
+/// use caspian_ipc::mikobase::{engine::Engine, InProcess, MikobaseClient};
+/// use caspian_ipc::Record;
+/// use serde::{Deserialize, Serialize};
+/// use serde_json::json;
+///
+/// #[derive(Debug, Serialize, Deserialize, Record)]
+/// #[record(class = "example.org/crew/ship")]
+/// struct Ship {
+///     #[record(unique)]
+///     registry: String,
+///     name: String,
+///     crew: Option<u32>, // optional: an `Option`
+/// }
+///
+/// assert_eq!(Ship::CLASS, "example.org/crew/ship");
+/// // What `define` installs, from the struct and its attributes:
+/// assert_eq!(
+///     Ship::class_definition(),
+///     json!({"name": "example.org/crew/ship", "fields": {
+///         "registry": {"class": "string", "required": true, "unique": true},
+///         "name": {"class": "string", "required": true},
+///         "crew": {"class": "number"},
+///     }})
+/// );
+///
+/// let db = MikobaseClient::new(InProcess::new(Engine::memory()));
+/// let ships = db.records::<Ship>();
+/// ships.define()?;
+/// let sulaco = ships.create(&Ship { registry: "C-722".into(), name: "Sulaco".into(), crew: None })?;
+/// sulaco.name().set("USS Sulaco")?; // `ShipProxy`: one accessor per field
+/// assert_eq!(ships.get(sulaco.pk())?.name, "USS Sulaco");
+/// # Ok::<_, caspian_ipc::mikobase::record::RecordError>(())
+/// ```
 pub trait Record: Serialize + DeserializeOwned {
     /// The class's UNS name, e.g. `example.org/crew/officer`.
     const CLASS: &'static str;
@@ -155,6 +190,48 @@ pub fn definition(class: &str, fields: &[FieldDecl]) -> Value {
 }
 
 /// Why a typed record call failed.
+///
+/// ```
+/// use caspian_ipc::mikobase::{engine::Engine, record::RecordError, InProcess, MikobaseClient};
+/// use caspian_ipc::Record;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Serialize, Deserialize, Record)]
+/// #[record(class = "example.org/crew/officer")]
+/// struct Officer {
+///     #[record(unique)]
+///     serial: String,
+///     rank: String,
+/// }
+///
+/// /// The same class, read as a struct its records do not fit.
+/// #[derive(Debug, Serialize, Deserialize, Record)]
+/// #[record(class = "example.org/crew/officer")]
+/// struct Numbered {
+///     serial: String,
+///     rank: u32,
+/// }
+///
+/// let db = MikobaseClient::new(InProcess::new(Engine::memory()));
+/// let officers = db.records::<Officer>();
+/// officers.define()?;
+/// let ripley = officers.create(&Officer { serial: "W-5617".into(), rank: "Warrant Officer".into() })?;
+///
+/// // The store refused the call: the id says why.
+/// let taken = officers
+///     .create(&Officer { serial: "W-5617".into(), rank: "Captain".into() })
+///     .unwrap_err();
+/// assert!(matches!(taken, RecordError::Client(_)));
+/// assert_eq!(taken.id(), Some("unique-violation"));
+/// assert_eq!(officers.get("no-such-pk").unwrap_err().id(), Some("record_not_found"));
+///
+/// // A stored bucket that does not fit the struct names the record.
+/// match db.records::<Numbered>().get(ripley.pk()) {
+///     Err(RecordError::Decode { pk, .. }) => assert_eq!(pk, ripley.pk()),
+///     other => panic!("expected a decode error, got {other:?}"),
+/// }
+/// # Ok::<_, RecordError>(())
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     /// The call failed or the Mikobase refused it (`validation-failed`, `unique-violation`,

@@ -26,10 +26,44 @@ use crate::run::{run, RunOptions, Supervisor};
 use crate::uds::{Client, ClientConfig, Handler, Request, Response, Token};
 
 /// The shared-mikobase proxy a worker gets: every method is one request to the server.
+///
+/// It is the generated [`MikobaseClient`] over HTTP on the server's socket: one method per
+/// operation of the spec, typed requests in, [`Answer`]s or typed
+/// [`ClientError`](super::ClientError)s out, plus [`q0`](MikobaseClient::q0) for raw Q0
+/// and [`records`](MikobaseClient::records) for `#[derive(Record)]` types.
+///
+/// ```no_run
+/// use caspian_ipc::mikobase::{ClassFilter, ClientError, CreateRequest, SelectRequest};
+/// use serde_json::json;
+///
+/// caspian_ipc::mikobase(2, |worker, db| {
+///     let bucket = json!({"serial": format!("W-{}", worker.index())});
+///     let created = db.create(&CreateRequest {
+///         bucket: bucket.as_object().cloned().unwrap_or_default(),
+///         ..Default::default()
+///     })?; // the default class, `puck.uno/record`
+///     let mine = db.select(&SelectRequest {
+///         pk: Some(created.results.pk),
+///         class: Some(ClassFilter::One("puck.uno/record".into())),
+///         ..Default::default()
+///     })?;
+///     assert_eq!(mine.results.count, 1);
+///     Ok::<_, ClientError>(())
+/// })?;
+/// # Ok::<_, caspian_ipc::Error>(())
+/// ```
 pub type Db = MikobaseClient<UdsTransport>;
 
 /// Connects a process that was not forked by [`mikobase`] to a served store (see
 /// `mikobase serve`), given the socket path and token.
+///
+/// ```no_run
+/// // `mikobase serve --socket /run/crew/uds.sock` printed the socket path and the token.
+/// let db = caspian_ipc::mikobase::connect("/run/crew/uds.sock", Some("<the printed token>"));
+/// let envelope = db.q0(&serde_json::json!({"action": "select", "limit": 10}))?;
+/// println!("{envelope}");
+/// # Ok::<_, caspian_ipc::mikobase::ClientError>(())
+/// ```
 pub fn connect(path: impl AsRef<Path>, token: Option<&str>) -> Db {
     let client = Client::new(
         path.as_ref(),
@@ -432,6 +466,23 @@ pub struct Finished {
 /// the final store as a worldlet once every worker has finished. Failure rules are those
 /// of [`crate::share()`]: failed workers are named and the worldlet is still returned (in
 /// [`Error::WorkersFailed`]'s `state`).
+///
+/// ```no_run
+/// use caspian_ipc::mikobase::{ClientError, CreateRequest};
+/// use serde_json::json;
+///
+/// let finished = caspian_ipc::mikobase(4, |worker, db| {
+///     let bucket = json!({"worker": worker.index()});
+///     db.create(&CreateRequest {
+///         bucket: bucket.as_object().cloned().unwrap_or_default(),
+///         ..Default::default()
+///     })?;
+///     Ok::<_, ClientError>(())
+/// })?;
+/// assert_eq!(finished.workers.len(), 4);
+/// println!("{}", finished.worldlet); // {"format": "worldlet/1.0", "records": {...}}
+/// # Ok::<_, caspian_ipc::Error>(())
+/// ```
 pub fn mikobase<F, R>(workers: usize, body: F) -> Result<Finished>
 where
     F: Fn(Worker, Db) -> R,
@@ -441,6 +492,38 @@ where
 }
 
 /// A shared-mikobase run with options.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use caspian_ipc::mikobase::{ClientError, CreateRequest, Mikobase};
+/// use serde_json::json;
+///
+/// let finished = Mikobase::new(4)
+///     // Applied in the server before any worker is forked.
+///     .schema(json!({"classes": [{
+///         "name": "example.org/crew/officer",
+///         "fields": {"serial": {"class": "string", "required": true, "unique": true}},
+///     }]}))
+///     // Runs in the server before every write; an `Err` vetoes it.
+///     .before_save(|change| match change.bucket.as_ref().and_then(|b| b.get("serial")) {
+///         Some(serial) if serial.as_str().is_some_and(|s| s.starts_with("CM-")) => Ok(()),
+///         Some(serial) => Err(format!("serial {serial} is not a Colonial Marines serial")),
+///         None => Ok(()), // a delete
+///     })
+///     .max_hold(Some(Duration::from_secs(10))) // longest transaction of one worker
+///     .timeout(Duration::from_secs(60))
+///     .run(|worker, db| {
+///         let bucket = json!({"serial": format!("CM-{}", worker.index())});
+///         db.create(&CreateRequest {
+///             class: Some("example.org/crew/officer".into()),
+///             bucket: bucket.as_object().cloned().unwrap_or_default(),
+///             ..Default::default()
+///         })?;
+///         Ok::<_, ClientError>(())
+///     })?;
+/// println!("{}", finished.worldlet);
+/// # Ok::<_, caspian_ipc::Error>(())
+/// ```
 pub struct Mikobase<'a> {
     options: RunOptions,
     storage: Storage,

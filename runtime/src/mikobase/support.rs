@@ -125,6 +125,26 @@ pub trait Transport {
 }
 
 /// Why a typed client call failed.
+///
+/// ```
+/// use caspian_ipc::mikobase::{engine::Engine, ClientError, InProcess, MikobaseClient, RecordByPkRequest};
+///
+/// let db = MikobaseClient::new(InProcess::new(Engine::memory())); // or a worker's `Db`
+/// match db.record_by_pk(&RecordByPkRequest { pk: "no-such-pk".into() }) {
+///     // The Mikobase answered with errors: stable ids, and details saying what to fix.
+///     Err(ClientError::Failed(failure)) => {
+///         assert_eq!(failure.id(), "record_not_found");
+///         println!("{}", failure.errors[0].details);
+///     }
+///     // No answer at all (over a socket: the server is gone, a timeout, ...).
+///     Err(ClientError::Transport(error)) => eprintln!("no answer: {error}"),
+///     Err(ClientError::Decode(reason)) => eprintln!("not the documented envelope: {reason}"),
+///     Ok(answer) => println!("found {}", answer.results.pk),
+/// }
+/// // Or just the id:
+/// let error = db.record_by_pk(&RecordByPkRequest { pk: "no-such-pk".into() }).unwrap_err();
+/// assert_eq!(error.id(), Some("record_not_found"));
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The request never got an answer (server gone, timeout, ...).

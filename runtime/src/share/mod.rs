@@ -49,6 +49,29 @@ where
 /// the final state*. With a [`timeout`](Share::timeout), workers still running at expiry
 /// are stopped and [`crate::Error::TimedOut`] carries the state. If the server dies, the
 /// state is lost and [`crate::Error::ServerDied`] says so.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use caspian_ipc::{Share, Supervision};
+///
+/// let state = Share::new(8)
+///     .timeout(Duration::from_secs(60)) // the whole run; then TimedOut, with the state
+///     .call_deadline(Duration::from_secs(5)) // each request a worker makes
+///     .supervise(|progress| {
+///         // Runs in the parent while it waits: give up at the first failed worker.
+///         if progress.failed.is_empty() {
+///             Supervision::Continue
+///         } else {
+///             Supervision::Stop
+///         }
+///     })
+///     .run(|worker, hash| {
+///         hash.at("done").set(&worker.index().to_string(), &true)?;
+///         Ok::<_, caspian_ipc::Error>(())
+///     })?;
+/// assert_eq!(state["done"].as_object().map(|done| done.len()), Some(8));
+/// # Ok::<_, caspian_ipc::Error>(())
+/// ```
 pub struct Share<'a> {
     options: RunOptions,
     supervisor: Option<Supervisor<'a>>,

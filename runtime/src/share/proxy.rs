@@ -186,12 +186,53 @@ pub struct Swap {
 
 /// A proxy for a hash held by the server. Two proxies are equal when they address the
 /// same node (same server, same pk, same path).
+///
+/// Every method is one request (except [`at`](SharedHash::at) and
+/// [`array_at`](SharedHash::array_at), which make none); each is applied atomically in
+/// the server, so workers never see one half done. A worker gets the root proxy from
+/// [`share`](crate::share()):
+///
+/// ```no_run
+/// use caspian_ipc::{share, Entry};
+/// use serde_json::json;
+///
+/// let state = share(2, |worker, hash| {
+///     hash.incr("runs", 1)?; // atomic across workers
+///     let me = hash.at("workers").at(&worker.index().to_string()); // no request
+///     me.set("status", &"running")?; // creates `workers` and `workers.N`
+///     if let Some(Entry::Hash(config)) = hash.get("config")? {
+///         // A proxy bound to the stored hash, not a copy of it.
+///         let _verbosity = config.get_value("verbosity")?;
+///     }
+///     Ok::<_, caspian_ipc::Error>(())
+/// })?;
+/// assert_eq!(state["runs"], json!(2));
+/// # Ok::<_, caspian_ipc::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SharedHash {
     at: Address,
 }
 
 /// A proxy for an array held by the server.
+///
+/// ```no_run
+/// # caspian_ipc::share(1, |_, hash| {
+/// use serde_json::json;
+///
+/// let log = hash.array_at("log"); // no request; the array need not exist yet
+/// log.push(&"started")?; // atomic append: creates the array
+/// assert_eq!(log.push(&json!({"step": 2}))?, 2); // the new length
+/// assert_eq!(log.get_value(0)?, Some(json!("started")));
+/// assert_eq!(log.get(5)?, None); // out of range
+/// for item in log.iter()? {
+///     // one request: a snapshot of the whole array
+///     println!("{item}");
+/// }
+/// # Ok::<_, caspian_ipc::Error>(())
+/// # })?;
+/// # Ok::<_, caspian_ipc::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SharedArray {
     at: Address,
@@ -211,6 +252,24 @@ impl SharedHash {
 
     /// The entry under `key`: a scalar, or a proxy bound to the stored hash or array.
     /// `None` when the key is absent. One request; containers are not transferred.
+    ///
+    /// ```no_run
+    /// # caspian_ipc::share(1, |_, hash| {
+    /// use caspian_ipc::Entry;
+    /// use serde_json::json;
+    ///
+    /// hash.set("name", &"Nostromo")?;
+    /// hash.set("crew", &json!({"captain": "Dallas"}))?;
+    /// assert_eq!(hash.get("name")?, Some(Entry::Value(json!("Nostromo"))));
+    /// if let Some(Entry::Hash(crew)) = hash.get("crew")? {
+    ///     // Bound to the stored hash: reads and writes go to the server's copy.
+    ///     assert_eq!(crew.get_value("captain")?, Some(json!("Dallas")));
+    /// }
+    /// assert_eq!(hash.get("missing")?, None);
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// # })?;
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// ```
     pub fn get(&self, key: &str) -> Result<Option<Entry>> {
         self.at
             .read(Some(key), true)?
@@ -237,6 +296,27 @@ impl SharedHash {
     /// Stores `value` under `key`, replacing what was there (a whole subtree goes in one
     /// request). Storing a hash or array adopts it: the returned proxy writes to the
     /// server's copy. Missing intermediate hashes on this proxy's path are created.
+    ///
+    /// ```no_run
+    /// # caspian_ipc::share(1, |_, hash| {
+    /// use caspian_ipc::Entry;
+    /// use serde_json::json;
+    ///
+    /// hash.set("count", &3)?; // replaces what was there
+    /// if let Some(Entry::Hash(ship)) = hash.set("ship", &json!({"name": "Sulaco"}))? {
+    ///     ship.set("class", &"Conestoga")?; // adopted: writes through to the stored hash
+    /// }
+    /// hash.at("a").at("b").set("c", &true)?; // creates `a` and `a.b`
+    /// assert_eq!(
+    ///     hash.snapshot()?,
+    ///     json!({"count": 3, "ship": {"name": "Sulaco", "class": "Conestoga"}, "a": {"b": {"c": true}}})
+    /// );
+    /// // What JSON cannot hold is refused before anything is sent.
+    /// assert!(matches!(hash.set("bad", &f64::NAN), Err(caspian_ipc::Error::InvalidValue { .. })));
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// # })?;
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// ```
     pub fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Option<Entry>> {
         self.at.set(key, &to_json(value)?)
     }
@@ -257,6 +337,16 @@ impl SharedHash {
     }
 
     /// Removes `key`; returns what was stored (`None`: it was absent).
+    ///
+    /// ```no_run
+    /// # caspian_ipc::share(1, |_, hash| {
+    /// hash.set("draft", &"text")?;
+    /// assert_eq!(hash.delete("draft")?, Some(serde_json::json!("text")));
+    /// assert_eq!(hash.delete("draft")?, None); // already gone: not an error
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// # })?;
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// ```
     pub fn delete(&self, key: &str) -> Result<Option<Value>> {
         self.at.delete(key)
     }
@@ -283,6 +373,19 @@ impl SharedHash {
 
     /// A proxy for the hash under `key`, without a round trip. It need not exist yet:
     /// writes through it create it.
+    ///
+    /// ```no_run
+    /// # caspian_ipc::share(1, |_, hash| {
+    /// use serde_json::json;
+    ///
+    /// let stats = hash.at("stats").at("worker-0"); // no request; need not exist
+    /// stats.incr("files", 1)?; // creates `stats` and `stats.worker-0`
+    /// assert_eq!(hash.at("stats").at("worker-0").get_value("files")?, Some(json!(1)));
+    /// assert_eq!(stats, hash.at("stats").at("worker-0")); // the same address
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// # })?;
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// ```
     pub fn at(&self, key: &str) -> SharedHash {
         SharedHash {
             at: self.at.child(key),
@@ -314,6 +417,19 @@ impl SharedHash {
     /// Atomically adds `by` to the integer under `key` (absent counts as 0); returns the
     /// new value. Counts exactly in i64: a sum outside it is `integer_overflow`, a stored
     /// float `not_an_integer`, both refused before anything is stored (D-H12).
+    ///
+    /// ```no_run
+    /// # caspian_ipc::share(1, |_, hash| {
+    /// let total = hash.incr("total", 5)?; // absent counts as 0
+    /// assert!(total >= 5); // other workers may have counted too
+    /// hash.incr("total", -2)?;
+    /// hash.set("ratio", &0.5)?;
+    /// let refused = hash.incr("ratio", 1).unwrap_err(); // a float: use incr_f64
+    /// assert_eq!(refused.remote_id(), Some("not_an_integer"));
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// # })?;
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// ```
     pub fn incr(&self, key: &str, by: i64) -> Result<i64> {
         let body = self
             .at
@@ -340,6 +456,22 @@ impl SharedHash {
 
     /// Atomically stores `new` under `key` if the current value equals `expected`
     /// (`None`: absent).
+    ///
+    /// ```no_run
+    /// # caspian_ipc::share(1, |_, hash| {
+    /// use serde_json::json;
+    ///
+    /// // Become the leader only if nobody is.
+    /// let swap = hash.compare_and_set("leader", None, &"worker-0")?;
+    /// if !swap.swapped {
+    ///     println!("the leader is {:?}", swap.current);
+    /// }
+    /// // Move a state forward only from the state we saw.
+    /// hash.compare_and_set("phase", Some(&json!("loading")), &"running")?;
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// # })?;
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// ```
     pub fn compare_and_set<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -385,6 +517,24 @@ impl SharedHash {
     /// Replaces the value under `key` with `update(current)`, retrying when another
     /// worker changed the hash in between (optimistic concurrency over the node's
     /// version). Gives up with [`Error::Timeout`] after the call deadline.
+    ///
+    /// ```no_run
+    /// # caspian_ipc::share(1, |_, hash| {
+    /// use serde_json::json;
+    ///
+    /// // Read, change, write back; retried if another worker wrote in between.
+    /// let seen = hash.modify("seen", |current| {
+    ///     let mut seen = current.cloned().unwrap_or_else(|| json!([]));
+    ///     if let Some(items) = seen.as_array_mut() {
+    ///         items.push(json!("me"));
+    ///     }
+    ///     seen
+    /// })?;
+    /// assert!(seen.as_array().is_some_and(|items| !items.is_empty()));
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// # })?;
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// ```
     pub fn modify<F>(&self, key: &str, mut update: F) -> Result<Value>
     where
         F: FnMut(Option<&Value>) -> Value,
@@ -433,6 +583,17 @@ impl SharedHash {
 
     /// Sends every operation recorded by `build` in one request; the server applies all of
     /// them or none. Returns one result per operation, in order.
+    ///
+    /// ```no_run
+    /// # caspian_ipc::share(1, |_, hash| {
+    /// let results = hash.batch(|b| {
+    ///     b.incr("files", 1).set("last", &"file-1").push("log", &"file-1 done");
+    /// })?; // one request; no worker sees it half applied
+    /// assert_eq!(results.len(), 3); // one result per operation, in order
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// # })?;
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// ```
     pub fn batch(&self, build: impl FnOnce(&mut Batch)) -> Result<Vec<Value>> {
         let mut batch = Batch::default();
         build(&mut batch);
@@ -526,6 +687,29 @@ impl SharedArray {
 
 /// Operations recorded for [`SharedHash::batch`]; keys are relative to the batch's hash.
 /// A value that is not JSON makes the whole batch fail before anything is sent.
+///
+/// ```no_run
+/// # caspian_ipc::share(1, |worker, hash| {
+/// use caspian_ipc::Error;
+///
+/// let results = hash.batch(|b| {
+///     b.set_if_absent("started_by", &worker.index())
+///         .set_path(&["config", "mode"], &"fast") // creates `config`
+///         .incr("runs", 1)
+///         .push("log", &"configured");
+/// })?; // all four or none, in one request
+/// assert_eq!(results.len(), 4);
+///
+/// // A value JSON cannot hold fails the whole batch before anything is sent.
+/// let refused = hash.batch(|b| {
+///     b.set("ok", &1).set("bad", &f64::NAN);
+/// });
+/// assert!(matches!(refused, Err(Error::InvalidValue { .. })));
+/// assert_eq!(hash.get_value("ok")?, None);
+/// # Ok::<_, caspian_ipc::Error>(())
+/// # })?;
+/// # Ok::<_, caspian_ipc::Error>(())
+/// ```
 #[derive(Debug, Default)]
 pub struct Batch {
     ops: Vec<Value>,
