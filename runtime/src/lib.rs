@@ -29,6 +29,7 @@
 
 pub mod error;
 pub mod fork;
+mod limits;
 pub mod mikobase;
 mod run;
 pub mod share;

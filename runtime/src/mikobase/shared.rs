@@ -161,7 +161,7 @@ impl MikobaseServer {
     pub fn new(engine: Engine) -> Self {
         MikobaseServer {
             engine,
-            body_limit: crate::uds::server::DEFAULT_BODY_LIMIT,
+            body_limit: crate::limits::DEFAULT_BODY_LIMIT,
             before: Vec::new(),
             after: Vec::new(),
             pending: Vec::new(),

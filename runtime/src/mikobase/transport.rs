@@ -23,7 +23,7 @@ impl<S: MikobaseService> InProcess<S> {
     pub fn new(service: S) -> Self {
         InProcess {
             service: RefCell::new(service),
-            limit: crate::uds::server::DEFAULT_BODY_LIMIT,
+            limit: crate::limits::DEFAULT_BODY_LIMIT,
         }
     }
 

@@ -426,7 +426,7 @@ impl Txn<'_> {
     /// fresh pk in pre-order.
     fn alloc(&mut self, parent: Pk, value: Value) -> TreeResult<Slot> {
         let depth = self.tree.node(parent)?.depth + 1;
-        if depth + crate::uds::http::depth(&value) > self.tree.max_depth {
+        if depth + crate::limits::depth(&value) > self.tree.max_depth {
             return Err(TreeError::TooDeep {
                 max_depth: self.tree.max_depth,
             });

@@ -74,23 +74,7 @@ fn too_deep(max_depth: usize) -> Response {
     )
 }
 
-/// Nesting depth of a JSON value (a scalar is 0, `[]` is 1), computed without recursion.
-pub fn depth(value: &Value) -> usize {
-    let mut deepest = 0;
-    let mut stack = vec![(value, 0usize)];
-    while let Some((v, d)) = stack.pop() {
-        deepest = deepest.max(d);
-        match v {
-            Value::Array(items) => stack.extend(items.iter().map(|i| (i, d + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|i| (i, d + 1))),
-            _ => {}
-        }
-        if let (Value::Array(_) | Value::Object(_), true) = (v, d + 1 > deepest) {
-            deepest = d + 1;
-        }
-    }
-    deepest
-}
+pub use crate::limits::depth;
 
 /// A response: status, extra headers and a body.
 #[derive(Debug, Clone)]

@@ -81,8 +81,7 @@ impl Default for ServerConfig {
     }
 }
 
-/// The default largest request body, 16 MiB.
-pub const DEFAULT_BODY_LIMIT: usize = 16 * 1024 * 1024;
+pub use crate::limits::DEFAULT_BODY_LIMIT;
 
 /// Serves `handler` on `socket` until SIGTERM or SIGINT, then removes the socket file.
 ///

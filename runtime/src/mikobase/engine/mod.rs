@@ -34,7 +34,7 @@ pub enum Storage {
 
 /// Largest request `q0_bytes` accepts by default: the server's body limit, so a request
 /// the socket carried is never refused again by the engine behind it.
-pub const DEFAULT_REQUEST_LIMIT: usize = crate::uds::server::DEFAULT_BODY_LIMIT;
+pub const DEFAULT_REQUEST_LIMIT: usize = crate::limits::DEFAULT_BODY_LIMIT;
 
 /// Deepest nesting of arrays and objects in a request, a worldlet record or a class
 /// definition (decision E15): every answer and export then stays well within the 128
