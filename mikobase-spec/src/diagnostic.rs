@@ -21,7 +21,7 @@ pub enum Code {
     MB006,
     /// Bad route template.
     MB007,
-    /// HTTP status out of range.
+    /// HTTP status out of range, or an error whose status is not 4xx/5xx.
     MB008,
     /// Missing description.
     MB009,

@@ -465,16 +465,28 @@ impl Lowering {
         let id = name(key);
         let description = self.describe(what, &id, raw.description);
         let status = raw.status.value;
+        let at = Name {
+            wire: status.to_string(),
+            pos: Some(pos(&raw.status)),
+        };
         if !(100..=599).contains(&status) {
-            let at = Name {
-                wire: status.to_string(),
-                pos: Some(pos(&raw.status)),
-            };
             self.error(
                 Code::MB008,
                 format!("HTTP status `{status}` of `{}` is not in 100..=599", id.wire),
                 &at,
                 None,
+            );
+        } else if what == "error id" && !(400..=599).contains(&status) {
+            // An error answer carries the envelope: 1xx, 204 and 304 answers have no body
+            // at all, and 2xx / 3xx would tell clients the call worked.
+            self.error(
+                Code::MB008,
+                format!(
+                    "HTTP status `{status}` of error `{}` is not an error status: an error is answered with a body, as 4xx or 5xx",
+                    id.wire
+                ),
+                &at,
+                Some("use a 4xx status for the caller's mistakes, 5xx for the server's".into()),
             );
         }
         ErrorDef {
