@@ -336,7 +336,12 @@ async fn answer<H: Handler>(
         return Response::error(
             403,
             "forbidden_peer",
-            json!({ "reason": "the connecting process runs as another user", "peer_uid": peer.uid, "server_uid": shared.uid }),
+            json!({
+                "reason": "the connecting process runs as another user",
+                "peer_uid": peer.uid,
+                "server_uid": shared.uid,
+                "fix": "connect from a process of the server's user",
+            }),
         )
         .with_header("connection", "close");
     }
