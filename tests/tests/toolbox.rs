@@ -268,6 +268,10 @@ fn main() {
             peer_with_another_uid_is_refused,
         ),
         Trial::test(
+            "only_a_reused_connection_closed_unanswered_is_resent",
+            only_a_reused_connection_closed_unanswered_is_resent,
+        ),
+        Trial::test(
             "connect_budget_ends_in_connection_refused",
             connect_budget_ends_in_connection_refused,
         ),
@@ -469,6 +473,90 @@ fn peer_with_another_uid_is_refused() -> Outcome {
             )
         }
     }
+}
+
+/// Reads one request head (our client sends no body on GET) from `stream`.
+fn read_head(stream: &mut UnixStream) -> bool {
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        match stream.read(&mut byte) {
+            Ok(1) => seen.push(byte[0]),
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// D-U5: a *reused* connection that closes before one byte of an answer is resent once
+/// on a fresh connection (our server closes only between requests); a *fresh* one that
+/// does the same is `ConnectionLost`, never resent.
+fn only_a_reused_connection_closed_unanswered_is_resent() -> Outcome {
+    let dir = SocketDir::create()?;
+    let listener = std::os::unix::net::UnixListener::bind(dir.socket_path())?;
+    // SAFETY: single-threaded test process; the child serves by hand and _exits.
+    let child = match unsafe { fork() }? {
+        ForkResult::Child => {
+            let code = (|| {
+                let (mut first, _) = listener.accept().ok()?;
+                read_head(&mut first).then_some(())?;
+                first
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+                    .ok()?;
+                // The second request on the kept-alive connection: read, then closed
+                // unanswered, as an idle close that crossed it would look.
+                read_head(&mut first).then_some(())?;
+                drop(first);
+                let (mut again, _) = listener.accept().ok()?;
+                read_head(&mut again).then_some(())?;
+                again
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecond")
+                    .ok()?;
+                drop(again);
+                // A fresh connection closed unanswered: the client must not come back.
+                let (mut fresh, _) = listener.accept().ok()?;
+                read_head(&mut fresh).then_some(())?;
+                drop(fresh);
+                // (It may connect once without a word, to see whether we are alive.)
+                listener.set_nonblocking(true).ok()?;
+                let until = Instant::now() + Duration::from_millis(500);
+                while Instant::now() < until {
+                    if let Ok((mut probe, _)) = listener.accept() {
+                        probe.set_nonblocking(false).ok()?;
+                        probe.set_read_timeout(Some(Duration::from_millis(200))).ok()?;
+                        let mut byte = [0u8; 1];
+                        if matches!(probe.read(&mut byte), Ok(1)) {
+                            return Some(3);
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Some(0)
+            })()
+            .unwrap_or(2);
+            unsafe { libc::_exit(code) }
+        }
+        ForkResult::Parent { child } => child,
+    };
+    drop(listener);
+    let client = Client::new(dir.socket_path(), None, ClientConfig::default());
+    let first = client.call(Method::GET, "/one", None);
+    let second = client.call(Method::GET, "/two", None);
+    let third = client.call(Method::GET, "/three", None);
+    let status = waitpid(child, None)?;
+    check(first.is_ok_and(|r| &r.body[..] == b"first"), "the first answer")?;
+    check(
+        second.as_ref().is_ok_and(|r| &r.body[..] == b"second"),
+        format!("the request on the reused connection was not resent: {second:?}"),
+    )?;
+    check(
+        matches!(third, Err(Error::ConnectionLost { .. })),
+        format!("a fresh connection closed unanswered: {third:?}"),
+    )?;
+    check(
+        status == WaitStatus::Exited(child, 0),
+        format!("the hand-written server saw {status:?} (3: the fresh request was resent)"),
+    )
 }
 
 fn connect_budget_ends_in_connection_refused() -> Outcome {
