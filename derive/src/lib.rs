@@ -53,6 +53,8 @@ pub fn mikobase_api(input: TokenStream) -> TokenStream {
 ///
 /// - `#[record(class = "example.org/crew/officer")]` on the struct (required): the class's
 ///   UNS name.
+/// - `#[record(crate = "ipc")]` on the struct: the path of the `caspian-ipc` crate when the
+///   dependency is renamed (as serde's `#[serde(crate)]`); the expansion names only it.
 /// - On fields: `required`, `unique`, `one_of(lit, ...)`, `default = lit`,
 ///   `class = "..."` (overrides the class the field's type maps to).
 ///

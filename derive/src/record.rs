@@ -38,7 +38,7 @@ const PRIMITIVES: &[&str] = &[
     "any",
 ];
 /// Keys of `#[record(...)]` on the struct and on a field.
-const STRUCT_KEYS: &[&str] = &["class"];
+const STRUCT_KEYS: &[&str] = &["class", "crate"];
 const FIELD_KEYS: &[&str] = &["required", "unique", "one_of", "default", "class"];
 /// Methods a proxy gets from `Stored` (and `Clone`); an accessor may not hide them.
 const PROXY_METHODS: &[&str] = &["pk", "get", "update", "delete", "field", "clone"];
@@ -48,6 +48,8 @@ const PROXY_METHODS: &[&str] = &["pk", "get", "update", "delete", "field", "clon
 struct Model<'a> {
     ident: &'a Ident,
     vis: &'a Visibility,
+    /// The path of the `caspian_ipc` crate (`#[record(crate = "...")]`).
+    krate: syn::Path,
     class: String,
     fields: Vec<FieldModel<'a>>,
 }
@@ -124,8 +126,24 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
         ));
     }
     let mut class = None;
-    record_attrs(&input.attrs, STRUCT_KEYS, &mut errors, |_, meta| {
-        class = Some(meta.value()?.parse::<LitStr>()?);
+    let mut krate: syn::Path = syn::parse_quote!(::caspian_ipc);
+    record_attrs(&input.attrs, STRUCT_KEYS, &mut errors, |key, meta| {
+        let lit = meta.value()?.parse::<LitStr>()?;
+        match key {
+            "crate" => {
+                krate = lit.parse().map_err(|_| {
+                    syn::Error::new_spanned(
+                        &lit,
+                        format!(
+                            "`{}` is not a path: write the name the dependency has in Cargo.toml, \
+                             e.g. `crate = \"ipc\"` (or a path such as `crate = \"crate::ipc\"`)",
+                            lit.value()
+                        ),
+                    )
+                })?;
+            }
+            _ => class = Some(lit),
+        }
         Ok(())
     });
     let class = match class {
@@ -165,6 +183,7 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
     errors.finish(Model {
         ident: &input.ident,
         vis: &input.vis,
+        krate,
         class,
         fields,
     })
@@ -567,28 +586,30 @@ fn replace_self(tokens: TokenStream, with: &Ident) -> TokenStream {
         .collect()
 }
 
-impl ToTokens for Literal {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        let literal = quote!(::caspian_ipc::mikobase::record::Literal);
-        tokens.extend(match self {
+impl Literal {
+    /// The literal as a `caspian_ipc::mikobase::record::Literal` under `record`.
+    fn tokens(&self, record: &TokenStream) -> TokenStream {
+        let literal = quote!(#record::Literal);
+        match self {
             Literal::Str(s) => quote!(#literal::Str(#s)),
             Literal::Int(n) => quote!(#literal::Int(#n)),
             Literal::UInt(n) => quote!(#literal::UInt(#n)),
             Literal::Float(f) => quote!(#literal::Float(#f)),
             Literal::Bool(b) => quote!(#literal::Bool(#b)),
-        });
+        }
     }
 }
 
 fn emit(model: &Model) -> TokenStream {
-    let record = quote!(::caspian_ipc::mikobase::record);
-    let transport = quote!(::caspian_ipc::mikobase::Transport);
     let Model {
         ident,
         vis,
+        krate,
         class,
         fields,
     } = model;
+    let record = quote!(#krate::mikobase::record);
+    let transport = quote!(#krate::mikobase::Transport);
     let proxy = format_ident!("{}Proxy", ident);
     let decls = fields.iter().map(|f| {
         let FieldModel {
@@ -603,9 +624,13 @@ fn emit(model: &Model) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let default = match &f.default {
-            Some(d) => quote!(::core::option::Option::Some(#d)),
+            Some(d) => {
+                let d = d.tokens(&record);
+                quote!(::core::option::Option::Some(#d))
+            }
             None => quote!(::core::option::Option::None),
         };
+        let one_of = one_of.iter().map(|l| l.tokens(&record));
         quote! {
             #record::FieldDecl {
                 key: #key,
@@ -865,7 +890,7 @@ mod tests {
             }
         });
         let expected = [
-            "unknown `record` key `clas`, expected one of: `class`; did you mean `class`?",
+            "unknown `record` key `clas`, expected one of: `class`, `crate`; did you mean `class`?",
             "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`; did you mean `required`?",
             "`unique` is given twice",
             "`required` is a flag: write it alone",
@@ -990,6 +1015,44 @@ mod tests {
         );
         assert!(!text.contains("serde_json"), "no direct serde_json dependency");
         assert_eq!(file.items.len(), 7);
+    }
+
+    #[test]
+    fn a_renamed_crate_is_the_only_path_to_the_runtime() {
+        let tokens = expand(quote! {
+            #[record(class = "example.org/tree/node", crate = "ipc")]
+            pub struct Node { #[record(one_of(1, 2), default = 1)] depth: i64 }
+        });
+        syn::parse2::<syn::File>(tokens.clone()).expect("items");
+        let text = tokens.to_string();
+        assert!(!text.contains("caspian_ipc ::"), "{text}");
+        assert!(
+            text.contains("impl ipc :: mikobase :: record :: Record for Node"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ipc :: mikobase :: record :: Literal :: Int"),
+            "{text}"
+        );
+        let tokens = expand(quote! {
+            #[record(class = "example.org/x", crate = "crate::vendored::ipc")]
+            struct A { a: u8 }
+        });
+        assert!(tokens
+            .to_string()
+            .contains("crate :: vendored :: ipc :: mikobase :: Transport"));
+        assert_eq!(
+            errors(quote!(
+                #[record(class = "example.org/x", crate = "not a path")]
+                struct A {
+                    a: u8,
+                }
+            )),
+            [
+                "`not a path` is not a path: write the name the dependency has in Cargo.toml, e.g. \
+              `crate = \"ipc\"` (or a path such as `crate = \"crate::ipc\"`)"
+            ]
+        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! create / get / select / update / delete, hot field accessors, and refusals and decode
 //! failures coming back typed, and one request per call.
 
+// A renamed dependency, as `ipc = { package = "caspian-ipc", .. }` in Cargo.toml gives.
+extern crate caspian_ipc as ipc;
+
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::record::RecordError;
 use caspian_ipc::mikobase::{
@@ -459,4 +462,39 @@ fn every_call_is_exactly_one_request() {
         "create"
     );
     assert_eq!(requests(&|| ripley.delete().unwrap()), 1, "delete");
+}
+
+/// `#[record(crate = "ipc")]`: the derive reaches the runtime through the renamed crate.
+#[derive(Debug, PartialEq, Serialize, Deserialize, ipc::Record)]
+#[record(class = "example.org/crew/renamed", crate = "ipc")]
+struct Renamed {
+    #[record(one_of("alpha", "beta"), default = "alpha")]
+    watch: Option<String>,
+}
+
+#[test]
+fn a_renamed_crate_path_defines_creates_and_selects() {
+    let db = db();
+    let renamed = db.records::<Renamed>();
+    renamed.define().unwrap();
+    let pk = renamed.create(&Renamed { watch: None }).unwrap();
+    assert_eq!(pk.watch().get().unwrap().as_deref(), Some("alpha"), "the default");
+    assert_eq!(
+        renamed.all().unwrap(),
+        [(
+            pk.pk().to_owned(),
+            Renamed {
+                watch: Some("alpha".into())
+            }
+        )]
+    );
+    assert_eq!(
+        renamed
+            .create(&Renamed {
+                watch: Some("delta".into())
+            })
+            .unwrap_err()
+            .id(),
+        Some("validation-failed")
+    );
 }
