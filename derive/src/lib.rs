@@ -55,8 +55,10 @@ pub fn mikobase_api(input: TokenStream) -> TokenStream {
 ///   UNS name.
 /// - `#[record(crate = "ipc")]` on the struct: the path of the `caspian-ipc` crate when the
 ///   dependency is renamed (as serde's `#[serde(crate)]`); the expansion names only it.
+/// - Doc comments on the struct and its fields are the `description`s of the class and of
+///   its keys; `#[record(description = "...")]` (struct or field) replaces one.
 /// - On fields: `required`, `unique`, `one_of(lit, ...)`, `default = lit`,
-///   `class = "..."` (overrides the class the field's type maps to).
+///   `class = "..."` (overrides the class the field's type maps to), `description = "..."`.
 ///
 /// Field classes come from the Rust types: strings and `char` → `string`, integers and
 /// floats → `number`, `bool` → `boolean`, sequences, sets, tuples and arrays → `array`,

@@ -38,8 +38,8 @@ const PRIMITIVES: &[&str] = &[
     "any",
 ];
 /// Keys of `#[record(...)]` on the struct and on a field.
-const STRUCT_KEYS: &[&str] = &["class", "crate"];
-const FIELD_KEYS: &[&str] = &["required", "unique", "one_of", "default", "class"];
+const STRUCT_KEYS: &[&str] = &["class", "crate", "description"];
+const FIELD_KEYS: &[&str] = &["required", "unique", "one_of", "default", "class", "description"];
 /// Methods a proxy gets from `Stored` (and `Clone`); an accessor may not hide them.
 const PROXY_METHODS: &[&str] = &["pk", "get", "update", "delete", "field", "clone"];
 
@@ -51,6 +51,7 @@ struct Model<'a> {
     /// The path of the `caspian_ipc` crate (`#[record(crate = "...")]`).
     krate: syn::Path,
     class: String,
+    description: Option<String>,
     fields: Vec<FieldModel<'a>>,
 }
 
@@ -65,6 +66,7 @@ struct FieldModel<'a> {
     unique: bool,
     default: Option<Literal>,
     one_of: Vec<Literal>,
+    description: Option<String>,
 }
 
 /// A constant in `default` / `one_of`.
@@ -126,10 +128,12 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
         ));
     }
     let mut class = None;
+    let mut description = doc_text(&input.attrs);
     let mut krate: syn::Path = syn::parse_quote!(::caspian_ipc);
     record_attrs(&input.attrs, STRUCT_KEYS, &mut errors, |key, meta| {
-        let lit = meta.value()?.parse::<LitStr>()?;
+        let lit = string(meta)?;
         match key {
+            "description" => description = Some(lit.value()),
             "crate" => {
                 krate = lit.parse().map_err(|_| {
                     syn::Error::new_spanned(
@@ -185,8 +189,34 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
         vis: &input.vis,
         krate,
         class,
+        description,
         fields,
     })
+}
+
+/// The doc comments (`///`, `/** */`, `#[doc = "..."]`) in `attrs` as one text: the lines
+/// joined with `\n`, each without the one space after `///`, the whole trimmed; `None`
+/// when there is none (or only `#[doc = macro!(..)]`, which a derive cannot expand).
+fn doc_text(attrs: &[Attribute]) -> Option<String> {
+    let docs: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value: Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }),
+                ..
+            }) => Some(s.value()),
+            _ => None,
+        })
+        .collect();
+    let lines: Vec<&str> = docs
+        .iter()
+        .flat_map(|doc| doc.split('\n'))
+        .map(|line| line.strip_prefix(' ').unwrap_or(line).trim_end())
+        .collect();
+    let text = lines.join("\n");
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
 }
 
 /// A field as a key; `None` when serde skips it.
@@ -200,8 +230,10 @@ fn lower_field<'a>(
     let name = ident.unraw().to_string();
     let (mut class, optional) = classify(&field.ty);
     let (mut required, mut unique, mut default, mut one_of) = (None, false, None, Vec::new());
+    let mut description = doc_text(&field.attrs);
     record_attrs(&field.attrs, FIELD_KEYS, errors, |key, meta| {
         match key {
+            "description" => description = Some(string(meta)?.value()),
             "required" => required = Some(flag(meta)?),
             "unique" => {
                 flag(meta)?;
@@ -219,7 +251,7 @@ fn lower_field<'a>(
                 }
             }
             "class" => {
-                let lit: LitStr = meta.value()?.parse()?;
+                let lit = string(meta)?;
                 let value = lit.value();
                 if !PRIMITIVES.contains(&value.as_str()) && looks_like_uns(&value).is_err() {
                     let hint = mikobase_spec::suggest(&value, PRIMITIVES.iter().copied())
@@ -306,6 +338,7 @@ fn lower_field<'a>(
         unique,
         default: default.map(|(value, _)| value),
         one_of: one_of.into_iter().map(|(value, _)| value).collect(),
+        description,
     })
 }
 
@@ -357,6 +390,23 @@ fn flag(meta: &ParseNestedMeta) -> syn::Result<Span> {
         )));
     }
     Ok(meta.path.span())
+}
+
+/// The string of `key = "..."`; anything else is refused with the form to write.
+fn string(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
+    let key = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
+    let hint = || format!("`{key}` takes a string: write `{key} = \"...\"`");
+    if !meta.input.peek(Token![=]) {
+        return Err(meta.error(hint()));
+    }
+    let value = meta.value()?;
+    let expr: Expr = value.parse()?;
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit),
+        other => Err(syn::Error::new_spanned(other, hint())),
+    }
 }
 
 /// Consumes a key's `= value` or `(...)`, for keys we do not read.
@@ -606,8 +656,14 @@ fn emit(model: &Model) -> TokenStream {
         vis,
         krate,
         class,
+        description,
         fields,
     } = model;
+    let some_str = |s: &Option<String>| match s {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    };
+    let description = some_str(description);
     let record = quote!(#krate::mikobase::record);
     let transport = quote!(#krate::mikobase::Transport);
     let proxy = format_ident!("{}Proxy", ident);
@@ -631,6 +687,7 @@ fn emit(model: &Model) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let one_of = one_of.iter().map(|l| l.tokens(&record));
+        let description = some_str(&f.description);
         quote! {
             #record::FieldDecl {
                 key: #key,
@@ -639,6 +696,7 @@ fn emit(model: &Model) -> TokenStream {
                 unique: #unique,
                 default: #default,
                 one_of: &[#(#one_of),*],
+                description: #description,
             }
         }
     });
@@ -664,6 +722,7 @@ fn emit(model: &Model) -> TokenStream {
         #[automatically_derived]
         impl #record::Record for #ident {
             const CLASS: &'static str = #class;
+            const DESCRIPTION: ::core::option::Option<&'static str> = #description;
             const FIELDS: &'static [#record::FieldDecl] = &[#(#decls),*];
             type Proxy<'db, __T: #transport + 'db> = #proxy<'db, __T>;
         }
@@ -890,8 +949,8 @@ mod tests {
             }
         });
         let expected = [
-            "unknown `record` key `clas`, expected one of: `class`, `crate`; did you mean `class`?",
-            "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`; did you mean `required`?",
+            "unknown `record` key `clas`, expected one of: `class`, `crate`, `description`; did you mean `class`?",
+            "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`, `description`; did you mean `required`?",
             "`unique` is given twice",
             "`required` is a flag: write it alone",
             "`d` is an `Option`, so it cannot be required: use the inner type",
@@ -1051,6 +1110,67 @@ mod tests {
             [
                 "`not a path` is not a path: write the name the dependency has in Cargo.toml, e.g. \
               `crate = \"ipc\"` (or a path such as `crate = \"crate::ipc\"`)"
+            ]
+        );
+    }
+
+    #[test]
+    fn doc_comments_are_descriptions_and_the_key_overrides_them() {
+        let input: DeriveInput = syn::parse2(quote! {
+            /// A ship's officer.
+            ///
+            ///   Indented, with `code`.
+            #[doc = "Last line.  "]
+            #[doc = concat!("not", "expanded")]
+            #[record(class = "example.org/crew/officer")]
+            struct Officer {
+                /** The rank,
+                 as spoken. */
+                rank: String,
+                /// Ignored.
+                #[record(description = "The serial number.")]
+                serial: String,
+                #[doc = ""]
+                /// ``
+                years: u8,
+                watch: u8,
+            }
+        })
+        .unwrap();
+        let model = lower(&input).unwrap();
+        assert_eq!(
+            model.description.as_deref(),
+            Some("A ship's officer.\n\n  Indented, with `code`.\nLast line.")
+        );
+        let descriptions: Vec<Option<&str>> = model.fields.iter().map(|f| f.description.as_deref()).collect();
+        let block = descriptions[0].unwrap_or_default();
+        assert!(
+            block.starts_with("The rank,\n ") && block.ends_with(" as spoken."),
+            "a block comment keeps its lines: {block:?}"
+        );
+        assert_eq!(descriptions[1..], [Some("The serial number."), Some("``"), None]);
+        let text = expand(quote! {
+            #[record(class = "example.org/x", description = "An x.")]
+            struct X { /// The a.
+                a: u8 }
+        })
+        .to_string();
+        assert!(text.contains("const DESCRIPTION : :: core :: option :: Option < & 'static str > = :: core :: option :: Option :: Some (\"An x.\")"), "{text}");
+        assert!(
+            text.contains("description : :: core :: option :: Option :: Some (\"The a.\")"),
+            "{text}"
+        );
+        assert_eq!(
+            errors(quote!(
+                #[record(class = "example.org/x", description = 3)]
+                struct X {
+                    #[record(description)]
+                    a: u8,
+                }
+            )),
+            [
+                "`description` takes a string: write `description = \"...\"`",
+                "`description` takes a string: write `description = \"...\"`"
             ]
         );
     }

@@ -312,7 +312,7 @@ fn define_is_idempotent_and_keeps_records() {
     assert_eq!(ripley.get().unwrap().serial, "W-5617");
 }
 
-/// serde decides the bucket, so the definition follows serde's renames and defaults.
+// serde decides the bucket, so the definition follows serde's renames and defaults.
 #[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
 #[serde(rename_all = "camelCase")]
 #[record(class = "example.org/crew/berth")]
@@ -497,4 +497,52 @@ fn a_renamed_crate_path_defines_creates_and_selects() {
             .id(),
         Some("validation-failed")
     );
+}
+
+/// A bunk on a deck.
+///
+/// Doc comments are the class's and the keys' descriptions.
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/bunk")]
+struct Bunk {
+    /// The deck, counted from the keel.
+    deck: u8,
+    /// Rust-facing prose.
+    #[record(description = "Who sleeps here.")]
+    occupant: Option<String>,
+    label: String,
+}
+
+#[test]
+fn doc_comments_become_descriptions_the_engine_keeps() {
+    let expected = json!({
+        "name": "example.org/crew/bunk",
+        "description": "A bunk on a deck.\n\nDoc comments are the class's and the keys' descriptions.",
+        "fields": {
+            "deck": {"class": "number", "required": true, "description": "The deck, counted from the keel."},
+            "occupant": {"class": "string", "description": "Who sleeps here."},
+            "label": {"class": "string", "required": true},
+        }
+    });
+    assert_eq!(Bunk::class_definition(), expected);
+    assert_eq!(
+        Bunk::class_definition()
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["name", "description", "fields"]
+    );
+    let db = db();
+    let bunks = db.records::<Bunk>();
+    bunks.define().unwrap();
+    let exported = db.export_schema(&Default::default()).unwrap().results;
+    assert_eq!(serde_json::to_value(&exported.classes[0]).unwrap(), expected);
+    let bunk = Bunk {
+        deck: 2,
+        occupant: Some("Kane".into()),
+        label: "2-A".into(),
+    };
+    let pk = bunks.create(&bunk).unwrap();
+    assert_eq!(bunks.all().unwrap(), [(pk.pk().to_owned(), bunk)]);
 }

@@ -67,16 +67,23 @@ use super::support::{ClientError, Transport};
 pub trait Record: Serialize + DeserializeOwned {
     /// The class's UNS name, e.g. `example.org/crew/officer`.
     const CLASS: &'static str;
+    /// What the class is (the definition's `description`; the derive takes the struct's doc
+    /// comment).
+    const DESCRIPTION: Option<&'static str> = None;
     /// The bucket keys the class declares, in struct order.
     const FIELDS: &'static [FieldDecl];
     /// The hot proxy of one stored record: field accessors, plus [`Stored`]'s methods
     /// through `Deref`.
     type Proxy<'db, T: Transport + 'db>: From<Stored<'db, Self, T>> + Deref<Target = Stored<'db, Self, T>>;
 
-    /// The class definition (format E4 of `docs/ENGINE.md`), built from [`Self::CLASS`] and
-    /// [`Self::FIELDS`].
+    /// The class definition (format E4 of `docs/ENGINE.md`), built from [`Self::CLASS`],
+    /// [`Self::DESCRIPTION`] and [`Self::FIELDS`].
     fn class_definition() -> Value {
-        definition(Self::CLASS, Self::FIELDS)
+        let mut definition = definition(Self::CLASS, Self::FIELDS);
+        if let (Some(description), Value::Object(map)) = (Self::DESCRIPTION, &mut definition) {
+            map.shift_insert(1, "description".into(), json!(description));
+        }
+        definition
     }
 }
 
@@ -95,6 +102,9 @@ pub struct FieldDecl {
     pub default: Option<Literal>,
     /// The allowed values (empty: any).
     pub one_of: &'static [Literal],
+    /// What the key holds (the declaration's `description`; the derive takes the field's
+    /// doc comment).
+    pub description: Option<&'static str>,
 }
 
 /// A constant JSON scalar in a field declaration (`default`, `one_of`).
@@ -126,7 +136,8 @@ impl Literal {
 }
 
 /// The class definition of `class` with `fields`: `{"name", "fields": {key: {"class",
-/// "required", "unique", "one_of", "default"}}}`, false flags and empty lists left out.
+/// "required", "unique", "one_of", "default", "description"}}}`, false flags, empty lists
+/// and missing descriptions left out.
 pub fn definition(class: &str, fields: &[FieldDecl]) -> Value {
     let fields: Map<String, Value> = fields
         .iter()
@@ -147,6 +158,9 @@ pub fn definition(class: &str, fields: &[FieldDecl]) -> Value {
             }
             if let Some(default) = f.default {
                 decl.insert("default".into(), default.to_json());
+            }
+            if let Some(description) = f.description {
+                decl.insert("description".into(), json!(description));
             }
             (f.key.to_owned(), Value::Object(decl))
         })
@@ -480,6 +494,7 @@ mod tests {
                 unique: false,
                 default: Some(Literal::Str("alpha")),
                 one_of: WATCHES,
+                description: Some("Which watch."),
             },
             FieldDecl {
                 key: "anything",
@@ -488,12 +503,14 @@ mod tests {
                 unique: true,
                 default: None,
                 one_of: &[],
+                description: None,
             },
         ];
         assert_eq!(
             definition("example.org/crew/officer", &fields),
             json!({"name": "example.org/crew/officer", "fields": {
-                "watch": {"class": "string", "one_of": ["alpha", "beta"], "default": "alpha"},
+                "watch": {"class": "string", "one_of": ["alpha", "beta"], "default": "alpha",
+                    "description": "Which watch."},
                 "anything": {"required": true, "unique": true},
             }})
         );

@@ -9,4 +9,11 @@ struct BadCrate {
     rank: String,
 }
 
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/officer", description = 3)]
+struct NumberDescription {
+    #[record(description)]
+    rank: String,
+}
+
 fn main() {}

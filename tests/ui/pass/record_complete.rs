@@ -1,0 +1,42 @@
+// The keys of the complete derive, used as users do; warning-free.
+#![deny(warnings)]
+
+use caspian_ipc::mikobase::engine::Engine;
+use caspian_ipc::mikobase::record::RecordError;
+use caspian_ipc::mikobase::{InProcess, MikobaseClient};
+use caspian_ipc::Record;
+use serde::{Deserialize, Serialize};
+
+/// A ship's officer: the doc comment is the class's description.
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/officer")]
+struct Officer {
+    /// The rank, as spoken.
+    rank: String,
+    /// Rust-facing prose, replaced by the key.
+    #[record(description = "The serial number.")]
+    serial: String,
+}
+
+/// Rust-facing prose.
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/berth", description = "A berth.")]
+struct Berth {
+    deck: u8,
+}
+
+fn main() -> Result<(), RecordError> {
+    let db = MikobaseClient::new(InProcess::new(Engine::memory()));
+    db.records::<Officer>().define()?;
+    db.records::<Berth>().define()?;
+    assert_eq!(Officer::DESCRIPTION, Some("A ship's officer: the doc comment is the class's description."));
+    assert_eq!(Berth::DESCRIPTION, Some("A berth."));
+    assert_eq!(Officer::FIELDS[1].description, Some("The serial number."));
+    let officer = Officer {
+        rank: "Captain".into(),
+        serial: "C-1".into(),
+    };
+    let stored = db.records::<Officer>().create(&officer)?;
+    assert_eq!(stored.get()?, officer);
+    Ok(())
+}
