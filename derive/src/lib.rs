@@ -57,6 +57,11 @@ pub fn mikobase_api(input: TokenStream) -> TokenStream {
 ///   dependency is renamed (as serde's `#[serde(crate)]`); the expansion names only it.
 /// - Doc comments on the struct and its fields are the `description`s of the class and of
 ///   its keys; `#[record(description = "...")]` (struct or field) replaces one.
+/// - `#[record(inherits = "example.org/crew/member")]` (or a list, `inherits = ["...",
+///   "..."]`) on the struct: the parent classes, defined first. A field marked
+///   `#[record(inherited)]` is a key a parent declares: it stays in the bucket and the
+///   proxy, and this class does not redeclare it (a redeclaration would replace the
+///   parent's constraints).
 /// - On fields: `required`, `unique`, `one_of(lit, ...)`, `default = lit`,
 ///   `class = "..."` (overrides the class the field's type maps to), `description = "..."`.
 ///

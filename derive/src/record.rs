@@ -38,8 +38,16 @@ const PRIMITIVES: &[&str] = &[
     "any",
 ];
 /// Keys of `#[record(...)]` on the struct and on a field.
-const STRUCT_KEYS: &[&str] = &["class", "crate", "description"];
-const FIELD_KEYS: &[&str] = &["required", "unique", "one_of", "default", "class", "description"];
+const STRUCT_KEYS: &[&str] = &["class", "crate", "description", "inherits"];
+const FIELD_KEYS: &[&str] = &[
+    "required",
+    "unique",
+    "one_of",
+    "default",
+    "class",
+    "description",
+    "inherited",
+];
 /// Methods a proxy gets from `Stored` (and `Clone`); an accessor may not hide them.
 const PROXY_METHODS: &[&str] = &["pk", "get", "update", "delete", "field", "clone"];
 
@@ -52,6 +60,8 @@ struct Model<'a> {
     krate: syn::Path,
     class: String,
     description: Option<String>,
+    /// The parent classes (`#[record(inherits = ..)]`), in the order given.
+    inherits: Vec<String>,
     fields: Vec<FieldModel<'a>>,
 }
 
@@ -67,6 +77,9 @@ struct FieldModel<'a> {
     default: Option<Literal>,
     one_of: Vec<Literal>,
     description: Option<String>,
+    /// Declared by a parent class (`#[record(inherited)]`): in the bucket and the proxy, not
+    /// in this class's definition.
+    inherited: bool,
 }
 
 /// A constant in `default` / `one_of`.
@@ -130,7 +143,12 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
     let mut class = None;
     let mut description = doc_text(&input.attrs);
     let mut krate: syn::Path = syn::parse_quote!(::caspian_ipc);
+    let mut inherits: Vec<LitStr> = Vec::new();
     record_attrs(&input.attrs, STRUCT_KEYS, &mut errors, |key, meta| {
+        if key == "inherits" {
+            inherits = parents(meta)?;
+            return Ok(());
+        }
         let lit = string(meta)?;
         match key {
             "description" => description = Some(lit.value()),
@@ -168,11 +186,36 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
             String::new()
         }
     };
+    for (i, parent) in inherits.iter().enumerate() {
+        let name = parent.value();
+        if let Err(why) = looks_like_uns(&name) {
+            errors.at(parent, format!("`{name}` is not a UNS class name: it {why}"));
+        } else if name == class {
+            errors.at(
+                parent,
+                format!("`{name}` cannot inherit from itself: name its parent class"),
+            );
+        } else if inherits[..i].iter().any(|p| p.value() == name) {
+            errors.at(parent, format!("`{name}` is inherited twice: name it once"));
+        }
+    }
     let fields: Vec<FieldModel> = named
         .named
         .iter()
         .filter_map(|field| lower_field(field, &serde, &mut errors))
         .collect();
+    if inherits.is_empty() {
+        for field in fields.iter().filter(|f| f.inherited) {
+            errors.at(
+                field.ident,
+                format!(
+                    "`{}` is `inherited`, but the struct names no parent class: add \
+                     `#[record(inherits = \"example.org/...\")]` to the struct",
+                    field.ident
+                ),
+            );
+        }
+    }
     for (i, field) in fields.iter().enumerate() {
         if let Some(first) = fields[..i].iter().find(|f| f.key == field.key) {
             errors.at(
@@ -190,8 +233,29 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
         krate,
         class,
         description,
+        inherits: inherits.iter().map(LitStr::value).collect(),
         fields,
     })
+}
+
+/// The parents of `inherits = "a"` or `inherits = ["a", "b"]`.
+fn parents(meta: &ParseNestedMeta) -> syn::Result<Vec<LitStr>> {
+    let hint = "`inherits` takes a class name or a list of them: write \
+                `inherits = \"example.org/...\"` or `inherits = [\"example.org/a\", \"example.org/b\"]`";
+    if !meta.input.peek(Token![=]) {
+        return Err(meta.error(hint));
+    }
+    let expr: Expr = meta.value()?.parse()?;
+    let string = |expr: &Expr| match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit.clone()),
+        other => Err(syn::Error::new_spanned(other, hint)),
+    };
+    match &expr {
+        Expr::Array(list) if !list.elems.is_empty() => list.elems.iter().map(string).collect(),
+        other => Ok(vec![string(other)?]),
+    }
 }
 
 /// The doc comments (`///`, `/** */`, `#[doc = "..."]`) in `attrs` as one text: the lines
@@ -231,7 +295,14 @@ fn lower_field<'a>(
     let (mut class, optional) = classify(&field.ty);
     let (mut required, mut unique, mut default, mut one_of) = (None, false, None, Vec::new());
     let mut description = doc_text(&field.attrs);
+    let mut inherited: Option<Span> = None;
+    let mut declares: Vec<(String, Span)> = Vec::new();
     record_attrs(&field.attrs, FIELD_KEYS, errors, |key, meta| {
+        if key == "inherited" {
+            inherited = Some(flag(meta)?);
+            return Ok(());
+        }
+        declares.push((key.to_owned(), meta.path.span()));
         match key {
             "description" => description = Some(string(meta)?.value()),
             "required" => required = Some(flag(meta)?),
@@ -284,6 +355,17 @@ fn lower_field<'a>(
             span,
             "`#[serde(flatten)]` is not supported by `#[derive(Record)]`: the class declares each key",
         ));
+    }
+    if inherited.is_some() {
+        for (key, span) in &declares {
+            errors.push(syn::Error::new(
+                *span,
+                format!(
+                    "`{name}` is `inherited`: its parent class declares it, so `{key}` here would \
+                     not apply; remove `{key}` (or `inherited`, to redeclare the key in this class)"
+                ),
+            ));
+        }
     }
     if PROXY_METHODS.contains(&name.as_str()) {
         errors.at(
@@ -339,6 +421,7 @@ fn lower_field<'a>(
         default: default.map(|(value, _)| value),
         one_of: one_of.into_iter().map(|(value, _)| value).collect(),
         description,
+        inherited: inherited.is_some(),
     })
 }
 
@@ -657,6 +740,7 @@ fn emit(model: &Model) -> TokenStream {
         krate,
         class,
         description,
+        inherits,
         fields,
     } = model;
     let some_str = |s: &Option<String>| match s {
@@ -667,7 +751,7 @@ fn emit(model: &Model) -> TokenStream {
     let record = quote!(#krate::mikobase::record);
     let transport = quote!(#krate::mikobase::Transport);
     let proxy = format_ident!("{}Proxy", ident);
-    let decls = fields.iter().map(|f| {
+    let decls = fields.iter().filter(|f| !f.inherited).map(|f| {
         let FieldModel {
             key,
             required,
@@ -723,6 +807,7 @@ fn emit(model: &Model) -> TokenStream {
         impl #record::Record for #ident {
             const CLASS: &'static str = #class;
             const DESCRIPTION: ::core::option::Option<&'static str> = #description;
+            const INHERITS: &'static [&'static str] = &[#(#inherits),*];
             const FIELDS: &'static [#record::FieldDecl] = &[#(#decls),*];
             type Proxy<'db, __T: #transport + 'db> = #proxy<'db, __T>;
         }
@@ -949,8 +1034,8 @@ mod tests {
             }
         });
         let expected = [
-            "unknown `record` key `clas`, expected one of: `class`, `crate`, `description`; did you mean `class`?",
-            "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`, `description`; did you mean `required`?",
+            "unknown `record` key `clas`, expected one of: `class`, `crate`, `description`, `inherits`; did you mean `class`?",
+            "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`, `description`, `inherited`; did you mean `required`?",
             "`unique` is given twice",
             "`required` is a flag: write it alone",
             "`d` is an `Option`, so it cannot be required: use the inner type",
@@ -1172,6 +1257,110 @@ mod tests {
                 "`description` takes a string: write `description = \"...\"`",
                 "`description` takes a string: write `description = \"...\"`"
             ]
+        );
+    }
+
+    #[test]
+    fn inherits_names_parents_and_inherited_keys_are_not_redeclared() {
+        let input: DeriveInput = syn::parse2(quote! {
+            #[record(class = "example.org/crew/pilot", inherits = "example.org/crew/member")]
+            struct Pilot {
+                /// The parent's.
+                #[record(inherited)] name: String,
+                craft: String,
+            }
+        })
+        .unwrap();
+        let model = lower(&input).unwrap();
+        assert_eq!(model.inherits, ["example.org/crew/member"]);
+        let inherited: Vec<(&str, bool)> = model
+            .fields
+            .iter()
+            .map(|f| (f.key.as_str(), f.inherited))
+            .collect();
+        assert_eq!(inherited, [("name", true), ("craft", false)]);
+        let text = emit(&model).to_string();
+        assert!(
+            text.contains("const INHERITS : & 'static [& 'static str] = & [\"example.org/crew/member\"]"),
+            "{text}"
+        );
+        assert!(!text.contains("key : \"name\""), "not declared: {text}");
+        assert!(text.contains("key : \"craft\""), "{text}");
+        assert!(text.contains("pub fn name"), "an accessor all the same: {text}");
+        let input: DeriveInput = syn::parse2(quote! {
+            #[record(class = "example.org/x", inherits = ["example.org/b", "example.org/a"])]
+            struct X { a: u8 }
+        })
+        .unwrap();
+        assert_eq!(
+            lower(&input).unwrap().inherits,
+            ["example.org/b", "example.org/a"],
+            "in order"
+        );
+        assert_eq!(
+            errors(quote! {
+                #[record(class = "example.org/crew/pilot",
+                         inherits = ["example.org/crew/pilot", "member", "example.org/a", "example.org/a"])]
+                struct Pilot {
+                    #[record(inherited, unique, description = "x")] name: String,
+                }
+            }),
+            [
+                "`example.org/crew/pilot` cannot inherit from itself: name its parent class",
+                "`member` is not a UNS class name: it does not start with a dotted domain (e.g. example.org/...)",
+                "`example.org/a` is inherited twice: name it once",
+                "`name` is `inherited`: its parent class declares it, so `unique` here would not apply; \
+                 remove `unique` (or `inherited`, to redeclare the key in this class)",
+                "`name` is `inherited`: its parent class declares it, so `description` here would not \
+                 apply; remove `description` (or `inherited`, to redeclare the key in this class)",
+            ]
+        );
+        assert_eq!(
+            errors(quote! {
+                #[record(class = "example.org/crew/pilot")]
+                struct Pilot { #[record(inherited)] name: String }
+            }),
+            [
+                "`name` is `inherited`, but the struct names no parent class: add \
+              `#[record(inherits = \"example.org/...\")]` to the struct"
+            ]
+        );
+        let hint = "`inherits` takes a class name or a list of them: write `inherits = \"example.org/...\"` \
+                    or `inherits = [\"example.org/a\", \"example.org/b\"]`";
+        for bad in [
+            quote!(
+                #[record(class = "example.org/x", inherits)]
+                struct A {
+                    a: u8,
+                }
+            ),
+            quote!(
+                #[record(class = "example.org/x", inherits = [])]
+                struct A {
+                    a: u8,
+                }
+            ),
+            quote!(
+                #[record(class = "example.org/x", inherits = example)]
+                struct A {
+                    a: u8,
+                }
+            ),
+            quote!(
+                #[record(class = "example.org/x", inherits = ["example.org/a", 3])]
+                struct A {
+                    a: u8,
+                }
+            ),
+        ] {
+            assert_eq!(errors(bad), [hint]);
+        }
+        assert_eq!(
+            errors(quote! {
+                #[record(class = "example.org/x")]
+                struct A { #[record(inherited = true)] a: u8 }
+            }),
+            ["`inherited` is a flag: write it alone"]
         );
     }
 

@@ -546,3 +546,165 @@ fn doc_comments_become_descriptions_the_engine_keeps() {
     let pk = bunks.create(&bunk).unwrap();
     assert_eq!(bunks.all().unwrap(), [(pk.pk().to_owned(), bunk)]);
 }
+
+/// A member of the crew: the parent class.
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/member")]
+struct Member {
+    #[record(unique)]
+    name: String,
+    #[record(one_of("alpha", "beta"), default = "alpha")]
+    watch: Option<String>,
+}
+
+/// A pilot is a member: the parent declares `name` and `watch`, the pilot adds `craft`.
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/pilot", inherits = "example.org/crew/member")]
+struct Pilot {
+    #[record(inherited)]
+    name: String,
+    #[record(inherited)]
+    watch: Option<String>,
+    craft: String,
+}
+
+fn pilot(name: &str, watch: Option<&str>) -> Pilot {
+    Pilot {
+        name: name.into(),
+        watch: watch.map(str::to_owned),
+        craft: "Narcissus".into(),
+    }
+}
+
+#[test]
+fn a_subclass_inherits_the_parents_declarations_and_is_selected_with_it() {
+    assert_eq!(
+        Pilot::class_definition(),
+        json!({
+            "name": "example.org/crew/pilot",
+            "description": "A pilot is a member: the parent declares `name` and `watch`, the pilot adds `craft`.",
+            "inherits": ["example.org/crew/member"],
+            "fields": {"craft": {"class": "string", "required": true}},
+        })
+    );
+    let db = db();
+    let pilots = db.records::<Pilot>();
+    assert_eq!(
+        pilots.define().unwrap_err().id(),
+        Some("class-not-found"),
+        "the parent is defined first"
+    );
+    db.records::<Member>().define().unwrap();
+    pilots.define().unwrap();
+
+    let kane = pilots.create(&pilot("Kane", None)).unwrap();
+    assert_eq!(
+        kane.watch().get().unwrap().as_deref(),
+        Some("alpha"),
+        "the parent's default"
+    );
+    assert_eq!(
+        pilots.create(&pilot("Lambert", Some("delta"))).unwrap_err().id(),
+        Some("validation-failed"),
+        "the parent's one_of"
+    );
+    let members = db.records::<Member>();
+    assert_eq!(
+        members
+            .create(&Member {
+                name: "Kane".into(),
+                watch: None
+            })
+            .unwrap_err()
+            .id(),
+        Some("unique-violation"),
+        "the parent's unique spans its subclasses"
+    );
+    let parker = members
+        .create(&Member {
+            name: "Parker".into(),
+            watch: Some("beta".into()),
+        })
+        .unwrap();
+    assert_eq!(
+        pilots.all().unwrap(),
+        [(kane.pk().to_owned(), pilot("Kane", Some("alpha")))],
+        "only pilots"
+    );
+    let everyone: Vec<(String, String)> = members
+        .all()
+        .unwrap()
+        .into_iter()
+        .map(|(pk, m)| (pk, m.name))
+        .collect();
+    assert_eq!(
+        everyone,
+        [
+            (kane.pk().to_owned(), "Kane".to_owned()),
+            (parker.pk().to_owned(), "Parker".to_owned())
+        ],
+        "members include the pilot"
+    );
+    let exported = db.export_schema(&Default::default()).unwrap().results;
+    let pilot_class = exported
+        .classes
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap())
+        .find(|c| c["name"] == Pilot::CLASS)
+        .unwrap();
+    assert_eq!(pilot_class, Pilot::class_definition());
+}
+
+/// Two parents: the record is validated against both.
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/medic", inherits = ["example.org/crew/member", "example.org/crew/licensed"])]
+struct Medic {
+    #[record(inherited)]
+    name: String,
+    #[record(inherited)]
+    licence: u32,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/licensed")]
+struct Licensed {
+    licence: u32,
+}
+
+#[test]
+fn several_parents_all_apply() {
+    let db = db();
+    db.records::<Member>().define().unwrap();
+    db.records::<Licensed>().define().unwrap();
+    let medics = db.records::<Medic>();
+    medics.define().unwrap();
+    assert_eq!(
+        Medic::class_definition()["inherits"],
+        json!(["example.org/crew/member", "example.org/crew/licensed"])
+    );
+    let ash = medics
+        .create(&Medic {
+            name: "Ash".into(),
+            licence: 7,
+        })
+        .unwrap();
+    let stored = db
+        .record_by_pk(&RecordByPkRequest { pk: ash.pk().into() })
+        .unwrap()
+        .results;
+    assert_eq!(stored.bucket["watch"], "alpha", "the first parent's default");
+    let unlicensed = json!({"name": "Dallas"});
+    let refused = db
+        .create(&CreateRequest {
+            class: Some(Medic::CLASS.into()),
+            bucket: object(unlicensed),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(
+        refused.id(),
+        Some("validation-failed"),
+        "the second parent's required key"
+    );
+    assert_eq!(db.records::<Licensed>().all().unwrap().len(), 1);
+}

@@ -70,6 +70,9 @@ pub trait Record: Serialize + DeserializeOwned {
     /// What the class is (the definition's `description`; the derive takes the struct's doc
     /// comment).
     const DESCRIPTION: Option<&'static str> = None;
+    /// The parent classes (the definition's `inherits`); their fields apply to this class's
+    /// records too, and selecting a parent's records includes this class's.
+    const INHERITS: &'static [&'static str] = &[];
     /// The bucket keys the class declares, in struct order.
     const FIELDS: &'static [FieldDecl];
     /// The hot proxy of one stored record: field accessors, plus [`Stored`]'s methods
@@ -77,11 +80,19 @@ pub trait Record: Serialize + DeserializeOwned {
     type Proxy<'db, T: Transport + 'db>: From<Stored<'db, Self, T>> + Deref<Target = Stored<'db, Self, T>>;
 
     /// The class definition (format E4 of `docs/ENGINE.md`), built from [`Self::CLASS`],
-    /// [`Self::DESCRIPTION`] and [`Self::FIELDS`].
+    /// [`Self::DESCRIPTION`], [`Self::INHERITS`] and [`Self::FIELDS`]: `{"name",
+    /// "description", "inherits": [..], "fields"}`, the optional keys left out when empty.
     fn class_definition() -> Value {
         let mut definition = definition(Self::CLASS, Self::FIELDS);
-        if let (Some(description), Value::Object(map)) = (Self::DESCRIPTION, &mut definition) {
-            map.shift_insert(1, "description".into(), json!(description));
+        if let Value::Object(map) = &mut definition {
+            let mut at = 1;
+            if let Some(description) = Self::DESCRIPTION {
+                map.shift_insert(at, "description".into(), json!(description));
+                at += 1;
+            }
+            if !Self::INHERITS.is_empty() {
+                map.shift_insert(at, "inherits".into(), json!(Self::INHERITS));
+            }
         }
         definition
     }
@@ -274,7 +285,8 @@ impl<'db, R: Record, T: Transport + 'db> Records<'db, R, T> {
     }
 
     /// Installs (or replaces, by name) the class definition: one `import_schema`, so every
-    /// worker may call it.
+    /// worker may call it. The parents in [`Record::INHERITS`] must be defined first
+    /// (`class-not-found` otherwise).
     pub fn define(&self) -> Result<(), RecordError> {
         let definition: ClassDefinition =
             serde_json::from_value(R::class_definition()).map_err(|e| RecordError::Encode {

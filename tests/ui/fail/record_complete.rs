@@ -16,4 +16,36 @@ struct NumberDescription {
     rank: String,
 }
 
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/pilot", inherits = "example.org/crew/pilot")]
+struct OwnParent {
+    rank: String,
+}
+
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/pilot", inherits = ["member", "example.org/a", "example.org/a"])]
+struct BadParents {
+    rank: String,
+}
+
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/pilot", inherits = example_org)]
+struct NotAString {
+    rank: String,
+}
+
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/pilot")]
+struct NoParent {
+    #[record(inherited)]
+    rank: String,
+}
+
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/pilot", inherits = "example.org/crew/member")]
+struct InheritedButDeclared {
+    #[record(inherited, required)]
+    rank: String,
+}
+
 fn main() {}

@@ -25,6 +25,32 @@ struct Berth {
     deck: u8,
 }
 
+/// A captain is an officer (one parent); `rank` and `serial` are the officer's keys.
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/captain", inherits = "example.org/crew/officer")]
+struct Captain {
+    #[record(inherited)]
+    rank: String,
+    #[record(inherited)]
+    serial: String,
+    ship: String,
+}
+
+/// Several parents.
+#[derive(Serialize, Deserialize, Record)]
+#[record(
+    class = "example.org/crew/quartermaster",
+    inherits = ["example.org/crew/officer", "example.org/crew/berth"]
+)]
+struct Quartermaster {
+    #[record(inherited)]
+    rank: String,
+    #[record(inherited)]
+    serial: String,
+    #[record(inherited)]
+    deck: u8,
+}
+
 fn main() -> Result<(), RecordError> {
     let db = MikobaseClient::new(InProcess::new(Engine::memory()));
     db.records::<Officer>().define()?;
@@ -38,5 +64,15 @@ fn main() -> Result<(), RecordError> {
     };
     let stored = db.records::<Officer>().create(&officer)?;
     assert_eq!(stored.get()?, officer);
+    db.records::<Captain>().define()?;
+    db.records::<Quartermaster>().define()?;
+    let captain = db.records::<Captain>().create(&Captain {
+        rank: "Captain".into(),
+        serial: "C-2".into(),
+        ship: "Nostromo".into(),
+    })?;
+    assert_eq!(captain.rank().get()?, "Captain");
+    assert_eq!(db.records::<Officer>().all()?.len(), 2);
+    assert_eq!(Quartermaster::INHERITS.len(), 2);
     Ok(())
 }
