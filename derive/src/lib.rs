@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod one_of;
 mod record;
 
 use proc_macro::TokenStream;
@@ -77,4 +78,26 @@ pub fn mikobase_api(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Record, attributes(record))]
 pub fn derive_record(input: TokenStream) -> TokenStream {
     record::expand(input.into()).into()
+}
+
+/// Makes an enum of unit variants the allowed values of a record field: implements
+/// `caspian_ipc::mikobase::record::OneOf` with the variants' serde names (`rename`,
+/// `rename_all` and `skip` honoured). A field of that type marked `#[record(one_of)]` is a
+/// `string` field with those values as its `one_of`:
+///
+/// ```text
+/// #[derive(Serialize, Deserialize, OneOf)]
+/// #[serde(rename_all = "lowercase")]
+/// enum Watch { Alpha, Beta, Gamma }
+///
+/// #[derive(Serialize, Deserialize, Record)]
+/// #[record(class = "example.org/crew/officer")]
+/// struct Officer { #[record(one_of, default = "alpha")] watch: Option<Watch> }
+/// ```
+///
+/// Variants with fields, `#[serde(tag)]` and `#[serde(untagged)]` are refused (the values
+/// would not be strings); `#[record(crate = "...")]` names a renamed `caspian-ipc`.
+#[proc_macro_derive(OneOf, attributes(record))]
+pub fn derive_one_of(input: TokenStream) -> TokenStream {
+    one_of::expand(input.into()).into()
 }

@@ -47,6 +47,7 @@ const FIELD_KEYS: &[&str] = &[
     "class",
     "description",
     "inherited",
+    "items",
 ];
 /// Methods a proxy gets from `Stored` (and `Clone`); an accessor may not hide them.
 const PROXY_METHODS: &[&str] = &["pk", "get", "update", "delete", "field", "clone"];
@@ -80,6 +81,10 @@ struct FieldModel<'a> {
     /// Declared by a parent class (`#[record(inherited)]`): in the bucket and the proxy, not
     /// in this class's definition.
     inherited: bool,
+    /// `#[record(one_of)]`: the values are `<this type as OneOf>::VALUES`.
+    one_of_type: Option<&'a Type>,
+    /// The class of an array's elements (a hash's values): the documents' `items`.
+    items: Option<String>,
 }
 
 /// A constant in `default` / `one_of`.
@@ -296,6 +301,9 @@ fn lower_field<'a>(
     let (mut required, mut unique, mut default, mut one_of) = (None, false, None, Vec::new());
     let mut description = doc_text(&field.attrs);
     let mut inherited: Option<Span> = None;
+    let mut one_of_type: Option<Span> = None;
+    let mut items: Option<(String, Span)> = None;
+    let mut explicit_class = false;
     let mut declares: Vec<(String, Span)> = Vec::new();
     record_attrs(&field.attrs, FIELD_KEYS, errors, |key, meta| {
         if key == "inherited" {
@@ -313,6 +321,31 @@ fn lower_field<'a>(
             "default" => {
                 let expr: Expr = meta.value()?.parse()?;
                 default = Some((literal(&expr)?, expr));
+            }
+            "one_of" if !meta.input.peek(syn::token::Paren) => {
+                if meta.input.peek(Token![=]) {
+                    return Err(meta.error(
+                        "write `one_of` alone (the values of the field's enum, which derives `OneOf`) \
+                         or list them: `one_of(\"a\", \"b\")`",
+                    ));
+                }
+                one_of_type = Some(meta.path.span());
+            }
+            "items" => {
+                let lit = string(meta)?;
+                let value = lit.value();
+                if !PRIMITIVES.contains(&value.as_str()) && looks_like_uns(&value).is_err() {
+                    let hint = mikobase_spec::suggest(&value, PRIMITIVES.iter().copied())
+                        .map_or_else(String::new, |h| format!("; {h}"));
+                    return Err(syn::Error::new_spanned(
+                        &lit,
+                        format!(
+                            "`{value}` is neither a field class ({}) nor a UNS class name{hint}",
+                            PRIMITIVES.join(", ")
+                        ),
+                    ));
+                }
+                items = Some((value, lit.span()));
             }
             "one_of" => {
                 let content;
@@ -336,11 +369,34 @@ fn lower_field<'a>(
                     ));
                 }
                 class = Some(value);
+                explicit_class = true;
             }
             _ => {} // `record_attrs` passes known keys only
         }
         Ok(())
     });
+    if one_of_type.is_some() && !explicit_class {
+        class = Some("string".to_owned());
+    }
+    if let (Some(span), false) = (one_of_type, one_of.is_empty()) {
+        errors.push(syn::Error::new(span, "`one_of` is given twice"));
+    }
+    let items = match items {
+        Some((value, span)) => {
+            if !matches!(class.as_deref(), Some("array" | "hash")) {
+                errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "`items` is the class of an array's elements (or a hash's values), and `{name}` is \
+                         a `{}`: remove `items`, or give the field `class = \"array\"`",
+                        class.as_deref().unwrap_or("any")
+                    ),
+                ));
+            }
+            Some(value)
+        }
+        None => element_class(&field.ty),
+    };
     if serde.skip {
         if field.attrs.iter().any(|a| a.path().is_ident("record")) {
             errors.at(
@@ -422,6 +478,8 @@ fn lower_field<'a>(
         one_of: one_of.into_iter().map(|(value, _)| value).collect(),
         description,
         inherited: inherited.is_some(),
+        one_of_type: one_of_type.map(|_| value_type(&field.ty)),
+        items,
     })
 }
 
@@ -476,7 +534,7 @@ fn flag(meta: &ParseNestedMeta) -> syn::Result<Span> {
 }
 
 /// The string of `key = "..."`; anything else is refused with the form to write.
-fn string(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
+pub(crate) fn string(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
     let key = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
     let hint = || format!("`{key}` takes a string: write `{key} = \"...\"`");
     if !meta.input.peek(Token![=]) {
@@ -542,6 +600,76 @@ fn fits(class: Option<&str>, value: &Literal) -> bool {
         Some("array" | "hash") => false,
         _ => true,
     }
+}
+
+/// `ty` without the wrappers that serialize as their content (`Option`, `Box`, `Rc`, `Arc`,
+/// `&`): the type a field's value has.
+fn value_type(ty: &Type) -> &Type {
+    match ty {
+        Type::Reference(r) => value_type(&r.elem),
+        Type::Paren(p) => value_type(&p.elem),
+        Type::Group(g) => value_type(&g.elem),
+        Type::Path(path) if path.qself.is_none() => {
+            let Some(last) = path.path.segments.last() else {
+                return ty;
+            };
+            let inner = match &last.arguments {
+                syn::PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+                    GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            match (last.ident.to_string().as_str(), inner) {
+                ("Option" | "Box" | "Rc" | "Arc", Some(inner)) => value_type(inner),
+                _ => ty,
+            }
+        }
+        _ => ty,
+    }
+}
+
+/// The class of the elements of a sequence type (`Vec<T>`, sets, `[T; N]`, `[T]`), when
+/// `T`'s class is known from its spelling (a type that only falls back to `hash` gives
+/// none: enums and newtypes serialize otherwise).
+fn element_class(ty: &Type) -> Option<String> {
+    fn last_type_arg(path: &syn::Path) -> Option<(String, &Type)> {
+        let last = path.segments.last()?;
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|a| match a {
+            GenericArgument::Type(t) => Some((last.ident.to_string(), t)),
+            _ => None,
+        })
+    }
+    let element = match value_type(ty) {
+        Type::Array(a) => &*a.elem,
+        Type::Slice(s) => &*s.elem,
+        Type::Path(p) if p.qself.is_none() => match last_type_arg(&p.path) {
+            Some((name, t))
+                if matches!(
+                    name.as_str(),
+                    "Vec" | "VecDeque" | "LinkedList" | "HashSet" | "BTreeSet" | "BinaryHeap" | "IndexSet"
+                ) =>
+            {
+                t
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let class = classify(element).0?;
+    let map = match value_type(element) {
+        Type::Path(p) => p.path.segments.last().is_some_and(|last| {
+            matches!(
+                last.ident.to_string().as_str(),
+                "HashMap" | "BTreeMap" | "IndexMap" | "Map"
+            )
+        }),
+        _ => false,
+    };
+    (class != "hash" || map).then_some(class)
 }
 
 /// The class a value of type `ty` is stored as (`None`: untyped), and whether the type is
@@ -647,18 +775,20 @@ fn looks_like_uns(name: &str) -> Result<(), String> {
 /// What `#[serde(...)]` says about the keys; other serde keys are skipped (serde_derive
 /// checks them, and reports malformed serde attributes itself).
 #[derive(Debug, Default)]
-struct SerdeAttrs {
-    rename: Option<String>,
-    rename_all: Option<String>,
+pub(crate) struct SerdeAttrs {
+    pub rename: Option<String>,
+    pub rename_all: Option<String>,
     default: bool,
-    skip: bool,
+    pub skip: bool,
     skip_if: bool,
     flatten: Option<Span>,
     transparent: Option<Span>,
+    /// `tag`, `content` or `untagged` (enums): unit variants are then no strings.
+    pub tagging: Option<(&'static str, Span)>,
 }
 
 impl SerdeAttrs {
-    fn read(attrs: &[Attribute]) -> Self {
+    pub(crate) fn read(attrs: &[Attribute]) -> Self {
         let mut out = SerdeAttrs::default();
         for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
             let _ = attr.parse_nested_meta(|meta| {
@@ -669,6 +799,11 @@ impl SerdeAttrs {
                     "skip" | "skip_serializing" => out.skip = true,
                     "flatten" => out.flatten = Some(meta.path.span()),
                     "transparent" => out.transparent = Some(meta.path.span()),
+                    "untagged" => out.tagging = Some(("untagged", meta.path.span())),
+                    "tag" => {
+                        out.tagging = Some(("tag", meta.path.span()));
+                        skip_value(&meta)?;
+                    }
                     "default" => {
                         out.default = true;
                         skip_value(&meta)?;
@@ -770,8 +905,18 @@ fn emit(model: &Model) -> TokenStream {
             }
             None => quote!(::core::option::Option::None),
         };
-        let one_of = one_of.iter().map(|l| l.tokens(&record));
+        let one_of = match f.one_of_type {
+            Some(ty) => {
+                let ty = replace_self(ty.to_token_stream(), ident);
+                quote!(<#ty as #record::OneOf>::VALUES)
+            }
+            None => {
+                let one_of = one_of.iter().map(|l| l.tokens(&record));
+                quote!(&[#(#one_of),*])
+            }
+        };
         let description = some_str(&f.description);
+        let items = some_str(&f.items);
         quote! {
             #record::FieldDecl {
                 key: #key,
@@ -779,7 +924,8 @@ fn emit(model: &Model) -> TokenStream {
                 required: #required,
                 unique: #unique,
                 default: #default,
-                one_of: &[#(#one_of),*],
+                one_of: #one_of,
+                items: #items,
                 description: #description,
             }
         }
@@ -1035,7 +1181,7 @@ mod tests {
         });
         let expected = [
             "unknown `record` key `clas`, expected one of: `class`, `crate`, `description`, `inherits`; did you mean `class`?",
-            "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`, `description`, `inherited`; did you mean `required`?",
+            "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`, `description`, `inherited`, `items`; did you mean `required`?",
             "`unique` is given twice",
             "`required` is a flag: write it alone",
             "`d` is an `Option`, so it cannot be required: use the inner type",
@@ -1361,6 +1507,84 @@ mod tests {
                 struct A { #[record(inherited = true)] a: u8 }
             }),
             ["`inherited` is a flag: write it alone"]
+        );
+    }
+
+    #[test]
+    fn enum_values_and_element_classes() {
+        let input: DeriveInput = syn::parse2(quote! {
+            #[record(class = "example.org/x")]
+            struct X {
+                #[record(one_of, default = "alpha")] a: Option<Watch>,
+                #[record(one_of, class = "any")] b: Box<Watch>,
+                c: Vec<String>, d: [u8; 3], e: Option<std::collections::BTreeSet<bool>>,
+                f: Vec<Watch>, g: Vec<Vec<u8>>, h: Vec<HashMap<String, u8>>, i: (u8, u8),
+                #[record(items = "string")] j: Vec<Watch>, k: Vec<serde_json::Value>, l: &'static [char],
+            }
+        })
+        .unwrap();
+        let model = lower(&input).unwrap();
+        type Row<'a> = (&'a str, Option<&'a str>, Option<String>, Option<&'a str>);
+        let got: Vec<Row> = model
+            .fields
+            .iter()
+            .map(|f| {
+                (
+                    f.key.as_str(),
+                    f.class.as_deref(),
+                    f.one_of_type.map(|t| t.to_token_stream().to_string()),
+                    f.items.as_deref(),
+                )
+            })
+            .collect();
+        let watch = || Some("Watch".to_owned());
+        assert_eq!(
+            got,
+            [
+                ("a", Some("string"), watch(), None),
+                ("b", Some("any"), watch(), None),
+                ("c", Some("array"), None, Some("string")),
+                ("d", Some("array"), None, Some("number")),
+                ("e", Some("array"), None, Some("boolean")),
+                ("f", Some("array"), None, None),
+                ("g", Some("array"), None, Some("array")),
+                ("h", Some("array"), None, Some("hash")),
+                ("i", Some("array"), None, None),
+                ("j", Some("array"), None, Some("string")),
+                ("k", Some("array"), None, None),
+                ("l", Some("array"), None, Some("string")),
+            ]
+        );
+        let text = emit(&model).to_string();
+        assert!(
+            text.contains("one_of : < Watch as :: caspian_ipc :: mikobase :: record :: OneOf > :: VALUES"),
+            "{text}"
+        );
+        assert!(
+            text.contains("items : :: core :: option :: Option :: Some (\"number\")"),
+            "{text}"
+        );
+        assert_eq!(
+            errors(quote! {
+                #[record(class = "example.org/x")]
+                struct X {
+                    #[record(one_of, one_of("a"))] a: Watch,
+                    #[record(one_of = Watch)] b: Watch,
+                    #[record(items = "string")] c: String,
+                    #[record(items = "strin")] d: Vec<String>,
+                    #[record(one_of, default = 3)] e: Watch,
+                }
+            }),
+            [
+                "`one_of` is given twice",
+                "write `one_of` alone (the values of the field's enum, which derives `OneOf`) or list them: \
+                 `one_of(\"a\", \"b\")`",
+                "`items` is the class of an array's elements (or a hash's values), and `c` is a `string`: \
+                 remove `items`, or give the field `class = \"array\"`",
+                "`strin` is neither a field class (string, number, integer, boolean, array, hash, timestamp, any) \
+                 nor a UNS class name; did you mean `string`?",
+                "this value does not fit `e`, whose class is `string`",
+            ]
         );
     }
 

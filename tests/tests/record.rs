@@ -12,7 +12,7 @@ use caspian_ipc::mikobase::{
     CreateRequest, ImportSchemaRequest, InProcess, MikobaseClient, RecordByPkRequest, SelectRequest,
     Transport,
 };
-use caspian_ipc::Record;
+use caspian_ipc::{OneOf, Record};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -69,7 +69,7 @@ fn the_class_definition_follows_the_struct() {
                 "rank": {"class": "string", "required": true},
                 "watch": {"class": "string", "one_of": ["alpha", "beta", "gamma"], "default": "alpha"},
                 "nickname": {"class": "string"},
-                "medals": {"class": "array", "required": true},
+                "medals": {"class": "array", "required": true, "items": "string"},
                 "years": {"class": "number", "required": true},
             }
         })
@@ -338,7 +338,7 @@ fn serde_renames_and_defaults_shape_the_definition_and_the_bucket() {
             "deckNumber": {"class": "number", "required": true},
             "Occupant": {"class": "string"},
             "berthKind": {"class": "string", "default": "standard"},
-            "lockers": {"class": "array"},
+            "lockers": {"class": "array", "items": "number"},
             "bunk": {"class": "integer", "default": -1},
         }})
     );
@@ -707,4 +707,78 @@ fn several_parents_all_apply() {
         "the second parent's required key"
     );
     assert_eq!(db.records::<Licensed>().all().unwrap().len(), 1);
+}
+
+/// The watches, as the store spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, OneOf)]
+#[serde(rename_all = "lowercase")]
+enum Watch {
+    Alpha,
+    Beta,
+    #[serde(rename = "night")]
+    Gamma,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/rota")]
+struct Rota {
+    #[record(one_of)]
+    watch: Watch,
+    #[record(one_of, default = "beta")]
+    relief: Option<Watch>,
+    crew: Vec<String>,
+    #[record(items = "string")]
+    history: Vec<Watch>,
+}
+
+#[test]
+fn enum_values_are_one_of_and_sequences_declare_their_items() {
+    assert_eq!(
+        Rota::class_definition()["fields"],
+        json!({
+            "watch": {"class": "string", "required": true, "one_of": ["alpha", "beta", "night"]},
+            "relief": {"class": "string", "one_of": ["alpha", "beta", "night"], "default": "beta"},
+            "crew": {"class": "array", "required": true, "items": "string"},
+            "history": {"class": "array", "required": true, "items": "string"},
+        })
+    );
+    let db = db();
+    let rotas = db.records::<Rota>();
+    rotas.define().unwrap();
+    let rota = Rota {
+        watch: Watch::Gamma,
+        relief: None,
+        crew: vec!["Ripley".into()],
+        history: vec![Watch::Alpha, Watch::Gamma],
+    };
+    let stored = rotas.create(&rota).unwrap();
+    assert_eq!(
+        stored.relief().get().unwrap(),
+        Some(Watch::Beta),
+        "the default, as the enum"
+    );
+    assert_eq!(
+        rotas.all().unwrap(),
+        [(
+            stored.pk().to_owned(),
+            Rota {
+                relief: Some(Watch::Beta),
+                ..rota
+            }
+        )]
+    );
+    stored.watch().set(Watch::Alpha).unwrap();
+    assert_eq!(stored.watch().get().unwrap(), Watch::Alpha);
+    let refused = db
+        .create(&CreateRequest {
+            class: Some(Rota::CLASS.into()),
+            bucket: object(json!({"watch": "Gamma", "crew": [], "history": []})),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(
+        refused.id(),
+        Some("validation-failed"),
+        "the Rust name is not the serde name"
+    );
 }

@@ -113,9 +113,23 @@ pub struct FieldDecl {
     pub default: Option<Literal>,
     /// The allowed values (empty: any).
     pub one_of: &'static [Literal],
+    /// The class of an array's elements (a hash's values): the declaration's `items`.
+    pub items: Option<&'static str>,
     /// What the key holds (the declaration's `description`; the derive takes the field's
     /// doc comment).
     pub description: Option<&'static str>,
+}
+
+/// An enum of unit variants as the allowed values of a field: derive it with
+/// [`#[derive(OneOf)]`](derive@crate::OneOf) and mark the field `#[record(one_of)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` gives no `one_of` values",
+    label = "a `#[record(one_of)]` field needs an enum deriving `OneOf`",
+    note = "derive `caspian_ipc::OneOf` on an enum of unit variants, or list the values: `#[record(one_of(\"a\", \"b\"))]`"
+)]
+pub trait OneOf {
+    /// The variants' serialized names.
+    const VALUES: &'static [Literal];
 }
 
 /// A constant JSON scalar in a field declaration (`default`, `one_of`).
@@ -169,6 +183,9 @@ pub fn definition(class: &str, fields: &[FieldDecl]) -> Value {
             }
             if let Some(default) = f.default {
                 decl.insert("default".into(), default.to_json());
+            }
+            if let Some(items) = f.items {
+                decl.insert("items".into(), json!(items));
             }
             if let Some(description) = f.description {
                 decl.insert("description".into(), json!(description));
@@ -506,6 +523,7 @@ mod tests {
                 unique: false,
                 default: Some(Literal::Str("alpha")),
                 one_of: WATCHES,
+                items: None,
                 description: Some("Which watch."),
             },
             FieldDecl {
@@ -515,6 +533,7 @@ mod tests {
                 unique: true,
                 default: None,
                 one_of: &[],
+                items: Some("string"),
                 description: None,
             },
         ];
@@ -523,7 +542,7 @@ mod tests {
             json!({"name": "example.org/crew/officer", "fields": {
                 "watch": {"class": "string", "one_of": ["alpha", "beta"], "default": "alpha",
                     "description": "Which watch."},
-                "anything": {"required": true, "unique": true},
+                "anything": {"required": true, "unique": true, "items": "string"},
             }})
         );
     }

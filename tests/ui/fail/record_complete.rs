@@ -1,6 +1,6 @@
 // Mistakes in the keys of the complete derive: `crate`, `inherits`, `one_of` from an
 // enum, `items`. Each message says what to write instead.
-use caspian_ipc::Record;
+use caspian_ipc::{OneOf, Record};
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize, Record)]
@@ -46,6 +46,27 @@ struct NoParent {
 struct InheritedButDeclared {
     #[record(inherited, required)]
     rank: String,
+}
+
+#[derive(Serialize, Deserialize, OneOf)]
+#[serde(tag = "kind")]
+enum Tagged {
+    Alpha,
+    Beta(u8),
+}
+
+#[derive(Serialize, Deserialize)]
+enum NotDerived {
+    Alpha,
+}
+
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/rota")]
+struct Rota {
+    #[record(one_of = NotDerived)]
+    relief: NotDerived,
+    #[record(items = "string")]
+    name: String,
 }
 
 fn main() {}

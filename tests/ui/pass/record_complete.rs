@@ -4,7 +4,7 @@
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::record::RecordError;
 use caspian_ipc::mikobase::{InProcess, MikobaseClient};
-use caspian_ipc::Record;
+use caspian_ipc::{OneOf, Record};
 use serde::{Deserialize, Serialize};
 
 /// A ship's officer: the doc comment is the class's description.
@@ -51,6 +51,24 @@ struct Quartermaster {
     deck: u8,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, OneOf)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum Watch {
+    FirstDog,
+    LastDog,
+}
+
+/// Enum values and element classes.
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/rota")]
+struct Rota {
+    #[record(one_of, default = "FIRST_DOG")]
+    watch: Option<Watch>,
+    crew: Vec<String>,
+    #[record(items = "string")]
+    history: Vec<Watch>,
+}
+
 fn main() -> Result<(), RecordError> {
     let db = MikobaseClient::new(InProcess::new(Engine::memory()));
     db.records::<Officer>().define()?;
@@ -74,5 +92,12 @@ fn main() -> Result<(), RecordError> {
     assert_eq!(captain.rank().get()?, "Captain");
     assert_eq!(db.records::<Officer>().all()?.len(), 2);
     assert_eq!(Quartermaster::INHERITS.len(), 2);
+    db.records::<Rota>().define()?;
+    let rota = db.records::<Rota>().create(&Rota {
+        watch: None,
+        crew: vec!["Ash".into()],
+        history: vec![Watch::LastDog],
+    })?;
+    assert_eq!(rota.watch().get()?, Some(Watch::FirstDog));
     Ok(())
 }
