@@ -64,7 +64,14 @@ pub fn mikobase_api(input: TokenStream) -> TokenStream {
 ///   proxy, and this class does not redeclare it (a redeclaration would replace the
 ///   parent's constraints).
 /// - On fields: `required`, `unique`, `one_of(lit, ...)`, `default = lit`,
-///   `class = "..."` (overrides the class the field's type maps to), `description = "..."`.
+///   `class = "..."` (overrides the class the field's type maps to), `description = "..."`,
+///   `inherited` (see `inherits`), and:
+///   - `one_of` alone: the field's type is an enum deriving [`OneOf`](derive@OneOf); its
+///     variants' serde names are the allowed values, and the field is a `string`;
+///   - `items = "..."`: the class of a sequence's elements (`Vec<String>` → `string` is
+///     found from the type; an enum or struct element needs the key);
+///   - `fields`: the field's type derives `Record` too; the field is a `hash` whose
+///     sub-keys are that struct's declarations.
 ///
 /// Field classes come from the Rust types: strings and `char` → `string`, integers and
 /// floats → `number`, `bool` → `boolean`, sequences, sets, tuples and arrays → `array`,

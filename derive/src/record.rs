@@ -48,6 +48,7 @@ const FIELD_KEYS: &[&str] = &[
     "description",
     "inherited",
     "items",
+    "fields",
 ];
 /// Methods a proxy gets from `Stored` (and `Clone`); an accessor may not hide them.
 const PROXY_METHODS: &[&str] = &["pk", "get", "update", "delete", "field", "clone"];
@@ -85,6 +86,8 @@ struct FieldModel<'a> {
     one_of_type: Option<&'a Type>,
     /// The class of an array's elements (a hash's values): the documents' `items`.
     items: Option<String>,
+    /// `#[record(fields)]`: a hash whose sub-keys are `<this type as Record>::FIELDS`.
+    nested: Option<&'a Type>,
 }
 
 /// A constant in `default` / `one_of`.
@@ -302,6 +305,7 @@ fn lower_field<'a>(
     let mut description = doc_text(&field.attrs);
     let mut inherited: Option<Span> = None;
     let mut one_of_type: Option<Span> = None;
+    let mut nested: Option<Span> = None;
     let mut items: Option<(String, Span)> = None;
     let mut explicit_class = false;
     let mut declares: Vec<(String, Span)> = Vec::new();
@@ -322,6 +326,7 @@ fn lower_field<'a>(
                 let expr: Expr = meta.value()?.parse()?;
                 default = Some((literal(&expr)?, expr));
             }
+            "fields" => nested = Some(flag(meta)?),
             "one_of" if !meta.input.peek(syn::token::Paren) => {
                 if meta.input.peek(Token![=]) {
                     return Err(meta.error(
@@ -377,6 +382,24 @@ fn lower_field<'a>(
     });
     if one_of_type.is_some() && !explicit_class {
         class = Some("string".to_owned());
+    }
+    if let Some(span) = nested {
+        if explicit_class && class.as_deref() != Some("hash") {
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "`{name}` has `fields`, so it is a `hash`: remove `class = \"{}\"`",
+                    class.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        if one_of_type.is_some() || !one_of.is_empty() {
+            errors.push(syn::Error::new(
+                span,
+                "a hash with `fields` has no `one_of`: constrain its sub-keys in the nested struct",
+            ));
+        }
+        class = Some("hash".to_owned());
     }
     if let (Some(span), false) = (one_of_type, one_of.is_empty()) {
         errors.push(syn::Error::new(span, "`one_of` is given twice"));
@@ -480,6 +503,7 @@ fn lower_field<'a>(
         inherited: inherited.is_some(),
         one_of_type: one_of_type.map(|_| value_type(&field.ty)),
         items,
+        nested: nested.map(|_| value_type(&field.ty)),
     })
 }
 
@@ -917,6 +941,13 @@ fn emit(model: &Model) -> TokenStream {
         };
         let description = some_str(&f.description);
         let items = some_str(&f.items);
+        let sub_fields = match f.nested {
+            Some(ty) => {
+                let ty = replace_self(ty.to_token_stream(), ident);
+                quote!(<#ty as #record::Record>::FIELDS)
+            }
+            None => quote!(&[]),
+        };
         quote! {
             #record::FieldDecl {
                 key: #key,
@@ -926,6 +957,7 @@ fn emit(model: &Model) -> TokenStream {
                 default: #default,
                 one_of: #one_of,
                 items: #items,
+                fields: #sub_fields,
                 description: #description,
             }
         }
@@ -1181,7 +1213,7 @@ mod tests {
         });
         let expected = [
             "unknown `record` key `clas`, expected one of: `class`, `crate`, `description`, `inherits`; did you mean `class`?",
-            "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`, `description`, `inherited`, `items`; did you mean `required`?",
+            "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`, `description`, `inherited`, `items`, `fields`; did you mean `required`?",
             "`unique` is given twice",
             "`required` is a flag: write it alone",
             "`d` is an `Option`, so it cannot be required: use the inner type",
@@ -1584,6 +1616,55 @@ mod tests {
                 "`strin` is neither a field class (string, number, integer, boolean, array, hash, timestamp, any) \
                  nor a UNS class name; did you mean `string`?",
                 "this value does not fit `e`, whose class is `string`",
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_records_are_hashes_with_sub_keys() {
+        let input: DeriveInput = syn::parse2(quote! {
+            #[record(class = "example.org/x")]
+            struct X { #[record(fields)] name: Option<Name>, #[record(fields, class = "hash")] other: Box<Name> }
+        })
+        .unwrap();
+        let model = lower(&input).unwrap();
+        let got: Vec<(Option<&str>, Option<String>, bool)> = model
+            .fields
+            .iter()
+            .map(|f| {
+                (
+                    f.class.as_deref(),
+                    f.nested.map(|t| t.to_token_stream().to_string()),
+                    f.required,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("hash"), Some("Name".into()), false),
+                (Some("hash"), Some("Name".into()), true)
+            ]
+        );
+        let text = emit(&model).to_string();
+        assert!(
+            text.contains("fields : < Name as :: caspian_ipc :: mikobase :: record :: Record > :: FIELDS"),
+            "{text}"
+        );
+        assert_eq!(
+            errors(quote! {
+                #[record(class = "example.org/x")]
+                struct X {
+                    #[record(fields, class = "string")] a: Name,
+                    #[record(fields, one_of("a"))] b: Name,
+                    #[record(fields = Name)] c: Name,
+                }
+            }),
+            [
+                "`a` has `fields`, so it is a `hash`: remove `class = \"string\"`",
+                "a hash with `fields` has no `one_of`: constrain its sub-keys in the nested struct",
+                "this value does not fit `b`, whose class is `hash`",
+                "`fields` is a flag: write it alone",
             ]
         );
     }

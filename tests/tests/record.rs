@@ -782,3 +782,77 @@ fn enum_values_are_one_of_and_sequences_declare_their_items() {
         "the Rust name is not the serde name"
     );
 }
+
+/// A name in parts: a nested record (its class is never defined; its keys are the sub-keys
+/// of a hash field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/name")]
+struct Name {
+    /// The family name.
+    surname: String,
+    given: Option<String>,
+    #[record(one_of("Mr", "Ms", "Mx"))]
+    title: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/signed-on")]
+struct SignedOn {
+    #[record(fields)]
+    name: Name,
+    #[record(fields)]
+    emergency_contact: Option<Name>,
+}
+
+#[test]
+fn a_nested_record_is_a_hash_whose_sub_keys_the_engine_checks() {
+    assert_eq!(
+        SignedOn::class_definition()["fields"],
+        json!({
+            "name": {"class": "hash", "required": true, "fields": {
+                "surname": {"class": "string", "required": true, "description": "The family name."},
+                "given": {"class": "string"},
+                "title": {"class": "string", "one_of": ["Mr", "Ms", "Mx"]},
+            }},
+            "emergency_contact": {"class": "hash", "fields": {
+                "surname": {"class": "string", "required": true, "description": "The family name."},
+                "given": {"class": "string"},
+                "title": {"class": "string", "one_of": ["Mr", "Ms", "Mx"]},
+            }},
+        })
+    );
+    let db = db();
+    let crew = db.records::<SignedOn>();
+    crew.define().unwrap();
+    let ripley = SignedOn {
+        name: Name {
+            surname: "Ripley".into(),
+            given: Some("Ellen".into()),
+            title: Some("Ms".into()),
+        },
+        emergency_contact: None,
+    };
+    let stored = crew.create(&ripley).unwrap();
+    assert_eq!(crew.all().unwrap(), [(stored.pk().to_owned(), ripley)]);
+    assert_eq!(stored.name().get().unwrap().surname, "Ripley");
+    let nameless = json!({"surname": null, "given": "Ash"});
+    let knighted = Name {
+        surname: "Dallas".into(),
+        given: None,
+        title: Some("Sir".into()),
+    };
+    assert_eq!(
+        stored.emergency_contact().set(Some(knighted)).unwrap_err().id(),
+        Some("validation-failed"),
+        "a sub-key's one_of"
+    );
+    assert_eq!(stored.emergency_contact().get().unwrap(), None, "refused");
+    let refused = db
+        .create(&CreateRequest {
+            class: Some(SignedOn::CLASS.into()),
+            bucket: object(json!({"name": nameless})),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(refused.id(), Some("validation-failed"), "a sub-key's required");
+}

@@ -64,6 +64,10 @@ use super::support::{ClientError, Transport};
 /// A Rust type stored as the bucket of records of one Mikobase class. Derive it with
 /// [`#[derive(Record)]`](derive@crate::Record), which documents the attributes; the serde
 /// impls decide the bucket's shape.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a record",
+    note = "derive `caspian_ipc::Record` on a struct with named fields (a `#[record(fields)]` field needs one too)"
+)]
 pub trait Record: Serialize + DeserializeOwned {
     /// The class's UNS name, e.g. `example.org/crew/officer`.
     const CLASS: &'static str;
@@ -115,6 +119,9 @@ pub struct FieldDecl {
     pub one_of: &'static [Literal],
     /// The class of an array's elements (a hash's values): the declaration's `items`.
     pub items: Option<&'static str>,
+    /// The declared sub-keys of a `hash` field (the declaration's `fields`; the derive takes
+    /// them from a nested record, `#[record(fields)]`).
+    pub fields: &'static [FieldDecl],
     /// What the key holds (the declaration's `description`; the derive takes the field's
     /// doc comment).
     pub description: Option<&'static str>,
@@ -164,7 +171,12 @@ impl Literal {
 /// "required", "unique", "one_of", "default", "description"}}}`, false flags, empty lists
 /// and missing descriptions left out.
 pub fn definition(class: &str, fields: &[FieldDecl]) -> Value {
-    let fields: Map<String, Value> = fields
+    json!({ "name": class, "fields": declarations(fields) })
+}
+
+/// The field declarations of `fields`, by key (sub-keys of a hash field nested).
+fn declarations(fields: &[FieldDecl]) -> Map<String, Value> {
+    fields
         .iter()
         .map(|f| {
             let mut decl = Map::new();
@@ -187,13 +199,15 @@ pub fn definition(class: &str, fields: &[FieldDecl]) -> Value {
             if let Some(items) = f.items {
                 decl.insert("items".into(), json!(items));
             }
+            if !f.fields.is_empty() {
+                decl.insert("fields".into(), Value::Object(declarations(f.fields)));
+            }
             if let Some(description) = f.description {
                 decl.insert("description".into(), json!(description));
             }
             (f.key.to_owned(), Value::Object(decl))
         })
-        .collect();
-    json!({ "name": class, "fields": fields })
+        .collect()
 }
 
 /// Why a typed record call failed.
@@ -524,6 +538,7 @@ mod tests {
                 default: Some(Literal::Str("alpha")),
                 one_of: WATCHES,
                 items: None,
+                fields: &[],
                 description: Some("Which watch."),
             },
             FieldDecl {
@@ -534,6 +549,7 @@ mod tests {
                 default: None,
                 one_of: &[],
                 items: Some("string"),
+                fields: &[],
                 description: None,
             },
         ];

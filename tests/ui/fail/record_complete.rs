@@ -69,4 +69,13 @@ struct Rota {
     name: String,
 }
 
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/signed-on")]
+struct SignedOn {
+    #[record(fields, class = "string")]
+    name: String,
+    #[record(fields = Name)]
+    other: String,
+}
+
 fn main() {}

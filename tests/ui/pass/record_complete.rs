@@ -69,6 +69,21 @@ struct Rota {
     history: Vec<Watch>,
 }
 
+/// A name in parts, nested in a crew member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/name")]
+struct Name {
+    surname: String,
+    given: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/signed-on")]
+struct SignedOn {
+    #[record(fields)]
+    name: Name,
+}
+
 fn main() -> Result<(), RecordError> {
     let db = MikobaseClient::new(InProcess::new(Engine::memory()));
     db.records::<Officer>().define()?;
@@ -99,5 +114,12 @@ fn main() -> Result<(), RecordError> {
         history: vec![Watch::LastDog],
     })?;
     assert_eq!(rota.watch().get()?, Some(Watch::FirstDog));
+    db.records::<SignedOn>().define()?;
+    let name = Name {
+        surname: "Lambert".into(),
+        given: None,
+    };
+    let signed = db.records::<SignedOn>().create(&SignedOn { name: name.clone() })?;
+    assert_eq!(signed.name().get()?, name);
     Ok(())
 }
