@@ -401,9 +401,6 @@ fn lower_field<'a>(
         }
         class = Some("hash".to_owned());
     }
-    if let (Some(span), false) = (one_of_type, one_of.is_empty()) {
-        errors.push(syn::Error::new(span, "`one_of` is given twice"));
-    }
     let items = match items {
         Some((value, span)) => {
             if !matches!(class.as_deref(), Some("array" | "hash")) {

@@ -14,6 +14,11 @@
 //!
 //! Nothing is cached: every call is one round trip and sees the store as it is then.
 //!
+//! The definition a struct gives carries its doc comments as descriptions, its parents
+//! (`#[record(inherits = "..")]`), enum values as `one_of` ([`OneOf`],
+//! `#[record(one_of)]`), element classes (`items`) and nested records as hash fields
+//! with sub-keys (`#[record(fields)]`): see [`#[derive(Record)]`](derive@crate::Record).
+//!
 //! ```
 //! use caspian_ipc::mikobase::{engine::Engine, InProcess, MikobaseClient};
 //! use caspian_ipc::Record;
