@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod api;
+mod one_of;
 mod record;
 
 use proc_macro::TokenStream;
@@ -53,8 +54,24 @@ pub fn mikobase_api(input: TokenStream) -> TokenStream {
 ///
 /// - `#[record(class = "example.org/crew/officer")]` on the struct (required): the class's
 ///   UNS name.
+/// - `#[record(crate = "ipc")]` on the struct: the path of the `caspian-ipc` crate when the
+///   dependency is renamed (as serde's `#[serde(crate)]`); the expansion names only it.
+/// - Doc comments on the struct and its fields are the `description`s of the class and of
+///   its keys; `#[record(description = "...")]` (struct or field) replaces one.
+/// - `#[record(inherits = "example.org/crew/member")]` (or a list, `inherits = ["...",
+///   "..."]`) on the struct: the parent classes, defined first. A field marked
+///   `#[record(inherited)]` is a key a parent declares: it stays in the bucket and the
+///   proxy, and this class does not redeclare it (a redeclaration would replace the
+///   parent's constraints).
 /// - On fields: `required`, `unique`, `one_of(lit, ...)`, `default = lit`,
-///   `class = "..."` (overrides the class the field's type maps to).
+///   `class = "..."` (overrides the class the field's type maps to), `description = "..."`,
+///   `inherited` (see `inherits`), and:
+///   - `one_of` alone: the field's type is an enum deriving [`OneOf`](derive@OneOf); its
+///     variants' serde names are the allowed values, and the field is a `string`;
+///   - `items = "..."`: the class of a sequence's elements (`Vec<String>` → `string` is
+///     found from the type; an enum or struct element needs the key);
+///   - `fields`: the field's type derives `Record` too; the field is a `hash` whose
+///     sub-keys are that struct's declarations.
 ///
 /// Field classes come from the Rust types: strings and `char` → `string`, integers and
 /// floats → `number`, `bool` → `boolean`, sequences, sets, tuples and arrays → `array`,
@@ -101,4 +118,26 @@ pub fn mikobase_api(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Record, attributes(record))]
 pub fn derive_record(input: TokenStream) -> TokenStream {
     record::expand(input.into()).into()
+}
+
+/// Makes an enum of unit variants the allowed values of a record field: implements
+/// `caspian_ipc::mikobase::record::OneOf` with the variants' serde names (`rename`,
+/// `rename_all` and `skip` honoured). A field of that type marked `#[record(one_of)]` is a
+/// `string` field with those values as its `one_of`:
+///
+/// ```text
+/// #[derive(Serialize, Deserialize, OneOf)]
+/// #[serde(rename_all = "lowercase")]
+/// enum Watch { Alpha, Beta, Gamma }
+///
+/// #[derive(Serialize, Deserialize, Record)]
+/// #[record(class = "example.org/crew/officer")]
+/// struct Officer { #[record(one_of, default = "alpha")] watch: Option<Watch> }
+/// ```
+///
+/// Variants with fields, `#[serde(tag)]` and `#[serde(untagged)]` are refused (the values
+/// would not be strings); `#[record(crate = "...")]` names a renamed `caspian-ipc`.
+#[proc_macro_derive(OneOf, attributes(record))]
+pub fn derive_one_of(input: TokenStream) -> TokenStream {
+    one_of::expand(input.into()).into()
 }

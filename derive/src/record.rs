@@ -38,8 +38,18 @@ const PRIMITIVES: &[&str] = &[
     "any",
 ];
 /// Keys of `#[record(...)]` on the struct and on a field.
-const STRUCT_KEYS: &[&str] = &["class"];
-const FIELD_KEYS: &[&str] = &["required", "unique", "one_of", "default", "class"];
+const STRUCT_KEYS: &[&str] = &["class", "crate", "description", "inherits"];
+const FIELD_KEYS: &[&str] = &[
+    "required",
+    "unique",
+    "one_of",
+    "default",
+    "class",
+    "description",
+    "inherited",
+    "items",
+    "fields",
+];
 /// Methods a proxy gets from `Stored` (and `Clone`); an accessor may not hide them.
 const PROXY_METHODS: &[&str] = &["pk", "get", "update", "delete", "field", "clone"];
 
@@ -48,7 +58,12 @@ const PROXY_METHODS: &[&str] = &["pk", "get", "update", "delete", "field", "clon
 struct Model<'a> {
     ident: &'a Ident,
     vis: &'a Visibility,
+    /// The path of the `caspian_ipc` crate (`#[record(crate = "...")]`).
+    krate: syn::Path,
     class: String,
+    description: Option<String>,
+    /// The parent classes (`#[record(inherits = ..)]`), in the order given.
+    inherits: Vec<String>,
     fields: Vec<FieldModel<'a>>,
 }
 
@@ -63,6 +78,16 @@ struct FieldModel<'a> {
     unique: bool,
     default: Option<Literal>,
     one_of: Vec<Literal>,
+    description: Option<String>,
+    /// Declared by a parent class (`#[record(inherited)]`): in the bucket and the proxy, not
+    /// in this class's definition.
+    inherited: bool,
+    /// `#[record(one_of)]`: the values are `<this type as OneOf>::VALUES`.
+    one_of_type: Option<&'a Type>,
+    /// The class of an array's elements (a hash's values): the documents' `items`.
+    items: Option<String>,
+    /// `#[record(fields)]`: a hash whose sub-keys are `<this type as Record>::FIELDS`.
+    nested: Option<&'a Type>,
 }
 
 /// A constant in `default` / `one_of`.
@@ -124,8 +149,31 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
         ));
     }
     let mut class = None;
-    record_attrs(&input.attrs, STRUCT_KEYS, &mut errors, |_, meta| {
-        class = Some(meta.value()?.parse::<LitStr>()?);
+    let mut description = doc_text(&input.attrs);
+    let mut krate: syn::Path = syn::parse_quote!(::caspian_ipc);
+    let mut inherits: Vec<LitStr> = Vec::new();
+    record_attrs(&input.attrs, STRUCT_KEYS, &mut errors, |key, meta| {
+        if key == "inherits" {
+            inherits = parents(meta)?;
+            return Ok(());
+        }
+        let lit = string(meta)?;
+        match key {
+            "description" => description = Some(lit.value()),
+            "crate" => {
+                krate = lit.parse().map_err(|_| {
+                    syn::Error::new_spanned(
+                        &lit,
+                        format!(
+                            "`{}` is not a path: write the name the dependency has in Cargo.toml, \
+                             e.g. `crate = \"ipc\"` (or a path such as `crate = \"crate::ipc\"`)",
+                            lit.value()
+                        ),
+                    )
+                })?;
+            }
+            _ => class = Some(lit),
+        }
         Ok(())
     });
     let class = match class {
@@ -146,11 +194,36 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
             String::new()
         }
     };
+    for (i, parent) in inherits.iter().enumerate() {
+        let name = parent.value();
+        if let Err(why) = looks_like_uns(&name) {
+            errors.at(parent, format!("`{name}` is not a UNS class name: it {why}"));
+        } else if name == class {
+            errors.at(
+                parent,
+                format!("`{name}` cannot inherit from itself: name its parent class"),
+            );
+        } else if inherits[..i].iter().any(|p| p.value() == name) {
+            errors.at(parent, format!("`{name}` is inherited twice: name it once"));
+        }
+    }
     let fields: Vec<FieldModel> = named
         .named
         .iter()
         .filter_map(|field| lower_field(field, &serde, &mut errors))
         .collect();
+    if inherits.is_empty() {
+        for field in fields.iter().filter(|f| f.inherited) {
+            errors.at(
+                field.ident,
+                format!(
+                    "`{}` is `inherited`, but the struct names no parent class: add \
+                     `#[record(inherits = \"example.org/...\")]` to the struct",
+                    field.ident
+                ),
+            );
+        }
+    }
     for (i, field) in fields.iter().enumerate() {
         if let Some(first) = fields[..i].iter().find(|f| f.key == field.key) {
             errors.at(
@@ -165,9 +238,57 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
     errors.finish(Model {
         ident: &input.ident,
         vis: &input.vis,
+        krate,
         class,
+        description,
+        inherits: inherits.iter().map(LitStr::value).collect(),
         fields,
     })
+}
+
+/// The parents of `inherits = "a"` or `inherits = ["a", "b"]`.
+fn parents(meta: &ParseNestedMeta) -> syn::Result<Vec<LitStr>> {
+    let hint = "`inherits` takes a class name or a list of them: write \
+                `inherits = \"example.org/...\"` or `inherits = [\"example.org/a\", \"example.org/b\"]`";
+    if !meta.input.peek(Token![=]) {
+        return Err(meta.error(hint));
+    }
+    let expr: Expr = meta.value()?.parse()?;
+    let string = |expr: &Expr| match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit.clone()),
+        other => Err(syn::Error::new_spanned(other, hint)),
+    };
+    match &expr {
+        Expr::Array(list) if !list.elems.is_empty() => list.elems.iter().map(string).collect(),
+        other => Ok(vec![string(other)?]),
+    }
+}
+
+/// The doc comments (`///`, `/** */`, `#[doc = "..."]`) in `attrs` as one text: the lines
+/// joined with `\n`, each without the one space after `///`, the whole trimmed; `None`
+/// when there is none (or only `#[doc = macro!(..)]`, which a derive cannot expand).
+fn doc_text(attrs: &[Attribute]) -> Option<String> {
+    let docs: Vec<String> = attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .filter_map(|a| match &a.meta {
+            syn::Meta::NameValue(syn::MetaNameValue {
+                value: Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }),
+                ..
+            }) => Some(s.value()),
+            _ => None,
+        })
+        .collect();
+    let lines: Vec<&str> = docs
+        .iter()
+        .flat_map(|doc| doc.split('\n'))
+        .map(|line| line.strip_prefix(' ').unwrap_or(line).trim_end())
+        .collect();
+    let text = lines.join("\n");
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_owned())
 }
 
 /// A field as a key; `None` when serde skips it.
@@ -181,8 +302,21 @@ fn lower_field<'a>(
     let name = ident.unraw().to_string();
     let (mut class, optional) = classify(&field.ty);
     let (mut required, mut unique, mut default, mut one_of) = (None, false, None, Vec::new());
+    let mut description = doc_text(&field.attrs);
+    let mut inherited: Option<Span> = None;
+    let mut one_of_type: Option<Span> = None;
+    let mut nested: Option<Span> = None;
+    let mut items: Option<(String, Span)> = None;
+    let mut explicit_class = false;
+    let mut declares: Vec<(String, Span)> = Vec::new();
     record_attrs(&field.attrs, FIELD_KEYS, errors, |key, meta| {
+        if key == "inherited" {
+            inherited = Some(flag(meta)?);
+            return Ok(());
+        }
+        declares.push((key.to_owned(), meta.path.span()));
         match key {
+            "description" => description = Some(string(meta)?.value()),
             "required" => required = Some(flag(meta)?),
             "unique" => {
                 flag(meta)?;
@@ -192,6 +326,32 @@ fn lower_field<'a>(
                 let expr: Expr = meta.value()?.parse()?;
                 default = Some((literal(&expr)?, expr));
             }
+            "fields" => nested = Some(flag(meta)?),
+            "one_of" if !meta.input.peek(syn::token::Paren) => {
+                if meta.input.peek(Token![=]) {
+                    return Err(meta.error(
+                        "write `one_of` alone (the values of the field's enum, which derives `OneOf`) \
+                         or list them: `one_of(\"a\", \"b\")`",
+                    ));
+                }
+                one_of_type = Some(meta.path.span());
+            }
+            "items" => {
+                let lit = string(meta)?;
+                let value = lit.value();
+                if !PRIMITIVES.contains(&value.as_str()) && looks_like_uns(&value).is_err() {
+                    let hint = mikobase_spec::suggest(&value, PRIMITIVES.iter().copied())
+                        .map_or_else(String::new, |h| format!("; {h}"));
+                    return Err(syn::Error::new_spanned(
+                        &lit,
+                        format!(
+                            "`{value}` is neither a field class ({}) nor a UNS class name{hint}",
+                            PRIMITIVES.join(", ")
+                        ),
+                    ));
+                }
+                items = Some((value, lit.span()));
+            }
             "one_of" => {
                 let content;
                 syn::parenthesized!(content in meta.input);
@@ -200,7 +360,7 @@ fn lower_field<'a>(
                 }
             }
             "class" => {
-                let lit: LitStr = meta.value()?.parse()?;
+                let lit = string(meta)?;
                 let value = lit.value();
                 if !PRIMITIVES.contains(&value.as_str()) && looks_like_uns(&value).is_err() {
                     let hint = mikobase_spec::suggest(&value, PRIMITIVES.iter().copied())
@@ -214,11 +374,49 @@ fn lower_field<'a>(
                     ));
                 }
                 class = Some(value);
+                explicit_class = true;
             }
             _ => {} // `record_attrs` passes known keys only
         }
         Ok(())
     });
+    if one_of_type.is_some() && !explicit_class {
+        class = Some("string".to_owned());
+    }
+    if let Some(span) = nested {
+        if explicit_class && class.as_deref() != Some("hash") {
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "`{name}` has `fields`, so it is a `hash`: remove `class = \"{}\"`",
+                    class.as_deref().unwrap_or_default()
+                ),
+            ));
+        }
+        if one_of_type.is_some() || !one_of.is_empty() {
+            errors.push(syn::Error::new(
+                span,
+                "a hash with `fields` has no `one_of`: constrain its sub-keys in the nested struct",
+            ));
+        }
+        class = Some("hash".to_owned());
+    }
+    let items = match items {
+        Some((value, span)) => {
+            if !matches!(class.as_deref(), Some("array" | "hash")) {
+                errors.push(syn::Error::new(
+                    span,
+                    format!(
+                        "`items` is the class of an array's elements (or a hash's values), and `{name}` is \
+                         a `{}`: remove `items`, or give the field `class = \"array\"`",
+                        class.as_deref().unwrap_or("any")
+                    ),
+                ));
+            }
+            Some(value)
+        }
+        None => element_class(&field.ty),
+    };
     if serde.skip {
         if field.attrs.iter().any(|a| a.path().is_ident("record")) {
             errors.at(
@@ -233,6 +431,17 @@ fn lower_field<'a>(
             span,
             "`#[serde(flatten)]` is not supported by `#[derive(Record)]`: the class declares each key",
         ));
+    }
+    if inherited.is_some() {
+        for (key, span) in &declares {
+            errors.push(syn::Error::new(
+                *span,
+                format!(
+                    "`{name}` is `inherited`: its parent class declares it, so `{key}` here would \
+                     not apply; remove `{key}` (or `inherited`, to redeclare the key in this class)"
+                ),
+            ));
+        }
     }
     if PROXY_METHODS.contains(&name.as_str()) {
         errors.at(
@@ -287,6 +496,11 @@ fn lower_field<'a>(
         unique,
         default: default.map(|(value, _)| value),
         one_of: one_of.into_iter().map(|(value, _)| value).collect(),
+        description,
+        inherited: inherited.is_some(),
+        one_of_type: one_of_type.map(|_| value_type(&field.ty)),
+        items,
+        nested: nested.map(|_| value_type(&field.ty)),
     })
 }
 
@@ -340,6 +554,23 @@ fn flag(meta: &ParseNestedMeta) -> syn::Result<Span> {
     Ok(meta.path.span())
 }
 
+/// The string of `key = "..."`; anything else is refused with the form to write.
+pub(crate) fn string(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
+    let key = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
+    let hint = || format!("`{key}` takes a string: write `{key} = \"...\"`");
+    if !meta.input.peek(Token![=]) {
+        return Err(meta.error(hint()));
+    }
+    let value = meta.value()?;
+    let expr: Expr = value.parse()?;
+    match expr {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(lit), ..
+        }) => Ok(lit),
+        other => Err(syn::Error::new_spanned(other, hint())),
+    }
+}
+
 /// Consumes a key's `= value` or `(...)`, for keys we do not read.
 fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
@@ -390,6 +621,76 @@ fn fits(class: Option<&str>, value: &Literal) -> bool {
         Some("array" | "hash") => false,
         _ => true,
     }
+}
+
+/// `ty` without the wrappers that serialize as their content (`Option`, `Box`, `Rc`, `Arc`,
+/// `&`): the type a field's value has.
+fn value_type(ty: &Type) -> &Type {
+    match ty {
+        Type::Reference(r) => value_type(&r.elem),
+        Type::Paren(p) => value_type(&p.elem),
+        Type::Group(g) => value_type(&g.elem),
+        Type::Path(path) if path.qself.is_none() => {
+            let Some(last) = path.path.segments.last() else {
+                return ty;
+            };
+            let inner = match &last.arguments {
+                syn::PathArguments::AngleBracketed(args) => args.args.iter().find_map(|a| match a {
+                    GenericArgument::Type(t) => Some(t),
+                    _ => None,
+                }),
+                _ => None,
+            };
+            match (last.ident.to_string().as_str(), inner) {
+                ("Option" | "Box" | "Rc" | "Arc", Some(inner)) => value_type(inner),
+                _ => ty,
+            }
+        }
+        _ => ty,
+    }
+}
+
+/// The class of the elements of a sequence type (`Vec<T>`, sets, `[T; N]`, `[T]`), when
+/// `T`'s class is known from its spelling (a type that only falls back to `hash` gives
+/// none: enums and newtypes serialize otherwise).
+fn element_class(ty: &Type) -> Option<String> {
+    fn last_type_arg(path: &syn::Path) -> Option<(String, &Type)> {
+        let last = path.segments.last()?;
+        let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+            return None;
+        };
+        args.args.iter().find_map(|a| match a {
+            GenericArgument::Type(t) => Some((last.ident.to_string(), t)),
+            _ => None,
+        })
+    }
+    let element = match value_type(ty) {
+        Type::Array(a) => &*a.elem,
+        Type::Slice(s) => &*s.elem,
+        Type::Path(p) if p.qself.is_none() => match last_type_arg(&p.path) {
+            Some((name, t))
+                if matches!(
+                    name.as_str(),
+                    "Vec" | "VecDeque" | "LinkedList" | "HashSet" | "BTreeSet" | "BinaryHeap" | "IndexSet"
+                ) =>
+            {
+                t
+            }
+            _ => return None,
+        },
+        _ => return None,
+    };
+    let class = classify(element).0?;
+    let map = match value_type(element) {
+        Type::Path(p) => p.path.segments.last().is_some_and(|last| {
+            matches!(
+                last.ident.to_string().as_str(),
+                "HashMap" | "BTreeMap" | "IndexMap" | "Map"
+            )
+        }),
+        _ => false,
+    };
+    (class != "hash" || map).then_some(class)
 }
 
 /// The class a value of type `ty` is stored as (`None`: untyped), and whether the type is
@@ -495,18 +796,20 @@ fn looks_like_uns(name: &str) -> Result<(), String> {
 /// What `#[serde(...)]` says about the keys; other serde keys are skipped (serde_derive
 /// checks them, and reports malformed serde attributes itself).
 #[derive(Debug, Default)]
-struct SerdeAttrs {
-    rename: Option<String>,
-    rename_all: Option<String>,
+pub(crate) struct SerdeAttrs {
+    pub rename: Option<String>,
+    pub rename_all: Option<String>,
     default: bool,
-    skip: bool,
+    pub skip: bool,
     skip_if: bool,
     flatten: Option<Span>,
     transparent: Option<Span>,
+    /// `tag`, `content` or `untagged` (enums): unit variants are then no strings.
+    pub tagging: Option<(&'static str, Span)>,
 }
 
 impl SerdeAttrs {
-    fn read(attrs: &[Attribute]) -> Self {
+    pub(crate) fn read(attrs: &[Attribute]) -> Self {
         let mut out = SerdeAttrs::default();
         for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
             let _ = attr.parse_nested_meta(|meta| {
@@ -517,6 +820,11 @@ impl SerdeAttrs {
                     "skip" | "skip_serializing" => out.skip = true,
                     "flatten" => out.flatten = Some(meta.path.span()),
                     "transparent" => out.transparent = Some(meta.path.span()),
+                    "untagged" => out.tagging = Some(("untagged", meta.path.span())),
+                    "tag" => {
+                        out.tagging = Some(("tag", meta.path.span()));
+                        skip_value(&meta)?;
+                    }
                     "default" => {
                         out.default = true;
                         skip_value(&meta)?;
@@ -567,30 +875,39 @@ fn replace_self(tokens: TokenStream, with: &Ident) -> TokenStream {
         .collect()
 }
 
-impl ToTokens for Literal {
-    fn to_tokens(&self, tokens: &mut TokenStream) {
-        let literal = quote!(::caspian_ipc::mikobase::record::Literal);
-        tokens.extend(match self {
+impl Literal {
+    /// The literal as a `caspian_ipc::mikobase::record::Literal` under `record`.
+    fn tokens(&self, record: &TokenStream) -> TokenStream {
+        let literal = quote!(#record::Literal);
+        match self {
             Literal::Str(s) => quote!(#literal::Str(#s)),
             Literal::Int(n) => quote!(#literal::Int(#n)),
             Literal::UInt(n) => quote!(#literal::UInt(#n)),
             Literal::Float(f) => quote!(#literal::Float(#f)),
             Literal::Bool(b) => quote!(#literal::Bool(#b)),
-        });
+        }
     }
 }
 
 fn emit(model: &Model) -> TokenStream {
-    let record = quote!(::caspian_ipc::mikobase::record);
-    let transport = quote!(::caspian_ipc::mikobase::Transport);
     let Model {
         ident,
         vis,
+        krate,
         class,
+        description,
+        inherits,
         fields,
     } = model;
+    let some_str = |s: &Option<String>| match s {
+        Some(s) => quote!(::core::option::Option::Some(#s)),
+        None => quote!(::core::option::Option::None),
+    };
+    let description = some_str(description);
+    let record = quote!(#krate::mikobase::record);
+    let transport = quote!(#krate::mikobase::Transport);
     let proxy = format_ident!("{}Proxy", ident);
-    let decls = fields.iter().map(|f| {
+    let decls = fields.iter().filter(|f| !f.inherited).map(|f| {
         let FieldModel {
             key,
             required,
@@ -603,8 +920,30 @@ fn emit(model: &Model) -> TokenStream {
             None => quote!(::core::option::Option::None),
         };
         let default = match &f.default {
-            Some(d) => quote!(::core::option::Option::Some(#d)),
+            Some(d) => {
+                let d = d.tokens(&record);
+                quote!(::core::option::Option::Some(#d))
+            }
             None => quote!(::core::option::Option::None),
+        };
+        let one_of = match f.one_of_type {
+            Some(ty) => {
+                let ty = replace_self(ty.to_token_stream(), ident);
+                quote!(<#ty as #record::OneOf>::VALUES)
+            }
+            None => {
+                let one_of = one_of.iter().map(|l| l.tokens(&record));
+                quote!(&[#(#one_of),*])
+            }
+        };
+        let description = some_str(&f.description);
+        let items = some_str(&f.items);
+        let sub_fields = match f.nested {
+            Some(ty) => {
+                let ty = replace_self(ty.to_token_stream(), ident);
+                quote!(<#ty as #record::Record>::FIELDS)
+            }
+            None => quote!(&[]),
         };
         quote! {
             #record::FieldDecl {
@@ -613,7 +952,10 @@ fn emit(model: &Model) -> TokenStream {
                 required: #required,
                 unique: #unique,
                 default: #default,
-                one_of: &[#(#one_of),*],
+                one_of: #one_of,
+                items: #items,
+                fields: #sub_fields,
+                description: #description,
             }
         }
     });
@@ -639,6 +981,8 @@ fn emit(model: &Model) -> TokenStream {
         #[automatically_derived]
         impl #record::Record for #ident {
             const CLASS: &'static str = #class;
+            const DESCRIPTION: ::core::option::Option<&'static str> = #description;
+            const INHERITS: &'static [&'static str] = &[#(#inherits),*];
             const FIELDS: &'static [#record::FieldDecl] = &[#(#decls),*];
             type Proxy<'db, __T: #transport + 'db> = #proxy<'db, __T>;
         }
@@ -865,8 +1209,8 @@ mod tests {
             }
         });
         let expected = [
-            "unknown `record` key `clas`, expected one of: `class`; did you mean `class`?",
-            "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`; did you mean `required`?",
+            "unknown `record` key `clas`, expected one of: `class`, `crate`, `description`, `inherits`; did you mean `class`?",
+            "unknown `record` key `requird`, expected one of: `required`, `unique`, `one_of`, `default`, `class`, `description`, `inherited`, `items`, `fields`; did you mean `required`?",
             "`unique` is given twice",
             "`required` is a flag: write it alone",
             "`d` is an `Option`, so it cannot be required: use the inner type",
@@ -990,6 +1334,336 @@ mod tests {
         );
         assert!(!text.contains("serde_json"), "no direct serde_json dependency");
         assert_eq!(file.items.len(), 7);
+    }
+
+    #[test]
+    fn a_renamed_crate_is_the_only_path_to_the_runtime() {
+        let tokens = expand(quote! {
+            #[record(class = "example.org/tree/node", crate = "ipc")]
+            pub struct Node { #[record(one_of(1, 2), default = 1)] depth: i64 }
+        });
+        syn::parse2::<syn::File>(tokens.clone()).expect("items");
+        let text = tokens.to_string();
+        assert!(!text.contains("caspian_ipc ::"), "{text}");
+        assert!(
+            text.contains("impl ipc :: mikobase :: record :: Record for Node"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ipc :: mikobase :: record :: Literal :: Int"),
+            "{text}"
+        );
+        let tokens = expand(quote! {
+            #[record(class = "example.org/x", crate = "crate::vendored::ipc")]
+            struct A { a: u8 }
+        });
+        assert!(tokens
+            .to_string()
+            .contains("crate :: vendored :: ipc :: mikobase :: Transport"));
+        assert_eq!(
+            errors(quote!(
+                #[record(class = "example.org/x", crate = "not a path")]
+                struct A {
+                    a: u8,
+                }
+            )),
+            [
+                "`not a path` is not a path: write the name the dependency has in Cargo.toml, e.g. \
+              `crate = \"ipc\"` (or a path such as `crate = \"crate::ipc\"`)"
+            ]
+        );
+    }
+
+    #[test]
+    fn doc_comments_are_descriptions_and_the_key_overrides_them() {
+        let input: DeriveInput = syn::parse2(quote! {
+            /// A ship's officer.
+            ///
+            ///   Indented, with `code`.
+            #[doc = "Last line.  "]
+            #[doc = concat!("not", "expanded")]
+            #[record(class = "example.org/crew/officer")]
+            struct Officer {
+                /** The rank,
+                 as spoken. */
+                rank: String,
+                /// Ignored.
+                #[record(description = "The serial number.")]
+                serial: String,
+                #[doc = ""]
+                /// ``
+                years: u8,
+                watch: u8,
+            }
+        })
+        .unwrap();
+        let model = lower(&input).unwrap();
+        assert_eq!(
+            model.description.as_deref(),
+            Some("A ship's officer.\n\n  Indented, with `code`.\nLast line.")
+        );
+        let descriptions: Vec<Option<&str>> = model.fields.iter().map(|f| f.description.as_deref()).collect();
+        let block = descriptions[0].unwrap_or_default();
+        assert!(
+            block.starts_with("The rank,\n ") && block.ends_with(" as spoken."),
+            "a block comment keeps its lines: {block:?}"
+        );
+        assert_eq!(descriptions[1..], [Some("The serial number."), Some("``"), None]);
+        let text = expand(quote! {
+            #[record(class = "example.org/x", description = "An x.")]
+            struct X { /// The a.
+                a: u8 }
+        })
+        .to_string();
+        assert!(text.contains("const DESCRIPTION : :: core :: option :: Option < & 'static str > = :: core :: option :: Option :: Some (\"An x.\")"), "{text}");
+        assert!(
+            text.contains("description : :: core :: option :: Option :: Some (\"The a.\")"),
+            "{text}"
+        );
+        assert_eq!(
+            errors(quote!(
+                #[record(class = "example.org/x", description = 3)]
+                struct X {
+                    #[record(description)]
+                    a: u8,
+                }
+            )),
+            [
+                "`description` takes a string: write `description = \"...\"`",
+                "`description` takes a string: write `description = \"...\"`"
+            ]
+        );
+    }
+
+    #[test]
+    fn inherits_names_parents_and_inherited_keys_are_not_redeclared() {
+        let input: DeriveInput = syn::parse2(quote! {
+            #[record(class = "example.org/crew/pilot", inherits = "example.org/crew/member")]
+            struct Pilot {
+                /// The parent's.
+                #[record(inherited)] name: String,
+                craft: String,
+            }
+        })
+        .unwrap();
+        let model = lower(&input).unwrap();
+        assert_eq!(model.inherits, ["example.org/crew/member"]);
+        let inherited: Vec<(&str, bool)> = model
+            .fields
+            .iter()
+            .map(|f| (f.key.as_str(), f.inherited))
+            .collect();
+        assert_eq!(inherited, [("name", true), ("craft", false)]);
+        let text = emit(&model).to_string();
+        assert!(
+            text.contains("const INHERITS : & 'static [& 'static str] = & [\"example.org/crew/member\"]"),
+            "{text}"
+        );
+        assert!(!text.contains("key : \"name\""), "not declared: {text}");
+        assert!(text.contains("key : \"craft\""), "{text}");
+        assert!(text.contains("pub fn name"), "an accessor all the same: {text}");
+        let input: DeriveInput = syn::parse2(quote! {
+            #[record(class = "example.org/x", inherits = ["example.org/b", "example.org/a"])]
+            struct X { a: u8 }
+        })
+        .unwrap();
+        assert_eq!(
+            lower(&input).unwrap().inherits,
+            ["example.org/b", "example.org/a"],
+            "in order"
+        );
+        assert_eq!(
+            errors(quote! {
+                #[record(class = "example.org/crew/pilot",
+                         inherits = ["example.org/crew/pilot", "member", "example.org/a", "example.org/a"])]
+                struct Pilot {
+                    #[record(inherited, unique, description = "x")] name: String,
+                }
+            }),
+            [
+                "`example.org/crew/pilot` cannot inherit from itself: name its parent class",
+                "`member` is not a UNS class name: it does not start with a dotted domain (e.g. example.org/...)",
+                "`example.org/a` is inherited twice: name it once",
+                "`name` is `inherited`: its parent class declares it, so `unique` here would not apply; \
+                 remove `unique` (or `inherited`, to redeclare the key in this class)",
+                "`name` is `inherited`: its parent class declares it, so `description` here would not \
+                 apply; remove `description` (or `inherited`, to redeclare the key in this class)",
+            ]
+        );
+        assert_eq!(
+            errors(quote! {
+                #[record(class = "example.org/crew/pilot")]
+                struct Pilot { #[record(inherited)] name: String }
+            }),
+            [
+                "`name` is `inherited`, but the struct names no parent class: add \
+              `#[record(inherits = \"example.org/...\")]` to the struct"
+            ]
+        );
+        let hint = "`inherits` takes a class name or a list of them: write `inherits = \"example.org/...\"` \
+                    or `inherits = [\"example.org/a\", \"example.org/b\"]`";
+        for bad in [
+            quote!(
+                #[record(class = "example.org/x", inherits)]
+                struct A {
+                    a: u8,
+                }
+            ),
+            quote!(
+                #[record(class = "example.org/x", inherits = [])]
+                struct A {
+                    a: u8,
+                }
+            ),
+            quote!(
+                #[record(class = "example.org/x", inherits = example)]
+                struct A {
+                    a: u8,
+                }
+            ),
+            quote!(
+                #[record(class = "example.org/x", inherits = ["example.org/a", 3])]
+                struct A {
+                    a: u8,
+                }
+            ),
+        ] {
+            assert_eq!(errors(bad), [hint]);
+        }
+        assert_eq!(
+            errors(quote! {
+                #[record(class = "example.org/x")]
+                struct A { #[record(inherited = true)] a: u8 }
+            }),
+            ["`inherited` is a flag: write it alone"]
+        );
+    }
+
+    #[test]
+    fn enum_values_and_element_classes() {
+        let input: DeriveInput = syn::parse2(quote! {
+            #[record(class = "example.org/x")]
+            struct X {
+                #[record(one_of, default = "alpha")] a: Option<Watch>,
+                #[record(one_of, class = "any")] b: Box<Watch>,
+                c: Vec<String>, d: [u8; 3], e: Option<std::collections::BTreeSet<bool>>,
+                f: Vec<Watch>, g: Vec<Vec<u8>>, h: Vec<HashMap<String, u8>>, i: (u8, u8),
+                #[record(items = "string")] j: Vec<Watch>, k: Vec<serde_json::Value>, l: &'static [char],
+            }
+        })
+        .unwrap();
+        let model = lower(&input).unwrap();
+        type Row<'a> = (&'a str, Option<&'a str>, Option<String>, Option<&'a str>);
+        let got: Vec<Row> = model
+            .fields
+            .iter()
+            .map(|f| {
+                (
+                    f.key.as_str(),
+                    f.class.as_deref(),
+                    f.one_of_type.map(|t| t.to_token_stream().to_string()),
+                    f.items.as_deref(),
+                )
+            })
+            .collect();
+        let watch = || Some("Watch".to_owned());
+        assert_eq!(
+            got,
+            [
+                ("a", Some("string"), watch(), None),
+                ("b", Some("any"), watch(), None),
+                ("c", Some("array"), None, Some("string")),
+                ("d", Some("array"), None, Some("number")),
+                ("e", Some("array"), None, Some("boolean")),
+                ("f", Some("array"), None, None),
+                ("g", Some("array"), None, Some("array")),
+                ("h", Some("array"), None, Some("hash")),
+                ("i", Some("array"), None, None),
+                ("j", Some("array"), None, Some("string")),
+                ("k", Some("array"), None, None),
+                ("l", Some("array"), None, Some("string")),
+            ]
+        );
+        let text = emit(&model).to_string();
+        assert!(
+            text.contains("one_of : < Watch as :: caspian_ipc :: mikobase :: record :: OneOf > :: VALUES"),
+            "{text}"
+        );
+        assert!(
+            text.contains("items : :: core :: option :: Option :: Some (\"number\")"),
+            "{text}"
+        );
+        assert_eq!(
+            errors(quote! {
+                #[record(class = "example.org/x")]
+                struct X {
+                    #[record(one_of, one_of("a"))] a: Watch,
+                    #[record(one_of = Watch)] b: Watch,
+                    #[record(items = "string")] c: String,
+                    #[record(items = "strin")] d: Vec<String>,
+                    #[record(one_of, default = 3)] e: Watch,
+                }
+            }),
+            [
+                "`one_of` is given twice",
+                "write `one_of` alone (the values of the field's enum, which derives `OneOf`) or list them: \
+                 `one_of(\"a\", \"b\")`",
+                "`items` is the class of an array's elements (or a hash's values), and `c` is a `string`: \
+                 remove `items`, or give the field `class = \"array\"`",
+                "`strin` is neither a field class (string, number, integer, boolean, array, hash, timestamp, any) \
+                 nor a UNS class name; did you mean `string`?",
+                "this value does not fit `e`, whose class is `string`",
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_records_are_hashes_with_sub_keys() {
+        let input: DeriveInput = syn::parse2(quote! {
+            #[record(class = "example.org/x")]
+            struct X { #[record(fields)] name: Option<Name>, #[record(fields, class = "hash")] other: Box<Name> }
+        })
+        .unwrap();
+        let model = lower(&input).unwrap();
+        let got: Vec<(Option<&str>, Option<String>, bool)> = model
+            .fields
+            .iter()
+            .map(|f| {
+                (
+                    f.class.as_deref(),
+                    f.nested.map(|t| t.to_token_stream().to_string()),
+                    f.required,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some("hash"), Some("Name".into()), false),
+                (Some("hash"), Some("Name".into()), true)
+            ]
+        );
+        let text = emit(&model).to_string();
+        assert!(
+            text.contains("fields : < Name as :: caspian_ipc :: mikobase :: record :: Record > :: FIELDS"),
+            "{text}"
+        );
+        assert_eq!(
+            errors(quote! {
+                #[record(class = "example.org/x")]
+                struct X {
+                    #[record(fields, class = "string")] a: Name,
+                    #[record(fields, one_of("a"))] b: Name,
+                    #[record(fields = Name)] c: Name,
+                }
+            }),
+            [
+                "`a` has `fields`, so it is a `hash`: remove `class = \"string\"`",
+                "a hash with `fields` has no `one_of`: constrain its sub-keys in the nested struct",
+                "this value does not fit `b`, whose class is `hash`",
+                "`fields` is a flag: write it alone",
+            ]
+        );
     }
 
     #[test]

@@ -38,10 +38,10 @@ pub mod testing;
 pub mod uds;
 
 // The derive and the trait share the name `Record`, as serde's do.
-pub use caspian_ipc_derive::{mikobase_api, Record};
+pub use caspian_ipc_derive::{mikobase_api, OneOf, Record};
 pub use error::{Error, Result, WorkerEnd, WorkerFailure};
 pub use fork::{Worker, WorkerOutcome, WorkerResult};
-pub use mikobase::record::Record;
+pub use mikobase::record::{OneOf, Record};
 pub use mikobase::{mikobase, Db, Mikobase};
 pub use run::{Progress, Supervision, Supervisor};
 pub use share::{share, Batch, Entry, Share, SharedArray, SharedHash, Swap};

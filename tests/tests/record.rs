@@ -3,13 +3,16 @@
 //! create / get / select / update / delete, hot field accessors, and refusals and decode
 //! failures coming back typed, and one request per call.
 
+// A renamed dependency, as `ipc = { package = "caspian-ipc", .. }` in Cargo.toml gives.
+extern crate caspian_ipc as ipc;
+
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::record::RecordError;
 use caspian_ipc::mikobase::{
     CreateRequest, ImportSchemaRequest, InProcess, MikobaseClient, RecordByPkRequest, SelectRequest,
     Transport,
 };
-use caspian_ipc::Record;
+use caspian_ipc::{OneOf, Record};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -66,7 +69,7 @@ fn the_class_definition_follows_the_struct() {
                 "rank": {"class": "string", "required": true},
                 "watch": {"class": "string", "one_of": ["alpha", "beta", "gamma"], "default": "alpha"},
                 "nickname": {"class": "string"},
-                "medals": {"class": "array", "required": true},
+                "medals": {"class": "array", "required": true, "items": "string"},
                 "years": {"class": "number", "required": true},
             }
         })
@@ -309,7 +312,7 @@ fn define_is_idempotent_and_keeps_records() {
     assert_eq!(ripley.get().unwrap().serial, "W-5617");
 }
 
-/// serde decides the bucket, so the definition follows serde's renames and defaults.
+// serde decides the bucket, so the definition follows serde's renames and defaults.
 #[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
 #[serde(rename_all = "camelCase")]
 #[record(class = "example.org/crew/berth")]
@@ -335,7 +338,7 @@ fn serde_renames_and_defaults_shape_the_definition_and_the_bucket() {
             "deckNumber": {"class": "number", "required": true},
             "Occupant": {"class": "string"},
             "berthKind": {"class": "string", "default": "standard"},
-            "lockers": {"class": "array"},
+            "lockers": {"class": "array", "items": "number"},
             "bunk": {"class": "integer", "default": -1},
         }})
     );
@@ -459,4 +462,397 @@ fn every_call_is_exactly_one_request() {
         "create"
     );
     assert_eq!(requests(&|| ripley.delete().unwrap()), 1, "delete");
+}
+
+/// `#[record(crate = "ipc")]`: the derive reaches the runtime through the renamed crate.
+#[derive(Debug, PartialEq, Serialize, Deserialize, ipc::Record)]
+#[record(class = "example.org/crew/renamed", crate = "ipc")]
+struct Renamed {
+    #[record(one_of("alpha", "beta"), default = "alpha")]
+    watch: Option<String>,
+}
+
+#[test]
+fn a_renamed_crate_path_defines_creates_and_selects() {
+    let db = db();
+    let renamed = db.records::<Renamed>();
+    renamed.define().unwrap();
+    let pk = renamed.create(&Renamed { watch: None }).unwrap();
+    assert_eq!(pk.watch().get().unwrap().as_deref(), Some("alpha"), "the default");
+    assert_eq!(
+        renamed.all().unwrap(),
+        [(
+            pk.pk().to_owned(),
+            Renamed {
+                watch: Some("alpha".into())
+            }
+        )]
+    );
+    assert_eq!(
+        renamed
+            .create(&Renamed {
+                watch: Some("delta".into())
+            })
+            .unwrap_err()
+            .id(),
+        Some("validation-failed")
+    );
+}
+
+/// A bunk on a deck.
+///
+/// Doc comments are the class's and the keys' descriptions.
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/bunk")]
+struct Bunk {
+    /// The deck, counted from the keel.
+    deck: u8,
+    /// Rust-facing prose.
+    #[record(description = "Who sleeps here.")]
+    occupant: Option<String>,
+    label: String,
+}
+
+#[test]
+fn doc_comments_become_descriptions_the_engine_keeps() {
+    let expected = json!({
+        "name": "example.org/crew/bunk",
+        "description": "A bunk on a deck.\n\nDoc comments are the class's and the keys' descriptions.",
+        "fields": {
+            "deck": {"class": "number", "required": true, "description": "The deck, counted from the keel."},
+            "occupant": {"class": "string", "description": "Who sleeps here."},
+            "label": {"class": "string", "required": true},
+        }
+    });
+    assert_eq!(Bunk::class_definition(), expected);
+    assert_eq!(
+        Bunk::class_definition()
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        ["name", "description", "fields"]
+    );
+    let db = db();
+    let bunks = db.records::<Bunk>();
+    bunks.define().unwrap();
+    let exported = db.export_schema(&Default::default()).unwrap().results;
+    assert_eq!(serde_json::to_value(&exported.classes[0]).unwrap(), expected);
+    let bunk = Bunk {
+        deck: 2,
+        occupant: Some("Kane".into()),
+        label: "2-A".into(),
+    };
+    let pk = bunks.create(&bunk).unwrap();
+    assert_eq!(bunks.all().unwrap(), [(pk.pk().to_owned(), bunk)]);
+}
+
+/// A member of the crew: the parent class.
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/member")]
+struct Member {
+    #[record(unique)]
+    name: String,
+    #[record(one_of("alpha", "beta"), default = "alpha")]
+    watch: Option<String>,
+}
+
+/// A pilot is a member: the parent declares `name` and `watch`, the pilot adds `craft`.
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/pilot", inherits = "example.org/crew/member")]
+struct Pilot {
+    #[record(inherited)]
+    name: String,
+    #[record(inherited)]
+    watch: Option<String>,
+    craft: String,
+}
+
+fn pilot(name: &str, watch: Option<&str>) -> Pilot {
+    Pilot {
+        name: name.into(),
+        watch: watch.map(str::to_owned),
+        craft: "Narcissus".into(),
+    }
+}
+
+#[test]
+fn a_subclass_inherits_the_parents_declarations_and_is_selected_with_it() {
+    assert_eq!(
+        Pilot::class_definition(),
+        json!({
+            "name": "example.org/crew/pilot",
+            "description": "A pilot is a member: the parent declares `name` and `watch`, the pilot adds `craft`.",
+            "inherits": ["example.org/crew/member"],
+            "fields": {"craft": {"class": "string", "required": true}},
+        })
+    );
+    let db = db();
+    let pilots = db.records::<Pilot>();
+    assert_eq!(
+        pilots.define().unwrap_err().id(),
+        Some("class-not-found"),
+        "the parent is defined first"
+    );
+    db.records::<Member>().define().unwrap();
+    pilots.define().unwrap();
+
+    let kane = pilots.create(&pilot("Kane", None)).unwrap();
+    assert_eq!(
+        kane.watch().get().unwrap().as_deref(),
+        Some("alpha"),
+        "the parent's default"
+    );
+    assert_eq!(
+        pilots.create(&pilot("Lambert", Some("delta"))).unwrap_err().id(),
+        Some("validation-failed"),
+        "the parent's one_of"
+    );
+    let members = db.records::<Member>();
+    assert_eq!(
+        members
+            .create(&Member {
+                name: "Kane".into(),
+                watch: None
+            })
+            .unwrap_err()
+            .id(),
+        Some("unique-violation"),
+        "the parent's unique spans its subclasses"
+    );
+    let parker = members
+        .create(&Member {
+            name: "Parker".into(),
+            watch: Some("beta".into()),
+        })
+        .unwrap();
+    assert_eq!(
+        pilots.all().unwrap(),
+        [(kane.pk().to_owned(), pilot("Kane", Some("alpha")))],
+        "only pilots"
+    );
+    let everyone: Vec<(String, String)> = members
+        .all()
+        .unwrap()
+        .into_iter()
+        .map(|(pk, m)| (pk, m.name))
+        .collect();
+    assert_eq!(
+        everyone,
+        [
+            (kane.pk().to_owned(), "Kane".to_owned()),
+            (parker.pk().to_owned(), "Parker".to_owned())
+        ],
+        "members include the pilot"
+    );
+    let exported = db.export_schema(&Default::default()).unwrap().results;
+    let pilot_class = exported
+        .classes
+        .iter()
+        .map(|c| serde_json::to_value(c).unwrap())
+        .find(|c| c["name"] == Pilot::CLASS)
+        .unwrap();
+    assert_eq!(pilot_class, Pilot::class_definition());
+}
+
+/// Two parents: the record is validated against both.
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/medic", inherits = ["example.org/crew/member", "example.org/crew/licensed"])]
+struct Medic {
+    #[record(inherited)]
+    name: String,
+    #[record(inherited)]
+    licence: u32,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/licensed")]
+struct Licensed {
+    licence: u32,
+}
+
+#[test]
+fn several_parents_all_apply() {
+    let db = db();
+    db.records::<Member>().define().unwrap();
+    db.records::<Licensed>().define().unwrap();
+    let medics = db.records::<Medic>();
+    medics.define().unwrap();
+    assert_eq!(
+        Medic::class_definition()["inherits"],
+        json!(["example.org/crew/member", "example.org/crew/licensed"])
+    );
+    let ash = medics
+        .create(&Medic {
+            name: "Ash".into(),
+            licence: 7,
+        })
+        .unwrap();
+    let stored = db
+        .record_by_pk(&RecordByPkRequest { pk: ash.pk().into() })
+        .unwrap()
+        .results;
+    assert_eq!(stored.bucket["watch"], "alpha", "the first parent's default");
+    let unlicensed = json!({"name": "Dallas"});
+    let refused = db
+        .create(&CreateRequest {
+            class: Some(Medic::CLASS.into()),
+            bucket: object(unlicensed),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(
+        refused.id(),
+        Some("validation-failed"),
+        "the second parent's required key"
+    );
+    assert_eq!(db.records::<Licensed>().all().unwrap().len(), 1);
+}
+
+/// The watches, as the store spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, OneOf)]
+#[serde(rename_all = "lowercase")]
+enum Watch {
+    Alpha,
+    Beta,
+    #[serde(rename = "night")]
+    Gamma,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/rota")]
+struct Rota {
+    #[record(one_of)]
+    watch: Watch,
+    #[record(one_of, default = "beta")]
+    relief: Option<Watch>,
+    crew: Vec<String>,
+    #[record(items = "string")]
+    history: Vec<Watch>,
+}
+
+#[test]
+fn enum_values_are_one_of_and_sequences_declare_their_items() {
+    assert_eq!(
+        Rota::class_definition()["fields"],
+        json!({
+            "watch": {"class": "string", "required": true, "one_of": ["alpha", "beta", "night"]},
+            "relief": {"class": "string", "one_of": ["alpha", "beta", "night"], "default": "beta"},
+            "crew": {"class": "array", "required": true, "items": "string"},
+            "history": {"class": "array", "required": true, "items": "string"},
+        })
+    );
+    let db = db();
+    let rotas = db.records::<Rota>();
+    rotas.define().unwrap();
+    let rota = Rota {
+        watch: Watch::Gamma,
+        relief: None,
+        crew: vec!["Ripley".into()],
+        history: vec![Watch::Alpha, Watch::Gamma],
+    };
+    let stored = rotas.create(&rota).unwrap();
+    assert_eq!(
+        stored.relief().get().unwrap(),
+        Some(Watch::Beta),
+        "the default, as the enum"
+    );
+    assert_eq!(
+        rotas.all().unwrap(),
+        [(
+            stored.pk().to_owned(),
+            Rota {
+                relief: Some(Watch::Beta),
+                ..rota
+            }
+        )]
+    );
+    stored.watch().set(Watch::Alpha).unwrap();
+    assert_eq!(stored.watch().get().unwrap(), Watch::Alpha);
+    let refused = db
+        .create(&CreateRequest {
+            class: Some(Rota::CLASS.into()),
+            bucket: object(json!({"watch": "Gamma", "crew": [], "history": []})),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(
+        refused.id(),
+        Some("validation-failed"),
+        "the Rust name is not the serde name"
+    );
+}
+
+/// A name in parts: a nested record (its class is never defined; its keys are the sub-keys
+/// of a hash field).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/name")]
+struct Name {
+    /// The family name.
+    surname: String,
+    given: Option<String>,
+    #[record(one_of("Mr", "Ms", "Mx"))]
+    title: Option<String>,
+}
+
+#[derive(Debug, PartialEq, Serialize, Deserialize, Record)]
+#[record(class = "example.org/crew/signed-on")]
+struct SignedOn {
+    #[record(fields)]
+    name: Name,
+    #[record(fields)]
+    emergency_contact: Option<Name>,
+}
+
+#[test]
+fn a_nested_record_is_a_hash_whose_sub_keys_the_engine_checks() {
+    assert_eq!(
+        SignedOn::class_definition()["fields"],
+        json!({
+            "name": {"class": "hash", "required": true, "fields": {
+                "surname": {"class": "string", "required": true, "description": "The family name."},
+                "given": {"class": "string"},
+                "title": {"class": "string", "one_of": ["Mr", "Ms", "Mx"]},
+            }},
+            "emergency_contact": {"class": "hash", "fields": {
+                "surname": {"class": "string", "required": true, "description": "The family name."},
+                "given": {"class": "string"},
+                "title": {"class": "string", "one_of": ["Mr", "Ms", "Mx"]},
+            }},
+        })
+    );
+    let db = db();
+    let crew = db.records::<SignedOn>();
+    crew.define().unwrap();
+    let ripley = SignedOn {
+        name: Name {
+            surname: "Ripley".into(),
+            given: Some("Ellen".into()),
+            title: Some("Ms".into()),
+        },
+        emergency_contact: None,
+    };
+    let stored = crew.create(&ripley).unwrap();
+    assert_eq!(crew.all().unwrap(), [(stored.pk().to_owned(), ripley)]);
+    assert_eq!(stored.name().get().unwrap().surname, "Ripley");
+    let nameless = json!({"surname": null, "given": "Ash"});
+    let knighted = Name {
+        surname: "Dallas".into(),
+        given: None,
+        title: Some("Sir".into()),
+    };
+    assert_eq!(
+        stored.emergency_contact().set(Some(knighted)).unwrap_err().id(),
+        Some("validation-failed"),
+        "a sub-key's one_of"
+    );
+    assert_eq!(stored.emergency_contact().get().unwrap(), None, "refused");
+    let refused = db
+        .create(&CreateRequest {
+            class: Some(SignedOn::CLASS.into()),
+            bucket: object(json!({"name": nameless})),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(refused.id(), Some("validation-failed"), "a sub-key's required");
 }

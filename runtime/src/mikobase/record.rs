@@ -14,6 +14,11 @@
 //!
 //! Nothing is cached: every call is one round trip and sees the store as it is then.
 //!
+//! The definition a struct gives carries its doc comments as descriptions, its parents
+//! (`#[record(inherits = "..")]`), enum values as `one_of` ([`OneOf`],
+//! `#[record(one_of)]`), element classes (`items`) and nested records as hash fields
+//! with sub-keys (`#[record(fields)]`): see [`#[derive(Record)]`](derive@crate::Record).
+//!
 //! ```
 //! use caspian_ipc::mikobase::{engine::Engine, InProcess, MikobaseClient};
 //! use caspian_ipc::Record;
@@ -99,19 +104,41 @@ use super::support::{ClientError, Transport};
 /// assert_eq!(ships.get(sulaco.pk())?.name, "USS Sulaco");
 /// # Ok::<_, caspian_ipc::mikobase::record::RecordError>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a record",
+    note = "derive `caspian_ipc::Record` on a struct with named fields (a `#[record(fields)]` field needs one too)"
+)]
 pub trait Record: Serialize + DeserializeOwned {
     /// The class's UNS name, e.g. `example.org/crew/officer`.
     const CLASS: &'static str;
+    /// What the class is (the definition's `description`; the derive takes the struct's doc
+    /// comment).
+    const DESCRIPTION: Option<&'static str> = None;
+    /// The parent classes (the definition's `inherits`); their fields apply to this class's
+    /// records too, and selecting a parent's records includes this class's.
+    const INHERITS: &'static [&'static str] = &[];
     /// The bucket keys the class declares, in struct order.
     const FIELDS: &'static [FieldDecl];
     /// The hot proxy of one stored record: field accessors, plus [`Stored`]'s methods
     /// through `Deref`.
     type Proxy<'db, T: Transport + 'db>: From<Stored<'db, Self, T>> + Deref<Target = Stored<'db, Self, T>>;
 
-    /// The class definition (format E4 of `docs/ENGINE.md`), built from [`Self::CLASS`] and
-    /// [`Self::FIELDS`].
+    /// The class definition (format E4 of `docs/ENGINE.md`), built from [`Self::CLASS`],
+    /// [`Self::DESCRIPTION`], [`Self::INHERITS`] and [`Self::FIELDS`]: `{"name",
+    /// "description", "inherits": [..], "fields"}`, the optional keys left out when empty.
     fn class_definition() -> Value {
-        definition(Self::CLASS, Self::FIELDS)
+        let mut definition = definition(Self::CLASS, Self::FIELDS);
+        if let Value::Object(map) = &mut definition {
+            let mut at = 1;
+            if let Some(description) = Self::DESCRIPTION {
+                map.shift_insert(at, "description".into(), json!(description));
+                at += 1;
+            }
+            if !Self::INHERITS.is_empty() {
+                map.shift_insert(at, "inherits".into(), json!(Self::INHERITS));
+            }
+        }
+        definition
     }
 }
 
@@ -130,6 +157,26 @@ pub struct FieldDecl {
     pub default: Option<Literal>,
     /// The allowed values (empty: any).
     pub one_of: &'static [Literal],
+    /// The class of an array's elements (a hash's values): the declaration's `items`.
+    pub items: Option<&'static str>,
+    /// The declared sub-keys of a `hash` field (the declaration's `fields`; the derive takes
+    /// them from a nested record, `#[record(fields)]`).
+    pub fields: &'static [FieldDecl],
+    /// What the key holds (the declaration's `description`; the derive takes the field's
+    /// doc comment).
+    pub description: Option<&'static str>,
+}
+
+/// An enum of unit variants as the allowed values of a field: derive it with
+/// [`#[derive(OneOf)]`](derive@crate::OneOf) and mark the field `#[record(one_of)]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` gives no `one_of` values",
+    label = "a `#[record(one_of)]` field needs an enum deriving `OneOf`",
+    note = "derive `caspian_ipc::OneOf` on an enum of unit variants, or list the values: `#[record(one_of(\"a\", \"b\"))]`"
+)]
+pub trait OneOf {
+    /// The variants' serialized names.
+    const VALUES: &'static [Literal];
 }
 
 /// A constant JSON scalar in a field declaration (`default`, `one_of`).
@@ -161,9 +208,15 @@ impl Literal {
 }
 
 /// The class definition of `class` with `fields`: `{"name", "fields": {key: {"class",
-/// "required", "unique", "one_of", "default"}}}`, false flags and empty lists left out.
+/// "required", "unique", "one_of", "default", "description"}}}`, false flags, empty lists
+/// and missing descriptions left out.
 pub fn definition(class: &str, fields: &[FieldDecl]) -> Value {
-    let fields: Map<String, Value> = fields
+    json!({ "name": class, "fields": declarations(fields) })
+}
+
+/// The field declarations of `fields`, by key (sub-keys of a hash field nested).
+fn declarations(fields: &[FieldDecl]) -> Map<String, Value> {
+    fields
         .iter()
         .map(|f| {
             let mut decl = Map::new();
@@ -183,10 +236,18 @@ pub fn definition(class: &str, fields: &[FieldDecl]) -> Value {
             if let Some(default) = f.default {
                 decl.insert("default".into(), default.to_json());
             }
+            if let Some(items) = f.items {
+                decl.insert("items".into(), json!(items));
+            }
+            if !f.fields.is_empty() {
+                decl.insert("fields".into(), Value::Object(declarations(f.fields)));
+            }
+            if let Some(description) = f.description {
+                decl.insert("description".into(), json!(description));
+            }
             (f.key.to_owned(), Value::Object(decl))
         })
-        .collect();
-    json!({ "name": class, "fields": fields })
+        .collect()
 }
 
 /// Why a typed record call failed.
@@ -337,7 +398,8 @@ impl<'db, R: Record, T: Transport + 'db> Records<'db, R, T> {
     }
 
     /// Installs (or replaces, by name) the class definition: one `import_schema`, so every
-    /// worker may call it.
+    /// worker may call it. The parents in [`Record::INHERITS`] must be defined first
+    /// (`class-not-found` otherwise).
     pub fn define(&self) -> Result<(), RecordError> {
         let definition: ClassDefinition =
             serde_json::from_value(R::class_definition()).map_err(|e| RecordError::Encode {
@@ -557,6 +619,9 @@ mod tests {
                 unique: false,
                 default: Some(Literal::Str("alpha")),
                 one_of: WATCHES,
+                items: None,
+                fields: &[],
+                description: Some("Which watch."),
             },
             FieldDecl {
                 key: "anything",
@@ -565,13 +630,17 @@ mod tests {
                 unique: true,
                 default: None,
                 one_of: &[],
+                items: Some("string"),
+                fields: &[],
+                description: None,
             },
         ];
         assert_eq!(
             definition("example.org/crew/officer", &fields),
             json!({"name": "example.org/crew/officer", "fields": {
-                "watch": {"class": "string", "one_of": ["alpha", "beta"], "default": "alpha"},
-                "anything": {"required": true, "unique": true},
+                "watch": {"class": "string", "one_of": ["alpha", "beta"], "default": "alpha",
+                    "description": "Which watch."},
+                "anything": {"required": true, "unique": true, "items": "string"},
             }})
         );
     }
