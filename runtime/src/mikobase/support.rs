@@ -139,6 +139,7 @@ pub trait Transport {
 ///     // No answer at all (over a socket: the server is gone, a timeout, ...).
 ///     Err(ClientError::Transport(error)) => eprintln!("no answer: {error}"),
 ///     Err(ClientError::Decode(reason)) => eprintln!("not the documented envelope: {reason}"),
+///     Err(ClientError::Encode(reason)) => eprintln!("the request could not be written: {reason}"),
 ///     Ok(answer) => println!("found {}", answer.results.pk),
 /// }
 /// // Or just the id:
