@@ -146,7 +146,7 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
             String::new()
         }
     };
-    let fields: Vec<FieldModel> = named
+    let fields: Vec<FieldModel<'_>> = named
         .named
         .iter()
         .filter_map(|field| lower_field(field, &serde, &mut errors))
@@ -296,7 +296,7 @@ fn record_attrs(
     attrs: &[Attribute],
     known: &[&str],
     errors: &mut Errors,
-    mut on: impl FnMut(&str, &ParseNestedMeta) -> syn::Result<()>,
+    mut on: impl FnMut(&str, &ParseNestedMeta<'_>) -> syn::Result<()>,
 ) {
     let mut seen: Vec<String> = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident("record")) {
@@ -330,7 +330,7 @@ fn record_attrs(
 }
 
 /// A flag key (`required`), not `required = ...`; its span.
-fn flag(meta: &ParseNestedMeta) -> syn::Result<Span> {
+fn flag(meta: &ParseNestedMeta<'_>) -> syn::Result<Span> {
     if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
         return Err(meta.error(format!(
             "`{}` is a flag: write it alone",
@@ -341,7 +341,7 @@ fn flag(meta: &ParseNestedMeta) -> syn::Result<Span> {
 }
 
 /// Consumes a key's `= value` or `(...)`, for keys we do not read.
-fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         meta.value()?.parse::<Expr>()?;
     } else if meta.input.peek(syn::token::Paren) {
@@ -535,7 +535,7 @@ impl SerdeAttrs {
 }
 
 /// The serialize-side name of `rename = "x"` or `rename(serialize = "x", ...)`.
-fn serialize_name(meta: &ParseNestedMeta) -> syn::Result<Option<String>> {
+fn serialize_name(meta: &ParseNestedMeta<'_>) -> syn::Result<Option<String>> {
     if meta.input.peek(Token![=]) {
         return Ok(Some(meta.value()?.parse::<LitStr>()?.value()));
     }
@@ -580,7 +580,7 @@ impl ToTokens for Literal {
     }
 }
 
-fn emit(model: &Model) -> TokenStream {
+fn emit(model: &Model<'_>) -> TokenStream {
     let record = quote!(::caspian_ipc::mikobase::record);
     let transport = quote!(::caspian_ipc::mikobase::Transport);
     let Model {

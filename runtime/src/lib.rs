@@ -24,7 +24,6 @@
 //! println!("{counts}");
 //! # Ok::<_, caspian_ipc::Error>(())
 //! ```
-#![warn(missing_docs)]
 
 pub mod error;
 pub mod fork;
