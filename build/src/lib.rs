@@ -51,7 +51,6 @@
 //! A stale (or missing) file fails with the command that regenerates it:
 //! `CASPIAN_IPC_UPDATE=1 cargo test` rewrites it (then the test passes; review the diff and
 //! commit). [`Builder::regenerate_command`] names another command, e.g. your own xtask.
-#![warn(missing_docs)]
 
 use std::fmt;
 use std::io::Write;

@@ -52,7 +52,6 @@
 //! assert!(error.to_string().starts_with("specs/tiny.yaml:21:13: error[MB004]: unknown type `Itme`"), "{error}");
 //! # Ok::<(), caspian_ipc_codegen::Error>(())
 //! ```
-#![warn(missing_docs)]
 
 mod emit;
 pub mod names;

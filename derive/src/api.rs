@@ -16,7 +16,7 @@ struct Input {
 }
 
 impl Parse for Input {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         if input.peek(LitStr) {
             let path = input.parse()?;
             input.parse::<Option<Token![;]>>()?;

@@ -8,7 +8,6 @@
 //! record layer (`caspian_ipc::mikobase::record`) does the rest. Each expansion is a plain
 //! function over `proc_macro2` (unit-tested here); every problem is a spanned compile
 //! error, never a panic.
-#![warn(missing_docs)]
 
 mod api;
 mod one_of;

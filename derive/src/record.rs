@@ -207,7 +207,7 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
             errors.at(parent, format!("`{name}` is inherited twice: name it once"));
         }
     }
-    let fields: Vec<FieldModel> = named
+    let fields: Vec<FieldModel<'_>> = named
         .named
         .iter()
         .filter_map(|field| lower_field(field, &serde, &mut errors))
@@ -247,7 +247,7 @@ fn lower(input: &DeriveInput) -> syn::Result<Model<'_>> {
 }
 
 /// The parents of `inherits = "a"` or `inherits = ["a", "b"]`.
-fn parents(meta: &ParseNestedMeta) -> syn::Result<Vec<LitStr>> {
+fn parents(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<LitStr>> {
     let hint = "`inherits` takes a class name or a list of them: write \
                 `inherits = \"example.org/...\"` or `inherits = [\"example.org/a\", \"example.org/b\"]`";
     if !meta.input.peek(Token![=]) {
@@ -510,7 +510,7 @@ fn record_attrs(
     attrs: &[Attribute],
     known: &[&str],
     errors: &mut Errors,
-    mut on: impl FnMut(&str, &ParseNestedMeta) -> syn::Result<()>,
+    mut on: impl FnMut(&str, &ParseNestedMeta<'_>) -> syn::Result<()>,
 ) {
     let mut seen: Vec<String> = Vec::new();
     for attr in attrs.iter().filter(|a| a.path().is_ident("record")) {
@@ -544,7 +544,7 @@ fn record_attrs(
 }
 
 /// A flag key (`required`), not `required = ...`; its span.
-fn flag(meta: &ParseNestedMeta) -> syn::Result<Span> {
+fn flag(meta: &ParseNestedMeta<'_>) -> syn::Result<Span> {
     if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
         return Err(meta.error(format!(
             "`{}` is a flag: write it alone",
@@ -555,7 +555,7 @@ fn flag(meta: &ParseNestedMeta) -> syn::Result<Span> {
 }
 
 /// The string of `key = "..."`; anything else is refused with the form to write.
-pub(crate) fn string(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
+pub(crate) fn string(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
     let key = meta.path.get_ident().map(Ident::to_string).unwrap_or_default();
     let hint = || format!("`{key}` takes a string: write `{key} = \"...\"`");
     if !meta.input.peek(Token![=]) {
@@ -572,7 +572,7 @@ pub(crate) fn string(meta: &ParseNestedMeta) -> syn::Result<LitStr> {
 }
 
 /// Consumes a key's `= value` or `(...)`, for keys we do not read.
-fn skip_value(meta: &ParseNestedMeta) -> syn::Result<()> {
+fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     if meta.input.peek(Token![=]) {
         meta.value()?.parse::<Expr>()?;
     } else if meta.input.peek(syn::token::Paren) {
@@ -843,7 +843,7 @@ impl SerdeAttrs {
 }
 
 /// The serialize-side name of `rename = "x"` or `rename(serialize = "x", ...)`.
-fn serialize_name(meta: &ParseNestedMeta) -> syn::Result<Option<String>> {
+fn serialize_name(meta: &ParseNestedMeta<'_>) -> syn::Result<Option<String>> {
     if meta.input.peek(Token![=]) {
         return Ok(Some(meta.value()?.parse::<LitStr>()?.value()));
     }
@@ -889,7 +889,7 @@ impl Literal {
     }
 }
 
-fn emit(model: &Model) -> TokenStream {
+fn emit(model: &Model<'_>) -> TokenStream {
     let Model {
         ident,
         vis,
@@ -1554,7 +1554,7 @@ mod tests {
         .unwrap();
         let model = lower(&input).unwrap();
         type Row<'a> = (&'a str, Option<&'a str>, Option<String>, Option<&'a str>);
-        let got: Vec<Row> = model
+        let got: Vec<Row<'_>> = model
             .fields
             .iter()
             .map(|f| {

@@ -12,7 +12,6 @@
 //!
 //! [`diff()`] compares two loaded specs: what a change breaks for existing clients and
 //! servers ([`Change`], rendered by [`render_changes`]).
-#![warn(missing_docs)]
 
 mod builder;
 mod diagnostic;

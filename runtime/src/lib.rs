@@ -25,7 +25,17 @@
 //! println!("{counts}");
 //! # Ok::<_, caspian_ipc::Error>(())
 //! ```
-#![warn(missing_docs)]
+//!
+//! Linux only: the toolbox needs `SO_PEERCRED`, `signalfd`, `PR_SET_PDEATHSIG` and
+//! `/proc/self/task` (the README's "Platforms and Rust version").
+
+// Say so before the missing Linux interfaces do, in one line instead of a page of
+// unresolved imports.
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "caspian-ipc supports Linux only: it needs SO_PEERCRED, signalfd, PR_SET_PDEATHSIG and \
+     /proc/self/task (see the README, \"Platforms and Rust version\")"
+);
 
 pub mod error;
 pub mod fork;

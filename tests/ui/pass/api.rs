@@ -3,7 +3,7 @@
 
 caspian_ipc::mikobase_api!(
     /// The shipped surface, generated at compile time.
-    pub mod api = "../../../../mikobase-spec/mikobase.yaml"
+    pub mod api = "mikobase-spec/mikobase.yaml"
 );
 
 fn main() {
