@@ -2,7 +2,7 @@
 //!
 //! A run forks, and forking is only safe from a single-threaded process. libtest runs
 //! every `#[test]` on a thread of its own, even with `--test-threads=1`, so a `#[test]`
-//! that calls [`share`](crate::share) or [`mikobase`](crate::mikobase()) fails with
+//! that calls [`share`](crate::share()) or [`mikobase`](crate::mikobase()) fails with
 //! [`Error::ForkUnsafe`](crate::Error::ForkUnsafe). The supported way is a test target
 //! with `harness = false` whose `main` runs the tests one after another on the main
 //! thread, with libtest's arguments, filters and summary (through `libtest-mimic`):
