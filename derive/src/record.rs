@@ -337,19 +337,7 @@ fn lower_field<'a>(
                 one_of_type = Some(meta.path.span());
             }
             "items" => {
-                let lit = string(meta)?;
-                let value = lit.value();
-                if !PRIMITIVES.contains(&value.as_str()) && looks_like_uns(&value).is_err() {
-                    let hint = mikobase_spec::suggest(&value, PRIMITIVES.iter().copied())
-                        .map_or_else(String::new, |h| format!("; {h}"));
-                    return Err(syn::Error::new_spanned(
-                        &lit,
-                        format!(
-                            "`{value}` is neither a field class ({}) nor a UNS class name{hint}",
-                            PRIMITIVES.join(", ")
-                        ),
-                    ));
-                }
+                let (lit, value) = field_class(meta)?;
                 items = Some((value, lit.span()));
             }
             "one_of" => {
@@ -360,19 +348,7 @@ fn lower_field<'a>(
                 }
             }
             "class" => {
-                let lit = string(meta)?;
-                let value = lit.value();
-                if !PRIMITIVES.contains(&value.as_str()) && looks_like_uns(&value).is_err() {
-                    let hint = mikobase_spec::suggest(&value, PRIMITIVES.iter().copied())
-                        .map_or_else(String::new, |h| format!("; {h}"));
-                    return Err(syn::Error::new_spanned(
-                        &lit,
-                        format!(
-                            "`{value}` is neither a field class ({}) nor a UNS class name{hint}",
-                            PRIMITIVES.join(", ")
-                        ),
-                    ));
-                }
+                let (_, value) = field_class(meta)?;
                 class = Some(value);
                 explicit_class = true;
             }
@@ -552,6 +528,25 @@ fn flag(meta: &ParseNestedMeta<'_>) -> syn::Result<Span> {
         )));
     }
     Ok(meta.path.span())
+}
+
+/// The value of `class = ".."` or `items = ".."`: a field class or a UNS class name, or a
+/// spanned error naming the classes (and the nearest one).
+fn field_class(meta: &ParseNestedMeta<'_>) -> syn::Result<(LitStr, String)> {
+    let lit = string(meta)?;
+    let value = lit.value();
+    if !PRIMITIVES.contains(&value.as_str()) && looks_like_uns(&value).is_err() {
+        let hint = mikobase_spec::suggest(&value, PRIMITIVES.iter().copied())
+            .map_or_else(String::new, |h| format!("; {h}"));
+        return Err(syn::Error::new_spanned(
+            &lit,
+            format!(
+                "`{value}` is neither a field class ({}) nor a UNS class name{hint}",
+                PRIMITIVES.join(", ")
+            ),
+        ));
+    }
+    Ok((lit, value))
 }
 
 /// The string of `key = "..."`; anything else is refused with the form to write.
