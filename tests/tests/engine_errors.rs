@@ -417,3 +417,26 @@ fn the_table_covers_the_registry() {
         assert!(errors.iter().any(|e| e == id), "{id} is still in the registry");
     }
 }
+
+/// A long-running server does not remember every ended transaction: past the last 1,024,
+/// an expired id answers `transaction-not-found` (still true), the recent ones
+/// `transaction-expired`.
+#[test]
+fn only_recent_ended_transactions_are_remembered() {
+    let mut db = Engine::memory();
+    let mut ids = Vec::new();
+    for _ in 0..1100 {
+        let t = ok(db.q0_as(7, &json!({"action": "transaction"})))["transaction"].clone();
+        db.expire_owner(7, &json!({"fix": "keep transactions short"}));
+        ids.push(t);
+    }
+    let commit = |db: &mut Engine, t: &Value| db.q0_as(7, &json!({"action": "commit", "transaction": t}));
+    assert_eq!(
+        commit(&mut db, &ids[0])["errors"][0]["id"],
+        "transaction-not-found"
+    );
+    assert_eq!(
+        commit(&mut db, &ids[1099])["errors"][0]["id"],
+        "transaction-expired"
+    );
+}

@@ -85,6 +85,18 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// How many ended transaction ids the engine remembers to explain (invalidated, expired):
+/// a long-running server does not grow with every transaction it ever saw; an older id
+/// answers `transaction-not-found`, which stays true.
+const REMEMBERED_ENDED: usize = 1024;
+
+/// Drops the oldest remembered ids past [`REMEMBERED_ENDED`].
+fn forget_oldest<T>(remembered: &mut Vec<T>) {
+    if let Some(excess) = remembered.len().checked_sub(REMEMBERED_ENDED) {
+        remembered.drain(..excess);
+    }
+}
+
 /// Creates a missing store file readable by its owner alone (0600) before SQLite opens it:
 /// a store holds every worker's data, and SQLite gives its `-wal`, `-shm` and `-journal`
 /// files the database file's own mode. An existing file keeps the mode it has.
@@ -728,6 +740,7 @@ impl Engine {
             // Everything nested inside is gone with it.
             self.invalidated
                 .extend(ended.iter().skip(1).map(|t| t.id.clone()));
+            forget_oldest(&mut self.invalidated);
             self.reload_classes()?;
         }
         Ok(json!({ "transaction": id, "committed": commit }))
@@ -756,6 +769,7 @@ impl Engine {
             told["transaction"] = Value::String(id.clone());
             self.expired.push((id, told));
         }
+        forget_oldest(&mut self.expired);
     }
 
     /// The owner of the outermost open transaction, if any: while one is open, only its
