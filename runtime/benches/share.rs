@@ -302,7 +302,8 @@ fn targets(report: &Report) -> Table {
         }),
     );
     // (target, the Redis anchor, our figure in the same unit, the ratio to reach)
-    let against_redis: [(&str, &str, fn(&Summary) -> f64, f64); 3] = [
+    type Ours = fn(&Summary) -> f64;
+    let against_redis: [(&str, &str, Ours, f64); 3] = [
         (
             "pinned: one worker's `get` rate ≥ Redis GET, 1 unpipelined client",
             "redis.c1.p1.get",
