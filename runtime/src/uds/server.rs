@@ -327,7 +327,7 @@ async fn serve_connection<H: Handler>(
 }
 
 async fn answer<H: Handler>(
-    shared: &Rc<Shared<H>>,
+    shared: &Shared<H>,
     request: hyper::Request<Incoming>,
     peer: Peer,
     connection: u64,
@@ -365,22 +365,11 @@ async fn answer<H: Handler>(
         }
     }
     let limit = shared.config.body_limit;
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let wait_limit = request
-        .headers()
-        .get(X_DEADLINE_MS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
+    let headers = request.headers();
+    let declared: Option<u64> = header_number(headers, CONTENT_LENGTH);
+    let wait_limit = header_number(headers, X_DEADLINE_MS)
         .map_or(DEFAULT_WAIT, |ms| Duration::from_millis(ms).min(MAX_WAIT));
-    let worker = request
-        .headers()
-        .get(X_WORKER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
+    let worker = header_number(headers, X_WORKER);
     let (parts, body) = request.into_parts();
     if declared.is_some_and(|len| len > limit as u64) {
         return too_large(shared, body, declared);
@@ -448,6 +437,14 @@ async fn answer<H: Handler>(
     drop(body);
     shared.changed.notify_waiters();
     response
+}
+
+/// A header holding a decimal number; `None` when it is absent or is not one.
+fn header_number<T: std::str::FromStr>(
+    headers: &hyper::HeaderMap,
+    name: impl hyper::header::AsHeaderName,
+) -> Option<T> {
+    headers.get(name)?.to_str().ok()?.parse().ok()
 }
 
 impl<H: Handler> Shared<H> {
@@ -527,7 +524,7 @@ async fn read_body<'a, H>(
 /// 413, readable by the client: the rest of the body (up to a bound, within the body
 /// timeout) is read and dropped after the answer, so a client still writing it does not
 /// meet a closed socket (`EPIPE`) before it can read the answer.
-fn too_large<H: Handler>(shared: &Rc<Shared<H>>, body: Incoming, declared: Option<u64>) -> Response {
+fn too_large<H>(shared: &Shared<H>, body: Incoming, declared: Option<u64>) -> Response {
     drain_after_answer(shared, body, declared);
     let limit = shared.config.body_limit;
     Response::error(
