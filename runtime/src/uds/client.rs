@@ -371,12 +371,8 @@ impl Client {
             .unwrap_or_else(|poison| poison.into_inner());
         let pid = std::process::id();
         if state.pid != pid {
-            // Inherited across fork: the connection belongs to the parent, and the fork
-            // handler already closed our copy of its socket, so dropping it here could
-            // close whatever now has that descriptor number: leak it, start afresh.
-            if let Some(conn) = state.conn.take() {
-                std::mem::forget(conn);
-            }
+            // Inherited across fork: start afresh. The old state's drop leaks the
+            // parent's connection instead of closing it (see `State`'s drop).
             *state = State {
                 pid,
                 conn: None,

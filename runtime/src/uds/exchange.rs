@@ -275,13 +275,7 @@ impl Connection {
         }
         let end = head_len + length;
         while self.buffer.len() < end {
-            let want = end - self.buffer.len();
-            if !self.fill(deadline, want)? {
-                return Err(broken(
-                    "the server closed the connection mid-answer".into(),
-                    false,
-                ));
-            }
+            self.more(deadline, end - self.buffer.len())?;
         }
         let body = Bytes::copy_from_slice(&self.buffer.filled()[head_len..end]);
         self.buffer.consume(end);
@@ -296,7 +290,7 @@ impl Connection {
             let (size_len, size) = loop {
                 match httparse::parse_chunk_size(&self.buffer.filled()[at..]) {
                     Ok(httparse::Status::Complete((len, size))) => break (len, size),
-                    Ok(httparse::Status::Partial) => self.more(deadline)?,
+                    Ok(httparse::Status::Partial) => self.more(deadline, 0)?,
                     Err(_) => return Err(Failure::Garbled("a malformed chunk size".into())),
                 }
             };
@@ -314,14 +308,14 @@ impl Connection {
                             break;
                         }
                         Some(line) => at += line + 2,
-                        None => self.more(deadline)?,
+                        None => self.more(deadline, 0)?,
                     }
                 }
                 self.buffer.consume(at);
                 return Ok(Bytes::from(body));
             }
             while self.buffer.len() < at + size + 2 {
-                self.more(deadline)?;
+                self.more(deadline, at + size + 2 - self.buffer.len())?;
             }
             let filled = self.buffer.filled();
             body.extend_from_slice(&filled[at..at + size]);
@@ -332,8 +326,10 @@ impl Connection {
         }
     }
 
-    fn more(&mut self, deadline: Instant) -> Result<(), Failure> {
-        if self.fill(deadline, 0)? {
+    /// Reads more of an answer already begun (room for `want` more bytes); its end here
+    /// is a break mid-answer.
+    fn more(&mut self, deadline: Instant, want: usize) -> Result<(), Failure> {
+        if self.fill(deadline, want)? {
             Ok(())
         } else {
             Err(broken(
