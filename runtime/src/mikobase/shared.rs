@@ -418,7 +418,7 @@ impl Handler for MikobaseServer {
         self.engine.release_owner(connection);
         self.forget_rolled_back();
         self.expired.remove(&connection);
-        if self.hold.is_some_and(|hold| hold.connection == connection) {
+        if self.holds(connection) {
             self.hold = None;
         }
     }
@@ -434,10 +434,10 @@ impl Handler for MikobaseServer {
 
     /// The holder kept its transaction past the maximum hold: roll it back.
     fn deadline_passed(&mut self, now: Instant) {
-        let (Some(hold), Some(max_hold)) = (self.hold, self.max_hold) else {
+        let (Some(hold), Some(max_hold), Some(due)) = (self.hold, self.max_hold, self.next_deadline()) else {
             return;
         };
-        if now < hold.since + max_hold {
+        if now < due {
             return;
         }
         let details = json!({
