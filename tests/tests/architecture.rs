@@ -41,7 +41,8 @@ fn rust_files(root: &Path, dir: &Path, out: &mut Vec<String>) {
 }
 
 /// The `.rs` files under `*/src/` of the workspace (each top-level directory's `src/`),
-/// leaving out `target/` and the build crate's fixture (a crate of its own).
+/// and those of the build crate's fixture (a user's crate of its own), leaving out
+/// `target/`.
 fn source_files(root: &Path) -> Vec<String> {
     let mut files = Vec::new();
     let Ok(entries) = std::fs::read_dir(root) else {
@@ -60,10 +61,11 @@ fn source_files(root: &Path) -> Vec<String> {
         })
         .collect();
     crates.sort();
+    crates.push(root.join("build/tests/fixture"));
     for krate in crates {
         rust_files(root, &krate.join("src"), &mut files);
     }
-    files.retain(|f| !f.starts_with("target/") && !f.starts_with("build/tests/fixture/"));
+    files.retain(|f| !f.starts_with("target/"));
     files
 }
 
