@@ -31,7 +31,7 @@ use serde_json::Value;
 /// });
 /// match outcome {
 ///     Ok(state) => println!("every worker finished: {state}"),
-///     Err(Error::WorkersFailed { state, failures }) => {
+///     Err(Error::WorkersFailed { state, failures, .. }) => {
 ///         assert_eq!(state["started"], 4); // the failed worker's writes are kept
 ///         for failure in &failures {
 ///             eprintln!("{failure}"); // worker 3 (pid ...) returned an error: ...
@@ -180,6 +180,15 @@ pub enum Error {
         state: Box<Value>,
         /// One entry per failed worker.
         failures: Vec<WorkerFailure>,
+        /// The workers that did finish, with the values they returned (as JSON).
+        finished: Vec<WorkerOutcome<Value>>,
+    },
+
+    /// At least one child of a [`crate::fork::Manager`] run did not return a value.
+    #[error("{} child(ren) failed: {}", failures.len(), describe_failures(failures))]
+    ChildrenFailed {
+        /// One entry per child that failed or never started.
+        failures: Vec<WorkerFailure>,
     },
 
     /// The whole run exceeded its timeout. Workers still running were stopped; the state
@@ -247,7 +256,8 @@ impl Error {
         match self {
             Error::WorkersFailed { failures, .. }
             | Error::TimedOut { failures, .. }
-            | Error::ServerDied { failures, .. } => failures,
+            | Error::ServerDied { failures, .. }
+            | Error::ChildrenFailed { failures } => failures,
             _ => &[],
         }
     }
@@ -308,6 +318,31 @@ pub enum WorkerEnd {
     },
     /// The process was still running when the run was stopped (timeout, supervisor).
     Stopped,
+    /// The work item was never started: the run was cut short first (pid 0).
+    NotStarted,
+    /// The worker's return value could not be sent (it does not serialise to JSON) or
+    /// read back as the type the parent expects.
+    BadValue {
+        /// What went wrong.
+        message: String,
+    },
+    /// The process was reaped by someone else (a `SIGCHLD` handler of the program's)
+    /// before it could report, so how it ended is unknown.
+    Unknown,
+}
+
+/// A worker that finished cleanly: which one, its pid, how long it ran (as seen by the
+/// parent, which notices an exit within a few milliseconds), and the value it returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerOutcome<T = ()> {
+    /// Worker index, `0..n`.
+    pub index: usize,
+    /// Its process id.
+    pub pid: u32,
+    /// Time from its fork to its exit.
+    pub ran_for: Duration,
+    /// What its closure returned (`()` for a closure that returns nothing or `Ok(())`).
+    pub value: T,
 }
 
 /// One failed worker: which one, its pid and how it ended.
@@ -330,6 +365,9 @@ impl fmt::Display for WorkerFailure {
             WorkerEnd::Exit { code } => write!(f, "exited with status {code}"),
             WorkerEnd::Signal { signal } => write!(f, "was killed by {signal}"),
             WorkerEnd::Stopped => write!(f, "was still running and was stopped"),
+            WorkerEnd::NotStarted => write!(f, "was never started (the run was cut short)"),
+            WorkerEnd::BadValue { message } => write!(f, "returned a value that did not arrive: {message}"),
+            WorkerEnd::Unknown => write!(f, "ended in an unknown way (reaped by someone else)"),
         }
     }
 }

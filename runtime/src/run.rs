@@ -2,17 +2,14 @@
 //! final state, then the server stops. Nothing is left behind on any path: children are
 //! tracked by an RAII guard and the socket directory removes itself.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use nix::sys::signal::Signal;
-use nix::unistd::{getpid, Pid};
 use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::fork::{
-    bounded, describe_exit, die_with_parent, ensure_single_threaded, fork_child, panic_message, Children,
-    Report, Worker, WorkerEnd, WorkerFailure, WorkerOutcome, WorkerResult, EXIT_ERROR, EXIT_PANIC,
+    describe_exit, drive, ensure_single_threaded, Cut, Manager, Tracked, Worker, WorkerEnd, WorkerOutcome,
+    WorkerResult,
 };
 use crate::uds::{spawn_server, Client, ClientConfig, Handler, ServerConfig, SocketDir, Token};
 
@@ -133,15 +130,11 @@ pub enum Supervision {
 /// A callback run in the parent while it waits for the workers.
 pub type Supervisor<'a> = Box<dyn FnMut(&Progress) -> Supervision + 'a>;
 
-struct Running {
-    pid: Pid,
-    report: Report,
-    forked: Instant,
-}
-
 /// Runs `body` in `options.workers` forked workers against a server built by
 /// `make_handler`, then returns what `collect` reads from the server, with every worker's
-/// outcome (in index order) when all of them finished cleanly.
+/// outcome and value (in index order) when all of them finished cleanly.
+///
+/// The workers are a [`crate::fork::Manager`] run ([`drive`]); the supervisor is its tick.
 pub(crate) fn run<H, P, F, R>(
     options: &RunOptions,
     mut supervisor: Option<Supervisor<'_>>,
@@ -149,7 +142,7 @@ pub(crate) fn run<H, P, F, R>(
     make_proxy: impl Fn(Client) -> P,
     body: F,
     collect: impl FnOnce(&Client) -> Result<Value>,
-) -> Result<(Value, Vec<WorkerOutcome>)>
+) -> Result<(Value, Vec<WorkerOutcome<R::Value>>)>
 where
     H: Handler,
     F: Fn(Worker, P) -> R,
@@ -160,7 +153,6 @@ where
     }
     let dir = SocketDir::create()?;
     let token = Token::generate().map_err(|e| Error::os("generating the token", e))?;
-    let mut children = Children::new(options.grace);
     let server = spawn_server(
         &dir,
         Some(token.clone()),
@@ -168,169 +160,112 @@ where
         make_handler,
         options.startup,
     )?;
-    children.track(server);
-
+    let mut server = Tracked::new(server, options.grace);
+    let server_pid = server.pid().as_raw() as u32;
     let client = Client::new(dir.socket_path(), Some(token), options.client.clone());
-    let parent = getpid();
-    let mut running = BTreeMap::new();
-    for index in 0..options.workers {
-        let (report, write) = Report::pipe()?;
-        let forked = Instant::now();
-        let worker = Worker::new(index, options.workers, parent.as_raw() as u32);
-        let proxy = make_proxy(client.clone());
-        let body = &body;
-        let pid = fork_child(move || {
-            if !die_with_parent(Signal::SIGKILL, parent) {
-                return EXIT_ERROR;
-            }
-            crate::uds::client::set_worker_index(index);
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                body(worker, proxy).into_outcome()
-            })) {
-                Ok(Ok(())) => 0,
-                Ok(Err(message)) => {
-                    Report::send(
-                        write,
-                        &WorkerEnd::Error {
-                            message: bounded(message),
-                        },
-                    );
-                    EXIT_ERROR
-                }
-                Err(payload) => {
-                    Report::send(
-                        write,
-                        &WorkerEnd::Panic {
-                            message: bounded(panic_message(payload.as_ref())),
-                        },
-                    );
-                    EXIT_PANIC
-                }
-            }
-        })?;
-        children.track(pid);
-        running.insert(index, Running { pid, report, forked });
-    }
 
-    let started = Instant::now();
-    let mut failures = Vec::new();
-    let mut finished = Vec::new();
-    let mut server_end = None;
-    let mut cut_short: Option<Supervision> = None;
-    let mut timed_out = false;
-    let mut pause = Duration::from_micros(100);
-    while !running.is_empty() {
-        let mut ended = Vec::new();
-        for (index, worker) in &running {
-            if let Some(status) = children.try_reap(worker.pid)? {
-                ended.push((*index, status));
-            }
-        }
-        for (index, status) in ended {
-            let worker = running.remove(&index).expect("an ended worker was running");
-            if let Some(end) = describe_exit(status) {
-                let end = match end {
-                    WorkerEnd::Exit { code } if code == EXIT_ERROR || code == EXIT_PANIC => {
-                        worker.report.receive().unwrap_or(WorkerEnd::Exit { code })
-                    }
-                    other => other,
-                };
-                failures.push(failure(index, worker.pid, end));
-            } else {
-                finished.push(WorkerOutcome {
-                    index,
-                    pid: worker.pid.as_raw() as u32,
-                    ran_for: worker.forked.elapsed(),
-                });
-            }
-        }
-        if running.is_empty() {
-            break;
-        }
-        if server_end.is_none() {
-            server_end = children.try_reap(server)?;
-        }
-        let expired = options.timeout.is_some_and(|t| started.elapsed() >= t);
-        let verdict = match supervisor.as_mut() {
-            Some(supervise) if !expired => supervise(&Progress {
-                running: running.keys().copied().collect(),
-                failed: failures.iter().map(|f: &WorkerFailure| f.index).collect(),
-                elapsed: started.elapsed(),
-                server_pid: server.as_raw() as u32,
-            }),
-            _ => Supervision::Continue,
-        };
-        if expired || verdict == Supervision::Stop {
-            timed_out = expired;
-            cut_short = Some(verdict);
-            let pids: Vec<Pid> = running.values().map(|w| w.pid).collect();
-            children.stop(&pids);
-            failures.extend(
-                running
-                    .iter()
-                    .map(|(index, w)| failure(*index, w.pid, WorkerEnd::Stopped)),
-            );
-            break;
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(5));
+    let mut manager = Manager::new()
+        .grace(options.grace)
+        .allow_threads(options.allow_threads);
+    if let Some(timeout) = options.timeout {
+        manager = manager.timeout(timeout);
     }
-    failures.sort_by_key(|f| f.index);
+    let mut server_end = None;
+    let harvest = drive(
+        &manager,
+        0..options.workers,
+        |worker, _| {
+            crate::uds::client::set_worker_index(worker.index());
+            body(worker, make_proxy(client.clone()))
+        },
+        |tick| {
+            if server_end.is_none() {
+                server_end = server.try_reap();
+            }
+            match supervisor.as_mut() {
+                Some(supervise) => supervise(&Progress {
+                    running: tick.running.clone(),
+                    failed: tick.failed.clone(),
+                    elapsed: tick.elapsed,
+                    server_pid,
+                }),
+                None => Supervision::Continue,
+            }
+        },
+        |_| Supervision::Continue,
+    )?;
+    let failures = harvest.failures();
     let stopped: Vec<usize> = failures
         .iter()
         .filter(|f| f.end == WorkerEnd::Stopped)
         .map(|f| f.index)
         .collect();
+    let finished: Vec<WorkerOutcome<R::Value>> = harvest
+        .ended
+        .into_iter()
+        .filter_map(|end| {
+            let value = end.value.ok()?;
+            Some(WorkerOutcome {
+                index: end.index,
+                pid: end.pid,
+                ran_for: end.ran_for,
+                value,
+            })
+        })
+        .collect();
 
     if server_end.is_none() {
-        server_end = children.try_reap(server)?;
+        server_end = server.try_reap();
     }
     let state = match server_end {
         Some(status) => Err(describe_server_end(status)),
-        None => collect(&client).map_err(|error| match children.try_reap(server) {
-            Ok(Some(status)) => describe_server_end(status),
-            _ => format!("reading the final state failed: {error}"),
+        None => collect(&client).map_err(|error| match server.try_reap() {
+            Some(status) => describe_server_end(status),
+            None => format!("reading the final state failed: {error}"),
         }),
     };
     drop(client);
-    children.stop(&[server]);
+    server.stop(options.grace);
     drop(dir);
     let state = match state {
         Ok(state) => Box::new(state),
         Err(how) => return Err(Error::ServerDied { how, failures }),
     };
-    match (timed_out, cut_short, failures.is_empty()) {
-        (true, _, _) => Err(Error::TimedOut {
-            after: options.timeout.unwrap_or_default(),
+    match harvest.cut {
+        Some(Cut::TimedOut(after)) => Err(Error::TimedOut {
+            after,
             state,
             still_running: stopped,
             failures,
         }),
-        (false, Some(Supervision::Stop), _) => Err(Error::Stopped {
+        Some(Cut::Stopped) => Err(Error::Stopped {
             state,
             still_running: stopped,
         }),
-        (_, _, true) => {
-            finished.sort_by_key(|w| w.index);
-            Ok((*state, finished))
-        }
-        (_, _, false) => Err(Error::WorkersFailed { state, failures }),
+        None if failures.is_empty() => Ok((*state, finished)),
+        None => Err(Error::WorkersFailed {
+            state,
+            failures,
+            finished: finished.into_iter().map(as_json).collect(),
+        }),
     }
 }
 
-fn describe_server_end(status: nix::sys::wait::WaitStatus) -> String {
-    match describe_exit(status) {
+/// A finished worker's outcome with its value as JSON, for an error that is not generic.
+fn as_json<T: serde::Serialize>(outcome: WorkerOutcome<T>) -> WorkerOutcome<Value> {
+    WorkerOutcome {
+        index: outcome.index,
+        pid: outcome.pid,
+        ran_for: outcome.ran_for,
+        value: serde_json::to_value(&outcome.value).unwrap_or(Value::Null),
+    }
+}
+
+fn describe_server_end(status: Option<nix::sys::wait::WaitStatus>) -> String {
+    match status.and_then(describe_exit) {
         Some(WorkerEnd::Signal { signal }) => format!("killed by {signal}"),
         Some(WorkerEnd::Exit { code }) => format!("exited with status {code}"),
         Some(other) => format!("{other:?}"),
         None => "exited before the run ended".to_owned(),
-    }
-}
-
-fn failure(index: usize, pid: Pid, end: WorkerEnd) -> WorkerFailure {
-    WorkerFailure {
-        index,
-        pid: pid.as_raw() as u32,
-        end,
     }
 }

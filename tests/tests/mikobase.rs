@@ -265,7 +265,7 @@ fn a_killed_holder_is_rolled_back() -> Outcome {
         started.elapsed() < Duration::from_secs(10),
         format!("took {:?}", started.elapsed()),
     )?;
-    let Error::WorkersFailed { state, failures } = &err else {
+    let Error::WorkersFailed { state, failures, .. } = &err else {
         return Err(format!("unexpected {err}").into());
     };
     check(
@@ -364,7 +364,7 @@ fn a_killed_server_gives_typed_errors() -> Outcome {
         })
         .run(|_, db| loop {
             if let Err(e) = db.select(&SelectRequest::default()) {
-                return Err(format!("typed: {e:?}"));
+                return Err::<(), _>(format!("typed: {e:?}"));
             }
         })
         .expect_err("the server died");

@@ -408,7 +408,7 @@ fn failed_workers_are_named_and_state_kept() -> Outcome {
         Ok(())
     })
     .expect_err("four workers fail");
-    let Error::WorkersFailed { state, failures } = &err else {
+    let Error::WorkersFailed { state, failures, .. } = &err else {
         return Err(format!("unexpected {err}").into());
     };
     for i in 0..5 {
@@ -472,7 +472,7 @@ fn killed_server_gives_fast_typed_errors() -> Outcome {
             let again = hash.incr("n", 1).expect_err("still gone");
             match (&first, &again) {
                 (Error::ServerGone { .. } | Error::ConnectionLost { .. }, Error::ServerGone { .. }) => {
-                    Err(format!("gone as expected: {first}"))
+                    Err::<(), _>(format!("gone as expected: {first}"))
                 }
                 _ => Err(format!("UNEXPECTED first={first:?} again={again:?}")),
             }
@@ -817,7 +817,7 @@ fn killed_worker_round() -> Outcome {
             Ok(())
         })
         .expect_err("worker 0 killed itself");
-    let Error::WorkersFailed { state, failures } = &err else {
+    let Error::WorkersFailed { state, failures, .. } = &err else {
         return Err(format!("unexpected {err}").into());
     };
     let verdict = &state["verdict"];

@@ -455,11 +455,19 @@ impl Handler for MikobaseServer {
 
 /// What a shared-mikobase run returns when every worker finished cleanly.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Finished {
+pub struct Finished<T = ()> {
     /// The final store as a worldlet: `{"format": "worldlet/1.0", "records": {pk: record}}`.
     pub worldlet: Value,
-    /// How each worker went, in index order.
-    pub workers: Vec<WorkerOutcome>,
+    /// How each worker went and what it returned (its closure's `Ok(value)`), in index
+    /// order.
+    pub workers: Vec<WorkerOutcome<T>>,
+}
+
+impl<T> Finished<T> {
+    /// Each worker's value, in index order.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.workers.iter().map(|worker| &worker.value)
+    }
 }
 
 /// Runs `body` in `workers` forked processes sharing one in-memory Mikobase, and returns
@@ -483,7 +491,7 @@ pub struct Finished {
 /// println!("{}", finished.worldlet); // {"format": "worldlet/1.0", "records": {...}}
 /// # Ok::<_, caspian_ipc::Error>(())
 /// ```
-pub fn mikobase<F, R>(workers: usize, body: F) -> Result<Finished>
+pub fn mikobase<F, R>(workers: usize, body: F) -> Result<Finished<R::Value>>
 where
     F: Fn(Worker, Db) -> R,
     R: WorkerResult,
@@ -587,7 +595,7 @@ impl<'a> Mikobase<'a> {
     crate::run::run_option_setters!();
 
     /// Runs `body` in every worker and returns the final store as a worldlet.
-    pub fn run<F, R>(self, body: F) -> Result<Finished>
+    pub fn run<F, R>(self, body: F) -> Result<Finished<R::Value>>
     where
         F: Fn(Worker, Db) -> R,
         R: WorkerResult,

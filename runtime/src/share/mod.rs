@@ -12,7 +12,7 @@ pub use proxy::{Batch, Entry, SharedArray, SharedHash, Swap};
 pub use value::to_json;
 
 use crate::error::Result;
-use crate::fork::{Worker, WorkerResult};
+use crate::fork::{Worker, WorkerOutcome, WorkerResult};
 use crate::run::{run, RunOptions, Supervisor};
 
 /// Header carrying the integer primary key of a shared-hash node.
@@ -94,6 +94,27 @@ impl<'a> Share<'a> {
         F: Fn(Worker, SharedHash) -> R,
         R: WorkerResult,
     {
+        self.run_with_values(body).map(|finished| finished.state)
+    }
+
+    /// Runs `body` in every worker and returns the final state with what each worker
+    /// returned (a worker's `Ok(value)`, as JSON, decoded back into the closure's type).
+    ///
+    /// ```no_run
+    /// let finished = caspian_ipc::Share::new(4).run_with_values(|worker, hash| {
+    ///     let seen = hash.incr("calls", 1)?;
+    ///     Ok::<_, caspian_ipc::Error>((worker.index(), seen))
+    /// })?;
+    /// assert_eq!(finished.state["calls"], 4);
+    /// let indices: Vec<usize> = finished.values().map(|(index, _)| *index).collect();
+    /// assert_eq!(indices, [0, 1, 2, 3]);
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// ```
+    pub fn run_with_values<F, R>(self, body: F) -> Result<Finished<R::Value>>
+    where
+        F: Fn(Worker, SharedHash) -> R,
+        R: WorkerResult,
+    {
         let max_depth = self.options.server.max_depth;
         run(
             &self.options,
@@ -103,6 +124,22 @@ impl<'a> Share<'a> {
             body,
             |client| SharedHash::root(client.clone()).snapshot(),
         )
-        .map(|(state, _)| state)
+        .map(|(state, workers)| Finished { state, workers })
+    }
+}
+
+/// What [`Share::run_with_values`] returns when every worker finished cleanly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finished<T = ()> {
+    /// The final hash as plain JSON.
+    pub state: Value,
+    /// How each worker went and what it returned, in index order.
+    pub workers: Vec<WorkerOutcome<T>>,
+}
+
+impl<T> Finished<T> {
+    /// Each worker's value, in index order.
+    pub fn values(&self) -> impl Iterator<Item = &T> {
+        self.workers.iter().map(|worker| &worker.value)
     }
 }

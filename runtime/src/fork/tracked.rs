@@ -1,0 +1,136 @@
+//! One tracked child process: the single mechanism that stops (SIGTERM, a grace, then
+//! SIGKILL) and reaps a child on every path, drop included, so no child outlives its
+//! handle and none is left a zombie.
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+/// A child this process forked and must reap. Dropping it stops and reaps the child.
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    pid: Pid,
+    grace: Duration,
+    /// Set once the child is reaped; `None` while it may still run.
+    reaped: Option<Option<WaitStatus>>,
+    /// Cleared by [`Tracked::release`]: the child is no longer ours to stop.
+    owned: bool,
+}
+
+impl Tracked {
+    pub(crate) fn new(pid: Pid, grace: Duration) -> Self {
+        Tracked {
+            pid,
+            grace,
+            reaped: None,
+            owned: true,
+        }
+    }
+
+    pub(crate) fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// How long [`Tracked::stop`] waits on drop before SIGKILL.
+    pub(crate) fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    /// The wait status once reaped (`Some(None)`: reaped, status unknown).
+    pub(crate) fn reaped(&self) -> Option<Option<WaitStatus>> {
+        self.reaped
+    }
+
+    /// Non-blocking: reaps the child if it has ended. `Some` once it is reaped.
+    pub(crate) fn try_reap(&mut self) -> Option<Option<WaitStatus>> {
+        if self.reaped.is_none() {
+            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(status) => self.reaped = Some(Some(status)),
+                // ECHILD: someone else reaped it (a SIGCHLD handler of the program's).
+                Err(_) => self.reaped = Some(None),
+            }
+        }
+        self.reaped
+    }
+
+    /// Whether the child has exited but is not reaped yet (a zombie), without reaping it.
+    pub(crate) fn is_zombie(&self) -> bool {
+        self.reaped.is_none()
+            && matches!(
+                waitid(
+                    Id::Pid(self.pid),
+                    WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT
+                ),
+                Ok(status) if status != WaitStatus::StillAlive
+            )
+    }
+
+    /// Sends `signal` unless the child is already reaped (its pid may be reused by then).
+    pub(crate) fn signal(&self, signal: Signal) -> nix::Result<()> {
+        match self.reaped {
+            Some(_) => Err(nix::errno::Errno::ESRCH),
+            None => kill(self.pid, signal),
+        }
+    }
+
+    /// Waits up to `timeout` for the child to end; `Some` once it is reaped.
+    pub(crate) fn reap_within(&mut self, timeout: Duration) -> Option<Option<WaitStatus>> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_micros(100);
+        loop {
+            if let Some(status) = self.try_reap() {
+                return Some(status);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the child: SIGTERM, up to `grace` to exit, then SIGKILL; always reaps.
+    pub(crate) fn stop(&mut self, grace: Duration) -> Option<WaitStatus> {
+        stop_together(&mut [self], grace);
+        self.reaped.flatten()
+    }
+
+    /// Gives the child up: it is neither stopped nor reaped by us any more.
+    pub(crate) fn release(mut self) -> Pid {
+        self.owned = false;
+        self.pid
+    }
+}
+
+/// Stops every child in `children` at once: SIGTERM to all, up to `grace` for all of
+/// them to exit, then SIGKILL to the rest; every one is reaped on return.
+pub(crate) fn stop_together(children: &mut [&mut Tracked], grace: Duration) {
+    for child in children.iter() {
+        let _ = child.signal(Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    let mut pause = Duration::from_micros(200);
+    while children.iter_mut().any(|c| c.try_reap().is_none()) && Instant::now() < deadline {
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+    for child in children.iter_mut() {
+        if child.reaped.is_none() {
+            let _ = kill(child.pid, Signal::SIGKILL);
+            child.reaped = Some(waitpid(child.pid, None).ok());
+        }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        if self.owned && self.reaped.is_none() {
+            let grace = self.grace;
+            self.stop(grace);
+        }
+    }
+}
