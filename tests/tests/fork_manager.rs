@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use caspian_ipc::fork::{Cut, ExitStatus, Manager, Signal};
+use caspian_ipc::fork::{Child, Cut, ExitStatus, Manager, Signal};
 use caspian_ipc::{Error, Share, WorkerEnd};
 use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, Trial};
 
@@ -13,22 +13,43 @@ type Outcome = Result<(), Failed>;
 
 fn main() {
     run_serially(vec![
-        Trial::test("a_child_returns_its_value_and_output", a_child_returns_its_value_and_output),
+        Trial::test(
+            "a_child_returns_its_value_and_output",
+            a_child_returns_its_value_and_output,
+        ),
         Trial::test("a_large_value_comes_back_whole", a_large_value_comes_back_whole),
-        Trial::test("map_keeps_order_and_respects_max", map_keeps_order_and_respects_max),
+        Trial::test(
+            "map_keeps_order_and_respects_max",
+            map_keeps_order_and_respects_max,
+        ),
         Trial::test("failures_are_typed_and_named", failures_are_typed_and_named),
-        Trial::test("a_value_that_does_not_serialise_is_typed", a_value_that_does_not_serialise_is_typed),
-        Trial::test("wait_has_a_deadline_and_term_kill_stops", wait_has_a_deadline_and_term_kill_stops),
+        Trial::test(
+            "a_value_that_does_not_serialise_is_typed",
+            a_value_that_does_not_serialise_is_typed,
+        ),
+        Trial::test(
+            "wait_has_a_deadline_and_term_kill_stops",
+            wait_has_a_deadline_and_term_kill_stops,
+        ),
         Trial::test("zombie_then_reaped", zombie_then_reaped),
         Trial::test("kill_sends_the_signal", kill_sends_the_signal),
-        Trial::test("dropping_a_child_stops_and_reaps_it", dropping_a_child_stops_and_reaps_it),
+        Trial::test(
+            "dropping_a_child_stops_and_reaps_it",
+            dropping_a_child_stops_and_reaps_it,
+        ),
         Trial::test("a_parent_panic_leaves_no_child", a_parent_panic_leaves_no_child),
         Trial::test("a_detached_child_lives_on", a_detached_child_lives_on),
-        Trial::test("timeout_stops_running_and_skips_queued", timeout_stops_running_and_skips_queued),
+        Trial::test(
+            "timeout_stops_running_and_skips_queued",
+            timeout_stops_running_and_skips_queued,
+        ),
         Trial::test("harvest_can_stop_the_rest", harvest_can_stop_the_rest),
         Trial::test("children_die_with_their_parent", children_die_with_their_parent),
         Trial::test("forking_with_threads_is_refused", forking_with_threads_is_refused),
-        Trial::test("share_and_mikobase_harvest_worker_values", share_and_mikobase_harvest_worker_values),
+        Trial::test(
+            "share_and_mikobase_harvest_worker_values",
+            share_and_mikobase_harvest_worker_values,
+        ),
     ])
 }
 
@@ -55,6 +76,14 @@ fn gone_within(pid: u32, within: Duration) -> bool {
     false
 }
 
+/// A child that sleeps far longer than any test waits.
+fn sleeper(manager: &Manager) -> caspian_ipc::Result<Child<()>> {
+    manager.spawn(|| {
+        std::thread::sleep(Duration::from_secs(30));
+        Ok::<_, String>(())
+    })
+}
+
 fn a_child_returns_its_value_and_output() -> Outcome {
     let mut child = Manager::new().capture_output(true).spawn(|| {
         println!("to stdout");
@@ -63,13 +92,31 @@ fn a_child_returns_its_value_and_output() -> Outcome {
     })?;
     check(child.pid() > 0, "the child has a pid")?;
     let ended = child.wait(WAIT)?.clone();
-    check(ended.value == Ok(vec!["a".into(), "b".into()]), format!("value {:?}", ended.value))?;
-    check(ended.status == ExitStatus::Exited(0), format!("status {:?}", ended.status))?;
-    check(ended.stdout.as_deref() == Some(&b"to stdout\n"[..]), format!("stdout {:?}", ended.stdout))?;
-    check(ended.stderr.as_deref() == Some(&b"to stderr\n"[..]), format!("stderr {:?}", ended.stderr))?;
-    check(!child.exists() && !child.is_active(), "a reaped child no longer exists")?;
+    check(
+        ended.value == Ok(vec!["a".into(), "b".into()]),
+        format!("value {:?}", ended.value),
+    )?;
+    check(
+        ended.status == ExitStatus::Exited(0),
+        format!("status {:?}", ended.status),
+    )?;
+    check(
+        ended.stdout.as_deref() == Some(&b"to stdout\n"[..]),
+        format!("stdout {:?}", ended.stdout),
+    )?;
+    check(
+        ended.stderr.as_deref() == Some(&b"to stderr\n"[..]),
+        format!("stderr {:?}", ended.stderr),
+    )?;
+    check(
+        !child.exists() && !child.is_active(),
+        "a reaped child no longer exists",
+    )?;
     let uncaptured = Manager::new().spawn(|| Ok::<_, String>(7u8))?.join(WAIT);
-    check(uncaptured.value == Ok(7) && uncaptured.stdout.is_none(), format!("{uncaptured:?}"))?;
+    check(
+        uncaptured.value == Ok(7) && uncaptured.stdout.is_none(),
+        format!("{uncaptured:?}"),
+    )?;
     check_nothing_left()
 }
 
@@ -90,15 +137,29 @@ fn map_keeps_order_and_respects_max() -> Outcome {
         std::thread::sleep(Duration::from_millis(60 - 5 * item));
         Ok::<_, String>((worker.index(), item * item, start, now_micros()))
     })?;
-    check(harvest.cut.is_none() && harvest.not_started.is_empty(), "ran to the end")?;
+    check(
+        harvest.cut.is_none() && harvest.not_started.is_empty(),
+        "ran to the end",
+    )?;
     let values = harvest.values()?;
     let squares: Vec<u64> = values.iter().map(|v| v.1).collect();
-    check(squares == [0, 1, 4, 9, 16, 25, 36, 49], format!("in item order: {squares:?}"))?;
-    check(values.iter().enumerate().all(|(i, v)| v.0 == i), "each worker knows its item index")?;
+    check(
+        squares == [0, 1, 4, 9, 16, 25, 36, 49],
+        format!("in item order: {squares:?}"),
+    )?;
+    check(
+        values.iter().enumerate().all(|(i, v)| v.0 == i),
+        "each worker knows its item index",
+    )?;
     // At no instant were more than two running.
     let most = values
         .iter()
-        .map(|(_, _, start, _)| values.iter().filter(|(_, _, s, e)| s <= start && start < e).count())
+        .map(|(_, _, start, _)| {
+            values
+                .iter()
+                .filter(|(_, _, s, e)| s <= start && start < e)
+                .count()
+        })
         .max()
         .unwrap_or(0);
     check(most <= 2, format!("{most} ran at once under max(2)"))?;
@@ -119,14 +180,26 @@ fn failures_are_typed_and_named() -> Outcome {
     })?;
     let ends: Vec<_> = harvest.ended.iter().map(|e| e.value.clone()).collect();
     check(ends[0] == Ok(0), format!("{:?}", ends[0]))?;
-    check(ends[1] == Err(WorkerEnd::Error { message: "no input".into() }), format!("{:?}", ends[1]))?;
+    check(
+        ends[1]
+            == Err(WorkerEnd::Error {
+                message: "no input".into(),
+            }),
+        format!("{:?}", ends[1]),
+    )?;
     check(
         matches!(&ends[2], Err(WorkerEnd::Panic { message }) if message == "worker 2 broke"),
         format!("{:?}", ends[2]),
     )?;
-    check(ends[3] == Err(WorkerEnd::Exit { code: 3 }), format!("{:?}", ends[3]))?;
     check(
-        ends[4] == Err(WorkerEnd::Signal { signal: "SIGKILL".into() }),
+        ends[3] == Err(WorkerEnd::Exit { code: 3 }),
+        format!("{:?}", ends[3]),
+    )?;
+    check(
+        ends[4]
+            == Err(WorkerEnd::Signal {
+                signal: "SIGKILL".into(),
+            }),
         format!("{:?}", ends[4]),
     )?;
     check(
@@ -168,26 +241,32 @@ fn a_value_that_does_not_serialise_is_typed() -> Outcome {
 }
 
 fn wait_has_a_deadline_and_term_kill_stops() -> Outcome {
-    let mut child = Manager::new().spawn(|| {
-        std::thread::sleep(Duration::from_secs(30));
-        Ok::<_, String>(())
-    })?;
+    let mut child = sleeper(&Manager::new())?;
     let asked = Instant::now();
     match child.wait(Duration::from_millis(150)) {
         Err(Error::Timeout { after }) => check(after == Duration::from_millis(150), "names its deadline")?,
         other => return Err(format!("expected a timeout, got {other:?}").into()),
     }
-    check(asked.elapsed() < Duration::from_secs(5), "wait returned at its deadline")?;
-    check(child.is_active() && child.exists() && !child.is_zombie(), "still running")?;
+    check(
+        asked.elapsed() < Duration::from_secs(5),
+        "wait returned at its deadline",
+    )?;
+    check(
+        child.is_active() && child.exists() && !child.is_zombie(),
+        "still running",
+    )?;
     let ended = child.term_kill(Duration::from_secs(2)).clone();
-    check(ended.status == ExitStatus::Signaled("SIGTERM".into()), format!("{:?}", ended.status))?;
+    check(
+        ended.status == ExitStatus::Signaled("SIGTERM".into()),
+        format!("{:?}", ended.status),
+    )?;
     check(!child.exists(), "reaped")?;
-    let sleeper = Manager::new().grace(Duration::from_millis(200)).spawn(|| {
-        std::thread::sleep(Duration::from_secs(30));
-        Ok::<_, String>(())
-    })?;
+    let sleeper = sleeper(&Manager::new().grace(Duration::from_millis(200)))?;
     let joined = sleeper.join(Duration::from_millis(100));
-    check(joined.value == Err(WorkerEnd::Stopped), format!("join past its deadline stops: {joined:?}"))?;
+    check(
+        joined.value == Err(WorkerEnd::Stopped),
+        format!("join past its deadline stops: {joined:?}"),
+    )?;
     check_nothing_left()
 }
 
@@ -197,21 +276,33 @@ fn zombie_then_reaped() -> Outcome {
     while !child.is_zombie() && started.elapsed() < WAIT {
         std::thread::sleep(Duration::from_millis(2));
     }
-    check(child.is_zombie() && child.exists() && !child.is_active(), "exited, not reaped yet")?;
-    check(child.try_wait().map(|e| e.value.clone()) == Some(Ok(1)), "try_wait reaps it")?;
+    check(
+        child.is_zombie() && child.exists() && !child.is_active(),
+        "exited, not reaped yet",
+    )?;
+    check(
+        child.try_wait().map(|e| e.value.clone()) == Some(Ok(1)),
+        "try_wait reaps it",
+    )?;
     check(!child.exists() && !child.is_zombie(), "gone once reaped")?;
-    check(child.kill(Signal::SIGTERM).is_err(), "a reaped child's pid is not signalled")?;
+    check(
+        child.kill(Signal::SIGTERM).is_err(),
+        "a reaped child's pid is not signalled",
+    )?;
     check_nothing_left()
 }
 
 fn kill_sends_the_signal() -> Outcome {
-    let mut child = Manager::new().spawn(|| {
-        std::thread::sleep(Duration::from_secs(30));
-        Ok::<_, String>(())
-    })?;
+    let mut child = sleeper(&Manager::new())?;
     child.kill(Signal::SIGKILL)?;
     let ended = child.wait(WAIT)?;
-    check(ended.value == Err(WorkerEnd::Signal { signal: "SIGKILL".into() }), format!("{:?}", ended.value))?;
+    check(
+        ended.value
+            == Err(WorkerEnd::Signal {
+                signal: "SIGKILL".into(),
+            }),
+        format!("{:?}", ended.value),
+    )?;
     check_nothing_left()
 }
 
@@ -226,7 +317,10 @@ fn dropping_a_child_stops_and_reaps_it() -> Outcome {
     std::thread::sleep(Duration::from_millis(50));
     let dropped = Instant::now();
     drop(child);
-    check(dropped.elapsed() < Duration::from_secs(5), "drop waited only the grace")?;
+    check(
+        dropped.elapsed() < Duration::from_secs(5),
+        "drop waited only the grace",
+    )?;
     check(
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_err(),
         "the pid is reaped, not a zombie",
@@ -255,10 +349,7 @@ fn a_parent_panic_leaves_no_child() -> Outcome {
 }
 
 fn a_detached_child_lives_on() -> Outcome {
-    let child = Manager::new().spawn(|| {
-        std::thread::sleep(Duration::from_secs(30));
-        Ok::<_, String>(())
-    })?;
+    let child = sleeper(&Manager::new())?;
     let detached = child.detach();
     let pid = nix::unistd::Pid::from_raw(detached.pid() as i32);
     std::thread::sleep(Duration::from_millis(100));
@@ -283,15 +374,29 @@ fn timeout_stops_running_and_skips_queued() -> Outcome {
             std::thread::sleep(Duration::from_secs(30));
             Ok::<_, String>(item)
         })?;
-    check(started.elapsed() < Duration::from_secs(10), "the timeout cut the run")?;
-    check(harvest.cut == Some(Cut::TimedOut(Duration::from_millis(300))), format!("{:?}", harvest.cut))?;
+    check(
+        started.elapsed() < Duration::from_secs(10),
+        "the timeout cut the run",
+    )?;
+    check(
+        harvest.cut == Some(Cut::TimedOut(Duration::from_millis(300))),
+        format!("{:?}", harvest.cut),
+    )?;
     check(harvest.ended.len() == 2, "two were forked")?;
     check(harvest.ended[0].value == Ok(0), "the first finished")?;
-    check(harvest.ended[1].value == Err(WorkerEnd::Stopped), "the second was stopped")?;
-    check(harvest.not_started == [2], format!("not started {:?}", harvest.not_started))?;
+    check(
+        harvest.ended[1].value == Err(WorkerEnd::Stopped),
+        "the second was stopped",
+    )?;
+    check(
+        harvest.not_started == [2],
+        format!("not started {:?}", harvest.not_started),
+    )?;
     let failures = harvest.failures();
     check(
-        failures.iter().any(|f| f.index == 2 && f.pid == 0 && f.end == WorkerEnd::NotStarted),
+        failures
+            .iter()
+            .any(|f| f.index == 2 && f.pid == 0 && f.end == WorkerEnd::NotStarted),
         format!("{failures:?}"),
     )?;
     check_nothing_left()
@@ -319,8 +424,14 @@ fn harvest_can_stop_the_rest() -> Outcome {
     )?;
     check(seen == [0], format!("harvested {seen:?}"))?;
     check(harvest.cut == Some(Cut::Stopped), format!("{:?}", harvest.cut))?;
-    check(harvest.not_started == [2, 3, 4, 5], format!("{:?}", harvest.not_started))?;
-    check(harvest.ended[1].value == Err(WorkerEnd::Stopped), "the running one was stopped")?;
+    check(
+        harvest.not_started == [2, 3, 4, 5],
+        format!("{:?}", harvest.not_started),
+    )?;
+    check(
+        harvest.ended[1].value == Err(WorkerEnd::Stopped),
+        "the running one was stopped",
+    )?;
     check_nothing_left()
 }
 
@@ -329,10 +440,7 @@ fn children_die_with_their_parent() -> Outcome {
     // destructor runs): the kernel's parent-death signal must take the child too.
     let (read, write) = nix::unistd::pipe()?;
     let middle = Manager::new().spawn(move || {
-        let child = Manager::new().spawn(|| {
-            std::thread::sleep(Duration::from_secs(30));
-            Ok::<_, String>(())
-        });
+        let child = sleeper(&Manager::new());
         let pid = child.as_ref().map_or(0, |c| c.pid());
         let _ = nix::unistd::write(&write, &pid.to_le_bytes());
         std::thread::sleep(Duration::from_secs(30));
@@ -346,7 +454,10 @@ fn children_die_with_their_parent() -> Outcome {
     check(grandchild > 0, "the middle process started its child")?;
     middle.kill(Signal::SIGKILL)?;
     drop(middle);
-    check(gone_within(grandchild, WAIT), "the grandchild died with its parent")?;
+    check(
+        gone_within(grandchild, WAIT),
+        "the grandchild died with its parent",
+    )?;
     check_nothing_left()
 }
 
@@ -374,7 +485,10 @@ fn share_and_mikobase_harvest_worker_values() -> Outcome {
     let values: Vec<&String> = finished.values().collect();
     check(values.len() == 3, "one value per worker")?;
     check(
-        values.iter().enumerate().all(|(i, v)| v.starts_with(&format!("worker {i} saw "))),
+        values
+            .iter()
+            .enumerate()
+            .all(|(i, v)| v.starts_with(&format!("worker {i} saw "))),
         format!("{values:?}"),
     )?;
     // A failed run keeps the values of the workers that finished.

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use super::channel::{Channel, Report};
 use super::tracked::Tracked;
 use super::{
-    bounded, describe_exit, die_with_parent, fork_child, panic_message, WorkerEnd, WorkerResult,
-    EXIT_ERROR, EXIT_PANIC,
+    bounded, describe_exit, die_with_parent, fork_child, panic_message, WorkerEnd, WorkerResult, EXIT_ERROR,
+    EXIT_PANIC,
 };
 use crate::error::{Error, Result};
 

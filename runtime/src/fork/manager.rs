@@ -274,7 +274,9 @@ pub(crate) fn drive<I, R: WorkerResult>(
             .filter_map(|(index, child)| child.try_wait().map(|_| *index))
             .collect();
         for index in &done {
-            let Some(child) = running.remove(index) else { continue };
+            let Some(child) = running.remove(index) else {
+                continue;
+            };
             let end = child.into_ended();
             if end.value.is_err() {
                 failed.push(end.index);

@@ -39,8 +39,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use child::{Child, Detached, Ended, ExitStatus};
-pub use manager::{Cut, Harvest, Manager};
 pub(crate) use manager::drive;
+pub use manager::{Cut, Harvest, Manager};
 pub(crate) use tracked::Tracked;
 
 use crate::error::{Error, Result};
