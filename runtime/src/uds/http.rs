@@ -141,11 +141,7 @@ pub trait Handler: 'static {
 
     /// The answer to a request that was never ready within its deadline.
     fn busy(&self, _request: &Request<'_>) -> Response {
-        Response::error(
-            503,
-            "busy",
-            serde_json::json!({ "reason": "the state was held by another connection for the whole deadline" }),
-        )
+        busy_answer()
     }
 
     /// Called when a connection closes, so state tied to it can be released.
@@ -168,6 +164,15 @@ pub trait Handler: 'static {
     ///
     /// [`ready`]: Handler::ready
     fn deadline_passed(&mut self, _now: std::time::Instant) {}
+}
+
+/// The default answer to a request parked past its deadline: 503 `busy`.
+pub(crate) fn busy_answer() -> Response {
+    Response::error(
+        503,
+        "busy",
+        serde_json::json!({ "reason": "the state was held by another connection for the whole deadline" }),
+    )
 }
 
 /// Header in which a client states how long it will wait for an answer, in ms.
