@@ -213,7 +213,7 @@ fn a_wrong_token_is_401_before_any_route() -> Outcome {
     let server = Server::start()?;
     let wrong = Client::new(
         server.dir.socket_path(),
-        Some(Token::from_string(&"0".repeat(64))),
+        Some(Token::from_string("0".repeat(64))),
         ClientConfig::default(),
     );
     let answer = wrong.put("/notes/x", "never stored");
