@@ -125,7 +125,8 @@ impl Response {
 /// The state behind a server: gets each request in turn, never two at once.
 ///
 /// This is where operations serialise: the server calls `handle` on one thread, one
-/// request at a time, so a handler may mutate its state freely.
+/// request at a time, so a handler may mutate its state freely. For routes by method and
+/// path pattern without writing `handle`, serve a [`Router`](super::router::Router).
 pub trait Handler: 'static {
     /// Answers one request.
     fn handle(&mut self, request: &Request<'_>) -> Response;

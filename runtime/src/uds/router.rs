@@ -323,7 +323,10 @@ impl<'r> RouteRequest<'r> {
     /// Decodes a match; `None` when a capture or the rest is not UTF-8 once decoded.
     fn decode(request: &'r Request<'r>, pattern: &'r Pattern, raw: RawMatch<'r>) -> Option<Self> {
         let mut params: [Cow<'r, str>; MAX_CAPTURES] = Default::default();
-        for (param, raw) in params.iter_mut().zip(&raw.captures[..pattern.names.len()]) {
+        for (param, raw) in params
+            .iter_mut()
+            .zip(raw.captures.iter().take(pattern.names.len()))
+        {
             *param = percent_encoding::percent_decode_str(raw).decode_utf8().ok()?;
         }
         let rest = match (&pattern.rest, raw.rest) {
@@ -811,6 +814,25 @@ mod tests {
         assert_eq!(call(&mut router, Method::GET, "/trailing/").0, 200);
         let (_, body, _) = call(&mut router, Method::GET, "/items/");
         assert_eq!(body["params"], json!({"id": ""}));
+    }
+
+    /// A capture without escapes is the path's own text, not a copy: matching allocates
+    /// nothing for the route.
+    #[test]
+    fn plain_captures_borrow_the_path() {
+        let router = routes();
+        let method = Method::GET;
+        let request = request(&method, "/a/plain/b/esc%41ped", b"");
+        let entry = router
+            .entries
+            .iter()
+            .find(|e| &*e.pattern.text == "/a/{x}/b/{y}")
+            .unwrap();
+        let raw = entry.pattern.matches(request.path).unwrap();
+        let route = RouteRequest::decode(&request, &entry.pattern, raw).unwrap();
+        assert!(matches!(route.params[0], Cow::Borrowed("plain")));
+        assert!(matches!(&route.params[1], Cow::Owned(s) if s == "escAped"));
+        assert!(route.rest().is_empty() && route.rest.capacity() == 0);
     }
 
     #[test]
