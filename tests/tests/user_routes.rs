@@ -2,7 +2,10 @@
 //! `SocketDir`, called with the `Client`'s verb methods. Runs serially on the main thread
 //! because servers and clients are forked.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use caspian_ipc::uds::http::Method;
@@ -24,12 +27,19 @@ type Outcome = Result<(), Failed>;
 struct Board {
     notes: BTreeMap<String, String>,
     holder: Option<u64>,
+    /// Connections that were told to wait, so a test can see that they were parked.
+    parked: RefCell<BTreeSet<u64>>,
 }
 
-/// While a connection holds the board, the others wait.
+/// While a connection holds the board, the others wait; `/status` never does.
 impl RouteState for Board {
     fn ready(&self, request: &Request<'_>) -> bool {
-        self.holder.is_none_or(|holder| holder == request.connection)
+        let ready =
+            request.path == "/status" || self.holder.is_none_or(|holder| holder == request.connection);
+        if !ready {
+            self.parked.borrow_mut().insert(request.connection);
+        }
+        ready
     }
 
     fn connection_closed(&mut self, connection: u64) {
@@ -52,7 +62,11 @@ fn board() -> Result<Router<Board>, String> {
         .get("/status", |board: &mut Board, _: &RouteRequest<'_>| {
             Ok(Response::json(
                 200,
-                &json!({ "notes": board.notes.len(), "held": board.holder.is_some() }),
+                &json!({
+                    "notes": board.notes.len(),
+                    "held": board.holder.is_some(),
+                    "parked": board.parked.borrow().len(),
+                }),
             ))
         })
         .get("/notes/{id}", |board: &mut Board, r: &RouteRequest<'_>| {
@@ -235,68 +249,115 @@ fn a_wrong_token_is_401_before_any_route() -> Outcome {
     check_nothing_left()
 }
 
-/// Forks a child that runs `body` with `client` and exits 0 on `true`.
-fn child(client: &Client, body: impl FnOnce(&Client) -> bool) -> Result<Pid, Failed> {
-    // SAFETY: single-threaded test process; the child calls and _exits.
-    match unsafe { fork() }? {
-        ForkResult::Child => {
-            let ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(client))).unwrap_or(false);
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+/// The children a test forked: each is waited for by [`Kids::wait`]; one still running
+/// when the test fails early is killed and reaped on drop.
+#[derive(Default)]
+struct Kids(Vec<Pid>);
+
+impl Kids {
+    /// Forks a child that runs `body` with `client` and exits 0 on `true`.
+    fn fork(&mut self, client: &Client, body: impl FnOnce(&Client) -> bool) -> Result<Pid, Failed> {
+        // SAFETY: single-threaded test process; the child calls and _exits.
+        match unsafe { fork() }? {
+            ForkResult::Child => {
+                let ok =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body(client))).unwrap_or(false);
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            ForkResult::Parent { child } => {
+                self.0.push(child);
+                Ok(child)
+            }
         }
-        ForkResult::Parent { child } => Ok(child),
+    }
+
+    /// Waits for `pid`; true when it exited 0.
+    fn wait(&mut self, pid: Pid) -> Result<bool, Failed> {
+        let status = waitpid(pid, None)?;
+        self.0.retain(|p| *p != pid);
+        Ok(status == WaitStatus::Exited(pid, 0))
+    }
+}
+
+impl Drop for Kids {
+    fn drop(&mut self) {
+        for pid in self.0.drain(..) {
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = waitpid(pid, None);
+        }
+    }
+}
+
+/// Polls `/status` (never parked) until `done` holds, within 10 s.
+fn until(client: &Client, what: &str, done: impl Fn(&Value) -> bool) -> Outcome {
+    let started = Instant::now();
+    loop {
+        let status = client.get("/status")?.json()?;
+        if done(&status) {
+            return Ok(());
+        }
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err(format!("{what}: still {status} after 10 s").into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 fn a_holder_parks_the_others_until_it_lets_go() -> Outcome {
     let server = Server::start()?;
+    let mut kids = Kids::default();
     let patient = server.client(Duration::from_secs(10));
-    let holder = child(&patient, |c| {
-        c.post("/lock", "").is_ok() && {
-            std::thread::sleep(Duration::from_millis(400));
-            c.put("/notes/k", "written while held").is_ok() && c.post("/unlock", "").is_ok()
-        }
+    let (go_read, go_write) = nix::unistd::pipe()?;
+    // The holder locks, waits for the parent's word (at most 10 s), writes, unlocks.
+    let holder = kids.fork(&patient, move |c| {
+        let mut go = std::fs::File::from(go_read);
+        let mut byte = [0u8; 1];
+        let mut fds = [nix::poll::PollFd::new(go.as_fd(), nix::poll::PollFlags::POLLIN)];
+        c.post("/lock", "").is_ok()
+            && nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(10_000u16)).is_ok_and(|n| n == 1)
+            && go.read(&mut byte).is_ok_and(|n| n == 1)
+            && c.put("/notes/k", "written while held").is_ok()
+            && c.post("/unlock", "").is_ok()
     })?;
-    std::thread::sleep(Duration::from_millis(100));
-    // Parked behind the holder, then served: it sees what the holder wrote.
-    let waiter = child(&patient, |c| {
-        let started = Instant::now();
-        let answer = c.get("/notes/k").ok().and_then(|r| r.json().ok());
-        answer == Some(json!({ "id": "k", "text": "written while held" }))
-            && started.elapsed() >= Duration::from_millis(150)
-    })?;
+    until(&patient, "the holder locks", |s| s["held"] == true)?;
     // One with a short deadline is told `busy` (the default of `RouteState::busy`), fast.
     let impatient = server.client(Duration::from_millis(200));
-    let impatient = child(&impatient, |c| {
+    let impatient = kids.fork(&impatient, |c| {
         let started = Instant::now();
-        c.get("/status").is_err_and(|e| e.remote_id() == Some("busy"))
+        c.get("/notes/k").is_err_and(|e| e.remote_id() == Some("busy"))
             && started.elapsed() < Duration::from_secs(2)
     })?;
-    let (h, w, i) = (
-        waitpid(holder, None)?,
-        waitpid(waiter, None)?,
-        waitpid(impatient, None)?,
-    );
-    check(h == WaitStatus::Exited(holder, 0), format!("holder {h:?}"))?;
     check(
-        w == WaitStatus::Exited(waiter, 0),
-        format!("waiter was not parked: {w:?}"),
+        kids.wait(impatient)?,
+        "the impatient one was not told `busy` in time",
     )?;
-    check(i == WaitStatus::Exited(impatient, 0), format!("impatient {i:?}"))?;
-    // A holder that dies releases at once.
-    let dead = child(&patient, |c| {
+    // A patient one is parked (the server says so), then served once the holder lets go:
+    // it sees what the holder wrote after it asked.
+    let waiter = kids.fork(&patient, |c| {
+        let answer = c.get("/notes/k").ok().and_then(|r| r.json().ok());
+        answer == Some(json!({ "id": "k", "text": "written while held" }))
+    })?;
+    until(&patient, "the waiter is parked", |s| s["parked"] == 2)?;
+    let mut go = std::fs::File::from(go_write);
+    go.write_all(b"g")?;
+    check(kids.wait(holder)?, "the holder failed")?;
+    check(kids.wait(waiter)?, "the waiter did not see the holder's write")?;
+    // A holder that dies releases at once: a parked request goes on.
+    let dead = kids.fork(&patient, |c| {
         c.post("/lock", "").is_ok() && {
             std::thread::sleep(Duration::from_secs(30));
             true
         }
     })?;
-    std::thread::sleep(Duration::from_millis(200));
+    until(&patient, "the second holder locks", |s| s["held"] == true)?;
     kill(dead, Signal::SIGKILL)?;
-    waitpid(dead, None)?;
-    let status = patient.get("/status")?.json()?;
+    kids.wait(dead)?;
+    let note = patient.get("/notes/k")?.json()?;
     check(
-        status["held"] == false,
-        format!("released by the close: {status}"),
+        note["text"] == "written while held",
+        format!("after the close: {note}"),
     )?;
+    until(&patient, "released by the close", |s| s["held"] == false)?;
     drop(server);
     check_nothing_left()
 }
