@@ -176,9 +176,16 @@ fn verbs_reach_their_routes_with_decoded_captures() -> Outcome {
     )?;
     let posted = client.post_json("/notes", &json!({ "id": "n2", "text": "second" }))?;
     check(posted.status == 201, format!("post_json: {}", posted.status))?;
+    client.put_json("/notes/j", &"as JSON")?;
+    let got = client.get("/notes/j")?.json()?;
+    check(
+        got["text"] == "\"as JSON\"",
+        format!("put_json sends JSON text: {got}"),
+    )?;
     let status = client.get("/status")?.json()?;
-    check(status["notes"] == 2, format!("status: {status}"))?;
+    check(status["notes"] == 3, format!("status: {status}"))?;
     let deleted = client.delete("/notes/n2")?.json()?;
+    client.delete("/notes/j")?;
     check(
         deleted == json!({ "deleted": true }),
         format!("delete: {deleted}"),

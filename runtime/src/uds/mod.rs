@@ -15,7 +15,7 @@ pub mod token;
 pub use client::{Client, ClientConfig, Headers, RawResponse};
 pub use http::{Handler, Peer, Request, Response};
 pub use process::spawn_server;
-pub use router::{RouteRequest, RouteResult, RouteState, Router};
+pub use router::{RouteError, RouteRequest, RouteResult, RouteState, Router};
 pub use server::{serve, ServerConfig};
 pub use socket::SocketDir;
 pub use token::Token;
