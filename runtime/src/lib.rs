@@ -12,7 +12,8 @@
 //!   typed proxies (`db.records::<Officer>()`, `officer.rank().set(..)`): see
 //!   [`mikobase::record`].
 //! - [`mikobase_api!`]: the generated surface for a spec file of your own.
-//! - [`uds`]: the toolbox: server, client, tokens, socket directory.
+//! - [`uds`]: the toolbox: server, client, tokens, socket directory, and
+//!   [`Router`](uds::Router) for a server of your own routes.
 //! - [`fork`]: fork hygiene (single-thread guard, worker identity, failures).
 //! - `testing` (feature `testing`): running your own jobs under `cargo test`.
 //!
