@@ -68,7 +68,11 @@ fn contains(expected: &Value, actual: &Value, at: &str) -> Result<(), String> {
         }),
         (Value::Array(want), Value::Array(got)) => {
             if want.len() != got.len() {
-                return Err(format!("{at} has {} elements, the guide says {}", got.len(), want.len()));
+                return Err(format!(
+                    "{at} has {} elements, the guide says {}",
+                    got.len(),
+                    want.len()
+                ));
             }
             want.iter()
                 .zip(got)
@@ -85,13 +89,19 @@ fn every_example_of_the_q0_guide_answers_as_shown() {
     let examples = examples(GUIDE);
     let answered = examples.iter().filter(|e| e.answer.is_some()).count();
     // A parsing slip that found nothing must not pass as "every example works".
-    assert!(examples.len() >= 50 && answered >= 40, "only {} requests / {answered} answers found", examples.len());
+    assert!(
+        examples.len() >= 50 && answered >= 40,
+        "only {} requests / {answered} answers found",
+        examples.len()
+    );
 
     let mut engine = Engine::memory();
     let mut pks: HashMap<String, String> = HashMap::new();
     let mut transaction = String::new();
     for example in &examples {
-        let mut text = example.request.replace("\"<transaction>\"", &format!("\"{transaction}\""));
+        let mut text = example
+            .request
+            .replace("\"<transaction>\"", &format!("\"{transaction}\""));
         for (name, pk) in &pks {
             text = text.replace(&format!("\"<pk:{name}>\""), &format!("\"{pk}\""));
         }
@@ -121,9 +131,10 @@ fn every_example_of_the_q0_guide_answers_as_shown() {
         if answer["success"] == true {
             match request["action"].as_str() {
                 Some("create") => {
-                    if let (Some(name), Some(pk)) =
-                        (request["bucket"]["name"].as_str(), answer["results"]["pk"].as_str())
-                    {
+                    if let (Some(name), Some(pk)) = (
+                        request["bucket"]["name"].as_str(),
+                        answer["results"]["pk"].as_str(),
+                    ) {
                         pks.insert(name.to_owned(), pk.to_owned());
                     }
                 }
@@ -142,13 +153,37 @@ fn every_example_of_the_q0_guide_answers_as_shown() {
 #[test]
 fn the_guide_shows_every_operator_and_action() {
     for needle in [
-        "\"value\"", "\"contains\"", "\"starts-with\"", "\"ends-with\"", "\"gt\"", "\"lt\"", "\"gte\"",
-        "\"lte\"", "\"includes\"", "\"includes_all\"", "\"includes_any\"", "\"exists\"", "\"truthy\"",
-        "\"any\": true", "\"case-sensitive\"", "\"reverse\"", "\"then\"", "\"all\"", "\"not\"",
-        "\"placeholders\"", "\"sorts\"", "\"limit\"", "\"offset\"",
-        "\"action\": \"create\"", "\"action\": \"select\"", "\"action\": \"update\"",
-        "\"action\": \"delete\"", "\"action\": \"transaction\"", "\"action\": \"commit\"",
-        "\"action\": \"rollback\"", "\"if_exists\"",
+        "\"value\"",
+        "\"contains\"",
+        "\"starts-with\"",
+        "\"ends-with\"",
+        "\"gt\"",
+        "\"lt\"",
+        "\"gte\"",
+        "\"lte\"",
+        "\"includes\"",
+        "\"includes_all\"",
+        "\"includes_any\"",
+        "\"exists\"",
+        "\"truthy\"",
+        "\"any\": true",
+        "\"case-sensitive\"",
+        "\"reverse\"",
+        "\"then\"",
+        "\"all\"",
+        "\"not\"",
+        "\"placeholders\"",
+        "\"sorts\"",
+        "\"limit\"",
+        "\"offset\"",
+        "\"action\": \"create\"",
+        "\"action\": \"select\"",
+        "\"action\": \"update\"",
+        "\"action\": \"delete\"",
+        "\"action\": \"transaction\"",
+        "\"action\": \"commit\"",
+        "\"action\": \"rollback\"",
+        "\"if_exists\"",
     ] {
         let shown = examples(GUIDE).iter().any(|e| e.request.contains(needle));
         assert!(shown, "docs/Q0.md has no tested example with {needle}");

@@ -49,7 +49,9 @@ pub fn run(args: &[String]) -> ExitCode {
             other => return usage(&format!("unexpected argument `{other}`")),
         }
     }
-    let Some(out) = out else { return usage("name the file to write") };
+    let Some(out) = out else {
+        return usage("name the file to write");
+    };
     match write_corpus(&out, mib << 20) {
         Ok(words) => {
             eprintln!("wrote {out}: {mib} MiB, {words} words from a vocabulary of {VOCABULARY}");
@@ -97,7 +99,7 @@ fn write_corpus(path: &str, bytes: u64) -> std::io::Result<u64> {
             if position > 0 {
                 line.push(' ');
             }
-            if rng.next() % 10 == 0 {
+            if rng.next().is_multiple_of(10) {
                 let mut chars = word.chars();
                 if let Some(first) = chars.next() {
                     line.extend(first.to_uppercase());
@@ -106,7 +108,7 @@ fn write_corpus(path: &str, bytes: u64) -> std::io::Result<u64> {
             } else {
                 line.push_str(word);
             }
-            if rng.next() % 8 == 0 {
+            if rng.next().is_multiple_of(8) {
                 line.push_str(PUNCTUATION[(rng.next() % 4) as usize]);
             }
             count += 1;
