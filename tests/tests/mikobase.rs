@@ -480,7 +480,11 @@ fn raw_q0_and_curl_with_the_token() -> Outcome {
     // Not POST: the 405 is a Mikobase envelope, like every refusal of this server.
     let client = caspian_ipc::uds::Client::new(dir.socket_path(), Some(token.clone()), Default::default());
     let get = client.send(caspian_ipc::uds::http::Method::GET, "/q0", None)?;
-    let unknown = client.send(caspian_ipc::uds::http::Method::POST, "/no_such_operation", Some(b"{}".to_vec()))?;
+    let unknown = client.send(
+        caspian_ipc::uds::http::Method::POST,
+        "/no_such_operation",
+        Some(b"{}".to_vec()),
+    )?;
     let _ = nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGTERM);
     let _ = nix::sys::wait::waitpid(server, None);
     check(created["success"] == true, created.to_string())?;

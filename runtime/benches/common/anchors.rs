@@ -239,3 +239,35 @@ fn http(round: &mut Round, dir: &Path, quick: bool) {
         }
     }
 }
+
+/// Python's multiprocessing with fork: one `Process` start + join, and `Pool(2).map` per
+/// item (chunked as Python chooses, and one item per task): the fork bench's anchor.
+pub fn pool(round: &mut Round, items: usize) {
+    if !on_path("python3") {
+        return round.skip("pool", "python3 not installed");
+    }
+    let dir = match dir() {
+        Ok(dir) => dir,
+        Err(reason) => return round.skip("pool", reason),
+    };
+    let bench = run(
+        "mp_pool_bench.py",
+        Command::new("python3")
+            .arg(dir.join("mp_pool_bench.py"))
+            .env("NITEMS", items.to_string()),
+        Duration::from_secs(300),
+    );
+    match bench {
+        Ok(text) => {
+            for key in ["process_us", "pool_item_us", "pool_chunk1_us"] {
+                put(
+                    round,
+                    &format!("pool.{key}"),
+                    number_after(&text, &format!("{key}=")),
+                    &text,
+                );
+            }
+        }
+        Err(reason) => round.skip("pool", reason),
+    }
+}
