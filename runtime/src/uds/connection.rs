@@ -282,46 +282,51 @@ pub(crate) fn parse_head(buf: &[u8]) -> Result<Option<Head>, BadHead> {
     for field in parsed.headers.iter() {
         let name = field.name.as_bytes();
         let value = field.value;
-        if name.eq_ignore_ascii_case(b"content-length") {
-            let n = std::str::from_utf8(value)
-                .ok()
-                .map(str::trim)
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<u64>().ok())
-                .ok_or_else(|| malformed("a Content-Length that is not a number"))?;
-            if length.is_some_and(|l| l != n) {
-                return Err(malformed("Content-Length headers that disagree"));
-            }
-            length = Some(n);
-        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
-            for coding in tokens(value) {
-                // Only `chunked`, once and last: anything else we could not decode.
-                if chunked.is_some() || !coding.eq_ignore_ascii_case(b"chunked") {
-                    return Err(malformed(
-                        "a Transfer-Encoding other than `chunked` (send the body as it is)",
-                    ));
+        // Told apart by length first: most fields are none of these, and cost one compare.
+        let is = |known: &[u8]| name.eq_ignore_ascii_case(known);
+        match name.len() {
+            14 if is(b"content-length") => {
+                let n = number(value.trim_ascii())
+                    .ok_or_else(|| malformed("a Content-Length that is not a number"))?;
+                if length.is_some_and(|l| l != n) {
+                    return Err(malformed("Content-Length headers that disagree"));
                 }
-                chunked = Some(());
+                length = Some(n);
             }
-        } else if name.eq_ignore_ascii_case(b"connection") {
-            for option in tokens(value) {
-                if option.eq_ignore_ascii_case(b"close") {
-                    head.keep_alive = false;
-                } else if option.eq_ignore_ascii_case(b"keep-alive") && http10 {
-                    head.keep_alive = true;
+            17 if is(b"transfer-encoding") => {
+                for coding in tokens(value) {
+                    // Only `chunked`, once and last: anything else we could not decode.
+                    if chunked.is_some() || !coding.eq_ignore_ascii_case(b"chunked") {
+                        return Err(malformed(
+                            "a Transfer-Encoding other than `chunked` (send the body as it is)",
+                        ));
+                    }
+                    chunked = Some(());
                 }
             }
-        } else if name.eq_ignore_ascii_case(b"expect") {
-            head.expect_continue |= !http10 && value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
-        } else if name.eq_ignore_ascii_case(b"authorization") {
-            head.authorization = match head.authorization {
-                Authorizations::None => Authorizations::One(range(value)),
-                _ => Authorizations::Many,
-            };
-        } else if name.eq_ignore_ascii_case(X_DEADLINE_MS.as_bytes()) {
-            head.deadline_ms = number(value);
-        } else if name.eq_ignore_ascii_case(X_WORKER.as_bytes()) {
-            head.worker = number(value);
+            10 if is(b"connection") => {
+                for option in tokens(value) {
+                    if option.eq_ignore_ascii_case(b"close") {
+                        head.keep_alive = false;
+                    } else if option.eq_ignore_ascii_case(b"keep-alive") && http10 {
+                        head.keep_alive = true;
+                    }
+                }
+            }
+            6 if is(b"expect") => {
+                head.expect_continue |= !http10 && value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+            }
+            13 if is(b"authorization") => {
+                head.authorization = match head.authorization {
+                    Authorizations::None => Authorizations::One(range(value)),
+                    _ => Authorizations::Many,
+                };
+            }
+            13 if is(X_DEADLINE_MS.as_bytes()) => head.deadline_ms = number(value),
+            8 if is(X_WORKER.as_bytes()) => {
+                head.worker = number(value).and_then(|n| usize::try_from(n).ok());
+            }
+            _ => {}
         }
     }
     head.framing = match (chunked, length) {
@@ -368,9 +373,16 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|t| !t.is_empty())
 }
 
-/// A header value holding a decimal number; `None` when it is not one.
-fn number<T: std::str::FromStr>(value: &[u8]) -> Option<T> {
-    std::str::from_utf8(value).ok()?.parse().ok()
+/// A header value that is a decimal number (digits only); `None` when it is not one or
+/// does not fit in a `u64`.
+fn number(value: &[u8]) -> Option<u64> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &b| {
+        let digit = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(digit))
+    })
 }
 
 /// Why a body could not be received whole.
@@ -456,10 +468,11 @@ impl Conn {
     pub(crate) async fn read_head(&mut self, activity: &Activity) -> Result<Option<Head>, BadHead> {
         loop {
             if !self.filled().is_empty() {
-                activity.head_begins();
                 if let Some(head) = parse_head(self.filled())? {
                     return Ok(Some(head));
                 }
+                // Only a head that is not whole at once needs its timer (and the time).
+                activity.head_begins();
             }
             match self.read_more(0).await {
                 Ok(0) | Err(_) => return Ok(None),
