@@ -8,7 +8,7 @@
 //! answered (its body read under `body_timeout`, or parked behind another connection's
 //! transaction up to the client's own deadline) is never cut by the watchdog.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -41,6 +41,8 @@ pub(crate) struct Activity {
     /// Set by the server to close this connection to make room for another.
     evicted: Cell<bool>,
     wake: Notify,
+    /// The connection's watchdog task, stopped when the connection ends.
+    watchdog: RefCell<Option<tokio::task::AbortHandle>>,
 }
 
 impl Activity {
@@ -49,7 +51,20 @@ impl Activity {
             phase: Cell::new(Phase::Idle(Instant::now())),
             evicted: Cell::new(false),
             wake: Notify::new(),
+            watchdog: RefCell::new(None),
         })
+    }
+
+    /// Records the task watching this connection.
+    pub(crate) fn watched_by(&self, watchdog: tokio::task::AbortHandle) {
+        *self.watchdog.borrow_mut() = Some(watchdog);
+    }
+
+    /// Stops the task watching this connection (it has ended).
+    pub(crate) fn unwatch(&self) {
+        if let Some(watchdog) = self.watchdog.borrow_mut().take() {
+            watchdog.abort();
+        }
     }
 
     /// Bytes of a request head are here: the head timeout runs from now, unless it

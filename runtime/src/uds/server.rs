@@ -123,6 +123,7 @@ pub fn serve<H: Handler>(
             connections: RefCell::new(HashMap::new()),
             body_bytes: Cell::new(0),
             keep_alive,
+            stopping: Cell::new(false),
         });
         let mut next_connection = 0u64;
         loop {
@@ -132,13 +133,15 @@ pub fn serve<H: Handler>(
                         next_connection += 1;
                         let admitted = shared.admit();
                         let peer = peer_of(&stream);
-                        tokio::task::spawn_local(serve_connection(shared.clone(), stream, peer, next_connection, admitted));
+                        spawn_connection(&shared, stream, peer, next_connection, admitted);
                     }
                     Err(e) => out_of_resources(&shared, &e).await,
                 },
                 () = stop.requested(&signals) => break,
             }
         }
+        // The connections are dropped with the runtime: the handler is not told.
+        shared.stopping.set(true);
         Ok(())
     })
 }
@@ -221,6 +224,8 @@ struct Shared<H> {
     /// `keep-alive: timeout=N` and its CRLF, telling clients when an idle connection
     /// will be closed.
     keep_alive: Option<Vec<u8>>,
+    /// The server is stopping: connections dropped now are not reported to the handler.
+    stopping: Cell<bool>,
 }
 
 /// Whether a new connection is served normally, answered 503, or closed unanswered.
@@ -264,8 +269,11 @@ impl<H: Handler> Shared<H> {
     }
 }
 
-async fn serve_connection<H: Handler>(
-    shared: Rc<Shared<H>>,
+/// Starts serving a new connection: one task answers its requests, another (its
+/// watchdog, woken only by its timer or an eviction) ends that task when the connection
+/// stalls, idles too long or is evicted. Apart, the watchdog costs nothing per request.
+fn spawn_connection<H: Handler>(
+    shared: &Rc<Shared<H>>,
     stream: tokio::net::UnixStream,
     peer: Peer,
     id: u64,
@@ -280,24 +288,73 @@ async fn serve_connection<H: Handler>(
     if counted {
         shared.connections.borrow_mut().insert(id, activity.clone());
     }
+    let closing = Closing {
+        shared: shared.clone(),
+        activity: activity.clone(),
+        id,
+        counted,
+    };
+    let served = tokio::task::spawn_local(serve_connection(
+        shared.clone(),
+        Conn::new(stream),
+        activity.clone(),
+        closing,
+        peer,
+        id,
+        admission,
+    ));
     let limits = Limits {
         head_timeout: shared.config.head_timeout,
         idle_timeout: shared.config.idle_timeout,
     };
-    let exempt = || shared.handler.borrow().holds(id);
-    let mut conn = Conn::new(stream);
-    tokio::select! {
-        biased;
-        () = serve_requests(&shared, &mut conn, &activity, peer, id, admission) => {}
-        _ = watchdog(&activity, limits, exempt) => {}
+    let shared = shared.clone();
+    let watched = activity.clone();
+    let watchdog = tokio::task::spawn_local(async move {
+        watchdog(&watched, limits, || shared.handler.borrow().holds(id)).await;
+        served.abort();
+    });
+    activity.watched_by(watchdog.abort_handle());
+}
+
+/// What happens when a connection ends, however it ends (its peer closed, its watchdog
+/// cut it, a failed write): it stops counting, its watchdog stops, the handler is told.
+struct Closing<H: Handler> {
+    shared: Rc<Shared<H>>,
+    activity: Rc<Activity>,
+    id: u64,
+    counted: bool,
+}
+
+impl<H: Handler> Drop for Closing<H> {
+    fn drop(&mut self) {
+        self.activity.unwatch();
+        if self.shared.stopping.get() {
+            return;
+        }
+        if self.counted {
+            self.shared.connections.borrow_mut().remove(&self.id);
+        }
+        // Never borrowed here unless a handler panicked mid-call: then it is not told.
+        if let Ok(mut handler) = self.shared.handler.try_borrow_mut() {
+            handler.connection_closed(self.id);
+        }
+        self.shared.changed.notify_waiters();
     }
+}
+
+async fn serve_connection<H: Handler>(
+    shared: Rc<Shared<H>>,
+    mut conn: Conn,
+    activity: Rc<Activity>,
+    closing: Closing<H>,
+    peer: Peer,
+    id: u64,
+    admission: Admission,
+) {
+    serve_requests(&shared, &mut conn, &activity, peer, id, admission).await;
     // Closed before the handler hears of it, as a peer sees it.
     drop(conn);
-    if counted {
-        shared.connections.borrow_mut().remove(&id);
-    }
-    shared.handler.borrow_mut().connection_closed(id);
-    shared.changed.notify_waiters();
+    drop(closing);
 }
 
 /// An answer, and whether the request's unread body is to be drained after it.
