@@ -504,17 +504,23 @@ async fn respond<H: Handler>(
         )
         .await
     } else {
-        if head.expect_continue && conn.continue_100().await.is_err() {
-            return Response::error(400, "bad_body", json!({ "reason": "the connection broke" })).into();
-        }
         let deadline = tokio::time::Instant::now() + config.body_timeout;
-        let reading = conn.read_body(
-            head,
-            limit,
-            held.budget,
-            config.max_body_bytes_in_flight,
-            &mut held.counted,
-        );
+        let reading = async {
+            if head.expect_continue {
+                // The client waits for this before it sends the body.
+                conn.continue_100()
+                    .await
+                    .map_err(|e| BodyFailure::Broken(format!("writing 100 Continue: {e}")))?;
+            }
+            conn.read_body(
+                head,
+                limit,
+                held.budget,
+                config.max_body_bytes_in_flight,
+                &mut held.counted,
+            )
+            .await
+        };
         match tokio::time::timeout_at(deadline, reading).await {
             Ok(received) => received,
             Err(_) => {
