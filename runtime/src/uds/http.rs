@@ -1,4 +1,4 @@
-//! The request and response types handlers see, independent of hyper.
+//! The request and response types handlers see, independent of the wire format.
 
 use bytes::Bytes;
 use hyper::header::{HeaderName, HeaderValue};
