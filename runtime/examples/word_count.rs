@@ -1,9 +1,12 @@
 //! Counts words in files with N forked workers sharing one hash.
 //!
-//! `cargo run --release --example word_count -- --workers N FILE...`
+//! `cargo run --release --example word_count -- --workers N [--expose FILE] FILE...`
 //!
 //! A word is a maximal run of Unicode alphanumeric characters, lowercased. Prints the
-//! counts as one JSON object on stdout and nothing else there.
+//! counts as one JSON object on stdout and nothing else there. On a terminal, stderr shows
+//! how far the run is (workers done, requests, time); elsewhere it stays quiet. With
+//! `--expose FILE`, `caspian-ipc watch FILE` / `caspian-ipc monitor FILE` can follow the
+//! run from another terminal.
 //!
 //! The efficient pattern: every file is cut into N byte ranges (cuts fall just after an
 //! ASCII non-alphanumeric byte, which can never be inside a word or a UTF-8 sequence);
@@ -12,24 +15,46 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use caspian_ipc::share;
+use std::time::{Duration, Instant};
+
+use caspian_ipc::{Share, Supervision};
 
 /// Increments per batch request (each one is ~30 bytes of JSON).
 const BATCH: usize = 20_000;
 
 fn main() -> ExitCode {
-    let (workers, files) = match parse_args(std::env::args().skip(1)) {
+    let (workers, files, expose) = match parse_args(std::env::args().skip(1)) {
         Ok(parsed) => parsed,
         Err(message) => {
-            eprintln!("word_count: {message}\nusage: word_count --workers N FILE...");
+            eprintln!("word_count: {message}\nusage: word_count --workers N [--expose FILE] FILE...");
             return ExitCode::from(2);
         }
     };
-    let outcome = share(workers, |worker, hash| -> Result<(), String> {
+    let mut run = Share::new(workers);
+    if let Some(file) = expose {
+        run = run.expose(file);
+    }
+    if std::io::stderr().is_terminal() {
+        let mut last = Instant::now();
+        run = run.supervise(move |progress| {
+            if last.elapsed() >= Duration::from_millis(200) {
+                last = Instant::now();
+                let requests = progress.operations().unwrap_or(0);
+                let done = workers - progress.running.len();
+                eprint!(
+                    "\rword_count: {done}/{workers} workers done, {requests} requests, {:.1} s ",
+                    progress.elapsed.as_secs_f64()
+                );
+                let _ = std::io::stderr().flush();
+            }
+            Supervision::Continue
+        });
+    }
+    let outcome = run.run(|worker, hash| -> Result<(), String> {
         let mut counts: HashMap<String, i64> = HashMap::new();
         for file in &files {
             let text = read_range(file, worker.index(), worker.count())
@@ -47,6 +72,9 @@ fn main() -> ExitCode {
         }
         Ok(())
     });
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
     match outcome {
         Ok(counts) => {
             println!("{counts}");
@@ -59,9 +87,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(usize, Vec<PathBuf>), String> {
+fn parse_args(
+    mut args: impl Iterator<Item = String>,
+) -> Result<(usize, Vec<PathBuf>, Option<PathBuf>), String> {
     let mut workers = None;
     let mut files = Vec::new();
+    let mut expose = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--workers" | "-n" => {
@@ -71,6 +102,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(usize, Vec<Path
                         .map_err(|_| format!("--workers: `{n}` is not a number"))?,
                 );
             }
+            "--expose" => expose = Some(PathBuf::from(args.next().ok_or("--expose needs a file name")?)),
             flag if flag.starts_with("--") => return Err(format!("unknown option `{flag}`")),
             file => files.push(PathBuf::from(file)),
         }
@@ -87,7 +119,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<(usize, Vec<Path
             return Err(format!("{}: not a readable file", file.display()));
         }
     }
-    Ok((workers, files))
+    Ok((workers, files, expose))
 }
 
 /// Adds the lowercased words of `text` to `counts`.

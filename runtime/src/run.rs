@@ -11,7 +11,8 @@ use crate::fork::{
     describe_exit, drive, ensure_single_threaded, Cut, Manager, Tracked, Worker, WorkerEnd, WorkerOutcome,
     WorkerResult,
 };
-use crate::uds::{spawn_server, Client, ClientConfig, Handler, ServerConfig, SocketDir, Token};
+use crate::uds::monitor::STATS_PATH;
+use crate::uds::{spawn_server, Client, ClientConfig, Exposure, Handler, ServerConfig, SocketDir, Token};
 
 /// Options common to `share` and `mikobase` runs.
 #[derive(Debug, Clone)]
@@ -23,6 +24,7 @@ pub(crate) struct RunOptions {
     pub allow_threads: bool,
     pub grace: Duration,
     pub startup: Duration,
+    pub expose: Option<std::path::PathBuf>,
 }
 
 impl RunOptions {
@@ -35,6 +37,7 @@ impl RunOptions {
             allow_threads: false,
             grace: Duration::from_secs(2),
             startup: Duration::from_secs(10),
+            expose: None,
         }
     }
 }
@@ -92,11 +95,22 @@ macro_rules! run_option_setters {
             self
         }
 
+        /// Lets other processes of your user watch the run while it goes: writes `path`
+        /// (mode 0600; refused if it exists, or if another user can write its directory)
+        /// with the run's socket and token, and removes it when the run ends. Attach with
+        /// `caspian-ipc watch PATH` (the live state) or `caspian-ipc monitor PATH` (every
+        /// operation as it happens), or [`crate::uds::Exposed::read`].
+        pub fn expose(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+            self.options.expose = Some(path.into());
+            self
+        }
+
         /// Calls `supervise` in the parent every few milliseconds while the workers run;
-        /// it can watch progress or stop the run early ([`crate::Error::Stopped`]).
+        /// it can watch progress (and read the state: [`crate::Progress::state`]) or stop
+        /// the run early ([`crate::Error::Stopped`]).
         pub fn supervise(
             mut self,
-            supervise: impl FnMut(&crate::Progress) -> crate::Supervision + 'a,
+            supervise: impl FnMut(&crate::Progress<'_>) -> crate::Supervision + 'a,
         ) -> Self {
             self.supervisor = Some(Box::new(supervise));
             self
@@ -106,8 +120,8 @@ macro_rules! run_option_setters {
 pub(crate) use run_option_setters;
 
 /// What a supervisor sees while the workers run.
-#[derive(Debug, Clone)]
-pub struct Progress {
+#[derive(Clone)]
+pub struct Progress<'r> {
     /// Indices of the workers still running.
     pub running: Vec<usize>,
     /// Indices of the workers that have failed so far.
@@ -116,6 +130,36 @@ pub struct Progress {
     pub elapsed: Duration,
     /// Process id of the server.
     pub server_pid: u32,
+    client: &'r Client,
+    read_state: &'r dyn Fn(&Client) -> Result<Value>,
+}
+
+impl Progress<'_> {
+    /// Requests the server has answered so far (each a worker's operation; a batch is
+    /// one). One request to the server: call it every so often, not on every tick.
+    pub fn operations(&self) -> Result<u64> {
+        let stats = self.client.get(STATS_PATH)?.json()?;
+        stats["requests"]
+            .as_u64()
+            .ok_or_else(|| Error::Protocol(format!("the server's stats have no request count: {stats}")))
+    }
+
+    /// The shared state as it is now (the hash, or the store as a worldlet), read from
+    /// the server like the final state is.
+    pub fn state(&self) -> Result<Value> {
+        (self.read_state)(self.client)
+    }
+}
+
+impl std::fmt::Debug for Progress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("running", &self.running)
+            .field("failed", &self.failed)
+            .field("elapsed", &self.elapsed)
+            .field("server_pid", &self.server_pid)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A supervisor's answer: keep going, or stop the workers now.
@@ -128,7 +172,7 @@ pub enum Supervision {
 }
 
 /// A callback run in the parent while it waits for the workers.
-pub type Supervisor<'a> = Box<dyn FnMut(&Progress) -> Supervision + 'a>;
+pub type Supervisor<'a> = Box<dyn FnMut(&Progress<'_>) -> Supervision + 'a>;
 
 /// Runs `body` in `options.workers` forked workers against a server built by
 /// `make_handler`, then returns what `collect` reads from the server, with every worker's
@@ -141,7 +185,8 @@ pub(crate) fn run<H, P, F, R>(
     make_handler: impl FnOnce() -> std::result::Result<H, String>,
     make_proxy: impl Fn(Client) -> P,
     body: F,
-    collect: impl FnOnce(&Client) -> Result<Value>,
+    collect: impl Fn(&Client) -> Result<Value>,
+    flavour: &str,
 ) -> Result<(Value, Vec<WorkerOutcome<R::Value>>)>
 where
     H: Handler,
@@ -162,6 +207,10 @@ where
     )?;
     let mut server = Tracked::new(server, options.grace);
     let server_pid = server.pid().as_raw() as u32;
+    let _exposure = match &options.expose {
+        Some(path) => Some(Exposure::write(path, dir.socket_path(), &token, flavour)?),
+        None => None,
+    };
     let client = Client::new(dir.socket_path(), Some(token), options.client.clone());
 
     let mut manager = Manager::new()
@@ -188,6 +237,8 @@ where
                     failed: tick.failed.clone(),
                     elapsed: tick.elapsed,
                     server_pid,
+                    client: &client,
+                    read_state: &collect,
                 }),
                 None => Supervision::Continue,
             }

@@ -50,6 +50,10 @@ fn main() {
         ),
         Trial::test("fork_guard_refuses_threads", fork_guard_refuses_threads),
         Trial::test(
+            "a_run_can_be_exposed_and_watched",
+            a_run_can_be_exposed_and_watched,
+        ),
+        Trial::test(
             "a_grandchild_does_not_hold_the_report",
             a_grandchild_does_not_hold_the_report,
         ),
@@ -926,5 +930,84 @@ fn a_run_from_spawn_blocking_works() -> Outcome {
     drop(runtime);
     let state = outcome.map_err(|e| e.to_string())??;
     check(state["n"] == json!(2), format!("{state}"))?;
+    check_nothing_left()
+}
+
+/// `Share::expose` writes a 0600 file naming the socket and holding the token while the run
+/// goes, so another process can attach (here: the parent itself, as `caspian-ipc` would);
+/// `Progress` counts operations and reads the live state; the file is gone afterwards.
+fn a_run_can_be_exposed_and_watched() -> Outcome {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("caspian-expose-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let file = dir.join("job.json");
+    let mut seen: Option<(u32, u64, Value, usize)> = None;
+    let mut problem = None;
+    let outcome = Share::new(2)
+        .expose(&file)
+        .timeout(Duration::from_secs(20))
+        .supervise(|progress| {
+            if seen.is_some() || problem.is_some() {
+                return Supervision::Continue;
+            }
+            let watched = (|| -> Result<(u32, u64, Value, usize), Error> {
+                let exposed = caspian_ipc::uds::Exposed::read(&file)?;
+                let client = exposed.client(Default::default());
+                let first = client.get("/monitor")?.json()?;
+                let after = first["next"].as_u64().unwrap_or(0);
+                // Wait (bounded) until the workers have done some operations.
+                let started = Instant::now();
+                while progress.operations()? < 20 && started.elapsed() < Duration::from_secs(10) {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let ops = client.get(&format!("/monitor?after={after}"))?.json()?;
+                let shown = ops["ops"].as_array().map_or(0, Vec::len);
+                let mode = std::fs::metadata(&file)
+                    .map_err(|e| Error::Protocol(e.to_string()))?
+                    .permissions()
+                    .mode();
+                let state = progress.state()?;
+                client.put_json("/pk/0/value/stop", &true)?;
+                Ok((mode & 0o777, progress.operations()?, state, shown))
+            })();
+            match watched {
+                Ok(found) => seen = Some(found),
+                Err(e) => problem = Some(e.to_string()),
+            }
+            Supervision::Continue
+        })
+        .run(|_, hash| {
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(15) {
+                hash.incr("n", 1)?;
+                if matches!(hash.get("stop")?, Some(Entry::Value(Value::Bool(true)))) {
+                    break;
+                }
+            }
+            Ok::<_, Error>(())
+        });
+    check(problem.is_none(), format!("watching failed: {problem:?}"))?;
+    let state = outcome?;
+    let (mode, operations, live, shown) = seen.ok_or("the supervisor never watched")?;
+    check(mode == 0o600, format!("exposure file mode {mode:o}"))?;
+    check(operations >= 20, format!("{operations} operations counted"))?;
+    check(
+        live["n"].as_i64().is_some_and(|n| n >= 1),
+        format!("live state {live}"),
+    )?;
+    check(shown >= 1, "the monitor saw operations")?;
+    check(state["stop"] == true, format!("{state}"))?;
+    check(!file.exists(), "the exposure file is removed when the run ends")?;
+    // A file already there is refused (never clobbered), before any worker starts.
+    std::fs::write(&file, "someone else's")?;
+    let refused = Share::new(1).expose(&file).run(|_, _| ());
+    let kept = std::fs::read_to_string(&file)?;
+    std::fs::remove_dir_all(&dir)?;
+    check(
+        matches!(&refused, Err(Error::Os { context, .. }) if context.contains("exposing the run")),
+        format!("{refused:?}"),
+    )?;
+    check(kept == "someone else's", "the existing file is untouched")?;
     check_nothing_left()
 }

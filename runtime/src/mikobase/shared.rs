@@ -23,6 +23,7 @@ use super::transport::UdsTransport;
 use crate::error::{Error, Result};
 use crate::fork::{Worker, WorkerOutcome, WorkerResult};
 use crate::run::{run, RunOptions, Supervisor};
+use crate::uds::monitor::{OpLog, MONITOR_PATH, STATS_PATH};
 use crate::uds::{
     Client, ClientConfig, Request, Response, RouteError, RouteRequest, RouteResult, RouteState, Router, Token,
 };
@@ -125,6 +126,8 @@ pub struct MikobaseServer {
     hold: Option<Hold>,
     /// Connections whose transaction was cut at the maximum hold, not told yet.
     expired: HashMap<u64, Value>,
+    /// Counts requests; keeps the latest for `GET /monitor` while someone watches.
+    log: OpLog,
 }
 
 /// Who holds the store, for the message a waiting worker gets.
@@ -170,6 +173,7 @@ impl MikobaseServer {
             max_hold: Some(DEFAULT_MAX_HOLD),
             hold: None,
             expired: HashMap::new(),
+            log: OpLog::new("shared-mikobase"),
         }
     }
 
@@ -371,14 +375,25 @@ impl MikobaseService for MikobaseServer {
 /// The holder hooks: while a worker's transaction is open, only that worker is served;
 /// the others are parked (up to their deadline) without blocking it.
 impl RouteState for MikobaseServer {
-    /// While a worker's transaction is open, only that worker is served.
+    /// While a worker's transaction is open, only that worker is served; a watcher's
+    /// `/monitor` and `/stats` never wait for it (`/monitor` waits for news only).
     fn ready(&self, request: &Request<'_>) -> bool {
+        if OpLog::is_own(request) {
+            return !self.log.is_waiting(request);
+        }
         self.engine
             .transaction_owner()
             .is_none_or(|owner| owner == request.connection)
     }
 
-    fn busy(&self, _: &Request<'_>) -> Response {
+    fn handled(&mut self, request: &Request<'_>, response: &Response) {
+        self.log.record(request, response);
+    }
+
+    fn busy(&self, request: &Request<'_>) -> Response {
+        if OpLog::is_own(request) {
+            return self.log.idle(request);
+        }
         let failure = Failure::one(
             ErrorId::TransactionBusy.as_str(),
             json!({
@@ -454,7 +469,15 @@ impl MikobaseServer {
         NOT_POST
             .into_iter()
             .fold(
-                Router::builder(self).post("/{*operation}", MikobaseServer::answer),
+                Router::builder(self)
+                    .post("/{*operation}", MikobaseServer::answer)
+                    .get(
+                        MONITOR_PATH,
+                        |server: &mut MikobaseServer, r: &RouteRequest<'_>| Ok(server.log.monitor(r)),
+                    )
+                    .get(STATS_PATH, |server: &mut MikobaseServer, _: &RouteRequest<'_>| {
+                        Ok(server.log.stats())
+                    }),
                 |router, method| router.route(method, "/{*operation}", |_, request| Err(not_post(request))),
             )
             .build()
@@ -680,6 +703,7 @@ impl<'a> Mikobase<'a> {
             |client| MikobaseClient::new(UdsTransport::new(client)),
             body,
             collect,
+            "shared-mikobase",
         )
         .map(|(worldlet, workers)| Finished { worldlet, workers })
     }

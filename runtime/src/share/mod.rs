@@ -123,6 +123,7 @@ impl<'a> Share<'a> {
             SharedHash::root,
             body,
             |client| SharedHash::root(client.clone()).snapshot(),
+            "shared-hash",
         )
         .map(|(state, workers)| Finished { state, workers })
     }

@@ -8,17 +8,33 @@ use serde_json::{json, Value};
 
 use super::tree::{IncrRefusal, Pk, Tree, TreeError, Txn};
 use super::{X_PK, X_VERSION};
-use crate::uds::http::Response;
+use crate::uds::http::{Request, Response};
+use crate::uds::monitor::{OpLog, MONITOR_PATH, STATS_PATH};
 use crate::uds::router::{RouteError, RouteRequest, RouteResult, RouteState, Router};
 
 /// The shared-hash server state, living in the server process.
 #[derive(Debug)]
 pub(crate) struct HashServer {
     tree: Tree,
+    /// Counts requests; keeps the latest for `GET /monitor` while someone watches.
+    log: OpLog,
 }
 
-/// No exclusive holders: every request is atomic on its own (a batch included).
-impl RouteState for HashServer {}
+/// No exclusive holders: every request is atomic on its own (a batch included). Only a
+/// watcher's `/monitor` poll waits, for the next operation.
+impl RouteState for HashServer {
+    fn ready(&self, request: &Request<'_>) -> bool {
+        !self.log.is_waiting(request)
+    }
+
+    fn busy(&self, request: &Request<'_>) -> Response {
+        self.log.idle(request)
+    }
+
+    fn handled(&mut self, request: &Request<'_>, response: &Response) {
+        self.log.record(request, response);
+    }
+}
 
 type Answer = RouteResult;
 
@@ -29,6 +45,7 @@ impl HashServer {
     pub(crate) fn new(max_depth: usize) -> Self {
         HashServer {
             tree: Tree::new(max_depth),
+            log: OpLog::new("shared-hash"),
         }
     }
 
@@ -37,7 +54,13 @@ impl HashServer {
     /// pk and the op are plain ASCII segments matched in place; only the keys are decoded
     /// (one allocation per key, none for the route).
     pub(crate) fn router(max_depth: usize) -> Result<Router<HashServer>, RouteError> {
-        let mut routes = Router::builder(HashServer::new(max_depth));
+        let mut routes = Router::builder(HashServer::new(max_depth))
+            .get(MONITOR_PATH, |server: &mut HashServer, r: &RouteRequest<'_>| {
+                Ok(server.log.monitor(r))
+            })
+            .get(STATS_PATH, |server: &mut HashServer, _: &RouteRequest<'_>| {
+                Ok(server.log.stats())
+            });
         // `/pk/{pk}` is the node itself, as `/pk/{pk}/value` is.
         for pattern in ["/pk/{pk}", "/pk/{pk}/value/{*keys}"] {
             routes = routes

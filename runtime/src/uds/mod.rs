@@ -4,7 +4,9 @@
 pub mod client;
 mod connection;
 mod exchange;
+pub mod expose;
 pub mod http;
+pub mod monitor;
 pub mod process;
 pub mod router;
 pub mod server;
@@ -13,7 +15,9 @@ mod stop_signals;
 pub mod token;
 
 pub use client::{Client, ClientConfig, Headers, RawResponse};
+pub use expose::{Exposed, Exposure};
 pub use http::{Handler, Peer, Request, Response};
+pub use monitor::OpLog;
 pub use process::spawn_server;
 pub use router::{RouteError, RouteRequest, RouteResult, RouteState, Router};
 pub use server::{serve, ServerConfig};

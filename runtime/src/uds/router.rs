@@ -53,6 +53,10 @@ pub trait RouteState: 'static {
 
     /// [`RouteState::next_deadline`] has passed (see [`Handler::deadline_passed`]).
     fn deadline_passed(&mut self, _now: Instant) {}
+
+    /// Called after every answer the router gives (a handler's, or its own 404/405/400),
+    /// with the request: for counting and watching operations (see [`super::OpLog`]).
+    fn handled(&mut self, _request: &Request<'_>, _response: &Response) {}
 }
 
 impl RouteState for () {}
@@ -628,6 +632,39 @@ where
 
 impl<S: RouteState> Handler for Router<S> {
     fn handle(&mut self, request: &Request<'_>) -> Response {
+        let response = self.route(request);
+        self.state.handled(request, &response);
+        response
+    }
+
+    fn ready(&self, request: &Request<'_>) -> bool {
+        self.state.ready(request)
+    }
+
+    fn busy(&self, request: &Request<'_>) -> Response {
+        self.state.busy(request)
+    }
+
+    fn connection_closed(&mut self, connection: u64) {
+        self.state.connection_closed(connection);
+    }
+
+    fn holds(&self, connection: u64) -> bool {
+        self.state.holds(connection)
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.state.next_deadline()
+    }
+
+    fn deadline_passed(&mut self, now: Instant) {
+        self.state.deadline_passed(now);
+    }
+}
+
+impl<S: RouteState> Router<S> {
+    /// The handler of the most specific matching route, or the router's own refusal.
+    fn route(&mut self, request: &Request<'_>) -> Response {
         let Router {
             state,
             entries,
@@ -660,30 +697,6 @@ impl<S: RouteState> Handler for Router<S> {
         } else {
             method_not_allowed(request, &allowed)
         }
-    }
-
-    fn ready(&self, request: &Request<'_>) -> bool {
-        self.state.ready(request)
-    }
-
-    fn busy(&self, request: &Request<'_>) -> Response {
-        self.state.busy(request)
-    }
-
-    fn connection_closed(&mut self, connection: u64) {
-        self.state.connection_closed(connection);
-    }
-
-    fn holds(&self, connection: u64) -> bool {
-        self.state.holds(connection)
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.state.next_deadline()
-    }
-
-    fn deadline_passed(&mut self, now: Instant) {
-        self.state.deadline_passed(now);
     }
 }
 
