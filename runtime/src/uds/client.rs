@@ -200,10 +200,7 @@ impl Conn {
     /// sent now could cross the close, and the caller could not tell whether it was
     /// applied. So it is not reused within a tenth of the limit (at least 1 s) of it.
     fn near_idle_close(&self) -> bool {
-        self.idle_limit.is_some_and(|limit| {
-            let margin = (limit / 10).max(Duration::from_secs(1));
-            self.last_answer.elapsed() + margin >= limit
-        })
+        near_idle_close(self.last_answer, self.idle_limit)
     }
 
     fn answered(&mut self, headers: &Headers) {
@@ -212,8 +209,18 @@ impl Conn {
     }
 }
 
+/// Whether a connection last answered at `last_answer` may be about to be closed by a
+/// server that keeps idle connections `idle_limit` long: within a tenth of the limit (at
+/// least 1 s) of it.
+pub(super) fn near_idle_close(last_answer: Instant, idle_limit: Option<Duration>) -> bool {
+    idle_limit.is_some_and(|limit| {
+        let margin = (limit / 10).max(Duration::from_secs(1));
+        last_answer.elapsed() + margin >= limit
+    })
+}
+
 /// The `timeout=N` (seconds) of a `Keep-Alive` header.
-fn keep_alive_timeout(headers: &Headers) -> Option<Duration> {
+pub(super) fn keep_alive_timeout(headers: &Headers) -> Option<Duration> {
     let value = headers.get("keep-alive")?;
     value.split(',').find_map(|param| {
         let (name, seconds) = param.split_once('=')?;
@@ -229,23 +236,10 @@ impl Client {
     /// auth on). Nothing is opened until the first call. This is also how a process that
     /// was not forked from the parent connects: hand it the path and the token.
     pub fn new(path: impl Into<PathBuf>, token: Option<Token>, config: ClientConfig) -> Self {
-        let mut fixed_headers = b"Host: localhost\r\n".to_vec();
-        if let Some(token) = &token {
-            // A token is 64 hex digits (`Token::from_string` takes any text: only what
-            // can stand in a header line is sent, the rest would only be refused).
-            if token.as_str().bytes().all(|b| b.is_ascii_graphic()) {
-                fixed_headers
-                    .extend_from_slice(format!("Authorization: Bearer {}\r\n", token.as_str()).as_bytes());
-            }
-        }
-        // Tell the server how long we wait, so a request it parks (behind another
-        // worker's transaction) is answered before we give up on it.
-        let wait = config.call_deadline.saturating_sub(Duration::from_millis(50));
-        fixed_headers.extend_from_slice(format!("{X_DEADLINE_MS}: {}\r\n", wait.as_millis()).as_bytes());
         Client {
             shared: Arc::new(Shared {
                 path: path.into(),
-                fixed_headers,
+                fixed_headers: fixed_headers(token.as_ref(), &config),
                 config,
                 state: Mutex::new(State {
                     pid: std::process::id(),
@@ -394,54 +388,22 @@ impl Client {
         } else {
             self.shared.config.connect_budget
         };
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(1);
+        let mut connecting = Connecting::new(path, budget, state.ever_connected);
         let stream = loop {
             match std::os::unix::net::UnixStream::connect(path) {
                 Ok(stream) => break stream,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                    ) =>
-                {
-                    if started.elapsed() >= budget {
-                        if state.ever_connected {
+                Err(e) => match connecting.failed(e) {
+                    Ok(pause) => std::thread::sleep(pause),
+                    Err(e) => {
+                        if matches!(e, Error::ServerGone { .. }) {
                             state.gone = true;
-                            return Err(self.gone());
                         }
-                        return Err(Error::ConnectionRefused {
-                            path: path.clone(),
-                            waited: started.elapsed(),
-                        });
+                        return Err(e);
                     }
-                    std::thread::sleep(pause.min(budget.saturating_sub(started.elapsed())));
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => return Err(Error::os(format!("connecting to {}", path.display()), e)),
+                },
             }
         };
-        // Before anything is sent (the token above all): is the listener one of us? (D-U15)
-        let our_uid = nix::unistd::geteuid().as_raw();
-        match getsockopt(&stream, PeerCredentials) {
-            Ok(server) if server.uid() == our_uid => {}
-            Ok(server) => {
-                return Err(Error::UntrustedServer {
-                    path: path.clone(),
-                    server_uid: server.uid(),
-                    our_uid,
-                })
-            }
-            Err(e) => {
-                return Err(Error::os(
-                    format!(
-                        "reading the credentials of the server on {} (SO_PEERCRED)",
-                        path.display()
-                    ),
-                    e,
-                ))
-            }
-        }
+        check_peer(&stream, path)?;
         let connection = Connection::new(stream);
         inherited::track(connection.fd());
         state.ever_connected = true;
@@ -472,6 +434,93 @@ impl Client {
     }
 }
 
+/// The header lines every request of a client carries: host, token, deadline.
+pub(super) fn fixed_headers(token: Option<&Token>, config: &ClientConfig) -> Vec<u8> {
+    let mut fixed_headers = b"Host: localhost\r\n".to_vec();
+    if let Some(token) = token {
+        // A token is 64 hex digits (`Token::from_string` takes any text: only what
+        // can stand in a header line is sent, the rest would only be refused).
+        if token.as_str().bytes().all(|b| b.is_ascii_graphic()) {
+            fixed_headers
+                .extend_from_slice(format!("Authorization: Bearer {}\r\n", token.as_str()).as_bytes());
+        }
+    }
+    // Tell the server how long we wait, so a request it parks (behind another
+    // worker's transaction) is answered before we give up on it.
+    let wait = config.call_deadline.saturating_sub(Duration::from_millis(50));
+    fixed_headers.extend_from_slice(format!("{X_DEADLINE_MS}: {}\r\n", wait.as_millis()).as_bytes());
+    fixed_headers
+}
+
+/// The connect retry: on ENOENT/ECONNREFUSED (the server may not be listening yet) a
+/// growing pause, within the budget.
+pub(super) struct Connecting<'a> {
+    path: &'a Path,
+    budget: Duration,
+    /// Once connected before, giving up means the server is gone.
+    ever_connected: bool,
+    started: Instant,
+    pause: Duration,
+}
+
+impl<'a> Connecting<'a> {
+    pub(super) fn new(path: &'a Path, budget: Duration, ever_connected: bool) -> Self {
+        Connecting {
+            path,
+            budget,
+            ever_connected,
+            started: Instant::now(),
+            pause: Duration::from_millis(1),
+        }
+    }
+
+    /// After a failed connect: how long to pause before the next try, or the error to
+    /// give up with ([`Error::ServerGone`] once connected before).
+    pub(super) fn failed(&mut self, e: std::io::Error) -> Result<Duration> {
+        let path = self.path;
+        if !matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+        ) {
+            return Err(Error::os(format!("connecting to {}", path.display()), e));
+        }
+        let waited = self.started.elapsed();
+        if waited >= self.budget {
+            if self.ever_connected {
+                return Err(Error::ServerGone { path: path.into() });
+            }
+            return Err(Error::ConnectionRefused {
+                path: path.into(),
+                waited,
+            });
+        }
+        let pause = self.pause.min(self.budget.saturating_sub(waited));
+        self.pause = (self.pause * 2).min(Duration::from_millis(50));
+        Ok(pause)
+    }
+}
+
+/// Before anything is sent (the token above all): is the listener on `stream` one of
+/// us? (D-U15)
+pub(super) fn check_peer(stream: &impl std::os::fd::AsFd, path: &Path) -> Result<()> {
+    let our_uid = nix::unistd::geteuid().as_raw();
+    match getsockopt(stream, PeerCredentials) {
+        Ok(server) if server.uid() == our_uid => Ok(()),
+        Ok(server) => Err(Error::UntrustedServer {
+            path: path.into(),
+            server_uid: server.uid(),
+            our_uid,
+        }),
+        Err(e) => Err(Error::os(
+            format!(
+                "reading the credentials of the server on {} (SO_PEERCRED)",
+                path.display()
+            ),
+            e,
+        )),
+    }
+}
+
 /// This process's worker index in a run, plus one (0: not a worker).
 static WORKER_INDEX: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -481,7 +530,7 @@ pub(crate) fn set_worker_index(index: usize) {
     WORKER_INDEX.store(index.saturating_add(1), std::sync::atomic::Ordering::Relaxed);
 }
 
-fn worker_index() -> Option<usize> {
+pub(super) fn worker_index() -> Option<usize> {
     WORKER_INDEX
         .load(std::sync::atomic::Ordering::Relaxed)
         .checked_sub(1)
