@@ -14,6 +14,9 @@
 //! - [`mikobase_api!`]: the generated surface for a spec file of your own.
 //! - [`uds`]: the toolbox: server, client, tokens, socket directory.
 //! - [`fork`]: fork hygiene (single-thread guard, worker identity, failures).
+//! - [`prefork`]: runs for programs with threads (a tokio runtime): a fork server
+//!   started first thing in `main` runs the jobs.
+//! - feature `tokio`: `uds::AsyncClient` and `share::AsyncHash` for async code.
 //! - `testing` (feature `testing`): running your own jobs under `cargo test`.
 //!
 //! ```no_run
@@ -41,6 +44,7 @@ pub mod error;
 pub mod fork;
 mod limits;
 pub mod mikobase;
+pub mod prefork;
 mod run;
 pub mod share;
 #[cfg(feature = "testing")]

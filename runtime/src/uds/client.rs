@@ -118,7 +118,7 @@ impl Drop for State {
 /// keep whatever it ties to it (a transaction, a lock) until the child ended too. A
 /// `pthread_atfork` handler closes the copies in every child, whoever forks it; it runs
 /// between fork and the child's first step, so it only touches atomics.
-mod inherited {
+pub(super) mod inherited {
     use std::os::fd::RawFd;
     use std::sync::atomic::{AtomicI32, Ordering};
     use std::sync::Once;
@@ -131,7 +131,7 @@ mod inherited {
     static HANDLER: Once = Once::new();
 
     /// Tracks `fd`, an open connection of this process.
-    pub(super) fn track(fd: RawFd) {
+    pub(in crate::uds) fn track(fd: RawFd) {
         HANDLER.call_once(|| {
             // SAFETY: registers a handler that only swaps atomics and calls close(2),
             // both async-signal-safe, as a handler run in a forked child must be.
@@ -148,7 +148,7 @@ mod inherited {
     }
 
     /// Stops tracking `fd` (its connection is closing in the process that opened it).
-    pub(super) fn untrack(fd: RawFd) {
+    pub(in crate::uds) fn untrack(fd: RawFd) {
         for slot in &OPEN {
             if slot
                 .compare_exchange(fd, FREE, Ordering::AcqRel, Ordering::Acquire)
@@ -164,7 +164,8 @@ mod inherited {
             let fd = slot.swap(FREE, Ordering::AcqRel);
             if fd != FREE {
                 // SAFETY: `fd` is this child's copy of a parent's connection; the objects
-                // that own it are never dropped in the child (see `State`'s drop).
+                // that own it are never dropped in the child (see `State`'s drop, and the
+                // async client's `Pool`).
                 unsafe { libc::close(fd) };
             }
         }
@@ -266,6 +267,12 @@ impl Client {
         &self.shared.config
     }
 
+    /// The header lines every request carries (host, token, deadline).
+    #[cfg(feature = "tokio")]
+    pub(super) fn fixed_headers(&self) -> &[u8] {
+        &self.shared.fixed_headers
+    }
+
     /// Sends one request and returns the answer whatever its status. Only transport
     /// failures are errors here; see [`Client::call`] for status mapping.
     pub fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<RawResponse> {
@@ -350,11 +357,7 @@ impl Client {
     /// 401 → [`Error::Unauthorized`], 403 → [`Error::Forbidden`], an error body →
     /// [`Error::Remote`] with its id and details.
     pub fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<RawResponse> {
-        let response = self.send(method, path, body)?;
-        if (200..300).contains(&response.status) {
-            return Ok(response);
-        }
-        Err(status_error(&response))
+        checked(self.send(method, path, body)?)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -534,6 +537,14 @@ pub(super) fn worker_index() -> Option<usize> {
     WORKER_INDEX
         .load(std::sync::atomic::Ordering::Relaxed)
         .checked_sub(1)
+}
+
+/// A 2xx answer as it is, any other as its typed error.
+pub(super) fn checked(response: RawResponse) -> Result<RawResponse> {
+    if (200..300).contains(&response.status) {
+        return Ok(response);
+    }
+    Err(status_error(&response))
 }
 
 /// Maps a non-2xx answer to its typed error.
