@@ -26,8 +26,9 @@ use crate::uds::{AsyncClient, RawResponse};
 ///     // Each forked worker may build a runtime of its own: the fork came first.
 ///     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
 ///     let hash = AsyncHash::from(&hash);
+///     let key = format!("w{}", worker.index());
 ///     runtime.block_on(async {
-///         let (a, b) = tokio::join!(hash.incr("visits", 1), hash.set(&format!("w{}", worker.index()), &true));
+///         let (a, b) = tokio::join!(hash.incr("visits", 1), hash.set(&key, &true));
 ///         a?;
 ///         b
 ///     })?;
