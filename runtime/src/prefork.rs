@@ -47,7 +47,7 @@ use crate::error::{Error, Result, WorkerEnd, WorkerFailure};
 use crate::fork::{die_with_parent, ensure_single_threaded, fork_child, Manager, Tracked, EXIT_ERROR};
 use crate::share::to_json;
 
-/// How long a job may run unless told otherwise ([`Prefork::timeout`]).
+/// How long a job may run unless told otherwise ([`PreforkBuilder::timeout`]).
 pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long a stopped job gets between SIGTERM and SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
@@ -146,7 +146,7 @@ impl Prefork {
 
     /// Runs the job `name` on `input` in a fresh child of the fork server and returns
     /// its value. Blocks (within the job timeout, plus its grace and a margin) until the
-    /// job ends; from async code use [`Prefork::run_async`].
+    /// job ends; from async code use `Prefork::run_async` (feature `tokio`).
     ///
     /// Errors: an unknown job or an input that does not serialise →
     /// [`Error::InvalidValue`]; the job failed, panicked, was killed or ran past its

@@ -1,10 +1,10 @@
-//! The async client (feature `tokio`): what [`Client`](super::Client) does, for code that
+//! The async client (feature `tokio`): what [`Client`] does, for code that
 //! runs on a tokio runtime, with a small pool of keep-alive connections so that many
 //! calls can be in flight at once on one runtime.
 //!
 //! The guarantees are the blocking client's, from the same code where it can be shared:
 //! the request is encoded and the answer parsed by `uds/exchange.rs` (the sans-I/O
-//! [`AnswerReader`]), connecting is retried within the budget, the server's uid is
+//! `AnswerReader`), connecting is retried within the budget, the server's uid is
 //! checked with SO_PEERCRED before a byte is sent, every call has a deadline (the
 //! `X-Deadline-Ms` header tells the server), an idle connection is not reused near the
 //! server's `Keep-Alive: timeout=N`, and failures are the same typed errors. A
