@@ -24,12 +24,12 @@ use tokio::sync::Semaphore;
 use tokio::time::timeout_at;
 
 use super::client::{
-    check_peer, checked, fixed_headers, inherited, keep_alive_timeout, near_idle_close, worker_index,
-    Connecting,
+    check_peer, checked, fixed_headers, inherited, keep_alive_timeout, lock_here, near_idle_close, Call,
+    Connecting, PerProcess,
 };
 use super::exchange::{
-    closed_or_dirty, encode_request, reading_failed, send_some, sending_failed, valid_target, Answer,
-    AnswerReader, Failure, ReadBuffer, Step,
+    closed_or_dirty, reading_failed, send_some, sending_failed, Answer, AnswerReader, Failure, ReadBuffer,
+    Step,
 };
 use super::{Client, ClientConfig, RawResponse, Token};
 use crate::error::{Error, Result};
@@ -98,8 +98,12 @@ struct Pool {
     gone: bool,
 }
 
-impl Pool {
-    fn new() -> Self {
+impl PerProcess for Pool {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn fresh() -> Self {
         Pool {
             pid: std::process::id(),
             idle: Vec::new(),
@@ -158,7 +162,7 @@ impl AsyncClient {
                 config,
                 max_connections: DEFAULT_MAX_CONNECTIONS,
                 permits: Semaphore::new(DEFAULT_MAX_CONNECTIONS),
-                pool: Mutex::new(Pool::new()),
+                pool: Mutex::new(Pool::fresh()),
             }),
         }
     }
@@ -174,7 +178,7 @@ impl AsyncClient {
                 config: self.shared.config.clone(),
                 max_connections: max,
                 permits: Semaphore::new(max),
-                pool: Mutex::new(Pool::new()),
+                pool: Mutex::new(Pool::fresh()),
             }),
         }
     }
@@ -192,11 +196,7 @@ impl AsyncClient {
     /// Sends one request and returns the answer whatever its status. Only transport
     /// failures are errors here; see [`AsyncClient::call`] for status mapping.
     pub async fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<RawResponse> {
-        if !valid_target(path) {
-            return Err(Error::Protocol(format!(
-                "cannot send a request for `{path}`: a path starts with `/` and has no spaces or control characters (percent-encode them)"
-            )));
-        }
+        let call = Call::new(&method, path, body, &self.shared.fixed_headers)?;
         if self.pool().gone {
             return Err(self.gone());
         }
@@ -208,8 +208,6 @@ impl AsyncClient {
             Ok(Err(_)) => return Err(Error::Protocol("the client's connection pool is closed".into())),
             Err(_) => return Err(timeout),
         };
-        let body = body.unwrap_or_default();
-        let worker = worker_index();
         // As in the blocking client: a reused connection that closed before a single byte
         // of an answer came back was closed while idle, so the request was not read: it
         // is sent once more on a fresh one.
@@ -218,17 +216,8 @@ impl AsyncClient {
                 Some(conn) => (conn, true),
                 None => (self.open(deadline).await?, false),
             };
-            let mut request = std::mem::take(&mut conn.request);
-            encode_request(
-                &mut request,
-                method.as_str(),
-                path,
-                &self.shared.fixed_headers,
-                worker,
-                &body,
-            );
-            let outcome = conn.exchange(&request, deadline).await;
-            conn.request = request;
+            call.encode(&mut conn.request);
+            let outcome = conn.exchange(deadline).await;
             match outcome {
                 Ok(answer) => {
                     if !answer.closes {
@@ -264,17 +253,7 @@ impl AsyncClient {
     }
 
     fn pool(&self) -> MutexGuard<'_, Pool> {
-        let mut pool = self
-            .shared
-            .pool
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if pool.pid != std::process::id() {
-            // Inherited across fork: start afresh (the old pool's drop leaks the parent's
-            // connections).
-            *pool = Pool::new();
-        }
-        pool
+        lock_here(&self.shared.pool)
     }
 
     /// An idle connection the server has not closed and is not about to close.
@@ -377,8 +356,8 @@ impl From<&Client> for AsyncClient {
 impl Conn {
     /// Sends `request` and reads the answer by `deadline`; as the blocking exchange, a
     /// server that answers before reading the whole body and closes is still heard.
-    async fn exchange(&mut self, request: &[u8], deadline: Instant) -> std::result::Result<Answer, Failure> {
-        if let Err(failure) = self.send_all(request, deadline).await {
+    async fn exchange(&mut self, deadline: Instant) -> std::result::Result<Answer, Failure> {
+        if let Err(failure) = send_all(&self.stream, &self.request, deadline).await {
             return match self.read_answer(deadline).await {
                 Ok(answer) => Ok(Answer {
                     closes: true,
@@ -388,33 +367,6 @@ impl Conn {
             };
         }
         self.read_answer(deadline).await
-    }
-
-    async fn send_all(&mut self, mut bytes: &[u8], deadline: Instant) -> std::result::Result<(), Failure> {
-        let fd = self.stream.as_raw_fd();
-        while !bytes.is_empty() {
-            let stream = &self.stream;
-            let chunk = bytes;
-            let sent = timeout_at(deadline.into(), async move {
-                loop {
-                    stream.writable().await?;
-                    match stream.try_io(Interest::WRITABLE, || {
-                        send_some(fd, chunk).map_err(std::io::Error::from)
-                    }) {
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                        outcome => return outcome,
-                    }
-                }
-            })
-            .await;
-            match sent {
-                Err(_) => return Err(Failure::Timeout),
-                Ok(Ok(n)) => bytes = &bytes[n..],
-                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Ok(Err(e)) => return Err(sending_failed(e)),
-            }
-        }
-        Ok(())
     }
 
     async fn read_answer(&mut self, deadline: Instant) -> std::result::Result<Answer, Failure> {
@@ -436,4 +388,35 @@ impl Conn {
             }
         }
     }
+}
+
+/// Sends all of `bytes` by `deadline`, one `send(MSG_NOSIGNAL)` per readiness.
+async fn send_all(
+    stream: &UnixStream,
+    mut bytes: &[u8],
+    deadline: Instant,
+) -> std::result::Result<(), Failure> {
+    let fd = stream.as_raw_fd();
+    while !bytes.is_empty() {
+        let chunk = bytes;
+        let sent = timeout_at(deadline.into(), async move {
+            loop {
+                stream.writable().await?;
+                match stream.try_io(Interest::WRITABLE, || {
+                    send_some(fd, chunk).map_err(std::io::Error::from)
+                }) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    outcome => return outcome,
+                }
+            }
+        })
+        .await;
+        match sent {
+            Err(_) => return Err(Failure::Timeout),
+            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(Err(e)) => return Err(sending_failed(e)),
+        }
+    }
+    Ok(())
 }

@@ -21,6 +21,51 @@ use serde_json::Value;
 
 pub use super::exchange::Headers;
 use super::exchange::{encode_request, valid_target, Connection, Failure};
+
+/// One call's request, its target checked, ready to be written on any connection.
+pub(super) struct Call<'a> {
+    method: &'a Method,
+    path: &'a str,
+    body: Vec<u8>,
+    fixed: &'a [u8],
+    worker: Option<usize>,
+}
+
+impl<'a> Call<'a> {
+    /// `fixed`: the client's header lines ([`fixed_headers`]). A target the request line
+    /// cannot carry is refused before anything is sent.
+    pub(super) fn new(
+        method: &'a Method,
+        path: &'a str,
+        body: Option<Vec<u8>>,
+        fixed: &'a [u8],
+    ) -> Result<Self> {
+        if !valid_target(path) {
+            return Err(Error::Protocol(format!(
+                "cannot send a request for `{path}`: a path starts with `/` and has no spaces or control characters (percent-encode them)"
+            )));
+        }
+        Ok(Call {
+            method,
+            path,
+            body: body.unwrap_or_default(),
+            fixed,
+            worker: worker_index(),
+        })
+    }
+
+    /// Writes the request into `out` (its allocation reused).
+    pub(super) fn encode(&self, out: &mut Vec<u8>) {
+        encode_request(
+            out,
+            self.method.as_str(),
+            self.path,
+            self.fixed,
+            self.worker,
+            &self.body,
+        );
+    }
+}
 use super::http::X_DEADLINE_MS;
 use super::token::Token;
 use crate::error::{Error, Result};
@@ -96,6 +141,41 @@ struct State {
     conn: Option<Conn>,
     ever_connected: bool,
     gone: bool,
+}
+
+/// What a client keeps for the process that uses it: a copy inherited across a fork is
+/// replaced by a fresh one (see [`lock_here`]).
+pub(super) trait PerProcess {
+    /// The process it belongs to.
+    fn pid(&self) -> u32;
+    /// A fresh one for this process.
+    fn fresh() -> Self;
+}
+
+/// Locks `mutex` (past a poisoning); what it holds is replaced when it was inherited
+/// across a fork. The old value's drop must leak the parent's connections instead of
+/// closing them (see `State`'s drop).
+pub(super) fn lock_here<T: PerProcess>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    let mut guard = mutex.lock().unwrap_or_else(|poison| poison.into_inner());
+    if guard.pid() != std::process::id() {
+        *guard = T::fresh();
+    }
+    guard
+}
+
+impl PerProcess for State {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn fresh() -> Self {
+        State {
+            pid: std::process::id(),
+            conn: None,
+            ever_connected: false,
+            gone: false,
+        }
+    }
 }
 
 impl Drop for State {
@@ -242,12 +322,7 @@ impl Client {
                 path: path.into(),
                 fixed_headers: fixed_headers(token.as_ref(), &config),
                 config,
-                state: Mutex::new(State {
-                    pid: std::process::id(),
-                    conn: None,
-                    ever_connected: false,
-                    gone: false,
-                }),
+                state: Mutex::new(State::fresh()),
             }),
         }
     }
@@ -276,19 +351,13 @@ impl Client {
     /// Sends one request and returns the answer whatever its status. Only transport
     /// failures are errors here; see [`Client::call`] for status mapping.
     pub fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<RawResponse> {
-        if !valid_target(path) {
-            return Err(Error::Protocol(format!(
-                "cannot send a request for `{path}`: a path starts with `/` and has no spaces or control characters (percent-encode them)"
-            )));
-        }
+        let call = Call::new(&method, path, body, &self.shared.fixed_headers)?;
         let mut state = self.state();
         if state.gone {
             return Err(self.gone());
         }
-        let body = body.unwrap_or_default();
         let call_deadline = self.shared.config.call_deadline;
         let deadline = Instant::now() + call_deadline;
-        let worker = worker_index();
         // A reused connection that closed before a single byte of an answer came back was
         // closed while idle (a server closes a connection only between requests or after
         // answering), so the request was not read: it is sent once more on a fresh one.
@@ -302,17 +371,8 @@ impl Client {
                 }
             };
             let conn = state.conn.as_mut().expect("connection was just opened");
-            let mut request = std::mem::take(&mut conn.request);
-            encode_request(
-                &mut request,
-                method.as_str(),
-                path,
-                &self.shared.fixed_headers,
-                worker,
-                &body,
-            );
-            let outcome = conn.connection.exchange(&request, deadline);
-            conn.request = request;
+            call.encode(&mut conn.request);
+            let outcome = conn.connection.exchange(&conn.request, deadline);
             match outcome {
                 Ok(answer) => {
                     if answer.closes {
@@ -361,23 +421,7 @@ impl Client {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        let mut state = self
-            .shared
-            .state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let pid = std::process::id();
-        if state.pid != pid {
-            // Inherited across fork: start afresh. The old state's drop leaks the
-            // parent's connection instead of closing it (see `State`'s drop).
-            *state = State {
-                pid,
-                conn: None,
-                ever_connected: false,
-                gone: false,
-            };
-        }
-        state
+        lock_here(&self.shared.state)
     }
 
     /// Opens a connection: retried within the budget on the first connect; a single try
@@ -533,7 +577,7 @@ pub(crate) fn set_worker_index(index: usize) {
     WORKER_INDEX.store(index.saturating_add(1), std::sync::atomic::Ordering::Relaxed);
 }
 
-pub(super) fn worker_index() -> Option<usize> {
+fn worker_index() -> Option<usize> {
     WORKER_INDEX
         .load(std::sync::atomic::Ordering::Relaxed)
         .checked_sub(1)
