@@ -210,9 +210,11 @@ impl AsyncClient {
         };
         // As in the blocking client: a reused connection that closed before a single byte
         // of an answer came back was closed while idle, so the request was not read: it
-        // is sent once more on a fresh one.
-        for _attempt in 0..2 {
-            let (mut conn, reused) = match self.take_idle() {
+        // is sent once more on a fresh one (never on another idle one, which the server
+        // may have closed at the same moment).
+        for attempt in 0..2 {
+            let idle = if attempt == 0 { self.take_idle() } else { None };
+            let (mut conn, reused) = match idle {
                 Some(conn) => (conn, true),
                 None => (self.open(deadline).await?, false),
             };
