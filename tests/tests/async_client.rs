@@ -411,6 +411,25 @@ fn a_fork_server_runs_jobs_for_a_threaded_program() -> Outcome {
     check_nothing_left()
 }
 
+/// A fork server that died (here: SIGKILL) is `ConnectionLost`, at once and from then on;
+/// it is reaped all the same.
+fn a_dead_fork_server_is_connection_lost() -> Outcome {
+    let jobs = Prefork::new().job("one", |()| Ok::<_, String>(1)).start()?;
+    check(jobs.run::<_, i32>("one", &())? == 1, "a first job")?;
+    let pid = jobs.pid().ok_or("no pid")?;
+    kill(Pid::from_raw(pid as i32), Signal::SIGKILL)?;
+    for round in 0..2 {
+        let started = Instant::now();
+        let err = jobs.run::<_, i32>("one", &()).unwrap_err();
+        check(
+            matches!(err, Error::ConnectionLost { .. }) && started.elapsed() < Duration::from_secs(3),
+            format!("round {round}: {err:?} after {:?}", started.elapsed()),
+        )?;
+    }
+    drop(jobs);
+    check_nothing_left()
+}
+
 /// Started with threads already running, the fork server is refused: there is no opt-out.
 fn a_fork_server_needs_a_single_threaded_start() -> Outcome {
     let (release, parked) = std::sync::mpsc::channel::<()>();
@@ -456,6 +475,10 @@ fn main() {
         Trial::test(
             "a_fork_server_runs_jobs_for_a_threaded_program",
             a_fork_server_runs_jobs_for_a_threaded_program,
+        ),
+        Trial::test(
+            "a_dead_fork_server_is_connection_lost",
+            a_dead_fork_server_is_connection_lost,
         ),
         Trial::test(
             "a_fork_server_needs_a_single_threaded_start",
