@@ -5,7 +5,7 @@
 //! `cargo xtask bench`, which also writes the tables into docs/BENCHMARKS.md.
 //!
 //! The floor: a 1-byte socketpair ping-pong between two processes. The anchors, when
-//! present in `../shared/anchors/`: Python's multiprocessing Manager, Redis over a Unix
+//! present in `runtime/benches/anchors/`: Python's multiprocessing Manager, Redis over a Unix
 //! socket, a std-only Rust HTTP/UDS server.
 
 mod common;

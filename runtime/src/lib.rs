@@ -12,7 +12,8 @@
 //!   typed proxies (`db.records::<Officer>()`, `officer.rank().set(..)`): see
 //!   [`mikobase::record`].
 //! - [`mikobase_api!`]: the generated surface for a spec file of your own.
-//! - [`uds`]: the toolbox: server, client, tokens, socket directory.
+//! - [`uds`]: the toolbox: server, client, tokens, socket directory, and
+//!   [`Router`](uds::Router) for a server of your own routes.
 //! - [`fork`]: fork hygiene (single-thread guard, worker identity, failures).
 //! - [`prefork`]: runs for programs with threads (a tokio runtime): a fork server
 //!   started first thing in `main` runs the jobs.

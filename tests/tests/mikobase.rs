@@ -445,7 +445,11 @@ fn raw_q0_and_curl_with_the_token() -> Outcome {
         &dir,
         Some(token.clone()),
         ServerConfig::default(),
-        || Ok(MikobaseServer::new(Engine::memory())),
+        || {
+            MikobaseServer::new(Engine::memory())
+                .into_router()
+                .map_err(|e| e.to_string())
+        },
         Duration::from_secs(5),
     )?;
     let db = caspian_ipc::mikobase::connect(dir.socket_path(), Some(token.as_str()));
@@ -473,6 +477,14 @@ fn raw_q0_and_curl_with_the_token() -> Outcome {
     };
     let with = curl(true)?;
     let without = curl(false)?;
+    // Not POST: the 405 is a Mikobase envelope, like every refusal of this server.
+    let client = caspian_ipc::uds::Client::new(dir.socket_path(), Some(token.clone()), Default::default());
+    let get = client.send(caspian_ipc::uds::http::Method::GET, "/q0", None)?;
+    let unknown = client.send(
+        caspian_ipc::uds::http::Method::POST,
+        "/no_such_operation",
+        Some(b"{}".to_vec()),
+    )?;
     let _ = nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGTERM);
     let _ = nix::sys::wait::waitpid(server, None);
     check(created["success"] == true, created.to_string())?;
@@ -480,7 +492,17 @@ fn raw_q0_and_curl_with_the_token() -> Outcome {
         with.starts_with("HTTP/1.1 200") && with.contains("raw q0"),
         with.clone(),
     )?;
-    check(without.starts_with("HTTP/1.1 401"), without.clone())
+    check(without.starts_with("HTTP/1.1 401"), without.clone())?;
+    let body = get.json()?;
+    check(
+        get.status == 405 && get.header("allow") == Some("POST") && body["success"] == false,
+        format!("GET: {} {body}", get.status),
+    )?;
+    let body = unknown.json()?;
+    check(
+        unknown.status == 404 && body["success"] == false,
+        format!("unknown operation: {} {body}", unknown.status),
+    )
 }
 
 fn the_plain_function_returns_the_worldlet() -> Outcome {

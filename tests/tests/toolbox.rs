@@ -293,6 +293,26 @@ fn main() {
             "a_panic_in_the_server_child_is_the_start_up_error",
             a_panic_in_the_server_child_is_the_start_up_error,
         ),
+        Trial::test(
+            "pipelined_requests_are_answered_in_order",
+            pipelined_requests_are_answered_in_order,
+        ),
+        Trial::test(
+            "a_chunked_body_sent_in_pieces_reaches_the_handler",
+            a_chunked_body_sent_in_pieces_reaches_the_handler,
+        ),
+        Trial::test(
+            "malformed_heads_get_400_or_431_with_a_json_body",
+            malformed_heads_get_400_or_431_with_a_json_body,
+        ),
+        Trial::test(
+            "expect_100_continue_gets_an_interim_answer",
+            expect_100_continue_gets_an_interim_answer,
+        ),
+        Trial::test(
+            "http_1_0_is_answered_in_http_1_0",
+            http_1_0_is_answered_in_http_1_0,
+        ),
     ])
 }
 
@@ -759,4 +779,200 @@ fn a_panic_in_the_server_child_is_the_start_up_error() -> Outcome {
     check(!path.exists(), "the server removed its directory")?;
     drop(dir);
     check_nothing_left()
+}
+
+/// A raw connection to `server` whose reads give up after 10 s.
+fn connect_raw(server: &Server) -> Result<UnixStream, Failed> {
+    let stream = UnixStream::connect(server.dir.socket_path())?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    Ok(stream)
+}
+
+/// Everything the server sends until it closes the connection (or 10 s pass).
+fn read_until_closed(stream: &mut UnixStream) -> String {
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Reads one answer whose head says `content-length` (and nothing more).
+fn read_one_answer(stream: &mut UnixStream) -> Result<String, Failed> {
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(format!("closed mid-head: {:?}", String::from_utf8_lossy(&seen)).into());
+        }
+        seen.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&seen).into_owned();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body)?;
+    Ok(format!("{head}{}", String::from_utf8_lossy(&body)))
+}
+
+/// The JSON body of a whole answer text.
+fn body_of(answer: &str) -> Value {
+    serde_json::from_str(answer.split_once("\r\n\r\n").map_or("", |(_, b)| b)).unwrap_or(Value::Null)
+}
+
+/// Three requests in one write, read ahead by the server: three answers, in order, and
+/// the last one's `Connection: close` honoured.
+fn pipelined_requests_are_answered_in_order() -> Outcome {
+    let server = Server::start()?;
+    let auth = format!("Authorization: Bearer {}\r\n", server.token.as_str());
+    let mut stream = connect_raw(&server)?;
+    let requests = format!(
+        "GET /a HTTP/1.1\r\n{auth}\r\n\
+         POST /b HTTP/1.1\r\n{auth}Content-Length: 3\r\n\r\nxyz\
+         GET /c?q HTTP/1.1\r\n{auth}Connection: close\r\n\r\n"
+    );
+    stream.write_all(requests.as_bytes())?;
+    let answers = read_until_closed(&mut stream);
+    let paths: Vec<String> = answers
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|a| {
+            let body = body_of(&format!("HTTP/1.1 {a}"));
+            format!("{} {} {}", a.get(..3).unwrap_or(""), body["path"], body["body"])
+        })
+        .collect();
+    check(
+        paths == ["200 \"/a\" \"\"", "200 \"/b\" \"xyz\"", "200 \"/c\" \"\""],
+        format!("pipelined answers: {paths:?} from {answers:?}"),
+    )?;
+    check(
+        answers.matches("keep-alive: timeout=300").count() == 2 && answers.contains("connection: close"),
+        format!("the first two kept alive, the last closing: {answers:?}"),
+    )
+}
+
+/// A chunked body, split across writes mid-chunk, is decoded whole; the next request on
+/// the connection is answered after it.
+fn a_chunked_body_sent_in_pieces_reaches_the_handler() -> Outcome {
+    let server = Server::start()?;
+    let auth = format!("Authorization: Bearer {}\r\n", server.token.as_str());
+    let mut stream = connect_raw(&server)?;
+    let head = format!("POST /chunked HTTP/1.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\n");
+    for piece in [
+        head.as_str(),
+        "5\r\nhel",
+        "lo\r\n6;x=y\r\n worl",
+        "d\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    ] {
+        stream.write_all(piece.as_bytes())?;
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let first = read_one_answer(&mut stream)?;
+    check(
+        first.starts_with("HTTP/1.1 200") && body_of(&first)["body"] == "hello world",
+        format!("a chunked body: {first:?}"),
+    )?;
+    write!(stream, "GET /after HTTP/1.1\r\n{auth}\r\n")?;
+    let second = read_one_answer(&mut stream)?;
+    check(
+        body_of(&second)["path"] == "/after",
+        format!("the request after a chunked one: {second:?}"),
+    )
+}
+
+/// Heads the server cannot take are answered with the JSON error body, then closed.
+fn malformed_heads_get_400_or_431_with_a_json_body() -> Outcome {
+    let server = Server::start()?;
+    let long = format!("GET /x HTTP/1.1\r\nX-Long: {}\r\n\r\n", "a".repeat(70 * 1024));
+    let cases: [(&str, &str, &str); 4] = [
+        ("GARBAGE\r\n\r\n", "400", "bad-request"),
+        ("GET /x HTTP/9.9\r\n\r\n", "400", "bad-request"),
+        (
+            "POST /x HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+            "400",
+            "bad-request",
+        ),
+        (&long, "431", "request-head-too-large"),
+    ];
+    for (request, status, id) in cases {
+        let mut stream = connect_raw(&server)?;
+        // A long head may be cut off mid-write once the server has answered.
+        let _ = stream.write_all(request.as_bytes());
+        let answer = read_until_closed(&mut stream);
+        let shown = request.get(..40).unwrap_or(request);
+        check(
+            answer.starts_with(&format!("HTTP/1.1 {status}")) && body_of(&answer)["error"] == id,
+            format!("{shown:?} got {answer:?}"),
+        )?;
+        check(
+            body_of(&answer)["details"]["fix"].is_string(),
+            format!("{shown:?}: no fix in {answer:?}"),
+        )?;
+    }
+    Ok(())
+}
+
+/// `Expect: 100-continue`: an interim `100 Continue` once the head is accepted, then the
+/// answer to the body sent after it.
+fn expect_100_continue_gets_an_interim_answer() -> Outcome {
+    let server = Server::start()?;
+    let mut stream = connect_raw(&server)?;
+    write!(
+        stream,
+        "POST /e HTTP/1.1\r\nAuthorization: Bearer {}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        server.token.as_str()
+    )?;
+    let interim = read_one_answer(&mut stream)?;
+    check(
+        interim == "HTTP/1.1 100 Continue\r\n\r\n",
+        format!("before the body: {interim:?}"),
+    )?;
+    stream.write_all(b"hello")?;
+    let answer = read_one_answer(&mut stream)?;
+    check(
+        answer.starts_with("HTTP/1.1 200") && body_of(&answer)["body"] == "hello",
+        format!("after the body: {answer:?}"),
+    )?;
+    // A refused head gets its answer instead of the 100.
+    let mut stream = connect_raw(&server)?;
+    stream.write_all(b"POST /e HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")?;
+    let refused = read_one_answer(&mut stream)?;
+    check(
+        refused.starts_with("HTTP/1.1 401"),
+        format!("no token: {refused:?}"),
+    )
+}
+
+/// An HTTP/1.0 request is answered in HTTP/1.0 and closed, unless it asks for keep-alive.
+fn http_1_0_is_answered_in_http_1_0() -> Outcome {
+    let server = Server::start()?;
+    let auth = format!("Authorization: Bearer {}\r\n", server.token.as_str());
+    let mut stream = connect_raw(&server)?;
+    write!(stream, "GET /old HTTP/1.0\r\n{auth}\r\n")?;
+    let answer = read_until_closed(&mut stream);
+    check(
+        answer.starts_with("HTTP/1.0 200") && body_of(&answer)["path"] == "/old",
+        format!("HTTP/1.0: {answer:?}"),
+    )?;
+    let mut stream = connect_raw(&server)?;
+    write!(
+        stream,
+        "GET /one HTTP/1.0\r\n{auth}Connection: keep-alive\r\n\r\n"
+    )?;
+    let first = read_one_answer(&mut stream)?;
+    check(
+        first.starts_with("HTTP/1.0 200") && first.to_ascii_lowercase().contains("connection: keep-alive"),
+        format!("HTTP/1.0 keep-alive: {first:?}"),
+    )?;
+    write!(stream, "GET /two HTTP/1.0\r\n{auth}\r\n")?;
+    let second = read_until_closed(&mut stream);
+    check(
+        body_of(&second)["path"] == "/two",
+        format!("the second request: {second:?}"),
+    )
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::check_spec::workspace_root;
 
 /// The benches, in the order they run and appear.
-const BENCHES: [&str; 3] = ["share", "mikobase", "engine"];
+const BENCHES: [&str; 4] = ["share", "mikobase", "engine", "fork"];
 /// The page the tables go to, relative to the workspace root.
 const PAGE: &str = "docs/BENCHMARKS.md";
 /// How long one bench (all its rounds) may take before it is killed.

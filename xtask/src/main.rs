@@ -10,21 +10,25 @@
 //!   0 when every change is compatible, 2 when a spec does not load.
 //! - `cargo xtask bench [--quick] [--rounds N]`: run the benchmarks (pinned and unpinned,
 //!   interleaved) and rewrite their tables in `docs/BENCHMARKS.md`.
+//! - `cargo xtask corpus [--mib N] OUT`: write the deterministic text `word_count` is
+//!   measured on (100 MiB by default).
 
 mod bench;
 mod check_spec;
 mod codegen;
+mod corpus;
 mod spec_diff;
 
 use std::process::ExitCode;
 
 const USAGE: &str =
-    "usage: cargo xtask codegen [--check] | cargo xtask check-spec [PATH] | cargo xtask spec-diff OLD NEW | cargo xtask bench [--quick] [--rounds N]";
+    "usage: cargo xtask codegen [--check] | cargo xtask check-spec [PATH] | cargo xtask spec-diff OLD NEW | cargo xtask bench [--quick] [--rounds N] | cargo xtask corpus [--mib N] OUT";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("bench") => bench::run(&args[1..]),
+        Some("corpus") => corpus::run(&args[1..]),
         Some("check-spec") => check_spec::run(args.get(1).map(String::as_str)),
         Some("spec-diff") => match &args[1..] {
             [old, new] => spec_diff::run(old, new),

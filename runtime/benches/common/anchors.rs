@@ -1,6 +1,6 @@
-//! The anchors: programs measuring what users would otherwise pick, run from
-//! `../shared/anchors/` (never copied into the project) inside each round, so they share
-//! the round's pinning and load. Each anchor group missing its tool is recorded as skipped,
+//! The anchors: programs measuring what users would otherwise pick, kept in
+//! `runtime/benches/anchors/` so anyone can reproduce every table, run inside each round
+//! so they share the round's pinning and load. Each anchor group missing its tool is recorded as skipped,
 //! with the reason, instead of failing the benchmark.
 
 use std::os::unix::process::CommandExt;
@@ -13,23 +13,17 @@ use super::Round;
 /// The (clients, pipeline depth) pairs Redis and the std-only HTTP anchor run with.
 pub const SHAPES: [(usize, usize); 4] = [(1, 1), (4, 1), (1, 16), (4, 16)];
 
-/// The anchors' directory: `$CASPIAN_ANCHORS`, or `shared/anchors` beside the workspace
-/// root (`../shared/anchors`) or beside one of its ancestors (for a worktree nested deeper).
+/// The anchors' directory: `$CASPIAN_ANCHORS` (to try other versions of them), or the
+/// copies in `runtime/benches/anchors/`.
 pub fn dir() -> Result<PathBuf, String> {
-    if let Some(dir) = std::env::var_os("CASPIAN_ANCHORS") {
-        let dir = PathBuf::from(dir);
-        return match dir.is_dir() {
-            true => Ok(dir),
-            false => Err(format!("$CASPIAN_ANCHORS={} is not a directory", dir.display())),
-        };
+    let dir = match std::env::var_os("CASPIAN_ANCHORS") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/anchors"),
+    };
+    match dir.is_dir() {
+        true => Ok(dir),
+        false => Err(format!("the anchors' directory {} is missing", dir.display())),
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let root = root.canonicalize().unwrap_or(root);
-    root.ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/anchors"))
-        .find(|d| d.is_dir())
-        .ok_or_else(|| "../shared/anchors not found".to_owned())
 }
 
 fn on_path(tool: &str) -> bool {
@@ -243,5 +237,37 @@ fn http(round: &mut Round, dir: &Path, quick: bool) {
             ),
             Err(e) => eprintln!("{e}"),
         }
+    }
+}
+
+/// Python's multiprocessing with fork: one `Process` start + join, and `Pool(2).map` per
+/// item (chunked as Python chooses, and one item per task): the fork bench's anchor.
+pub fn pool(round: &mut Round, items: usize) {
+    if !on_path("python3") {
+        return round.skip("pool", "python3 not installed");
+    }
+    let dir = match dir() {
+        Ok(dir) => dir,
+        Err(reason) => return round.skip("pool", reason),
+    };
+    let bench = run(
+        "mp_pool_bench.py",
+        Command::new("python3")
+            .arg(dir.join("mp_pool_bench.py"))
+            .env("NITEMS", items.to_string()),
+        Duration::from_secs(300),
+    );
+    match bench {
+        Ok(text) => {
+            for key in ["process_us", "pool_item_us", "pool_chunk1_us"] {
+                put(
+                    round,
+                    &format!("pool.{key}"),
+                    number_after(&text, &format!("{key}=")),
+                    &text,
+                );
+            }
+        }
+        Err(reason) => round.skip("pool", reason),
     }
 }

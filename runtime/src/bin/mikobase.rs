@@ -171,7 +171,10 @@ fn run(args: Args) -> Result<(), String> {
                 &socket,
                 token,
                 ServerConfig::default(),
-                MikobaseServer::new(engine).max_hold(max_hold),
+                MikobaseServer::new(engine)
+                    .max_hold(max_hold)
+                    .into_router()
+                    .map_err(|e| e.to_string())?,
                 move || {
                     println!("socket: {shown}");
                     if let Some(token) = announce {

@@ -284,6 +284,10 @@ impl<T: DeserializeOwned> Child<T> {
         }
     }
 
+    pub(crate) fn tracked(&self) -> &Tracked {
+        &self.tracked
+    }
+
     pub(crate) fn tracked_mut(&mut self) -> &mut Tracked {
         &mut self.tracked
     }

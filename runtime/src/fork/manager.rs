@@ -9,7 +9,7 @@ use nix::sys::signal::Signal;
 use nix::unistd::getpid;
 
 use super::child::{Child, Ended, Setup};
-use super::tracked::{stop_together, Tracked};
+use super::tracked::{stop_together, wait_for_exits, Tracked};
 use super::{ensure_single_threaded, Worker, WorkerEnd, WorkerFailure, WorkerResult, PARENT_DEATH_SIGNAL};
 use crate::error::{Error, Result};
 use crate::run::Supervision;
@@ -308,8 +308,18 @@ pub(crate) fn drive<I, R: WorkerResult>(
             break;
         }
         if done.is_empty() {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(5));
+            // Woken by the first exit (pidfds); the pause bounds the wait, so the tick, the
+            // timeout and a child without a pidfd are looked at again soon.
+            let exits: Vec<_> = running
+                .values()
+                .filter_map(|child| child.tracked().exit_fd())
+                .collect();
+            if exits.len() == running.len() {
+                wait_for_exits(&exits, Duration::from_millis(5));
+            } else {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(5));
+            }
         } else {
             pause = Duration::from_micros(100);
         }

@@ -23,7 +23,9 @@ use super::transport::UdsTransport;
 use crate::error::{Error, Result};
 use crate::fork::{Worker, WorkerOutcome, WorkerResult};
 use crate::run::{run, RunOptions, Supervisor};
-use crate::uds::{Client, ClientConfig, Handler, Request, Response, Token};
+use crate::uds::{
+    Client, ClientConfig, Request, Response, RouteError, RouteRequest, RouteResult, RouteState, Router, Token,
+};
 
 /// The shared-mikobase proxy a worker gets: every method is one request to the server.
 ///
@@ -366,7 +368,9 @@ impl MikobaseService for MikobaseServer {
     }
 }
 
-impl Handler for MikobaseServer {
+/// The holder hooks: while a worker's transaction is open, only that worker is served;
+/// the others are parked (up to their deadline) without blocking it.
+impl RouteState for MikobaseServer {
     /// While a worker's transaction is open, only that worker is served.
     fn ready(&self, request: &Request<'_>) -> bool {
         self.engine
@@ -387,30 +391,6 @@ impl Handler for MikobaseServer {
             ErrorId::TransactionBusy.http_status(),
             &failure_envelope(&failure),
         )
-    }
-
-    fn handle(&mut self, request: &Request<'_>) -> Response {
-        if *request.method != Method::POST {
-            let failure = Failure::one(
-                ErrorId::InvalidRequest.as_str(),
-                json!({ "method": request.method.as_str(), "allowed": ["POST"] }),
-            );
-            return Response::json(405, &failure_envelope(&failure)).with_header("allow", "POST");
-        }
-        if let Some(details) = self.expired.remove(&request.connection) {
-            let failure = Failure::one(ErrorId::TransactionExpired.as_str(), details);
-            return Response::json(
-                ErrorId::TransactionExpired.http_status(),
-                &failure_envelope(&failure),
-            );
-        }
-        let context = CallContext {
-            owner: request.connection,
-        };
-        let limit = self.body_limit;
-        let (status, body) = dispatch(self, &context, request.path, request.body, limit);
-        self.track_hold(request);
-        Response::json_bytes(status, body)
     }
 
     /// A worker that went away (exited, was killed) leaves no transaction open.
@@ -451,6 +431,60 @@ impl Handler for MikobaseServer {
         self.expired.insert(hold.connection, details);
         self.hold = None;
     }
+}
+
+/// Methods other than POST: the server's routes are all POST, and the refusal is a
+/// Mikobase envelope like every other answer of this server.
+const NOT_POST: [Method; 7] = [
+    Method::GET,
+    Method::HEAD,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::OPTIONS,
+    Method::TRACE,
+];
+
+impl MikobaseServer {
+    /// The server as a [`Router`] of the toolbox, the way a user's server is built: every
+    /// POST goes to the generated dispatch table, which knows the spec's routes and
+    /// answers an unknown one as a Mikobase envelope; other methods get the 405 envelope.
+    /// Serve it with [`crate::uds::serve`] or [`crate::uds::spawn_server`].
+    pub fn into_router(self) -> std::result::Result<Router<MikobaseServer>, RouteError> {
+        NOT_POST
+            .into_iter()
+            .fold(
+                Router::builder(self).post("/{*operation}", MikobaseServer::answer),
+                |router, method| router.route(method, "/{*operation}", |_, request| Err(not_post(request))),
+            )
+            .build()
+    }
+
+    /// One POST: a transaction expiry to report, or the generated dispatch table.
+    fn answer(&mut self, request: &RouteRequest<'_>) -> RouteResult {
+        if let Some(details) = self.expired.remove(&request.connection) {
+            let failure = Failure::one(ErrorId::TransactionExpired.as_str(), details);
+            return Err(Response::json(
+                ErrorId::TransactionExpired.http_status(),
+                &failure_envelope(&failure),
+            ));
+        }
+        let context = CallContext {
+            owner: request.connection,
+        };
+        let limit = self.body_limit;
+        let (status, body) = dispatch(self, &context, request.path, request.body, limit);
+        self.track_hold(request);
+        Ok(Response::json_bytes(status, body))
+    }
+}
+
+fn not_post(request: &Request<'_>) -> Response {
+    let failure = Failure::one(
+        ErrorId::InvalidRequest.as_str(),
+        json!({ "method": request.method.as_str(), "allowed": ["POST"] }),
+    );
+    Response::json(405, &failure_envelope(&failure)).with_header("allow", "POST")
 }
 
 /// What a shared-mikobase run returns when every worker finished cleanly.
@@ -627,7 +661,7 @@ impl<'a> Mikobase<'a> {
                     return Err(format!("the schema was refused: {}", envelope["errors"]));
                 }
             }
-            Ok(server)
+            server.into_router().map_err(|e| e.to_string())
         };
         let collect = |client: &Client| -> Result<Value> {
             let db = MikobaseClient::new(UdsTransport::new(client.clone()));

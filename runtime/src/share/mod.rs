@@ -123,7 +123,7 @@ impl<'a> Share<'a> {
         run(
             &self.options,
             self.supervisor,
-            move || Ok(server::HashServer::new(max_depth)),
+            move || server::HashServer::router(max_depth).map_err(|e| e.to_string()),
             SharedHash::root,
             body,
             |client| SharedHash::root(client.clone()).snapshot(),

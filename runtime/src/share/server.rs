@@ -1,12 +1,15 @@
 //! The shared hash's HTTP surface: routes → tree operations. Documented in
 //! docs/PROTOCOL.md; every route is usable with `curl --unix-socket`.
 
+use std::borrow::Cow;
+
 use hyper::Method;
 use serde_json::{json, Value};
 
 use super::tree::{IncrRefusal, Pk, Tree, TreeError, Txn};
 use super::{X_PK, X_VERSION};
-use crate::uds::http::{decode_segments, Handler, Request, Response};
+use crate::uds::http::Response;
+use crate::uds::router::{RouteError, RouteRequest, RouteResult, RouteState, Router};
 
 /// The shared-hash server state, living in the server process.
 #[derive(Debug)]
@@ -14,130 +17,119 @@ pub(crate) struct HashServer {
     tree: Tree,
 }
 
+/// No exclusive holders: every request is atomic on its own (a batch included).
+impl RouteState for HashServer {}
+
+type Answer = RouteResult;
+
+/// The write operations addressed as `/pk/{pk}/{op}/{keys...}` with `POST`.
+const POSTED: &[&str] = &["push", "incr", "cas", "set-if-absent", "set-if-version"];
+
 impl HashServer {
     pub(crate) fn new(max_depth: usize) -> Self {
         HashServer {
             tree: Tree::new(max_depth),
         }
     }
-}
 
-impl Handler for HashServer {
-    fn handle(&mut self, request: &Request<'_>) -> Response {
-        self.route(request).unwrap_or_else(|response| response)
-    }
-}
-
-type Answer = Result<Response, Response>;
-
-/// The operations addressed as `/pk/{pk}/{op}/{path...}`.
-const OPS: &[(&str, &[Method])] = &[
-    ("value", &[Method::GET, Method::PUT, Method::DELETE]),
-    ("keys", &[Method::GET]),
-    ("len", &[Method::GET]),
-    ("contains", &[Method::GET]),
-    ("push", &[Method::POST]),
-    ("incr", &[Method::POST]),
-    ("cas", &[Method::POST]),
-    ("set-if-absent", &[Method::POST]),
-    ("set-if-version", &[Method::POST]),
-    ("batch", &[Method::POST]),
-];
-
-impl HashServer {
-    fn route(&mut self, request: &Request<'_>) -> Answer {
-        // `/pk/{pk}[/{op}[/{key}...]]`: the pk and the op are plain ASCII, only keys are
-        // decoded (one allocation per key, none for the route).
-        let route = request
-            .path
-            .strip_prefix("/pk/")
-            .ok_or_else(|| no_route(request.path))?;
-        let (pk, rest) = route
-            .split_once('/')
-            .map_or((route, None), |(pk, rest)| (pk, Some(rest)));
-        let pk = parse_pk(pk)?;
-        let (op, keys) = match rest {
-            None => ("value", None),
-            Some(rest) => rest
-                .split_once('/')
-                .map_or((rest, None), |(op, keys)| (op, Some(keys))),
-        };
-        let path = match keys {
-            None => Vec::new(),
-            Some(keys) => decode_segments(keys).ok_or_else(|| {
-                Response::error(
-                    400,
-                    "invalid_path",
-                    json!({ "path": request.path, "fix": "percent-encode each key as UTF-8" }),
-                )
-            })?,
-        };
-        let Some((_, methods)) = OPS.iter().find(|(name, _)| *name == op) else {
-            return Err(no_route(request.path));
-        };
-        if !methods.contains(request.method) {
-            let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
-            return Err(Response::error(
-                405,
-                "method_not_allowed",
-                json!({ "method": request.method.as_str(), "allowed": allow }),
+    /// The routes of docs/PROTOCOL.md over a fresh tree: `/pk/{pk}/{op}/{*keys}`, one
+    /// pattern per operation, so the router answers 404 and 405 (with `Allow`) itself. The
+    /// pk and the op are plain ASCII segments matched in place; only the keys are decoded
+    /// (one allocation per key, none for the route).
+    pub(crate) fn router(max_depth: usize) -> Result<Router<HashServer>, RouteError> {
+        let mut routes = Router::builder(HashServer::new(max_depth));
+        // `/pk/{pk}` is the node itself, as `/pk/{pk}/value` is.
+        for pattern in ["/pk/{pk}", "/pk/{pk}/value/{*keys}"] {
+            routes = routes
+                .get(pattern, HashServer::read)
+                .put(pattern, |server: &mut HashServer, r: &RouteRequest<'_>| {
+                    server.write("value", r)
+                })
+                .delete(pattern, |server: &mut HashServer, r: &RouteRequest<'_>| {
+                    server.write("value", r)
+                });
+        }
+        // Tried in this order (after `/pk/{pk}`): the hot operations first.
+        for op in POSTED {
+            routes = routes.post(
+                &format!("/pk/{{pk}}/{op}/{{*keys}}"),
+                move |server: &mut HashServer, r: &RouteRequest<'_>| server.write(op, r),
+            );
+        }
+        routes = routes
+            .get(
+                "/pk/{pk}/keys/{*keys}",
+                |server: &mut HashServer, r: &RouteRequest<'_>| {
+                    let keys = server.tree.keys(route_pk(r)?, r.rest()).map_err(tree_error)?;
+                    Ok(Response::json(200, &json!(keys)))
+                },
             )
-            .with_header("allow", allow.join(", ")));
+            .get(
+                "/pk/{pk}/len/{*keys}",
+                |server: &mut HashServer, r: &RouteRequest<'_>| {
+                    let len = server.tree.len(route_pk(r)?, r.rest()).map_err(tree_error)?;
+                    Ok(Response::json(200, &json!(len)))
+                },
+            )
+            .get(
+                "/pk/{pk}/contains/{*keys}",
+                |server: &mut HashServer, r: &RouteRequest<'_>| {
+                    let found = server.tree.contains(route_pk(r)?, r.rest()).map_err(tree_error)?;
+                    Ok(Response::json(200, &json!(found)))
+                },
+            )
+            .post(
+                "/pk/{pk}/batch/{*keys}",
+                |server: &mut HashServer, r: &RouteRequest<'_>| {
+                    let pk = route_pk(r)?;
+                    let body = r.json()?;
+                    let ops = body
+                        .as_array()
+                        .ok_or_else(|| invalid_body("a batch body is a JSON array of operations", &body))?;
+                    server.batch(pk, r.rest(), ops)
+                },
+            );
+        routes.build()
+    }
+
+    /// `GET /pk/{pk}/value/{keys...}` (`?shallow`: a container comes back empty).
+    fn read(&mut self, request: &RouteRequest<'_>) -> Answer {
+        let pk = route_pk(request)?;
+        let path = request.rest();
+        let shallow = request
+            .query
+            .is_some_and(|q| q.split('&').any(|p| p == "shallow"));
+        let read = self.tree.read_with(pk, path, shallow).map_err(|e| match e {
+            TreeError::NoSuchKey { path: missing } => Response::error(
+                404,
+                "no_such_key",
+                json!({
+                    "path": missing,
+                    "parent_version": self.tree.version_at(pk, &path[..path.len().saturating_sub(1)]),
+                }),
+            ),
+            e => tree_error(e),
+        })?;
+        let mut response = Response::json(200, &read.value).with_header(X_VERSION, read.version);
+        if let Some(node) = read.node {
+            response = response.with_header(X_PK, node);
         }
-        match (request.method.clone(), op) {
-            (Method::GET, "value") => {
-                let shallow = request
-                    .query
-                    .is_some_and(|q| q.split('&').any(|p| p == "shallow"));
-                let read = self.tree.read_with(pk, &path, shallow).map_err(|e| match e {
-                    TreeError::NoSuchKey { path: missing } => Response::error(
-                        404,
-                        "no_such_key",
-                        json!({
-                            "path": missing,
-                            "parent_version": self.tree.version_at(pk, &path[..path.len().saturating_sub(1)]),
-                        }),
-                    ),
-                    e => tree_error(e),
-                })?;
-                let mut response = Response::json(200, &read.value).with_header(X_VERSION, read.version);
-                if let Some(node) = read.node {
-                    response = response.with_header(X_PK, node);
-                }
-                Ok(response)
-            }
-            (Method::GET, "keys") => Ok(Response::json(
-                200,
-                &json!(self.tree.keys(pk, &path).map_err(tree_error)?),
-            )),
-            (Method::GET, "len") => Ok(Response::json(
-                200,
-                &json!(self.tree.len(pk, &path).map_err(tree_error)?),
-            )),
-            (Method::GET, "contains") => Ok(Response::json(
-                200,
-                &json!(self.tree.contains(pk, &path).map_err(tree_error)?),
-            )),
-            (Method::POST, "batch") => {
-                let body = request.json()?;
-                let ops = body
-                    .as_array()
-                    .ok_or_else(|| invalid_body("a batch body is a JSON array of operations", &body))?;
-                self.batch(pk, &path, ops)
-            }
-            (_, _) => {
-                let body = if request.body.is_empty() && *request.method == Method::DELETE {
-                    Value::Null
-                } else {
-                    request.json()?
-                };
-                let op = Op::from_route(request.method, op, path, body)?;
-                let mut txn = self.tree.begin();
-                let outcome = op.apply(pk, &mut txn).map_err(tree_error)?;
-                txn.commit();
-                Ok(outcome.into_response())
-            }
-        }
+        Ok(response)
+    }
+
+    /// One write operation `op` (its route's method says which), in its own transaction.
+    fn write(&mut self, op: &str, request: &RouteRequest<'_>) -> Answer {
+        let pk = route_pk(request)?;
+        let body = if request.body.is_empty() && *request.method == Method::DELETE {
+            Value::Null
+        } else {
+            request.json()?
+        };
+        let op = Op::from_route(request.method, op, request.rest(), body)?;
+        let mut txn = self.tree.begin();
+        let outcome = op.apply(pk, &mut txn).map_err(tree_error)?;
+        txn.commit();
+        Ok(outcome.into_response())
     }
 
     /// Applies every operation or none; results come back in order.
@@ -158,35 +150,36 @@ impl HashServer {
     }
 }
 
-/// One write operation, from a route or from a batch entry.
+/// One write operation, from a route (its path borrowed from the route's keys) or from a
+/// batch entry (its path joined to the batch's).
 #[derive(Debug)]
-enum Op {
+enum Op<'a> {
     Set {
-        path: Vec<String>,
+        path: Cow<'a, [String]>,
         value: Value,
     },
     Delete {
-        path: Vec<String>,
+        path: Cow<'a, [String]>,
     },
     Push {
-        path: Vec<String>,
+        path: Cow<'a, [String]>,
         value: Value,
     },
     Incr {
-        path: Vec<String>,
+        path: Cow<'a, [String]>,
         by: serde_json::Number,
     },
     Cas {
-        path: Vec<String>,
+        path: Cow<'a, [String]>,
         expected: Option<Value>,
         value: Value,
     },
     SetIfAbsent {
-        path: Vec<String>,
+        path: Cow<'a, [String]>,
         value: Value,
     },
     SetIfVersion {
-        path: Vec<String>,
+        path: Cow<'a, [String]>,
         version: Option<u64>,
         value: Value,
     },
@@ -209,8 +202,9 @@ impl Outcome {
     }
 }
 
-impl Op {
-    fn from_route(method: &Method, op: &str, path: Vec<String>, body: Value) -> Result<Op, Response> {
+impl<'a> Op<'a> {
+    fn from_route(method: &Method, op: &str, path: &'a [String], body: Value) -> Result<Op<'a>, Response> {
+        let path = Cow::Borrowed(path);
         Ok(match (method.as_str(), op) {
             ("PUT", "value") => Op::Set { path, value: body },
             ("DELETE", "value") => Op::Delete { path },
@@ -230,13 +224,20 @@ impl Op {
                 version: version(&body)?,
                 value: field(&body, "value")?,
             },
-            _ => return Err(no_route(op)),
+            // The router sends only the pairs above here.
+            _ => {
+                return Err(Response::error(
+                    404,
+                    "no_route",
+                    json!({ "method": method.as_str(), "op": op }),
+                ))
+            }
         })
     }
 
     /// A batch entry: `{"op": "set", "path": [...], "value": ...}` (paths relative to the
     /// batch's node).
-    fn from_batch(base: &[String], entry: &Value) -> Result<Op, Response> {
+    fn from_batch(base: &[String], entry: &Value) -> Result<Op<'static>, Response> {
         let name = entry
             .get("op")
             .and_then(Value::as_str)
@@ -250,7 +251,7 @@ impl Op {
             None => Vec::new(),
             Some(_) => return Err(invalid_body("`path` is an array of strings", entry)),
         };
-        let path = [base, &relative].concat();
+        let path = Cow::Owned([base, &relative].concat());
         Ok(match name {
             "set" => Op::Set {
                 path,
@@ -331,6 +332,11 @@ impl Op {
     }
 }
 
+/// The route's `{pk}`.
+fn route_pk(request: &RouteRequest<'_>) -> Result<Pk, Response> {
+    parse_pk(request.param("pk").unwrap_or_default())
+}
+
 fn parse_pk(text: &str) -> Result<Pk, Response> {
     text.parse().map_err(|_| {
         Response::error(
@@ -375,17 +381,6 @@ fn invalid_body(reason: &str, got: &Value) -> Response {
         shown.push('…');
     }
     Response::error(400, "invalid_request", json!({ "reason": reason, "got": shown }))
-}
-
-fn no_route(path: &str) -> Response {
-    Response::error(
-        404,
-        "no_such_route",
-        json!({
-            "path": path,
-            "routes": "/pk/{pk}, /pk/{pk}/{value|keys|len|contains|push|incr|cas|set-if-absent|set-if-version|batch}/{key}/...",
-        }),
-    )
 }
 
 fn with_index(mut response: Response, index: usize) -> Response {
@@ -470,9 +465,13 @@ fn tree_error(error: TreeError) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::uds::http::{Peer, Request};
+    use crate::uds::http::{Handler, Peer, Request};
 
-    fn call(server: &mut HashServer, method: &Method, path: &str, body: &[u8]) -> Response {
+    fn server() -> Router<HashServer> {
+        HashServer::router(16).expect("the shared hash's routes are valid")
+    }
+
+    fn call(server: &mut Router<HashServer>, method: &Method, path: &str, body: &[u8]) -> Response {
         let (path, query) = match path.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (path, None),
@@ -544,7 +543,7 @@ mod tests {
             b"{not json",
             b"[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]",
         ];
-        let mut server = HashServer::new(16);
+        let mut server = server();
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = |n: usize| {
             seed ^= seed << 13;
@@ -581,7 +580,7 @@ mod tests {
 
     #[test]
     fn missing_key_reports_the_parent_version() {
-        let mut server = HashServer::new(16);
+        let mut server = server();
         let put = call(&mut server, &Method::PUT, "/pk/0/value/h/k", b"1");
         assert_eq!(put.status, 200);
         let missing = call(&mut server, &Method::GET, "/pk/0/value/h/other", b"");
@@ -598,7 +597,7 @@ mod tests {
     /// an integer `incr` then refuses it instead of rounding further.
     #[test]
     fn integers_beyond_u64_are_floats_and_integer_incr_refuses_them() {
-        let mut server = HashServer::new(16);
+        let mut server = server();
         let put = call(
             &mut server,
             &Method::PUT,
@@ -619,8 +618,46 @@ mod tests {
     }
 
     #[test]
+    fn routes_answer_as_before_the_router() {
+        let mut server = server();
+        // The empty key is a trailing slash; `/pk/{pk}` is the node, as `/pk/{pk}/value` is.
+        assert_eq!(call(&mut server, &Method::PUT, "/pk/0/value/", b"1").status, 200);
+        let read = call(&mut server, &Method::GET, "/pk/0/value/", b"");
+        assert_eq!((read.status, &read.body[..]), (200, &b"1"[..]));
+        let node = call(&mut server, &Method::GET, "/pk/0", b"");
+        assert_eq!(&node.body[..], br#"{"":1}"#);
+        for method in [Method::PUT, Method::DELETE] {
+            let whole = call(&mut server, &method, "/pk/0", b"2").status;
+            assert_eq!(whole, call(&mut server, &method, "/pk/0/value", b"2").status);
+            assert_eq!(whole, 400, "{method}: empty_path");
+        }
+        let error = |response: Response| {
+            let body: Value = serde_json::from_slice(&response.body).unwrap();
+            (
+                response.status,
+                body["error"].as_str().unwrap_or_default().to_owned(),
+            )
+        };
+        let cases: [(Method, &str, u16, &str); 6] = [
+            (Method::GET, "/pk/0/nope", 404, "no_route"),
+            (Method::GET, "/elsewhere", 404, "no_route"),
+            (Method::GET, "/pk/x/keys", 400, "invalid_pk"),
+            (Method::GET, "/pk/0/value/%FF", 400, "invalid_path"),
+            (Method::POST, "/pk/0/incr/n", 200, ""),
+            (Method::PATCH, "/pk/0/value/n", 405, "method_not_allowed"),
+        ];
+        for (method, path, status, id) in cases {
+            assert_eq!(
+                error(call(&mut server, &method, path, b"1")),
+                (status, id.to_owned()),
+                "{method} {path}"
+            );
+        }
+    }
+
+    #[test]
     fn method_mismatch_lists_the_allowed_methods() {
-        let mut server = HashServer::new(16);
+        let mut server = server();
         let response = call(&mut server, &Method::POST, "/pk/0/keys", b"");
         assert_eq!(response.status, 405);
         let allow = response

@@ -420,6 +420,38 @@ impl Client {
         checked(self.send(method, path, body)?)
     }
 
+    /// `GET path` through [`Client::call`]: a 2xx answer, or its typed error.
+    pub fn get(&self, path: &str) -> Result<RawResponse> {
+        self.call(Method::GET, path, None)
+    }
+
+    /// `POST path` with `body` through [`Client::call`].
+    pub fn post(&self, path: &str, body: impl Into<Vec<u8>>) -> Result<RawResponse> {
+        self.call(Method::POST, path, Some(body.into()))
+    }
+
+    /// `PUT path` with `body` through [`Client::call`].
+    pub fn put(&self, path: &str, body: impl Into<Vec<u8>>) -> Result<RawResponse> {
+        self.call(Method::PUT, path, Some(body.into()))
+    }
+
+    /// `DELETE path` (no body) through [`Client::call`].
+    pub fn delete(&self, path: &str) -> Result<RawResponse> {
+        self.call(Method::DELETE, path, None)
+    }
+
+    /// `POST path` with `value` as JSON through [`Client::call`]. A value serde_json cannot
+    /// write (a map with non-string keys) is [`Error::InvalidValue`], before anything is
+    /// sent; note that serde_json writes NaN and infinities as `null`.
+    pub fn post_json<T: serde::Serialize + ?Sized>(&self, path: &str, value: &T) -> Result<RawResponse> {
+        self.post(path, json_body(value)?)
+    }
+
+    /// `PUT path` with `value` as JSON, as [`Client::post_json`].
+    pub fn put_json<T: serde::Serialize + ?Sized>(&self, path: &str, value: &T) -> Result<RawResponse> {
+        self.put(path, json_body(value)?)
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         lock_here(&self.shared.state)
     }
@@ -566,6 +598,13 @@ pub(super) fn check_peer(stream: &impl std::os::fd::AsFd, path: &Path) -> Result
             e,
         )),
     }
+}
+
+/// `value` as a JSON body.
+fn json_body<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::InvalidValue {
+        reason: format!("the request body cannot be written as JSON: {e}"),
+    })
 }
 
 /// This process's worker index in a run, plus one (0: not a worker).

@@ -1,4 +1,5 @@
-//! The HTTP/1.1 server on a Unix socket: hyper on a current-thread tokio runtime.
+//! The HTTP/1.1 server on a Unix socket: one task per connection on a current-thread
+//! tokio runtime, each reading requests parsed with `httparse` (`connection.rs`, D-U21).
 //!
 //! Many keep-alive connections are served concurrently (one idle connection never blocks
 //! the others), but handlers run one at a time on the single thread: that is the point
@@ -6,28 +7,20 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use serde_json::json;
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UnixListener;
 
-use super::connection::{watchdog, Activity, Limits, Watched};
-use super::http::{Handler, Peer, Request, Response, X_DEADLINE_MS, X_WORKER};
+use super::connection::{closes, watchdog, Activity, BodyFailure, Conn, Form, Framing, Head, Limits};
+use super::http::{Handler, Peer, Request, Response};
 use super::socket::{check_socket_dir, clear_stale_socket};
 use super::stop_signals::StopSignals;
 use super::token::Token;
@@ -120,7 +113,7 @@ pub fn serve<H: Handler>(
         ready();
         let keep_alive = config
             .idle_timeout
-            .and_then(|idle| HeaderValue::from_str(&format!("timeout={}", idle.as_secs())).ok());
+            .map(|idle| format!("keep-alive: timeout={}\r\n", idle.as_secs()).into_bytes());
         let shared = Rc::new(Shared {
             handler: RefCell::new(handler),
             changed: tokio::sync::Notify::new(),
@@ -130,6 +123,7 @@ pub fn serve<H: Handler>(
             connections: RefCell::new(HashMap::new()),
             body_bytes: Cell::new(0),
             keep_alive,
+            stopping: Cell::new(false),
         });
         let mut next_connection = 0u64;
         loop {
@@ -139,13 +133,15 @@ pub fn serve<H: Handler>(
                         next_connection += 1;
                         let admitted = shared.admit();
                         let peer = peer_of(&stream);
-                        tokio::task::spawn_local(serve_connection(shared.clone(), stream, peer, next_connection, admitted));
+                        spawn_connection(&shared, stream, peer, next_connection, admitted);
                     }
                     Err(e) => out_of_resources(&shared, &e).await,
                 },
                 () = stop.requested(&signals) => break,
             }
         }
+        // The connections are dropped with the runtime: the handler is not told.
+        shared.stopping.set(true);
         Ok(())
     })
 }
@@ -210,9 +206,9 @@ const MAX_WAIT: Duration = Duration::from_secs(600);
 /// Connections past `max_connections` that are still answered (503) rather than closed
 /// unanswered: the answer tells a client what happened, this bound keeps it cheap.
 const OVERFLOW_ANSWERED: usize = 64;
-/// Largest read buffer of one connection: a request head longer than this gets 431, and
-/// a half-sent head costs at most this much.
-const READ_BUFFER: usize = 64 * 1024;
+/// How long a client has to take an answer (the socket accepting all of it) before the
+/// connection is closed.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 struct Shared<H> {
     handler: RefCell<H>,
@@ -225,8 +221,11 @@ struct Shared<H> {
     connections: RefCell<HashMap<u64, Rc<Activity>>>,
     /// Body bytes received and not yet handled, over all connections.
     body_bytes: Cell<usize>,
-    /// `Keep-Alive: timeout=N`, telling clients when an idle connection will be closed.
-    keep_alive: Option<HeaderValue>,
+    /// `keep-alive: timeout=N` and its CRLF, telling clients when an idle connection
+    /// will be closed.
+    keep_alive: Option<Vec<u8>>,
+    /// The server is stopping: connections dropped now are not reported to the handler.
+    stopping: Cell<bool>,
 }
 
 /// Whether a new connection is served normally, answered 503, or closed unanswered.
@@ -270,8 +269,11 @@ impl<H: Handler> Shared<H> {
     }
 }
 
-async fn serve_connection<H: Handler>(
-    shared: Rc<Shared<H>>,
+/// Starts serving a new connection: one task answers its requests, another (its
+/// watchdog, woken only by its timer or an eviction) ends that task when the connection
+/// stalls, idles too long or is evicted. Apart, the watchdog costs nothing per request.
+fn spawn_connection<H: Handler>(
+    shared: &Rc<Shared<H>>,
     stream: tokio::net::UnixStream,
     peer: Peer,
     id: u64,
@@ -286,52 +288,173 @@ async fn serve_connection<H: Handler>(
     if counted {
         shared.connections.borrow_mut().insert(id, activity.clone());
     }
-    let service = {
-        let shared = shared.clone();
-        let activity = activity.clone();
-        service_fn(move |request| {
-            let shared = shared.clone();
-            let activity = activity.clone();
-            async move {
-                activity.answering();
-                let response = if admission == Admission::Refused {
-                    too_many_connections(&shared.config)
-                } else {
-                    answer(&shared, request, peer, id).await
-                };
-                activity.answered();
-                Ok::<_, Infallible>(shared.finish(response))
-            }
-        })
+    let closing = Closing {
+        shared: shared.clone(),
+        activity: activity.clone(),
+        id,
+        counted,
     };
+    let served = tokio::task::spawn_local(serve_connection(
+        shared.clone(),
+        Conn::new(stream),
+        activity.clone(),
+        closing,
+        peer,
+        id,
+        admission,
+    ));
     let limits = Limits {
         head_timeout: shared.config.head_timeout,
         idle_timeout: shared.config.idle_timeout,
     };
-    let connection = http1::Builder::new()
-        .keep_alive(admission == Admission::Admitted)
-        .header_read_timeout(None)
-        .max_buf_size(READ_BUFFER)
-        .timer(hyper_util::rt::TokioTimer::new())
-        .serve_connection(TokioIo::new(Watched::new(stream, activity.clone())), service);
-    let exempt = || shared.handler.borrow().holds(id);
-    tokio::select! {
-        _ = connection => {}
-        _ = watchdog(&activity, limits, exempt) => {}
-    }
-    if counted {
-        shared.connections.borrow_mut().remove(&id);
-    }
-    shared.handler.borrow_mut().connection_closed(id);
-    shared.changed.notify_waiters();
+    let shared = shared.clone();
+    let watched = activity.clone();
+    let watchdog = tokio::task::spawn_local(async move {
+        watchdog(&watched, limits, || shared.handler.borrow().holds(id)).await;
+        served.abort();
+    });
+    activity.watched_by(watchdog.abort_handle());
 }
 
-async fn answer<H: Handler>(
+/// What happens when a connection ends, however it ends (its peer closed, its watchdog
+/// cut it, a failed write): it stops counting, its watchdog stops, the handler is told.
+struct Closing<H: Handler> {
+    shared: Rc<Shared<H>>,
+    activity: Rc<Activity>,
+    id: u64,
+    counted: bool,
+}
+
+impl<H: Handler> Drop for Closing<H> {
+    fn drop(&mut self) {
+        self.activity.unwatch();
+        if self.shared.stopping.get() {
+            return;
+        }
+        if self.counted {
+            self.shared.connections.borrow_mut().remove(&self.id);
+        }
+        // Never borrowed here unless a handler panicked mid-call: then it is not told.
+        if let Ok(mut handler) = self.shared.handler.try_borrow_mut() {
+            handler.connection_closed(self.id);
+        }
+        self.shared.changed.notify_waiters();
+    }
+}
+
+async fn serve_connection<H: Handler>(
+    shared: Rc<Shared<H>>,
+    mut conn: Conn,
+    activity: Rc<Activity>,
+    closing: Closing<H>,
+    peer: Peer,
+    id: u64,
+    admission: Admission,
+) {
+    serve_requests(&shared, &mut conn, &activity, peer, id, admission).await;
+    // Closed before the handler hears of it, as a peer sees it.
+    drop(conn);
+    drop(closing);
+}
+
+/// An answer, and whether the request's unread body is to be drained after it.
+struct Outcome {
+    response: Response,
+    drain: bool,
+}
+
+impl From<Response> for Outcome {
+    fn from(response: Response) -> Self {
+        Outcome {
+            response,
+            drain: false,
+        }
+    }
+}
+
+/// Answers the requests of one connection in order until it closes (read ahead of the
+/// answers is kept for the next request: pipelined requests are answered in order).
+async fn serve_requests<H: Handler>(
     shared: &Shared<H>,
-    request: hyper::Request<Incoming>,
+    conn: &mut Conn,
+    activity: &Activity,
+    peer: Peer,
+    id: u64,
+    admission: Admission,
+) {
+    loop {
+        let head = match conn.read_head(activity).await {
+            Ok(Some(head)) => head,
+            Ok(None) => return,
+            Err(bad) => {
+                // Nothing of ours ran; the rest of the stream cannot be framed.
+                let form = Form {
+                    http10: false,
+                    close: true,
+                    head_only: false,
+                    keep_alive: None,
+                };
+                let _ = conn.answer(&bad.response(), &form, ANSWER_TIMEOUT).await;
+                return;
+            }
+        };
+        activity.answering();
+        let Outcome { response, drain } = if admission == Admission::Refused {
+            Outcome {
+                response: too_many_connections(&shared.config),
+                drain: true,
+            }
+        } else {
+            respond(shared, conn, &head, peer, id).await
+        };
+        let close = !head.keep_alive || admission != Admission::Admitted || closes(&response);
+        let form = Form {
+            http10: head.http10,
+            close,
+            head_only: head.method == hyper::Method::HEAD,
+            keep_alive: shared.keep_alive.as_deref(),
+        };
+        activity.answered();
+        let written = conn.answer(&response, &form, ANSWER_TIMEOUT).await;
+        if close {
+            if drain && written.is_ok() {
+                let bound = shared.config.body_limit.saturating_mul(DRAIN_FACTOR) as u64;
+                if !matches!(head.framing, Framing::Length(length) if length > bound) {
+                    activity.answering();
+                    let deadline = tokio::time::Instant::now() + shared.config.body_timeout;
+                    conn.drain(&head, bound, deadline).await;
+                }
+            }
+            return;
+        }
+        if written.is_err() {
+            return;
+        }
+        conn.finish_request(&head);
+    }
+}
+
+/// Body bytes of one request counted against the in-flight budget, given back on drop.
+struct Held<'a> {
+    budget: &'a Cell<usize>,
+    counted: usize,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.budget.set(self.budget.get() - self.counted);
+    }
+}
+
+/// The answer to one request whose head is whole: the peer and token checks, the body,
+/// the wait for the handler to be ready, the handler.
+async fn respond<H: Handler>(
+    shared: &Shared<H>,
+    conn: &mut Conn,
+    head: &Head,
     peer: Peer,
     connection: u64,
-) -> Response {
+) -> Outcome {
     if peer.uid != shared.uid {
         return Response::error(
             403,
@@ -343,17 +466,13 @@ async fn answer<H: Handler>(
                 "fix": "connect from a process of the server's user",
             }),
         )
-        .with_header("connection", "close");
+        .with_header("connection", "close")
+        .into();
     }
     if let Some(token) = &shared.token {
         // Exactly one Authorization header: with two, a proxy and this server could each
         // read a different one, so a right-then-wrong pair is refused like a wrong token.
-        let mut presented = request.headers().get_all(AUTHORIZATION).iter();
-        let only = match (presented.next(), presented.next()) {
-            (Some(value), None) => Some(value.as_bytes()),
-            _ => None,
-        };
-        if !token.matches_header(only) {
+        if !token.matches_header(conn.authorization(head)) {
             // Closed after the answer: a peer without the token gets nothing more.
             return Response::error(
                 401,
@@ -361,52 +480,91 @@ async fn answer<H: Handler>(
                 json!({ "fix": "send exactly one header `Authorization: Bearer <token>` with the server's token" }),
             )
             .with_header("www-authenticate", CHALLENGE)
-            .with_header("connection", "close");
-        }
-    }
-    let limit = shared.config.body_limit;
-    let headers = request.headers();
-    let declared: Option<u64> = header_number(headers, CONTENT_LENGTH);
-    let wait_limit = header_number(headers, X_DEADLINE_MS)
-        .map_or(DEFAULT_WAIT, |ms| Duration::from_millis(ms).min(MAX_WAIT));
-    let worker = header_number(headers, X_WORKER);
-    let (parts, body) = request.into_parts();
-    if declared.is_some_and(|len| len > limit as u64) {
-        return too_large(shared, body, declared);
-    }
-    let body_deadline = tokio::time::Instant::now() + shared.config.body_timeout;
-    let body = match tokio::time::timeout_at(body_deadline, read_body(shared, body)).await {
-        Ok(Ok(body)) => body,
-        Ok(Err(BodyFailure::TooLarge(body))) => return too_large(shared, body, declared),
-        Ok(Err(BodyFailure::Busy(body))) => {
-            drain_after_answer(shared, body, declared);
-            return server_busy(&shared.config);
-        }
-        Ok(Err(BodyFailure::Broken(reason))) => {
-            return Response::error(400, "bad_body", json!({ "reason": reason }))
-                .with_header("connection", "close")
-        }
-        Err(_) => {
-            return Response::error(
-                408,
-                "request-timeout",
-                json!({
-                    "timeout_ms": shared.config.body_timeout.as_millis() as u64,
-                    "fix": "send the whole body promptly, or raise the server's body timeout",
-                }),
-            )
             .with_header("connection", "close")
+            .into();
+        }
+    }
+    let config = &shared.config;
+    let limit = config.body_limit;
+    if matches!(head.framing, Framing::Length(length) if length > limit as u64) {
+        return too_large(config);
+    }
+    let mut held = Held {
+        budget: &shared.body_bytes,
+        counted: 0,
+    };
+    let received = if conn.body_is_here(head) {
+        // The usual case (the head and body came in one send): no timer to arm.
+        conn.read_body(
+            head,
+            limit,
+            held.budget,
+            config.max_body_bytes_in_flight,
+            &mut held.counted,
+        )
+        .await
+    } else {
+        let deadline = tokio::time::Instant::now() + config.body_timeout;
+        let reading = async {
+            if head.expect_continue {
+                // The client waits for this before it sends the body.
+                conn.continue_100()
+                    .await
+                    .map_err(|e| BodyFailure::Broken(format!("writing 100 Continue: {e}")))?;
+            }
+            conn.read_body(
+                head,
+                limit,
+                held.budget,
+                config.max_body_bytes_in_flight,
+                &mut held.counted,
+            )
+            .await
+        };
+        match tokio::time::timeout_at(deadline, reading).await {
+            Ok(received) => received,
+            Err(_) => {
+                return Response::error(
+                    408,
+                    "request-timeout",
+                    json!({
+                        "timeout_ms": config.body_timeout.as_millis() as u64,
+                        "fix": "send the whole body promptly, or raise the server's body timeout",
+                    }),
+                )
+                .with_header("connection", "close")
+                .into()
+            }
         }
     };
+    match received {
+        Ok(()) => {}
+        Err(BodyFailure::TooLarge) => return too_large(config),
+        Err(BodyFailure::Busy) => {
+            return Outcome {
+                response: server_busy(config),
+                drain: true,
+            }
+        }
+        Err(BodyFailure::Broken(reason)) => {
+            return Response::error(400, "bad_body", json!({ "reason": reason }))
+                .with_header("connection", "close")
+                .into()
+        }
+    }
+    let wait_limit = head
+        .deadline_ms
+        .map_or(DEFAULT_WAIT, |ms| Duration::from_millis(ms).min(MAX_WAIT));
+    let (path, query) = conn.target(head);
     let request = Request {
-        method: &parts.method,
-        path: parts.uri.path(),
-        query: parts.uri.query(),
-        body: &body.bytes,
+        method: &head.method,
+        path,
+        query,
+        body: conn.body(head),
         peer,
         connection,
-        max_depth: shared.config.max_depth,
-        worker,
+        max_depth: config.max_depth,
+        worker: head.worker,
     };
     shared.expire_due_holds();
     if !shared.handler.borrow().ready(&request) {
@@ -428,23 +586,15 @@ async fn answer<H: Handler>(
                     continue;
                 }
                 if tokio::time::Instant::now() >= deadline {
-                    return shared.handler.borrow().busy(&request);
+                    return shared.handler.borrow().busy(&request).into();
                 }
             }
         }
     }
     let response = shared.handler.borrow_mut().handle(&request);
-    drop(body);
+    drop(held);
     shared.changed.notify_waiters();
-    response
-}
-
-/// A header holding a decimal number; `None` when it is absent or is not one.
-fn header_number<T: std::str::FromStr>(
-    headers: &hyper::HeaderMap,
-    name: impl hyper::header::AsHeaderName,
-) -> Option<T> {
-    headers.get(name)?.to_str().ok()?.parse().ok()
+    response.into()
 }
 
 impl<H: Handler> Shared<H> {
@@ -452,6 +602,9 @@ impl<H: Handler> Shared<H> {
     /// true when it did, so waiters look again.
     fn expire_due_holds(&self) -> bool {
         let due = self.handler.borrow().next_deadline();
+        if due.is_none() {
+            return false;
+        }
         let now = std::time::Instant::now();
         if due.is_some_and(|due| due <= now) {
             self.handler.borrow_mut().deadline_passed(now);
@@ -460,108 +613,25 @@ impl<H: Handler> Shared<H> {
         }
         false
     }
+}
 
-    /// The hyper response, with the idle limit announced on connections kept alive.
-    fn finish(&self, response: Response) -> hyper::Response<Full<Bytes>> {
-        into_hyper(response, self.keep_alive.as_ref())
+/// 413, readable by the client: the rest of the body is drained after the answer (D-U11).
+fn too_large(config: &ServerConfig) -> Outcome {
+    Outcome {
+        response: Response::error(
+            413,
+            "request-too-large",
+            json!({ "limit_bytes": config.body_limit, "fix": "send a smaller body, or raise the server's body limit" }),
+        )
+        .with_header("connection", "close"),
+        drain: true,
     }
 }
 
-/// A body received whole, counted against the in-flight budget until dropped.
-struct HeldBody<'a> {
-    bytes: Bytes,
-    budget: &'a Cell<usize>,
-    counted: usize,
-}
-
-impl Drop for HeldBody<'_> {
-    fn drop(&mut self) {
-        self.budget.set(self.budget.get() - self.counted);
-    }
-}
-
-enum BodyFailure {
-    /// Past the body limit; the rest is still unread.
-    TooLarge(Incoming),
-    /// The in-flight budget is spent; the rest is still unread.
-    Busy(Incoming),
-    Broken(String),
-}
-
-/// Reads a body frame by frame within the body limit and the server's in-flight budget.
-async fn read_body<'a, H>(
-    shared: &'a Shared<H>,
-    mut body: Incoming,
-) -> std::result::Result<HeldBody<'a>, BodyFailure> {
-    let limit = shared.config.body_limit;
-    let mut held = HeldBody {
-        bytes: Bytes::new(),
-        budget: &shared.body_bytes,
-        counted: 0,
-    };
-    let mut chunks: Vec<Bytes> = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| BodyFailure::Broken(e.to_string()))?;
-        let Ok(data) = frame.into_data() else { continue }; // trailers carry nothing for us
-        if held.counted + data.len() > limit {
-            return Err(BodyFailure::TooLarge(body));
-        }
-        if held.budget.get() + data.len() > shared.config.max_body_bytes_in_flight {
-            return Err(BodyFailure::Busy(body));
-        }
-        held.budget.set(held.budget.get() + data.len());
-        held.counted += data.len();
-        chunks.push(data);
-    }
-    held.bytes = match chunks.len() {
-        0 => Bytes::new(),
-        1 => chunks.pop().unwrap_or_default(),
-        _ => Bytes::from(chunks.concat()),
-    };
-    Ok(held)
-}
-
-/// 413, readable by the client: the rest of the body (up to a bound, within the body
-/// timeout) is read and dropped after the answer, so a client still writing it does not
-/// meet a closed socket (`EPIPE`) before it can read the answer.
-fn too_large<H>(shared: &Shared<H>, body: Incoming, declared: Option<u64>) -> Response {
-    drain_after_answer(shared, body, declared);
-    let limit = shared.config.body_limit;
-    Response::error(
-        413,
-        "request-too-large",
-        json!({ "limit_bytes": limit, "fix": "send a smaller body, or raise the server's body limit" }),
-    )
-    .with_header("connection", "close")
-}
-
-/// Reads and drops the rest of a body the answer refuses, up to [`DRAIN_FACTOR`] times
-/// the body limit and within the body timeout, so the client can finish writing and
-/// read the answer. A body declared longer than that is not drained: the connection
-/// closes under the client, which may see a broken pipe instead of the answer.
-fn drain_after_answer<H>(shared: &Shared<H>, body: Incoming, declared: Option<u64>) {
-    let bound = shared.config.body_limit.saturating_mul(DRAIN_FACTOR) as u64;
-    if declared.is_none_or(|len| len <= bound) {
-        let deadline = tokio::time::Instant::now() + shared.config.body_timeout;
-        tokio::task::spawn_local(drain(body, bound, deadline));
-    }
-}
-
-/// A body over the limit is drained up to this many times the limit; a longer one is cut.
+/// A refused body is drained up to this many times the body limit (within the body
+/// timeout), so the client can finish writing and read the answer; a body declared longer
+/// than that is not drained: the connection closes under the client (D-U11).
 const DRAIN_FACTOR: usize = 4;
-
-async fn drain(mut body: Incoming, bound: u64, deadline: tokio::time::Instant) {
-    let mut seen = 0u64;
-    let _ = tokio::time::timeout_at(deadline, async {
-        while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
-            if seen > bound {
-                break;
-            }
-        }
-    })
-    .await;
-}
 
 fn server_busy(config: &ServerConfig) -> Response {
     Response::error(
@@ -590,25 +660,3 @@ fn too_many_connections(config: &ServerConfig) -> Response {
     .with_header("connection", "close")
     .with_header("retry-after", 1)
 }
-
-/// The hyper response; `keep_alive` (the idle limit) is announced unless the answer
-/// closes its connection.
-fn into_hyper(response: Response, keep_alive: Option<&HeaderValue>) -> hyper::Response<Full<Bytes>> {
-    let mut out = hyper::Response::new(Full::new(response.body));
-    *out.status_mut() =
-        hyper::StatusCode::from_u16(response.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    let headers = out.headers_mut();
-    headers.reserve(response.headers.len() + 1);
-    let mut closes = false;
-    for (name, value) in response.headers {
-        closes |= name == hyper::header::CONNECTION;
-        headers.append(name, value);
-    }
-    if let (Some(keep_alive), false) = (keep_alive, closes) {
-        headers.append(KEEP_ALIVE, keep_alive.clone());
-    }
-    out
-}
-
-/// `Keep-Alive` (not among hyper's constants: HTTP/2 forbids it).
-const KEEP_ALIVE: hyper::header::HeaderName = hyper::header::HeaderName::from_static("keep-alive");
