@@ -15,6 +15,9 @@
 //! - [`uds`]: the toolbox: server, client, tokens, socket directory, and
 //!   [`Router`](uds::Router) for a server of your own routes.
 //! - [`fork`]: fork hygiene (single-thread guard, worker identity, failures).
+//! - [`prefork`]: runs for programs with threads (a tokio runtime): a fork server
+//!   started first thing in `main` runs the jobs.
+//! - feature `tokio`: `uds::AsyncClient` and `share::AsyncHash` for async code.
 //! - `testing` (feature `testing`): running your own jobs under `cargo test`.
 //!
 //! ```no_run
@@ -42,6 +45,7 @@ pub mod error;
 pub mod fork;
 mod limits;
 pub mod mikobase;
+pub mod prefork;
 mod run;
 pub mod share;
 #[cfg(feature = "testing")]

@@ -46,6 +46,10 @@ fn main() {
             "the_client_never_sends_its_token_to_a_server_of_another_uid",
             the_client_never_sends_its_token_to_a_server_of_another_uid,
         ),
+        Trial::test(
+            "the_async_client_never_sends_its_token_to_a_server_of_another_uid",
+            the_async_client_never_sends_its_token_to_a_server_of_another_uid,
+        ),
     ])
 }
 
@@ -353,6 +357,35 @@ fn impostor(uid: u32, socket: &Path, ready: std::fs::File, report: std::fs::File
 }
 
 fn the_client_never_sends_its_token_to_a_server_of_another_uid() -> Outcome {
+    a_client_never_sends_its_token_to_a_server_of_another_uid(|socket, token| {
+        Client::new(socket, Some(token), impostor_client_config()).call(Method::GET, "/x", None)
+    })
+}
+
+/// The same for the async client (feature `tokio`), on a runtime built after the fork.
+fn the_async_client_never_sends_its_token_to_a_server_of_another_uid() -> Outcome {
+    a_client_never_sends_its_token_to_a_server_of_another_uid(|socket, token| {
+        let client = caspian_ipc::uds::AsyncClient::new(socket, Some(token), impostor_client_config());
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Protocol(e.to_string()))?
+            .block_on(client.call(Method::GET, "/x", None))
+    })
+}
+
+fn impostor_client_config() -> ClientConfig {
+    ClientConfig {
+        connect_budget: Duration::from_millis(500),
+        call_deadline: Duration::from_secs(5),
+    }
+}
+
+/// A client (`call` makes one call with it) connects to a listener of another uid: it
+/// refuses with `UntrustedServer`, and not one byte reaches the listener.
+fn a_client_never_sends_its_token_to_a_server_of_another_uid(
+    call: impl FnOnce(&Path, caspian_ipc::uds::Token) -> Result<caspian_ipc::uds::RawResponse, Error>,
+) -> Outcome {
     needs_root()?;
     let sandbox = Sandbox::new("impostor")?;
     // nobody must reach its own directory inside the sandbox.
@@ -381,15 +414,7 @@ fn the_client_never_sends_its_token_to_a_server_of_another_uid() -> Outcome {
         ready.read(&mut byte)? == 1
     };
     let outcome = if listening {
-        let client = Client::new(
-            &socket,
-            Some(token.clone()),
-            ClientConfig {
-                connect_budget: Duration::from_millis(500),
-                call_deadline: Duration::from_secs(5),
-            },
-        );
-        Some(client.call(Method::GET, "/x", None))
+        Some(call(&socket, token.clone()))
     } else {
         None
     };

@@ -1,6 +1,8 @@
 //! The shared hash: JSON-shaped state held by a server process, used by forked workers
 //! through [`SharedHash`] proxies. Its runtime is written by hand.
 
+#[cfg(feature = "tokio")]
+mod async_proxy;
 mod proxy;
 pub(crate) mod server;
 pub(crate) mod tree;
@@ -8,6 +10,8 @@ mod value;
 
 use serde_json::Value;
 
+#[cfg(feature = "tokio")]
+pub use async_proxy::AsyncHash;
 pub use proxy::{Batch, Entry, SharedArray, SharedHash, Swap};
 pub use value::to_json;
 

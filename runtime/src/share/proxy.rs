@@ -58,15 +58,7 @@ impl Address {
 
     /// `/pk/{pk}/{op}/{path...}/{key}` with every key percent-encoded as one segment.
     fn url(&self, op: &str, key: Option<&str>) -> String {
-        let mut url = String::with_capacity(32);
-        url.push_str("/pk/");
-        url.push_str(itoa::Buffer::new().format(self.pk));
-        url.push('/');
-        url.push_str(op);
-        for segment in self.path.iter().map(String::as_str).chain(key) {
-            push_segment(&mut url, segment);
-        }
-        url
+        url(self.pk, &self.path, op, key)
     }
 
     fn call(&self, method: Method, url: &str, body: Option<&Value>) -> Result<RawResponse> {
@@ -105,24 +97,62 @@ impl Address {
     }
 
     fn delete(&self, key: &str) -> Result<Option<Value>> {
-        let body = self
-            .call(Method::DELETE, &self.url("value", Some(key)), None)?
-            .json()?;
-        Ok(match body["deleted"] {
-            Value::Bool(true) => Some(body["old"].clone()),
-            _ => None,
-        })
+        let response = self.call(Method::DELETE, &self.url("value", Some(key)), None)?;
+        deleted(&response)
     }
 
     fn get_json<T: DeserializeOwned>(&self, op: &str) -> Result<T> {
-        let response = self.call(Method::GET, &self.url(op, None), None)?;
-        serde_json::from_slice(&response.body)
-            .map_err(|e| Error::Protocol(format!("`{op}` answered unexpected JSON: {e}")))
+        decode(op, &self.call(Method::GET, &self.url(op, None), None)?)
     }
 
     fn snapshot(&self) -> Result<Value> {
         self.call(Method::GET, &self.url("value", None), None)?.json()
     }
+}
+
+/// `/pk/{pk}/{op}/{path...}/{key}` with every key percent-encoded as one segment.
+pub(super) fn url(pk: Pk, path: &[String], op: &str, key: Option<&str>) -> String {
+    let mut url = String::with_capacity(32);
+    url.push_str("/pk/");
+    url.push_str(itoa::Buffer::new().format(pk));
+    url.push('/');
+    url.push_str(op);
+    for segment in path.iter().map(String::as_str).chain(key) {
+        push_segment(&mut url, segment);
+    }
+    url
+}
+
+/// What a `DELETE` answered: the old value, `None` when the key was absent.
+pub(super) fn deleted(response: &RawResponse) -> Result<Option<Value>> {
+    let body = response.json()?;
+    Ok(match body["deleted"] {
+        Value::Bool(true) => Some(body["old"].clone()),
+        _ => None,
+    })
+}
+
+/// The answer of `op` as `T`.
+pub(super) fn decode<T: DeserializeOwned>(op: &str, response: &RawResponse) -> Result<T> {
+    serde_json::from_slice(&response.body)
+        .map_err(|e| Error::Protocol(format!("`{op}` answered unexpected JSON: {e}")))
+}
+
+/// The stored value under `key` as `T`.
+pub(super) fn value_as<T: DeserializeOwned>(key: &str, value: Value) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| Error::InvalidValue {
+        reason: format!("`{key}`: {e}"),
+    })
+}
+
+/// The new count an `incr` answered.
+pub(super) fn count(response: &RawResponse) -> Result<i64> {
+    let body = response.json()?;
+    body.as_i64().ok_or_else(|| {
+        Error::Protocol(format!(
+            "incr answered {body}, which is not an integer (is the stored number a float? use incr_f64)"
+        ))
+    })
 }
 
 fn pk_header(response: &RawResponse) -> Result<Option<Pk>> {
@@ -136,7 +166,7 @@ fn pk_header(response: &RawResponse) -> Result<Option<Pk>> {
 }
 
 /// `no_such_key` and `index_out_of_range` mean "nothing stored there" to a reader.
-fn absent(error: &Error) -> bool {
+pub(super) fn absent(error: &Error) -> bool {
     matches!(error.remote_id(), Some("no_such_key" | "index_out_of_range"))
 }
 
@@ -239,6 +269,12 @@ pub struct SharedArray {
 }
 
 impl SharedHash {
+    /// Where this proxy points: the client, the node and the keys below it.
+    #[cfg(feature = "tokio")]
+    pub(super) fn address(&self) -> (&Client, Pk, &[String]) {
+        (&self.at.client, self.at.pk, &self.at.path)
+    }
+
     /// The root proxy (pk 0) of the server behind `client`.
     pub fn root(client: Client) -> Self {
         SharedHash {
@@ -284,13 +320,7 @@ impl SharedHash {
 
     /// The value under `key` deserialised into `T`.
     pub fn get_as<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
-        self.get_value(key)?
-            .map(|v| {
-                serde_json::from_value(v).map_err(|e| Error::InvalidValue {
-                    reason: format!("`{key}`: {e}"),
-                })
-            })
-            .transpose()
+        self.get_value(key)?.map(|v| value_as(key, v)).transpose()
     }
 
     /// Stores `value` under `key`, replacing what was there (a whole subtree goes in one
@@ -431,15 +461,11 @@ impl SharedHash {
     /// # Ok::<_, caspian_ipc::Error>(())
     /// ```
     pub fn incr(&self, key: &str, by: i64) -> Result<i64> {
-        let body = self
-            .at
-            .call(Method::POST, &self.at.url("incr", Some(key)), Some(&json!(by)))?
-            .json()?;
-        body.as_i64().ok_or_else(|| {
-            Error::Protocol(format!(
-                "incr answered {body}, which is not an integer (is the stored number a float? use incr_f64)"
-            ))
-        })
+        count(
+            &self
+                .at
+                .call(Method::POST, &self.at.url("incr", Some(key)), Some(&json!(by)))?,
+        )
     }
 
     /// Atomically adds `by` to the number under `key` as floats; returns the new value.

@@ -21,6 +21,51 @@ use serde_json::Value;
 
 pub use super::exchange::Headers;
 use super::exchange::{encode_request, valid_target, Connection, Failure};
+
+/// One call's request, its target checked, ready to be written on any connection.
+pub(super) struct Call<'a> {
+    method: &'a Method,
+    path: &'a str,
+    body: Vec<u8>,
+    fixed: &'a [u8],
+    worker: Option<usize>,
+}
+
+impl<'a> Call<'a> {
+    /// `fixed`: the client's header lines ([`fixed_headers`]). A target the request line
+    /// cannot carry is refused before anything is sent.
+    pub(super) fn new(
+        method: &'a Method,
+        path: &'a str,
+        body: Option<Vec<u8>>,
+        fixed: &'a [u8],
+    ) -> Result<Self> {
+        if !valid_target(path) {
+            return Err(Error::Protocol(format!(
+                "cannot send a request for `{path}`: a path starts with `/` and has no spaces or control characters (percent-encode them)"
+            )));
+        }
+        Ok(Call {
+            method,
+            path,
+            body: body.unwrap_or_default(),
+            fixed,
+            worker: worker_index(),
+        })
+    }
+
+    /// Writes the request into `out` (its allocation reused).
+    pub(super) fn encode(&self, out: &mut Vec<u8>) {
+        encode_request(
+            out,
+            self.method.as_str(),
+            self.path,
+            self.fixed,
+            self.worker,
+            &self.body,
+        );
+    }
+}
 use super::http::X_DEADLINE_MS;
 use super::token::Token;
 use crate::error::{Error, Result};
@@ -98,6 +143,41 @@ struct State {
     gone: bool,
 }
 
+/// What a client keeps for the process that uses it: a copy inherited across a fork is
+/// replaced by a fresh one (see [`lock_here`]).
+pub(super) trait PerProcess {
+    /// The process it belongs to.
+    fn pid(&self) -> u32;
+    /// A fresh one for this process.
+    fn fresh() -> Self;
+}
+
+/// Locks `mutex` (past a poisoning); what it holds is replaced when it was inherited
+/// across a fork. The old value's drop must leak the parent's connections instead of
+/// closing them (see `State`'s drop).
+pub(super) fn lock_here<T: PerProcess>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    let mut guard = mutex.lock().unwrap_or_else(|poison| poison.into_inner());
+    if guard.pid() != std::process::id() {
+        *guard = T::fresh();
+    }
+    guard
+}
+
+impl PerProcess for State {
+    fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    fn fresh() -> Self {
+        State {
+            pid: std::process::id(),
+            conn: None,
+            ever_connected: false,
+            gone: false,
+        }
+    }
+}
+
 impl Drop for State {
     /// A client dropped in a forked child must not close the parent's connection from its
     /// copy of it: the copy is leaked instead (its socket was already closed in the child,
@@ -118,7 +198,7 @@ impl Drop for State {
 /// keep whatever it ties to it (a transaction, a lock) until the child ended too. A
 /// `pthread_atfork` handler closes the copies in every child, whoever forks it; it runs
 /// between fork and the child's first step, so it only touches atomics.
-mod inherited {
+pub(super) mod inherited {
     use std::os::fd::RawFd;
     use std::sync::atomic::{AtomicI32, Ordering};
     use std::sync::Once;
@@ -131,7 +211,7 @@ mod inherited {
     static HANDLER: Once = Once::new();
 
     /// Tracks `fd`, an open connection of this process.
-    pub(super) fn track(fd: RawFd) {
+    pub(in crate::uds) fn track(fd: RawFd) {
         HANDLER.call_once(|| {
             // SAFETY: registers a handler that only swaps atomics and calls close(2),
             // both async-signal-safe, as a handler run in a forked child must be.
@@ -148,7 +228,7 @@ mod inherited {
     }
 
     /// Stops tracking `fd` (its connection is closing in the process that opened it).
-    pub(super) fn untrack(fd: RawFd) {
+    pub(in crate::uds) fn untrack(fd: RawFd) {
         for slot in &OPEN {
             if slot
                 .compare_exchange(fd, FREE, Ordering::AcqRel, Ordering::Acquire)
@@ -164,7 +244,8 @@ mod inherited {
             let fd = slot.swap(FREE, Ordering::AcqRel);
             if fd != FREE {
                 // SAFETY: `fd` is this child's copy of a parent's connection; the objects
-                // that own it are never dropped in the child (see `State`'s drop).
+                // that own it are never dropped in the child (see `State`'s drop, and the
+                // async client's `Pool`).
                 unsafe { libc::close(fd) };
             }
         }
@@ -200,10 +281,7 @@ impl Conn {
     /// sent now could cross the close, and the caller could not tell whether it was
     /// applied. So it is not reused within a tenth of the limit (at least 1 s) of it.
     fn near_idle_close(&self) -> bool {
-        self.idle_limit.is_some_and(|limit| {
-            let margin = (limit / 10).max(Duration::from_secs(1));
-            self.last_answer.elapsed() + margin >= limit
-        })
+        near_idle_close(self.last_answer, self.idle_limit)
     }
 
     fn answered(&mut self, headers: &Headers) {
@@ -212,8 +290,18 @@ impl Conn {
     }
 }
 
+/// Whether a connection last answered at `last_answer` may be about to be closed by a
+/// server that keeps idle connections `idle_limit` long: within a tenth of the limit (at
+/// least 1 s) of it.
+pub(super) fn near_idle_close(last_answer: Instant, idle_limit: Option<Duration>) -> bool {
+    idle_limit.is_some_and(|limit| {
+        let margin = (limit / 10).max(Duration::from_secs(1));
+        last_answer.elapsed() + margin >= limit
+    })
+}
+
 /// The `timeout=N` (seconds) of a `Keep-Alive` header.
-fn keep_alive_timeout(headers: &Headers) -> Option<Duration> {
+pub(super) fn keep_alive_timeout(headers: &Headers) -> Option<Duration> {
     let value = headers.get("keep-alive")?;
     value.split(',').find_map(|param| {
         let (name, seconds) = param.split_once('=')?;
@@ -229,30 +317,12 @@ impl Client {
     /// auth on). Nothing is opened until the first call. This is also how a process that
     /// was not forked from the parent connects: hand it the path and the token.
     pub fn new(path: impl Into<PathBuf>, token: Option<Token>, config: ClientConfig) -> Self {
-        let mut fixed_headers = b"Host: localhost\r\n".to_vec();
-        if let Some(token) = &token {
-            // A token is 64 hex digits (`Token::from_string` takes any text: only what
-            // can stand in a header line is sent, the rest would only be refused).
-            if token.as_str().bytes().all(|b| b.is_ascii_graphic()) {
-                fixed_headers
-                    .extend_from_slice(format!("Authorization: Bearer {}\r\n", token.as_str()).as_bytes());
-            }
-        }
-        // Tell the server how long we wait, so a request it parks (behind another
-        // worker's transaction) is answered before we give up on it.
-        let wait = config.call_deadline.saturating_sub(Duration::from_millis(50));
-        fixed_headers.extend_from_slice(format!("{X_DEADLINE_MS}: {}\r\n", wait.as_millis()).as_bytes());
         Client {
             shared: Arc::new(Shared {
                 path: path.into(),
-                fixed_headers,
+                fixed_headers: fixed_headers(token.as_ref(), &config),
                 config,
-                state: Mutex::new(State {
-                    pid: std::process::id(),
-                    conn: None,
-                    ever_connected: false,
-                    gone: false,
-                }),
+                state: Mutex::new(State::fresh()),
             }),
         }
     }
@@ -272,22 +342,22 @@ impl Client {
         &self.shared.config
     }
 
+    /// The header lines every request carries (host, token, deadline).
+    #[cfg(feature = "tokio")]
+    pub(super) fn fixed_headers(&self) -> &[u8] {
+        &self.shared.fixed_headers
+    }
+
     /// Sends one request and returns the answer whatever its status. Only transport
     /// failures are errors here; see [`Client::call`] for status mapping.
     pub fn send(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<RawResponse> {
-        if !valid_target(path) {
-            return Err(Error::Protocol(format!(
-                "cannot send a request for `{path}`: a path starts with `/` and has no spaces or control characters (percent-encode them)"
-            )));
-        }
+        let call = Call::new(&method, path, body, &self.shared.fixed_headers)?;
         let mut state = self.state();
         if state.gone {
             return Err(self.gone());
         }
-        let body = body.unwrap_or_default();
         let call_deadline = self.shared.config.call_deadline;
         let deadline = Instant::now() + call_deadline;
-        let worker = worker_index();
         // A reused connection that closed before a single byte of an answer came back was
         // closed while idle (a server closes a connection only between requests or after
         // answering), so the request was not read: it is sent once more on a fresh one.
@@ -301,17 +371,8 @@ impl Client {
                 }
             };
             let conn = state.conn.as_mut().expect("connection was just opened");
-            let mut request = std::mem::take(&mut conn.request);
-            encode_request(
-                &mut request,
-                method.as_str(),
-                path,
-                &self.shared.fixed_headers,
-                worker,
-                &body,
-            );
-            let outcome = conn.connection.exchange(&request, deadline);
-            conn.request = request;
+            call.encode(&mut conn.request);
+            let outcome = conn.connection.exchange(&conn.request, deadline);
             match outcome {
                 Ok(answer) => {
                     if answer.closes {
@@ -356,11 +417,7 @@ impl Client {
     /// 401 → [`Error::Unauthorized`], 403 → [`Error::Forbidden`], an error body →
     /// [`Error::Remote`] with its id and details.
     pub fn call(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> Result<RawResponse> {
-        let response = self.send(method, path, body)?;
-        if (200..300).contains(&response.status) {
-            return Ok(response);
-        }
-        Err(status_error(&response))
+        checked(self.send(method, path, body)?)
     }
 
     /// `GET path` through [`Client::call`]: a 2xx answer, or its typed error.
@@ -396,23 +453,7 @@ impl Client {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        let mut state = self
-            .shared
-            .state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let pid = std::process::id();
-        if state.pid != pid {
-            // Inherited across fork: start afresh. The old state's drop leaks the
-            // parent's connection instead of closing it (see `State`'s drop).
-            *state = State {
-                pid,
-                conn: None,
-                ever_connected: false,
-                gone: false,
-            };
-        }
-        state
+        lock_here(&self.shared.state)
     }
 
     /// Opens a connection: retried within the budget on the first connect; a single try
@@ -426,54 +467,22 @@ impl Client {
         } else {
             self.shared.config.connect_budget
         };
-        let started = Instant::now();
-        let mut pause = Duration::from_millis(1);
+        let mut connecting = Connecting::new(path, budget, state.ever_connected);
         let stream = loop {
             match std::os::unix::net::UnixStream::connect(path) {
                 Ok(stream) => break stream,
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-                    ) =>
-                {
-                    if started.elapsed() >= budget {
-                        if state.ever_connected {
+                Err(e) => match connecting.failed(e) {
+                    Ok(pause) => std::thread::sleep(pause),
+                    Err(e) => {
+                        if matches!(e, Error::ServerGone { .. }) {
                             state.gone = true;
-                            return Err(self.gone());
                         }
-                        return Err(Error::ConnectionRefused {
-                            path: path.clone(),
-                            waited: started.elapsed(),
-                        });
+                        return Err(e);
                     }
-                    std::thread::sleep(pause.min(budget.saturating_sub(started.elapsed())));
-                    pause = (pause * 2).min(Duration::from_millis(50));
-                }
-                Err(e) => return Err(Error::os(format!("connecting to {}", path.display()), e)),
+                },
             }
         };
-        // Before anything is sent (the token above all): is the listener one of us? (D-U15)
-        let our_uid = nix::unistd::geteuid().as_raw();
-        match getsockopt(&stream, PeerCredentials) {
-            Ok(server) if server.uid() == our_uid => {}
-            Ok(server) => {
-                return Err(Error::UntrustedServer {
-                    path: path.clone(),
-                    server_uid: server.uid(),
-                    our_uid,
-                })
-            }
-            Err(e) => {
-                return Err(Error::os(
-                    format!(
-                        "reading the credentials of the server on {} (SO_PEERCRED)",
-                        path.display()
-                    ),
-                    e,
-                ))
-            }
-        }
+        check_peer(&stream, path)?;
         let connection = Connection::new(stream);
         inherited::track(connection.fd());
         state.ever_connected = true;
@@ -504,6 +513,93 @@ impl Client {
     }
 }
 
+/// The header lines every request of a client carries: host, token, deadline.
+pub(super) fn fixed_headers(token: Option<&Token>, config: &ClientConfig) -> Vec<u8> {
+    let mut fixed_headers = b"Host: localhost\r\n".to_vec();
+    if let Some(token) = token {
+        // A token is 64 hex digits (`Token::from_string` takes any text: only what
+        // can stand in a header line is sent, the rest would only be refused).
+        if token.as_str().bytes().all(|b| b.is_ascii_graphic()) {
+            fixed_headers
+                .extend_from_slice(format!("Authorization: Bearer {}\r\n", token.as_str()).as_bytes());
+        }
+    }
+    // Tell the server how long we wait, so a request it parks (behind another
+    // worker's transaction) is answered before we give up on it.
+    let wait = config.call_deadline.saturating_sub(Duration::from_millis(50));
+    fixed_headers.extend_from_slice(format!("{X_DEADLINE_MS}: {}\r\n", wait.as_millis()).as_bytes());
+    fixed_headers
+}
+
+/// The connect retry: on ENOENT/ECONNREFUSED (the server may not be listening yet) a
+/// growing pause, within the budget.
+pub(super) struct Connecting<'a> {
+    path: &'a Path,
+    budget: Duration,
+    /// Once connected before, giving up means the server is gone.
+    ever_connected: bool,
+    started: Instant,
+    pause: Duration,
+}
+
+impl<'a> Connecting<'a> {
+    pub(super) fn new(path: &'a Path, budget: Duration, ever_connected: bool) -> Self {
+        Connecting {
+            path,
+            budget,
+            ever_connected,
+            started: Instant::now(),
+            pause: Duration::from_millis(1),
+        }
+    }
+
+    /// After a failed connect: how long to pause before the next try, or the error to
+    /// give up with ([`Error::ServerGone`] once connected before).
+    pub(super) fn failed(&mut self, e: std::io::Error) -> Result<Duration> {
+        let path = self.path;
+        if !matches!(
+            e.kind(),
+            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+        ) {
+            return Err(Error::os(format!("connecting to {}", path.display()), e));
+        }
+        let waited = self.started.elapsed();
+        if waited >= self.budget {
+            if self.ever_connected {
+                return Err(Error::ServerGone { path: path.into() });
+            }
+            return Err(Error::ConnectionRefused {
+                path: path.into(),
+                waited,
+            });
+        }
+        let pause = self.pause.min(self.budget.saturating_sub(waited));
+        self.pause = (self.pause * 2).min(Duration::from_millis(50));
+        Ok(pause)
+    }
+}
+
+/// Before anything is sent (the token above all): is the listener on `stream` one of
+/// us? (D-U15)
+pub(super) fn check_peer(stream: &impl std::os::fd::AsFd, path: &Path) -> Result<()> {
+    let our_uid = nix::unistd::geteuid().as_raw();
+    match getsockopt(stream, PeerCredentials) {
+        Ok(server) if server.uid() == our_uid => Ok(()),
+        Ok(server) => Err(Error::UntrustedServer {
+            path: path.into(),
+            server_uid: server.uid(),
+            our_uid,
+        }),
+        Err(e) => Err(Error::os(
+            format!(
+                "reading the credentials of the server on {} (SO_PEERCRED)",
+                path.display()
+            ),
+            e,
+        )),
+    }
+}
+
 /// `value` as a JSON body.
 fn json_body<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     serde_json::to_vec(value).map_err(|e| Error::InvalidValue {
@@ -524,6 +620,14 @@ fn worker_index() -> Option<usize> {
     WORKER_INDEX
         .load(std::sync::atomic::Ordering::Relaxed)
         .checked_sub(1)
+}
+
+/// A 2xx answer as it is, any other as its typed error.
+pub(super) fn checked(response: RawResponse) -> Result<RawResponse> {
+    if (200..300).contains(&response.status) {
+        return Ok(response);
+    }
+    Err(status_error(&response))
 }
 
 /// Maps a non-2xx answer to its typed error.

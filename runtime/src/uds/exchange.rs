@@ -7,7 +7,7 @@
 //! system call for them).
 
 use std::io::Read;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -55,7 +55,7 @@ pub(crate) struct Connection {
 
 /// Bytes read and not used yet, in a buffer zeroed once when it grows, never per read.
 #[derive(Debug, Default)]
-struct ReadBuffer {
+pub(crate) struct ReadBuffer {
     data: Vec<u8>,
     start: usize,
     end: usize,
@@ -70,7 +70,7 @@ impl ReadBuffer {
         self.end - self.start
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.start == self.end
     }
 
@@ -86,8 +86,9 @@ impl ReadBuffer {
         self.end = 0;
     }
 
-    /// One `read` into room for at least `want` more bytes (at least 4 KiB).
-    fn read_from(&mut self, stream: &mut UnixStream, want: usize) -> std::io::Result<usize> {
+    /// Room for at least `want` more bytes (at least 4 KiB), for one `read`; then
+    /// [`ReadBuffer::filled_by`] says how many it wrote.
+    pub(crate) fn room(&mut self, want: usize) -> &mut [u8] {
         let want = want.max(4096);
         if self.data.len() - self.end < want {
             self.data.copy_within(self.start..self.end, 0);
@@ -97,9 +98,238 @@ impl ReadBuffer {
                 self.data.resize(self.end + want, 0);
             }
         }
-        let n = stream.read(&mut self.data[self.end..])?;
-        self.end += n;
-        Ok(n)
+        &mut self.data[self.end..]
+    }
+
+    /// The last `read` into [`ReadBuffer::room`] wrote `n` bytes.
+    pub(crate) fn filled_by(&mut self, n: usize) {
+        self.end = (self.end + n).min(self.data.len());
+    }
+}
+
+/// Whether the server closed the idle connection on `fd` or wrote to it unasked (bytes
+/// left in `buffer` are such a write): peeks without blocking or consuming.
+pub(crate) fn closed_or_dirty(fd: RawFd, buffer: &ReadBuffer) -> bool {
+    if !buffer.is_empty() {
+        return true;
+    }
+    let mut byte = [0u8; 1];
+    let peeked = nix::sys::socket::recv(
+        fd,
+        &mut byte,
+        nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
+    );
+    !matches!(peeked, Err(nix::errno::Errno::EAGAIN))
+}
+
+/// One answer read out of a [`ReadBuffer`] as its bytes arrive, without any I/O: the
+/// blocking and the async client each feed it with their own reads.
+#[derive(Debug, Default)]
+pub(crate) struct AnswerReader {
+    /// The head, once parsed (its bytes are consumed from the buffer).
+    head: Option<Head>,
+    /// An interim answer (100 Continue) was read.
+    heard: bool,
+}
+
+#[derive(Debug)]
+struct Head {
+    status: u16,
+    headers: Headers,
+    closes: bool,
+    body: Framing,
+}
+
+#[derive(Debug)]
+enum Framing {
+    Empty,
+    Length(usize),
+    /// `at`: where the next chunk size starts; `body`: the chunks so far.
+    Chunked {
+        at: usize,
+        body: Vec<u8>,
+    },
+    UntilClose,
+}
+
+/// What an [`AnswerReader`] needs next.
+#[derive(Debug)]
+pub(crate) enum Step {
+    /// Another read, with room for `want` more bytes (0: any).
+    Read { want: usize },
+    /// The answer is whole.
+    Done(Answer),
+}
+
+impl AnswerReader {
+    /// Reads what `buffer` holds; `ended` when the last read found the end of the stream.
+    pub(crate) fn step(&mut self, buffer: &mut ReadBuffer, ended: bool) -> Result<Step, Failure> {
+        loop {
+            let Some(head) = self.head.as_mut() else {
+                match self.parse_head(buffer)? {
+                    true => continue,
+                    false if ended => {
+                        return Err(broken(
+                            "the server closed the connection before answering".into(),
+                            self.answered_nothing(buffer),
+                        ))
+                    }
+                    false => return Ok(Step::Read { want: 0 }),
+                }
+            };
+            let want = match &mut head.body {
+                Framing::Empty => 0,
+                Framing::Length(length) => {
+                    let length = *length;
+                    if buffer.len() >= length {
+                        let body = Bytes::copy_from_slice(&buffer.filled()[..length]);
+                        buffer.consume(length);
+                        return Ok(self.done(buffer, body));
+                    }
+                    length - buffer.len()
+                }
+                Framing::Chunked { at, body } => match next_chunks(buffer, at, body)? {
+                    None => {
+                        let body = Bytes::from(std::mem::take(body));
+                        return Ok(self.done(buffer, body));
+                    }
+                    Some(want) => want,
+                },
+                Framing::UntilClose => {
+                    if buffer.len() > MAX_BODY {
+                        return Err(too_long());
+                    }
+                    if ended {
+                        let body = Bytes::copy_from_slice(buffer.filled());
+                        buffer.clear();
+                        return Ok(self.done(buffer, body));
+                    }
+                    64 * 1024
+                }
+            };
+            if matches!(head.body, Framing::Empty) {
+                return Ok(self.done(buffer, Bytes::new()));
+            }
+            if ended {
+                return Err(broken(
+                    "the server closed the connection mid-answer".into(),
+                    false,
+                ));
+            }
+            return Ok(Step::Read { want });
+        }
+    }
+
+    /// Whether not one byte of an answer has arrived yet.
+    pub(crate) fn answered_nothing(&self, buffer: &ReadBuffer) -> bool {
+        self.head.is_none() && !self.heard && buffer.is_empty()
+    }
+
+    /// Parses the head if it is whole (true), skipping interim answers.
+    fn parse_head(&mut self, buffer: &mut ReadBuffer) -> Result<bool, Failure> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut parsed = httparse::Response::new(&mut headers);
+        let head_len = match parsed.parse(buffer.filled()) {
+            Ok(httparse::Status::Complete(len)) => len,
+            Ok(httparse::Status::Partial) if buffer.len() > MAX_HEAD => {
+                return Err(Failure::Garbled(format!(
+                    "an answer head longer than {MAX_HEAD} bytes"
+                )))
+            }
+            Ok(httparse::Status::Partial) => return Ok(false),
+            Err(e) => return Err(Failure::Garbled(format!("the answer is not HTTP/1.1: {e}"))),
+        };
+        let status = parsed.code.unwrap_or(0);
+        let headers = Headers::from_parsed(buffer.filled(), parsed.headers);
+        buffer.consume(head_len);
+        if (100..200).contains(&status) {
+            // An interim answer (100 Continue): the real one follows.
+            self.heard = true;
+            return Ok(true);
+        }
+        let mut closes = headers.has_token("connection", "close");
+        let body = if status == 204 || status == 304 {
+            Framing::Empty
+        } else if headers.has_token("transfer-encoding", "chunked") {
+            Framing::Chunked {
+                at: 0,
+                body: Vec::new(),
+            }
+        } else if let Some(length) = content_length(&headers)? {
+            if length > MAX_BODY {
+                return Err(too_long());
+            }
+            Framing::Length(length)
+        } else {
+            // Delimited by the close.
+            closes = true;
+            Framing::UntilClose
+        };
+        self.head = Some(Head {
+            status,
+            headers,
+            closes,
+            body,
+        });
+        Ok(true)
+    }
+
+    fn done(&mut self, buffer: &ReadBuffer, body: Bytes) -> Step {
+        let head = self.head.take().expect("an answer is done only after its head");
+        Step::Done(Answer {
+            status: head.status,
+            headers: head.headers,
+            body,
+            // Bytes after the answer were never asked for.
+            closes: head.closes || !buffer.is_empty(),
+        })
+    }
+}
+
+/// Takes the whole chunks `buffer` holds (sizes parsed by `httparse`, trailers skipped)
+/// into `body`: `None` once the last chunk and the trailers are read, or how many more
+/// bytes the chunk begun needs (0: any).
+fn next_chunks(
+    buffer: &mut ReadBuffer,
+    at: &mut usize,
+    body: &mut Vec<u8>,
+) -> Result<Option<usize>, Failure> {
+    loop {
+        let (size_len, size) = match httparse::parse_chunk_size(&buffer.filled()[*at..]) {
+            Ok(httparse::Status::Complete((len, size))) => (len, size),
+            Ok(httparse::Status::Partial) => return Ok(Some(0)),
+            Err(_) => return Err(Failure::Garbled("a malformed chunk size".into())),
+        };
+        let size = usize::try_from(size).map_err(|_| too_long())?;
+        if body.len().saturating_add(size) > MAX_BODY {
+            return Err(too_long());
+        }
+        let data = *at + size_len;
+        if size == 0 {
+            // Trailers, then the empty line.
+            let mut line = data;
+            loop {
+                match buffer.filled()[line..].windows(2).position(|w| w == b"\r\n") {
+                    Some(0) => {
+                        buffer.consume(line + 2);
+                        *at = 0;
+                        return Ok(None);
+                    }
+                    Some(length) => line += length + 2,
+                    None => return Ok(Some(0)),
+                }
+            }
+        }
+        if buffer.len() < data + size + 2 {
+            return Ok(Some(data + size + 2 - buffer.len()));
+        }
+        let filled = buffer.filled();
+        if &filled[data + size..data + size + 2] != b"\r\n" {
+            return Err(Failure::Garbled("a chunk not followed by CRLF".into()));
+        }
+        body.extend_from_slice(&filled[data..data + size]);
+        buffer.consume(data + size + 2);
+        *at = 0;
     }
 }
 
@@ -112,23 +342,13 @@ impl Connection {
         }
     }
 
-    pub(crate) fn fd(&self) -> std::os::fd::RawFd {
+    pub(crate) fn fd(&self) -> RawFd {
         self.stream.as_raw_fd()
     }
 
-    /// Whether the server closed this idle connection or wrote to it unasked: peeks
-    /// without blocking or consuming.
+    /// Whether the server closed this idle connection or wrote to it unasked.
     pub(crate) fn closed_or_dirty(&self) -> bool {
-        if !self.buffer.is_empty() {
-            return true;
-        }
-        let mut byte = [0u8; 1];
-        let peeked = nix::sys::socket::recv(
-            self.fd(),
-            &mut byte,
-            nix::sys::socket::MsgFlags::MSG_PEEK | nix::sys::socket::MsgFlags::MSG_DONTWAIT,
-        );
-        !matches!(peeked, Err(nix::errno::Errno::EAGAIN))
+        closed_or_dirty(self.fd(), &self.buffer)
     }
 
     /// Sends `request` (head and body in one buffer) and reads the answer, by `deadline`.
@@ -166,12 +386,11 @@ impl Connection {
     fn send_all(&mut self, mut bytes: &[u8], deadline: Instant) -> Result<(), Failure> {
         while !bytes.is_empty() {
             self.arm(deadline)?;
-            // MSG_NOSIGNAL: a closed peer is an error here, never a SIGPIPE.
-            match nix::sys::socket::send(self.fd(), bytes, nix::sys::socket::MsgFlags::MSG_NOSIGNAL) {
+            match send_some(self.fd(), bytes) {
                 Ok(n) => bytes = &bytes[n..],
                 Err(nix::errno::Errno::EINTR) => {}
                 Err(nix::errno::Errno::EAGAIN) => self.timed_out(deadline)?,
-                Err(e) => return Err(broken(format!("sending the request: {e}"), true)),
+                Err(e) => return Err(sending_failed(e)),
             }
         }
         Ok(())
@@ -188,156 +407,47 @@ impl Connection {
         }
     }
 
-    /// Reads more bytes into the buffer; false at the end of the stream.
-    fn fill(&mut self, deadline: Instant, want: usize) -> Result<bool, Failure> {
-        self.arm(deadline)?;
-        let had = self.buffer.len();
-        match self.buffer.read_from(&mut self.stream, want) {
-            Ok(n) => Ok(n > 0),
-            Err(e) => match e.kind() {
-                std::io::ErrorKind::Interrupted => Ok(true),
-                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                    self.timed_out(deadline).map(|()| true)
-                }
-                _ => Err(broken(format!("reading the answer: {e}"), had == 0)),
-            },
-        }
-    }
-
     fn read_answer(&mut self, deadline: Instant) -> Result<Answer, Failure> {
+        let mut reader = AnswerReader::default();
+        let mut ended = false;
         loop {
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut parsed = httparse::Response::new(&mut headers);
-            let head_len = match parsed.parse(self.buffer.filled()) {
-                Ok(httparse::Status::Complete(len)) => len,
-                Ok(httparse::Status::Partial) => {
-                    if self.buffer.len() > MAX_HEAD {
-                        return Err(Failure::Garbled(format!(
-                            "an answer head longer than {MAX_HEAD} bytes"
-                        )));
-                    }
-                    let had = self.buffer.len();
-                    if !self.fill(deadline, 0)? {
-                        return Err(broken(
-                            "the server closed the connection before answering".into(),
-                            had == 0,
-                        ));
-                    }
-                    continue;
-                }
-                Err(e) => return Err(Failure::Garbled(format!("the answer is not HTTP/1.1: {e}"))),
+            let want = match reader.step(&mut self.buffer, ended)? {
+                Step::Done(answer) => return Ok(answer),
+                Step::Read { want } => want,
             };
-            let status = parsed.code.unwrap_or(0);
-            let map = Headers::from_parsed(self.buffer.filled(), parsed.headers);
-            if (100..200).contains(&status) {
-                // An interim answer (100 Continue): the real one follows.
-                self.buffer.consume(head_len);
-                continue;
-            }
-            let mut closes = map.has_token("connection", "close");
-            let body = if status == 204 || status == 304 {
-                self.buffer.consume(head_len);
-                Bytes::new()
-            } else if map.has_token("transfer-encoding", "chunked") {
-                self.read_chunked(head_len, deadline)?
-            } else if let Some(length) = content_length(&map)? {
-                self.read_exact_body(head_len, length, deadline)?
-            } else {
-                // Delimited by the close.
-                closes = true;
-                while self.fill(deadline, 64 * 1024)? {
-                    if self.buffer.len() - head_len > MAX_BODY {
-                        return Err(too_long());
+            self.arm(deadline)?;
+            match self.stream.read(self.buffer.room(want)) {
+                Ok(n) => {
+                    self.buffer.filled_by(n);
+                    ended = n == 0;
+                }
+                Err(e) => match e.kind() {
+                    std::io::ErrorKind::Interrupted => {}
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                        self.timed_out(deadline)?
                     }
-                }
-                let body = Bytes::copy_from_slice(&self.buffer.filled()[head_len..]);
-                self.buffer.clear();
-                body
-            };
-            closes |= !self.buffer.is_empty();
-            return Ok(Answer {
-                status,
-                headers: map,
-                body,
-                closes,
-            });
+                    _ => return Err(reading_failed(&e, &reader, &self.buffer)),
+                },
+            }
         }
     }
+}
 
-    fn read_exact_body(
-        &mut self,
-        head_len: usize,
-        length: usize,
-        deadline: Instant,
-    ) -> Result<Bytes, Failure> {
-        if length > MAX_BODY {
-            return Err(too_long());
-        }
-        let end = head_len + length;
-        while self.buffer.len() < end {
-            self.more(deadline, end - self.buffer.len())?;
-        }
-        let body = Bytes::copy_from_slice(&self.buffer.filled()[head_len..end]);
-        self.buffer.consume(end);
-        Ok(body)
-    }
+/// One `send` of some of `bytes`; MSG_NOSIGNAL: a closed peer is an error here, never a
+/// SIGPIPE.
+pub(crate) fn send_some(fd: RawFd, bytes: &[u8]) -> nix::Result<usize> {
+    nix::sys::socket::send(fd, bytes, nix::sys::socket::MsgFlags::MSG_NOSIGNAL)
+}
 
-    /// A chunked body: chunk sizes parsed by `httparse`, trailers skipped.
-    fn read_chunked(&mut self, head_len: usize, deadline: Instant) -> Result<Bytes, Failure> {
-        let mut body = Vec::new();
-        let mut at = head_len;
-        loop {
-            let (size_len, size) = loop {
-                match httparse::parse_chunk_size(&self.buffer.filled()[at..]) {
-                    Ok(httparse::Status::Complete((len, size))) => break (len, size),
-                    Ok(httparse::Status::Partial) => self.more(deadline, 0)?,
-                    Err(_) => return Err(Failure::Garbled("a malformed chunk size".into())),
-                }
-            };
-            let size = usize::try_from(size).map_err(|_| too_long())?;
-            if body.len() + size > MAX_BODY {
-                return Err(too_long());
-            }
-            at += size_len;
-            if size == 0 {
-                // Trailers, then the empty line.
-                loop {
-                    match self.buffer.filled()[at..].windows(2).position(|w| w == b"\r\n") {
-                        Some(0) => {
-                            at += 2;
-                            break;
-                        }
-                        Some(line) => at += line + 2,
-                        None => self.more(deadline, 0)?,
-                    }
-                }
-                self.buffer.consume(at);
-                return Ok(Bytes::from(body));
-            }
-            while self.buffer.len() < at + size + 2 {
-                self.more(deadline, at + size + 2 - self.buffer.len())?;
-            }
-            let filled = self.buffer.filled();
-            body.extend_from_slice(&filled[at..at + size]);
-            if &filled[at + size..at + size + 2] != b"\r\n" {
-                return Err(Failure::Garbled("a chunk not followed by CRLF".into()));
-            }
-            at += size + 2;
-        }
-    }
+pub(crate) fn sending_failed(e: impl std::fmt::Display) -> Failure {
+    broken(format!("sending the request: {e}"), true)
+}
 
-    /// Reads more of an answer already begun (room for `want` more bytes); its end here
-    /// is a break mid-answer.
-    fn more(&mut self, deadline: Instant, want: usize) -> Result<(), Failure> {
-        if self.fill(deadline, want)? {
-            Ok(())
-        } else {
-            Err(broken(
-                "the server closed the connection mid-answer".into(),
-                false,
-            ))
-        }
-    }
+pub(crate) fn reading_failed(e: &std::io::Error, reader: &AnswerReader, buffer: &ReadBuffer) -> Failure {
+    broken(
+        format!("reading the answer: {e}"),
+        reader.answered_nothing(buffer),
+    )
 }
 
 fn broken(reason: String, answered_nothing: bool) -> Failure {
@@ -494,6 +604,41 @@ mod tests {
         let closing =
             answer_from(b"HTTP/1.1 413 X\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").unwrap();
         assert!(closing.closes);
+    }
+
+    /// The reader both clients share, fed one byte a read: the answer and what follows it
+    /// come out the same as from one read.
+    #[test]
+    fn the_reader_takes_an_answer_in_any_pieces() {
+        let wire: &[u8] =
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhel\r\n2\r\nlo\r\n0\r\n\r\n";
+        let mut buffer = ReadBuffer::default();
+        let mut reader = AnswerReader::default();
+        let mut reads = 0;
+        let answer = loop {
+            match reader.step(&mut buffer, false).unwrap() {
+                Step::Done(answer) => break answer,
+                Step::Read { .. } => {
+                    buffer.room(1)[0] = wire[reads];
+                    buffer.filled_by(1);
+                    reads += 1;
+                }
+            }
+        };
+        assert_eq!(reads, wire.len());
+        assert_eq!(
+            (answer.status, &answer.body[..], answer.closes),
+            (200, &b"hello"[..], false)
+        );
+        let mut reader = AnswerReader::default();
+        assert!(reader.answered_nothing(&buffer));
+        assert!(matches!(
+            reader.step(&mut buffer, true),
+            Err(Failure::Broken {
+                answered_nothing: true,
+                ..
+            })
+        ));
     }
 
     #[test]

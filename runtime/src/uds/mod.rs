@@ -1,6 +1,9 @@
 //! The toolbox both flavours stand on: an HTTP server on a Unix socket with token auth
-//! and peer checks, a blocking client, and the private socket directory.
+//! and peer checks, a blocking client (and an async one, feature `tokio`), and the private
+//! socket directory.
 
+#[cfg(feature = "tokio")]
+pub mod async_client;
 pub mod client;
 mod connection;
 mod exchange;
@@ -14,6 +17,8 @@ pub mod socket;
 mod stop_signals;
 pub mod token;
 
+#[cfg(feature = "tokio")]
+pub use async_client::AsyncClient;
 pub use client::{Client, ClientConfig, Headers, RawResponse};
 pub use expose::{Exposed, Exposure};
 pub use http::{Handler, Peer, Request, Response};
