@@ -1,6 +1,6 @@
 //! One worker making N round trips of one kind, for counting what one round trip costs
-//! each process with callgrind (docs/BENCHMARKS.md): shared-hash `get`, `set` or `incr`,
-//! or `select` (a shared Mikobase `select` by pk).
+//! each process with callgrind (docs/BENCHMARKS.md): shared-hash `get`, `set`, `incr` or
+//! `batch64` (one batch of 64 `incr`s), or `select` (a shared Mikobase `select` by pk).
 //!
 //! ```text
 //! cargo build --release --example round_trips
@@ -36,6 +36,13 @@ fn main() -> Result<(), caspian_ipc::Error> {
                 }
                 "incr" => {
                     hash.incr("c", 1)?;
+                }
+                "batch64" => {
+                    hash.batch(|b| {
+                        for _ in 0..64 {
+                            b.incr("c", 1);
+                        }
+                    })?;
                 }
                 _ => {
                     hash.set("k", &2)?;

@@ -623,13 +623,11 @@ impl SharedHash {
     pub fn batch(&self, build: impl FnOnce(&mut Batch)) -> Result<Vec<Value>> {
         let mut batch = Batch::default();
         build(&mut batch);
-        if let Some(error) = batch.error {
-            return Err(error);
-        }
-        let body = Value::Array(batch.ops);
+        let body = batch.into_body()?;
         let answer = self
             .at
-            .call(Method::POST, &self.at.url("batch", None), Some(&body))?
+            .client
+            .call(Method::POST, &self.at.url("batch", None), Some(body))?
             .json()?;
         match answer {
             Value::Array(results) => Ok(results),
@@ -738,23 +736,65 @@ impl SharedArray {
 /// ```
 #[derive(Debug, Default)]
 pub struct Batch {
-    ops: Vec<Value>,
+    /// The entries as JSON text, comma-separated, written as they are recorded (no `Value`
+    /// per entry: a batch exists to make many operations cheap).
+    body: Vec<u8>,
+    count: usize,
     error: Option<Error>,
 }
 
+/// One entry of a batch body, as the server reads it.
+#[derive(Serialize)]
+struct BatchEntry<'a> {
+    op: &'a str,
+    path: &'a [&'a str],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    by: Option<i64>,
+}
+
 impl Batch {
-    fn record(&mut self, op: &str, path: &[&str], extra: Option<(&str, Result<Value>)>) -> &mut Self {
-        let mut entry = json!({ "op": op, "path": path });
-        if let Some((name, value)) = extra {
-            match value {
-                Ok(value) => entry[name] = value,
-                Err(e) => {
-                    self.error.get_or_insert(e);
-                }
+    fn record(
+        &mut self,
+        op: &str,
+        path: &[&str],
+        value: Option<Result<Value>>,
+        by: Option<i64>,
+    ) -> &mut Self {
+        let value = match value {
+            Some(Ok(value)) => Some(value),
+            Some(Err(e)) => {
+                self.error.get_or_insert(e);
+                return self;
             }
+            None => None,
+        };
+        if self.count > 0 {
+            self.body.push(b',');
         }
-        self.ops.push(entry);
+        let entry = BatchEntry {
+            op,
+            path,
+            value: value.as_ref(),
+            by,
+        };
+        // Writing into a Vec cannot fail, and the value was checked to be JSON.
+        let _ = serde_json::to_writer(&mut self.body, &entry);
+        self.count += 1;
         self
+    }
+
+    /// The request body: the entries as one JSON array.
+    fn into_body(self) -> Result<Vec<u8>> {
+        if let Some(error) = self.error {
+            return Err(error);
+        }
+        let mut body = Vec::with_capacity(self.body.len() + 2);
+        body.push(b'[');
+        body.extend_from_slice(&self.body);
+        body.push(b']');
+        Ok(body)
     }
 
     /// Stores `value` under `key`.
@@ -764,12 +804,12 @@ impl Batch {
 
     /// Stores `value` at a path of keys, creating intermediate hashes.
     pub fn set_path<T: Serialize + ?Sized>(&mut self, path: &[&str], value: &T) -> &mut Self {
-        self.record("set", path, Some(("value", to_json(value))))
+        self.record("set", path, Some(to_json(value)), None)
     }
 
     /// Removes `key`.
     pub fn delete(&mut self, key: &str) -> &mut Self {
-        self.record("delete", &[key], None)
+        self.record("delete", &[key], None, None)
     }
 
     /// Adds `by` to the number under `key`.
@@ -779,26 +819,26 @@ impl Batch {
 
     /// Adds `by` to the number at a path of keys.
     pub fn incr_path(&mut self, path: &[&str], by: i64) -> &mut Self {
-        self.record("incr", path, Some(("by", Ok(json!(by)))))
+        self.record("incr", path, None, Some(by))
     }
 
     /// Appends `value` to the array under `key` (created when absent).
     pub fn push<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
-        self.record("push", &[key], Some(("value", to_json(value))))
+        self.record("push", &[key], Some(to_json(value)), None)
     }
 
     /// Stores `value` under `key` unless present.
     pub fn set_if_absent<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
-        self.record("set_if_absent", &[key], Some(("value", to_json(value))))
+        self.record("set_if_absent", &[key], Some(to_json(value)), None)
     }
 
     /// Number of recorded operations.
     pub fn len(&self) -> usize {
-        self.ops.len()
+        self.count
     }
 
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.ops.is_empty()
+        self.count == 0
     }
 }

@@ -105,6 +105,12 @@ impl HashServer {
                 "/pk/{pk}/batch/{*keys}",
                 |server: &mut HashServer, r: &RouteRequest<'_>| {
                     let pk = route_pk(r)?;
+                    // The common case, read straight into operations; anything it does not
+                    // take (bad JSON, a bad entry, too deep) goes the slow way, which says
+                    // exactly what is wrong. Nothing is applied before every entry is read.
+                    if let Some(ops) = typed_batch(r.body, r.rest(), r.max_depth) {
+                        return server.apply_batch(pk, ops);
+                    }
                     let body = r.json()?;
                     let ops = body
                         .as_array()
@@ -162,6 +168,11 @@ impl HashServer {
             .enumerate()
             .map(|(i, op)| Op::from_batch(base, op).map_err(|e| with_index(e, i)))
             .collect::<Result<Vec<_>, _>>()?;
+        self.apply_batch(pk, parsed)
+    }
+
+    /// Applies every operation of a read batch or none, in one transaction.
+    fn apply_batch(&mut self, pk: Pk, parsed: Vec<Op<'_>>) -> Answer {
         let mut txn = self.tree.begin();
         let mut results = Vec::with_capacity(parsed.len());
         for (i, op) in parsed.into_iter().enumerate() {
@@ -483,6 +494,80 @@ fn tree_error(error: TreeError) -> Response {
             json!({ "reason": "this operation needs a key: /pk/{pk}/{op}/{key}" }),
         ),
     }
+}
+
+/// A batch entry as sent, read straight from the body: no `Value` for the entry itself.
+/// Unknown keys are ignored, as the slow path ignores them.
+#[derive(serde::Deserialize)]
+struct BatchEntry<'a> {
+    #[serde(borrow)]
+    op: Cow<'a, str>,
+    #[serde(default)]
+    path: Vec<String>,
+    #[serde(default, deserialize_with = "present")]
+    value: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    by: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    expected: Option<Value>,
+}
+
+/// A field that is there, `null` included (`None` only when the key is absent).
+fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
+    serde::Deserialize::deserialize(value).map(Some)
+}
+
+/// The batch's operations when every entry reads as one the slow path would accept
+/// the same way; `None` sends the request the slow way, for its exact error.
+fn typed_batch(body: &[u8], base: &[String], max_depth: usize) -> Option<Vec<Op<'static>>> {
+    let entries: Vec<BatchEntry<'_>> = serde_json::from_slice(body).ok()?;
+    // The body's depth: the array, the entry object, then the value.
+    let shallow = |v: &Option<Value>| match v {
+        Some(v @ (Value::Array(_) | Value::Object(_))) => crate::limits::depth(v) + 2 <= max_depth,
+        _ => true,
+    };
+    entries
+        .into_iter()
+        .map(|entry| {
+            if !(shallow(&entry.value) && shallow(&entry.by) && shallow(&entry.expected)) {
+                return None;
+            }
+            let path = Cow::Owned(if base.is_empty() {
+                entry.path
+            } else {
+                [base, &entry.path].concat()
+            });
+            Some(match entry.op.as_ref() {
+                "set" => Op::Set {
+                    path,
+                    value: entry.value?,
+                },
+                "delete" => Op::Delete { path },
+                "push" => Op::Push {
+                    path,
+                    value: entry.value?,
+                },
+                "incr" => Op::Incr {
+                    path,
+                    by: match entry.by {
+                        None => serde_json::Number::from(1),
+                        Some(Value::Number(n)) => n,
+                        Some(_) => return None,
+                    },
+                },
+                "cas" => Op::Cas {
+                    path,
+                    expected: entry.expected,
+                    value: entry.value?,
+                },
+                "set_if_absent" => Op::SetIfAbsent {
+                    path,
+                    value: entry.value?,
+                },
+                _ => return None,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

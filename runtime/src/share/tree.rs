@@ -10,6 +10,11 @@
 use std::collections::HashMap;
 
 use indexmap::IndexMap;
+
+/// The tree's hasher: foldhash, seeded per process, several times cheaper than the std
+/// SipHash on short keys and integer pks. The keys come from authenticated workers of our
+/// own user, so SipHash's protection against chosen-key flooding buys nothing here.
+type Hasher = foldhash::fast::RandomState;
 use serde_json::{Map, Number, Value};
 
 /// Primary key of a hash or array node. The root is 0.
@@ -31,7 +36,7 @@ struct Node {
 
 #[derive(Debug)]
 enum Body {
-    Map(IndexMap<String, Slot>),
+    Map(IndexMap<String, Slot, Hasher>),
     Array(Vec<Slot>),
 }
 
@@ -112,7 +117,7 @@ pub(crate) struct Swap {
 /// The tree of one shared-hash session.
 #[derive(Debug)]
 pub(crate) struct Tree {
-    nodes: HashMap<Pk, Node>,
+    nodes: HashMap<Pk, Node, Hasher>,
     next_pk: Pk,
     max_depth: usize,
 }
@@ -120,11 +125,11 @@ pub(crate) struct Tree {
 impl Tree {
     /// An empty root hash (pk 0). Nothing may be stored deeper than `max_depth`.
     pub fn new(max_depth: usize) -> Self {
-        let mut nodes = HashMap::new();
+        let mut nodes = HashMap::default();
         nodes.insert(
             0,
             Node {
-                body: Body::Map(IndexMap::new()),
+                body: Body::Map(IndexMap::default()),
                 version: 0,
                 depth: 0,
             },
@@ -436,7 +441,9 @@ impl Txn<'_> {
 
     fn alloc_at(&mut self, value: Value, depth: usize) -> Slot {
         let body = match value {
-            Value::Object(ref map) => Body::Map(IndexMap::with_capacity(map.len())),
+            Value::Object(ref map) => {
+                Body::Map(IndexMap::with_capacity_and_hasher(map.len(), Hasher::default()))
+            }
             Value::Array(ref items) => Body::Array(Vec::with_capacity(items.len())),
             scalar => return Slot::Scalar(scalar),
         };

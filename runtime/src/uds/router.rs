@@ -260,20 +260,25 @@ impl Pattern {
 
     /// Matches `path` segment by segment without decoding captures yet: the raw capture
     /// texts and, for `{*rest}`, the raw remainder (`None`: no segment left).
+    #[cfg(test)]
     fn matches<'p>(&self, path: &'p str) -> Option<RawMatch<'p>> {
-        let trimmed = path.strip_prefix('/')?;
-        let mut left = (!trimmed.is_empty()).then_some(trimmed);
+        self.matches_split(&Split::of(path)?)
+    }
+
+    /// Matches a path already cut into segments ([`Split`]): the router cuts each request
+    /// path once, however many patterns it tries.
+    fn matches_split<'p>(&self, split: &Split<'p>) -> Option<RawMatch<'p>> {
+        let count = self.segments.len();
+        if split.bounds.len() < count || (self.rest.is_none() && split.bounds.len() != count) {
+            return None;
+        }
         let mut found = RawMatch {
             captures: [""; MAX_CAPTURES],
             rest: None,
         };
         let mut captured = 0;
-        for segment in &self.segments {
-            let text = left?;
-            let (head, tail) = match text.split_once('/') {
-                Some((head, tail)) => (head, Some(tail)),
-                None => (text, None),
-            };
+        for (segment, &(start, end)) in self.segments.iter().zip(&split.bounds) {
+            let head = &split.path[start..end];
             match segment {
                 Segment::Literal(literal) => {
                     if !literal_matches(head, literal) {
@@ -285,22 +290,42 @@ impl Pattern {
                     captured += 1;
                 }
             }
-            left = tail;
         }
-        match (&self.rest, left) {
-            (None, Some(_)) => None,
-            (_, left) => {
-                found.rest = left;
-                Some(found)
+        found.rest = split.bounds.get(count).map(|&(start, _)| &split.path[start..]);
+        Some(found)
+    }
+}
+
+/// A request path cut into its `/`-separated segments once (byte ranges into the path):
+/// `/` has none, `/a/` has `a` and an empty one.
+struct Split<'p> {
+    path: &'p str,
+    bounds: Vec<(usize, usize)>,
+}
+
+impl<'p> Split<'p> {
+    /// `None` for a path that does not start with `/`.
+    fn of(path: &'p str) -> Option<Split<'p>> {
+        path.strip_prefix('/')?;
+        let mut bounds = Vec::with_capacity(8);
+        if path.len() > 1 {
+            let mut start = 1;
+            for (at, byte) in path.bytes().enumerate().skip(1) {
+                if byte == b'/' {
+                    bounds.push((start, at));
+                    start = at + 1;
+                }
             }
+            bounds.push((start, path.len()));
         }
+        Some(Split { path, bounds })
     }
 }
 
 /// Whether the raw segment `raw` decodes to `literal` (decoding only when it has escapes).
 fn literal_matches(raw: &str, literal: &str) -> bool {
     raw == literal
-        || (raw.contains('%')
+        || (raw.as_bytes().contains(&b'%')
             && percent_encoding::percent_decode_str(raw)
                 .decode_utf8()
                 .is_ok_and(|decoded| decoded == literal))
@@ -672,8 +697,11 @@ impl<S: RouteState> Router<S> {
             listing,
         } = self;
         let mut allowed: Vec<&Method> = Vec::new();
+        let Some(split) = Split::of(request.path) else {
+            return no_route(request, listing);
+        };
         for entry in entries.iter() {
-            let Some(raw) = entry.pattern.matches(request.path) else {
+            let Some(raw) = entry.pattern.matches_split(&split) else {
                 continue;
             };
             let Some(&(_, index)) = entry.methods.iter().find(|(m, _)| m == request.method) else {
