@@ -39,7 +39,7 @@ impl SocketDir {
         let base = check_private_base(base)?;
         for _ in 0..16 {
             let mut suffix = [0u8; 8];
-            getrandom::getrandom(&mut suffix).map_err(|e| Error::os("random suffix", e))?;
+            getrandom::fill(&mut suffix).map_err(|e| Error::os("random suffix", e))?;
             let name: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
             let dir = base.join(format!("caspian-ipc-{}-{name}", std::process::id()));
             match DirBuilder::new().mode(0o700).create(&dir) {
