@@ -193,6 +193,7 @@ fn unparse(file: syn::File, header: &str) -> String {
     let alone = |attrs: Vec<syn::Attribute>, items: Vec<syn::Item>| {
         prettyplease::unparse(&syn::File {
             shebang: None,
+            frontmatter: None,
             attrs,
             items,
         })

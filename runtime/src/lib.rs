@@ -20,6 +20,11 @@
 //! - feature `tokio`: `uds::AsyncClient` and `share::AsyncHash` for async code.
 //! - `testing` (feature `testing`): running your own jobs under `cargo test`.
 //!
+//! Features: `mikobase` (default) brings the shared mikobase and its macros, `cli`
+//! (default) the `mikobase` binary; with `default-features = false` the crate is the shared
+//! hash, the toolbox and the fork manager, without SQLite, the YAML parser or the code
+//! generator (the README's "Features").
+//!
 //! ```no_run
 //! let counts = caspian_ipc::share(4, |worker, hash| {
 //!     hash.incr("total", 1)?;
@@ -33,6 +38,8 @@
 //! Linux only: the toolbox needs `SO_PEERCRED`, `signalfd`, `PR_SET_PDEATHSIG` and
 //! `/proc/self/task` (the README's "Platforms and Rust version").
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 // Say so before the missing Linux interfaces do, in one line instead of a page of
 // unresolved imports.
 #[cfg(not(target_os = "linux"))]
@@ -44,19 +51,28 @@ compile_error!(
 pub mod error;
 pub mod fork;
 mod limits;
+#[cfg(feature = "mikobase")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mikobase")))]
 pub mod mikobase;
 pub mod prefork;
 mod run;
 pub mod share;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 pub mod uds;
 
 // The derive and the trait share the name `Record`, as serde's do.
+#[cfg(feature = "mikobase")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mikobase")))]
 pub use caspian_ipc_derive::{mikobase_api, OneOf, Record};
 pub use error::{Error, Result, WorkerEnd, WorkerFailure};
 pub use fork::{Worker, WorkerOutcome, WorkerResult};
+#[cfg(feature = "mikobase")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mikobase")))]
 pub use mikobase::record::{OneOf, Record};
+#[cfg(feature = "mikobase")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mikobase")))]
 pub use mikobase::{mikobase, Db, Mikobase};
 pub use run::{Progress, Supervision, Supervisor};
 pub use share::{share, Batch, Entry, Share, SharedArray, SharedHash, Swap};

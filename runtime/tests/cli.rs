@@ -133,12 +133,65 @@ fn usage_errors_exit_2_with_a_message() {
         vec!["export"],
         vec!["import", "--db", "/tmp/x.db"],
         vec!["q0", "--bogus"],
+        vec!["q0", "requests.json"],
+        vec!["serve", "--socket", "/nonexistent/s", "--auth", "password"],
+        // The token is made by the server and printed; no option takes one.
+        vec!["serve", "--socket", "/nonexistent/s", "--token", "abc"],
     ] {
         let (code, lines, err) = mikobase(&args, "");
         assert_eq!(code, 2, "{args:?}");
         assert!(lines.is_empty());
+        assert!(err.starts_with("mikobase: "), "{err}");
         assert!(err.contains("usage"), "{err}");
     }
+    let (_, _, err) = mikobase(&["serv", "--socket", "/nonexistent/s"], "");
+    assert!(err.contains("a similar subcommand exists: 'serve'"), "{err}");
+    let (_, _, err) = mikobase(&[], "");
+    assert!(err.starts_with("mikobase: no command given\nusage:"), "{err}");
+}
+
+#[test]
+fn help_is_printed_on_stdout_and_exits_0() {
+    let out = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for part in [
+        "--socket <PATH>",
+        "--max-hold <SECONDS|none>",
+        "never read from the command line",
+    ] {
+        assert!(help.contains(part), "{part}: {help}");
+    }
+}
+
+#[test]
+fn a_store_path_that_is_not_utf8_works() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let dir = std::env::temp_dir().join(format!("mikobase-cli-bytes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join(OsStr::from_bytes(b"store-\xff.db"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .arg("q0")
+        .arg("--db")
+        .arg(&db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"action": "create", "bucket": {"name": "Ripley"}}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}", out.status);
+    assert!(db.exists());
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -125,6 +125,7 @@ fn quickstart_prints_the_final_state() {
     assert_eq!(state["log"].as_array().unwrap().len(), 4);
 }
 
+#[cfg(feature = "mikobase")]
 #[test]
 fn crew_enlists_every_officer_once_and_promotes_one_per_worker() {
     let output = Command::new(example("crew"))

@@ -18,65 +18,113 @@
 //!
 //! Without `--db` the store is in memory. A malformed line gets an `invalid_request`
 //! envelope and the session goes on.
+//!
+//! Arguments are parsed by clap (`mikobase --help`, `mikobase help serve`); a usage error
+//! or a failed command exits 2 with `mikobase: ` and what went wrong on stderr (a usage
+//! error with the usage lines after it).
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use caspian_ipc::mikobase::engine::{Engine, Storage};
 use caspian_ipc::mikobase::{MikobaseServer, DEFAULT_MAX_HOLD};
 use caspian_ipc::uds::{serve, ServerConfig, Token};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 const USAGE: &str = "usage:
   mikobase q0 [--db PATH] [--schema FILE]
   mikobase export --db PATH
   mikobase import --db PATH FILE
-  mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none]";
+  mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none]
+  mikobase help [COMMAND]";
 
-struct Args {
-    command: String,
-    db: Option<PathBuf>,
-    schema: Option<PathBuf>,
-    file: Option<PathBuf>,
-    socket: Option<PathBuf>,
-    auth: Option<String>,
-    max_hold: Option<String>,
+/// The Mikobase engine from the command line.
+#[derive(Parser)]
+#[command(name = "mikobase", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn parse(mut raw: impl Iterator<Item = String>) -> Result<Args, String> {
-    let command = raw.next().ok_or("no command given")?;
-    let mut args = Args {
-        command,
-        db: None,
-        schema: None,
-        file: None,
-        socket: None,
-        auth: None,
-        max_hold: None,
-    };
-    while let Some(arg) = raw.next() {
-        match arg.as_str() {
-            "--db" => args.db = Some(raw.next().ok_or("--db needs a path")?.into()),
-            "--schema" => args.schema = Some(raw.next().ok_or("--schema needs a file")?.into()),
-            "--socket" => args.socket = Some(raw.next().ok_or("--socket needs a path")?.into()),
-            "--auth" => args.auth = Some(raw.next().ok_or("--auth needs `token` or `peer`")?),
-            "--max-hold" => args.max_hold = Some(raw.next().ok_or("--max-hold needs seconds or `none`")?),
-            flag if flag.starts_with("--") => return Err(format!("unknown option `{flag}`")),
-            file if args.file.is_none() => args.file = Some(file.into()),
-            extra => return Err(format!("unexpected argument `{extra}`")),
-        }
+#[derive(Subcommand)]
+enum Command {
+    /// Answer one JSON request per stdin line with one envelope per stdout line.
+    Q0 {
+        /// The store file (created 0600 if missing); in memory without it.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// A schema to load first: {"classes": [...]} or a worldlet.
+        #[arg(long, value_name = "FILE")]
+        schema: Option<PathBuf>,
+    },
+    /// Print the store as a worldlet.
+    Export {
+        /// The store file (it must exist).
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+    },
+    /// Import a worldlet into the store (all or nothing).
+    Import {
+        /// The store file (created 0600 if missing).
+        #[arg(long, value_name = "PATH")]
+        db: PathBuf,
+        /// The worldlet, a JSON file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Serve the store to other processes over HTTP on a Unix socket until SIGTERM or SIGINT.
+    ///
+    /// Prints `socket: PATH` and (with `--auth token`) `token: TOKEN` on stdout; the token is
+    /// generated here and never read from the command line.
+    Serve {
+        /// The store file; in memory without it.
+        #[arg(long, value_name = "PATH")]
+        db: Option<PathBuf>,
+        /// The socket, in a directory only you can write.
+        #[arg(long, value_name = "PATH")]
+        socket: PathBuf,
+        /// `token`: clients send the printed bearer token; `peer`: processes of your uid only.
+        #[arg(long, value_enum, default_value_t = Auth::Token)]
+        auth: Auth,
+        /// How long one client may keep a transaction open (default 60 s), or `none`.
+        #[arg(long, value_name = "SECONDS|none", value_parser = max_hold, allow_negative_numbers = true)]
+        max_hold: Option<MaxHold>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Auth {
+    /// A bearer token (printed on stdout) and the peer's uid.
+    Token,
+    /// The peer's uid alone (SO_PEERCRED).
+    Peer,
+}
+
+/// `--max-hold`: a bound, or `none`.
+#[derive(Clone, Copy)]
+struct MaxHold(Option<Duration>);
+
+fn max_hold(text: &str) -> Result<MaxHold, String> {
+    if text == "none" {
+        return Ok(MaxHold(None));
     }
-    Ok(args)
+    text.parse::<f64>()
+        .ok()
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| !d.is_zero())
+        .map(|d| MaxHold(Some(d)))
+        .ok_or_else(|| format!("--max-hold takes a positive number of seconds or `none`, not `{text}`"))
 }
 
-fn open(db: Option<&PathBuf>) -> Result<Engine, String> {
-    let storage = db.map_or(Storage::Memory, |p| Storage::File(p.clone()));
+fn open(db: Option<&Path>) -> Result<Engine, String> {
+    let storage = db.map_or(Storage::Memory, |p| Storage::File(p.to_path_buf()));
     Engine::open(storage, "rw").map_err(|p| format!("cannot open the store: {} {}", p.id, p.details))
 }
 
-fn read_json(path: &PathBuf) -> Result<Value, String> {
+fn read_json(path: &Path) -> Result<Value, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", path.display()))
 }
@@ -90,14 +138,11 @@ fn check(envelope: &Value, what: &str) -> Result<(), String> {
     }
 }
 
-fn run(args: Args) -> Result<(), String> {
-    match args.command.as_str() {
-        "q0" => {
-            if args.file.is_some() {
-                return Err("q0 reads requests from stdin; it takes no file".into());
-            }
-            let mut engine = open(args.db.as_ref())?;
-            if let Some(schema) = &args.schema {
+fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::Q0 { db, schema } => {
+            let mut engine = open(db.as_deref())?;
+            if let Some(schema) = &schema {
                 let schema = read_json(schema)?;
                 // A schema file is either {"classes": [...]} or a worldlet.
                 let envelope = if schema.get("format").is_some() {
@@ -120,8 +165,7 @@ fn run(args: Args) -> Result<(), String> {
             }
             Ok(())
         }
-        "export" => {
-            let db = args.db.ok_or("export needs --db PATH")?;
+        Command::Export { db } => {
             if !db.exists() {
                 return Err(format!("{}: no such store", db.display()));
             }
@@ -131,9 +175,7 @@ fn run(args: Args) -> Result<(), String> {
             println!("{}", envelope["results"]);
             Ok(())
         }
-        "import" => {
-            let db = args.db.ok_or("import needs --db PATH")?;
-            let file = args.file.ok_or("import needs a worldlet FILE")?;
+        Command::Import { db, file } => {
             let worldlet = read_json(&file)?;
             let mut engine = open(Some(&db))?;
             let envelope = engine.import_worldlet(&worldlet);
@@ -141,30 +183,18 @@ fn run(args: Args) -> Result<(), String> {
             println!("{envelope}");
             Ok(())
         }
-        "serve" => {
-            let socket = args.socket.ok_or("serve needs --socket PATH")?;
-            let token = match args.auth.as_deref().unwrap_or("token") {
-                "token" => Some(Token::generate().map_err(|e| format!("generating a token: {e}"))?),
-                "peer" => None,
-                other => return Err(format!("--auth takes `token` or `peer`, not `{other}`")),
+        Command::Serve {
+            db,
+            socket,
+            auth,
+            max_hold,
+        } => {
+            let token = match auth {
+                Auth::Token => Some(Token::generate().map_err(|e| format!("generating a token: {e}"))?),
+                Auth::Peer => None,
             };
-            let max_hold = match args.max_hold.as_deref() {
-                None => Some(DEFAULT_MAX_HOLD),
-                Some("none") => None,
-                Some(seconds) => Some(
-                    seconds
-                        .parse::<f64>()
-                        .ok()
-                        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-                        .filter(|d| !d.is_zero())
-                        .ok_or_else(|| {
-                            format!(
-                                "--max-hold takes a positive number of seconds or `none`, not `{seconds}`"
-                            )
-                        })?,
-                ),
-            };
-            let engine = open(args.db.as_ref())?;
+            let max_hold = max_hold.map_or(Some(DEFAULT_MAX_HOLD), |MaxHold(bound)| bound);
+            let engine = open(db.as_deref())?;
             let announce = token.clone();
             let shown = socket.display().to_string();
             serve(
@@ -185,15 +215,42 @@ fn run(args: Args) -> Result<(), String> {
             )
             .map_err(|e| e.to_string())
         }
-        other => Err(format!("unknown command `{other}`")),
     }
 }
 
+/// What clap says is wrong (and its tips), without its `error: ` prefix and its usage block:
+/// ours follows.
+fn complaint(error: &clap::Error) -> String {
+    if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        return "no command given".into();
+    }
+    let rendered = error.render().to_string();
+    let said: Vec<&str> = rendered
+        .split("\n\n")
+        .map(str::trim_end)
+        .filter(|part| !part.starts_with("Usage:") && !part.starts_with("For more information"))
+        .collect();
+    let said = said.join("\n");
+    said.strip_prefix("error: ").unwrap_or(&said).to_owned()
+}
+
 fn main() -> ExitCode {
-    match parse(std::env::args().skip(1)).and_then(run) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if !error.use_stderr() => {
+            // --help, --version: to stdout, exit 0.
+            let _ = error.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("mikobase: {}\n{USAGE}", complaint(&error));
+            return ExitCode::from(2);
+        }
+    };
+    match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("mikobase: {message}\n{USAGE}");
+            eprintln!("mikobase: {message}");
             ExitCode::from(2)
         }
     }

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 
-use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
+use nix::sys::memfd::{memfd_create, MFdFlags};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -33,7 +33,7 @@ impl Channel {
     /// A new, empty memory file; close-on-exec, so a program the child executes does not
     /// inherit it.
     pub(crate) fn new(name: &CStr) -> Result<Channel> {
-        let fd = memfd_create(name, MemFdCreateFlag::MFD_CLOEXEC)
+        let fd = memfd_create(name, MFdFlags::MFD_CLOEXEC)
             .map_err(|e| Error::os("creating a memory file for a child's result (memfd_create)", e))?;
         Ok(Channel { file: File::from(fd) })
     }

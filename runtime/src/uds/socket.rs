@@ -39,7 +39,7 @@ impl SocketDir {
         let base = check_private_base(base)?;
         for _ in 0..16 {
             let mut suffix = [0u8; 8];
-            getrandom::getrandom(&mut suffix).map_err(|e| Error::os("random suffix", e))?;
+            getrandom::fill(&mut suffix).map_err(|e| Error::os("random suffix", e))?;
             let name: String = suffix.iter().map(|b| format!("{b:02x}")).collect();
             let dir = base.join(format!("caspian-ipc-{}-{name}", std::process::id()));
             match DirBuilder::new().mode(0o700).create(&dir) {
@@ -179,11 +179,8 @@ fn verify_private(dir: &Path) -> Result<()> {
         }
         Err(e) => return Err(Error::os(format!("opening {}", dir.display()), e)),
     };
-    // SAFETY: `open` returned a fresh descriptor that nothing else owns.
-    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
     let stat = |fd: &std::os::fd::OwnedFd| {
-        fstat(std::os::fd::AsRawFd::as_raw_fd(fd))
-            .map_err(|e| Error::os(format!("inspecting {}", dir.display()), e))
+        fstat(fd).map_err(|e| Error::os(format!("inspecting {}", dir.display()), e))
     };
     let found = stat(&fd)?;
     if found.st_uid != euid() {
@@ -194,11 +191,8 @@ fn verify_private(dir: &Path) -> Result<()> {
         )));
     }
     if found.st_mode & 0o7777 != 0o700 {
-        fchmod(
-            std::os::fd::AsRawFd::as_raw_fd(&fd),
-            Mode::from_bits_truncate(0o700),
-        )
-        .map_err(|e| Error::os(format!("chmod 0700 {}", dir.display()), e))?;
+        fchmod(&fd, Mode::from_bits_truncate(0o700))
+            .map_err(|e| Error::os(format!("chmod 0700 {}", dir.display()), e))?;
         let again = stat(&fd)?;
         if again.st_mode & 0o7777 != 0o700 {
             return Err(refuse(format!(

@@ -15,7 +15,7 @@ impl Token {
     /// Draws a fresh token from the OS CSPRNG.
     pub fn generate() -> std::io::Result<Self> {
         let mut bytes = [0u8; 32];
-        getrandom::getrandom(&mut bytes)?;
+        getrandom::fill(&mut bytes)?;
         Ok(Token(bytes.iter().map(|b| format!("{b:02x}")).collect()))
     }
 
