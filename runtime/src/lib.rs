@@ -62,17 +62,31 @@ pub mod share;
 pub mod testing;
 pub mod uds;
 
+/// The README's code, compiled as doc tests (`no_run` where it forks), so the README
+/// cannot drift from the API. Needs the features its sections use.
+#[cfg(all(doctest, feature = "mikobase", feature = "tokio", feature = "testing"))]
+#[doc = include_str!("../../README.md")]
+mod readme {}
+
+// Shown inline on the crate page, where readers look first.
 // The derive and the trait share the name `Record`, as serde's do.
 #[cfg(feature = "mikobase")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mikobase")))]
+#[doc(inline)]
 pub use caspian_ipc_derive::{mikobase_api, OneOf, Record};
+#[doc(inline)]
 pub use error::{Error, Result, WorkerEnd, WorkerFailure};
+#[doc(inline)]
 pub use fork::{Worker, WorkerOutcome, WorkerResult};
 #[cfg(feature = "mikobase")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mikobase")))]
+#[doc(inline)]
 pub use mikobase::record::{OneOf, Record};
 #[cfg(feature = "mikobase")]
 #[cfg_attr(docsrs, doc(cfg(feature = "mikobase")))]
+#[doc(inline)]
 pub use mikobase::{mikobase, Db, Mikobase};
+#[doc(inline)]
 pub use run::{Progress, Supervision, Supervisor};
+#[doc(inline)]
 pub use share::{share, Batch, Entry, Share, SharedArray, SharedHash, Swap};
