@@ -1,5 +1,7 @@
 //! The `mikobase` command line, run as a user runs it.
 
+mod common;
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -199,20 +201,7 @@ fn serve_answers_an_external_client_and_stops_on_sigterm() {
     let dir = std::env::temp_dir().join(format!("mikobase-serve-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let socket = dir.join("db.sock");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_mikobase"))
-        .args(["serve", "--socket", socket.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(server.stdout.take().unwrap()));
-    assert!(lines.next().unwrap().unwrap().starts_with("socket: "));
-    let token = lines
-        .next()
-        .unwrap()
-        .unwrap()
-        .strip_prefix("token: ")
-        .unwrap()
-        .to_owned();
+    let (mut server, token) = common::serve(&socket);
     let db = caspian_ipc::mikobase::connect(&socket, Some(&token));
     let created = db
         .q0(&json!({"action": "create", "bucket": {"from": "outside"}}))

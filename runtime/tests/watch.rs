@@ -1,6 +1,8 @@
 //! `caspian-ipc watch` and `monitor`, run as a user runs them, against a real server over
 //! its socket (`mikobase serve`), attached through an exposure file.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -24,20 +26,7 @@ impl Served {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         let socket = dir.join("db.sock");
-        let mut server = Command::new(env!("CARGO_BIN_EXE_mikobase"))
-            .args(["serve", "--socket", socket.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-        assert!(lines.next().unwrap().unwrap().starts_with("socket: "));
-        let token = lines
-            .next()
-            .unwrap()
-            .unwrap()
-            .strip_prefix("token: ")
-            .unwrap()
-            .to_owned();
+        let (server, token) = common::serve(&socket);
         Served {
             dir,
             socket,
