@@ -172,3 +172,62 @@ fn an_exposure_file_others_could_read_or_write_is_refused() {
     assert_eq!(code, Some(2));
     assert!(err.contains("usage"), "{err}");
 }
+
+#[test]
+fn serve_exposes_itself_without_printing_its_token() {
+    let dir = std::env::temp_dir().join(format!("caspian-watch-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let (socket, file) = (dir.join("db.sock"), dir.join("db.json"));
+    let mut server = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args([
+            "serve",
+            "--socket",
+            socket.to_str().unwrap(),
+            "--expose",
+            file.to_str().unwrap(),
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let announced: Vec<String> = (0..2).map(|_| lines.next().unwrap().unwrap()).collect();
+    assert!(
+        announced[0].starts_with("socket: ") && announced[1].starts_with("exposed: "),
+        "{announced:?}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let (out, err, code) = finish(
+        caspian_ipc(&["watch", file.to_str().unwrap(), "--times", "1"])
+            .spawn()
+            .unwrap(),
+        Duration::from_secs(20),
+    );
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.starts_with("-- shared-mikobase"), "{out}");
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(server.wait().unwrap().success());
+    assert!(
+        !file.exists(),
+        "the exposure file is removed when the server stops"
+    );
+    let refused = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args([
+            "serve",
+            "--socket",
+            socket.to_str().unwrap(),
+            "--auth",
+            "peer",
+            "--expose",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("--expose needs --auth token"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -5,7 +5,7 @@
 //! mikobase export --db PATH                 print the store as a worldlet
 //! mikobase import --db PATH FILE            import a worldlet (all or nothing)
 //! mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none]
-//!                                           serve the store to other processes over HTTP
+//!                [--expose FILE]            serve the store to other processes over HTTP
 //! ```
 //!
 //! `serve` prints the socket path and (with `--auth token`, the default) the bearer token
@@ -15,6 +15,9 @@
 //! we or root can change (sticky ones like /tmp are fine above it); otherwise `serve`
 //! refuses to start and names the directory to fix.
 //! `--max-hold` bounds how long one client may keep a transaction open (default 60 s).
+//! `--expose FILE` writes the socket and the token into FILE (mode 0600, removed when the
+//! server stops) instead of printing the token, for `caspian-ipc watch FILE` / `monitor`
+//! and for clients that read it (`caspian_ipc::uds::Exposed`).
 //!
 //! Without `--db` the store is in memory. A malformed line gets an `invalid_request`
 //! envelope and the session goes on.
@@ -30,7 +33,7 @@ use std::time::Duration;
 
 use caspian_ipc::mikobase::engine::{Engine, Storage};
 use caspian_ipc::mikobase::{MikobaseServer, DEFAULT_MAX_HOLD};
-use caspian_ipc::uds::{serve, ServerConfig, Token};
+use caspian_ipc::uds::{serve, Exposure, ServerConfig, Token};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
@@ -38,7 +41,7 @@ const USAGE: &str = "usage:
   mikobase q0 [--db PATH] [--schema FILE]
   mikobase export --db PATH
   mikobase import --db PATH FILE
-  mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none]
+  mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none] [--expose FILE]
   mikobase help [COMMAND]";
 
 /// The Mikobase engine from the command line.
@@ -92,6 +95,10 @@ enum Command {
         /// How long one client may keep a transaction open (default 60 s), or `none`.
         #[arg(long, value_name = "SECONDS|none", value_parser = max_hold, allow_negative_numbers = true)]
         max_hold: Option<MaxHold>,
+        /// Write the socket and the token into FILE (mode 0600, removed on stop) instead of
+        /// printing the token: for `caspian-ipc watch FILE` and other local clients.
+        #[arg(long, value_name = "FILE")]
+        expose: Option<PathBuf>,
     },
 }
 
@@ -188,14 +195,27 @@ fn run(command: Command) -> Result<(), String> {
             socket,
             auth,
             max_hold,
+            expose,
         } => {
             let token = match auth {
                 Auth::Token => Some(Token::generate().map_err(|e| format!("generating a token: {e}"))?),
                 Auth::Peer => None,
             };
+            // Written before the socket is bound: a client reading it retries its connect
+            // for the moment that takes. Removed when `serve` returns (on SIGTERM/SIGINT).
+            let exposure = match (&expose, &token) {
+                (Some(file), Some(token)) => Some(
+                    Exposure::write(file, &socket, token, "shared-mikobase").map_err(|e| e.to_string())?,
+                ),
+                (Some(_), None) => {
+                    return Err("--expose needs --auth token: the file carries the token".into())
+                }
+                (None, _) => None,
+            };
             let max_hold = max_hold.map_or(Some(DEFAULT_MAX_HOLD), |MaxHold(bound)| bound);
             let engine = open(db.as_deref())?;
-            let announce = token.clone();
+            let announce = token.clone().filter(|_| exposure.is_none());
+            let exposed = exposure.as_ref().map(|e| e.path().display().to_string());
             let shown = socket.display().to_string();
             serve(
                 &socket,
@@ -209,6 +229,9 @@ fn run(command: Command) -> Result<(), String> {
                     println!("socket: {shown}");
                     if let Some(token) = announce {
                         println!("token: {}", token.as_str());
+                    }
+                    if let Some(file) = exposed {
+                        println!("exposed: {file}");
                     }
                     let _ = std::io::stdout().flush();
                 },
