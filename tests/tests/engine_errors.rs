@@ -62,6 +62,27 @@ fn opened_on_garbage() -> Value {
     }
 }
 
+/// Opens a file store `first`, then again `second` while the first is open.
+fn opened_twice(first: &str, second: &str) -> Value {
+    let path = std::env::temp_dir().join(format!(
+        "mikobase-locked-{first}-{second}-{}.db",
+        std::process::id()
+    ));
+    let held = Engine::open(Storage::File(path.clone()), "rw").and_then(|rw| {
+        drop(rw);
+        Engine::open(Storage::File(path.clone()), first)
+    });
+    let answer = match held {
+        Ok(_held) => match Engine::open(Storage::File(path.clone()), second) {
+            Ok(_) => json!({"success": true}),
+            Err(problem) => json!({"success": false, "errors": [problem.to_json()]}),
+        },
+        Err(problem) => json!({"opening the first failed": problem.to_json()}),
+    };
+    let _ = std::fs::remove_file(&path);
+    answer
+}
+
 /// One documented failure.
 struct Case {
     id: &'static str,
@@ -73,6 +94,24 @@ struct Case {
 
 fn cases() -> Vec<Case> {
     vec![
+        Case {
+            id: "store-locked",
+            failure: "a second rw connection to a file store",
+            run: || opened_twice("rw", "rw"),
+            details: json!({"mode": "rw"}),
+        },
+        Case {
+            id: "store-locked",
+            failure: "an r connection while an rw one holds the store",
+            run: || opened_twice("rw", "r"),
+            details: json!({"mode": "r"}),
+        },
+        Case {
+            id: "store-locked",
+            failure: "an rw connection while an r one holds the store",
+            run: || opened_twice("r", "rw"),
+            details: json!({"mode": "rw"}),
+        },
         Case {
             id: "storage-failed",
             failure: "the store file is not a SQLite database",
@@ -401,6 +440,21 @@ fn every_documented_failure_answers_its_error_id() {
         let fix = details["fix"].as_str().unwrap_or_default();
         assert!(fix.len() > 10, "the details say what to fix: {what}");
     }
+}
+
+#[test]
+fn readers_share_a_store_and_a_closed_writer_lets_go() {
+    assert_eq!(
+        opened_twice("r", "r")["success"],
+        true,
+        "two r connections share the store"
+    );
+    let path = std::env::temp_dir().join(format!("mikobase-relock-{}.db", std::process::id()));
+    let first = Engine::open(Storage::File(path.clone()), "rw").map_err(|p| p.to_json());
+    drop(first);
+    let again = Engine::open(Storage::File(path.clone()), "rw").map_err(|p| p.to_json());
+    let _ = std::fs::remove_file(&path);
+    assert!(again.is_ok(), "the lock goes with the connection: {again:?}");
 }
 
 #[test]

@@ -1425,6 +1425,8 @@ pub enum ErrorId {
     TransactionExpired,
     /// `storage-failed` (HTTP 500) (ours: not in the Mikobase documents): The storage under the engine (SQLite) refused the operation: an unreadable, locked, full or corrupt store file (its message is in the details).
     StorageFailed,
+    /// `store-locked` (HTTP 409) (ours: not in the Mikobase documents): Opening a store file that another connection holds: `rw` takes it exclusively, `r` shares it with other readers (the details name the store and the fix).
+    StoreLocked,
     /// `rejected-by-listener` (HTTP 422) (ours: not in the Mikobase documents): A before_save listener registered in the server vetoed the write (its message is in the details).
     RejectedByListener,
 }
@@ -1450,6 +1452,7 @@ impl ErrorId {
         ErrorId::TransactionBusy,
         ErrorId::TransactionExpired,
         ErrorId::StorageFailed,
+        ErrorId::StoreLocked,
         ErrorId::RejectedByListener,
     ];
     /// The id exactly as on the wire.
@@ -1473,6 +1476,7 @@ impl ErrorId {
             ErrorId::TransactionBusy => "transaction-busy",
             ErrorId::TransactionExpired => "transaction-expired",
             ErrorId::StorageFailed => "storage-failed",
+            ErrorId::StoreLocked => "store-locked",
             ErrorId::RejectedByListener => "rejected-by-listener",
         }
     }
@@ -1497,6 +1501,7 @@ impl ErrorId {
             ErrorId::TransactionBusy => 503u16,
             ErrorId::TransactionExpired => 409u16,
             ErrorId::StorageFailed => 500u16,
+            ErrorId::StoreLocked => 409u16,
             ErrorId::RejectedByListener => 422u16,
         }
     }
@@ -1521,6 +1526,7 @@ impl ErrorId {
             ErrorId::TransactionBusy => false,
             ErrorId::TransactionExpired => false,
             ErrorId::StorageFailed => false,
+            ErrorId::StoreLocked => false,
             ErrorId::RejectedByListener => false,
         }
     }
@@ -1563,6 +1569,7 @@ impl ErrorId {
                 ::core::option::Option::Some(ErrorId::TransactionExpired)
             }
             "storage-failed" => ::core::option::Option::Some(ErrorId::StorageFailed),
+            "store-locked" => ::core::option::Option::Some(ErrorId::StoreLocked),
             "rejected-by-listener" => {
                 ::core::option::Option::Some(ErrorId::RejectedByListener)
             }

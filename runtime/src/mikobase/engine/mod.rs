@@ -74,6 +74,9 @@ pub struct Engine {
     request_limit: usize,
     /// Inside [`Engine::validate`]: transaction actions check, but do not run.
     dry: bool,
+    /// A file store's lock, held as long as the engine (`flock`: exclusive for `rw`,
+    /// shared for `r`; released when the descriptor closes).
+    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -100,6 +103,42 @@ fn forget_oldest<T>(remembered: &mut Vec<T>) {
 /// Creates a missing store file readable by its owner alone (0600) before SQLite opens it:
 /// a store holds every worker's data, and SQLite gives its `-wal`, `-shm` and `-journal`
 /// files the database file's own mode. An existing file keeps the mode it has.
+/// Locks a store file the way the documents say a connection does: `rw` exclusively, `r`
+/// shared; without waiting, so a second opener is told at once (`store-locked`). A `flock`
+/// lock is separate from SQLite's own POSIX locks, and lives with the descriptor.
+fn lock_store(path: &std::path::Path, read_only: bool) -> Result<std::fs::File, Problem> {
+    use std::os::fd::AsRawFd;
+    let failed = |e: std::io::Error| {
+        Problem::new(
+            "storage-failed",
+            json!({ "storage": path.display().to_string(), "storage_error": e.to_string(), "fix": "check the path and its permissions" }),
+        )
+    };
+    let file = std::fs::File::open(path).map_err(failed)?;
+    let how = if read_only { libc::LOCK_SH } else { libc::LOCK_EX };
+    // SAFETY: flock on a descriptor this function owns; it only sets a lock on the file.
+    if unsafe { libc::flock(file.as_raw_fd(), how | libc::LOCK_NB) } == 0 {
+        return Ok(file);
+    }
+    let error = std::io::Error::last_os_error();
+    if error.raw_os_error() != Some(libc::EWOULDBLOCK) {
+        return Err(failed(error));
+    }
+    Err(Problem::new(
+        "store-locked",
+        json!({
+            "storage": path.display().to_string(),
+            "mode": if read_only { "r" } else { "rw" },
+            "reason": if read_only {
+                "another connection has the store open rw (exclusively)"
+            } else {
+                "another connection has the store open (rw takes it exclusively)"
+            },
+            "fix": "close the other connection first (a `mikobase serve` or a run on this file), or go through it: connect to its server",
+        }),
+    ))
+}
+
 fn create_private(path: &std::path::Path) -> rusqlite::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     match std::fs::OpenOptions::new()
@@ -169,6 +208,10 @@ impl Engine {
                 }),
             )
         })?;
+        let lock = match &storage {
+            Storage::File(path) => Some(lock_store(path, read_only)?),
+            Storage::Memory => None,
+        };
         conn.set_prepared_statement_cache_capacity(64);
         if read_only {
             store::check_readable(&conn)?;
@@ -185,6 +228,7 @@ impl Engine {
             next_transaction: 1,
             request_limit: DEFAULT_REQUEST_LIMIT,
             dry: false,
+            _lock: lock,
         };
         engine.reload_classes()?;
         Ok(engine)
