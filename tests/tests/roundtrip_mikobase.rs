@@ -164,7 +164,7 @@ fn the_dispatch_table_names_what_is_wrong_with_a_raw_request() {
 
 #[test]
 fn error_ids_carry_exact_strings_and_statuses() {
-    assert_eq!(ErrorId::ALL.len(), 19);
+    assert_eq!(ErrorId::ALL.len(), 20);
     for id in ErrorId::ALL {
         assert_eq!(ErrorId::from_wire(id.as_str()), Some(*id));
     }
@@ -173,6 +173,8 @@ fn error_ids_carry_exact_strings_and_statuses() {
     assert_eq!(ErrorId::RequestTooLarge.http_status(), 413);
     assert!(ErrorId::TransactionInvalidated.documented());
     assert!(!ErrorId::UniqueViolation.documented());
+    assert_eq!(ErrorId::StoreLocked.as_str(), "store-locked");
+    assert_eq!(ErrorId::StoreLocked.http_status(), 409);
 }
 
 #[test]
