@@ -10,6 +10,63 @@ pub mod fixtures;
 
 pub use caspian_ipc::testing::{run_serially, Failed, Trial};
 
+/// A server forked with `spawn_server` in a fresh socket directory, with a fresh token;
+/// stopped (SIGTERM) and reaped on drop, so a failing scenario leaves nothing behind.
+pub struct ForkedServer {
+    /// Its socket directory.
+    pub dir: caspian_ipc::uds::SocketDir,
+    /// The token it checks.
+    pub token: caspian_ipc::uds::Token,
+    pid: Option<nix::unistd::Pid>,
+}
+
+impl ForkedServer {
+    /// Forks a server serving what `make` builds (in the child).
+    pub fn start<H: caspian_ipc::uds::Handler>(
+        config: caspian_ipc::uds::ServerConfig,
+        make: impl FnOnce() -> Result<H, String>,
+    ) -> caspian_ipc::Result<ForkedServer> {
+        let dir = caspian_ipc::uds::SocketDir::create()?;
+        let token =
+            caspian_ipc::uds::Token::generate().map_err(|e| caspian_ipc::Error::Protocol(e.to_string()))?;
+        let pid = caspian_ipc::uds::spawn_server(
+            &dir,
+            Some(token.clone()),
+            config,
+            make,
+            std::time::Duration::from_secs(5),
+        )?;
+        Ok(ForkedServer {
+            dir,
+            token,
+            pid: Some(pid),
+        })
+    }
+
+    /// Its process id, until it is stopped.
+    pub fn pid(&self) -> Option<nix::unistd::Pid> {
+        self.pid
+    }
+
+    /// A blocking client with `config` and the server's token.
+    pub fn client(&self, config: caspian_ipc::uds::ClientConfig) -> caspian_ipc::uds::Client {
+        caspian_ipc::uds::Client::new(self.dir.socket_path(), Some(self.token.clone()), config)
+    }
+
+    /// Sends `signal` and reaps the server; its wait status (`None` once already stopped).
+    pub fn stop(&mut self, signal: nix::sys::signal::Signal) -> Option<nix::sys::wait::WaitStatus> {
+        let pid = self.pid.take()?;
+        let _ = nix::sys::signal::kill(pid, signal);
+        nix::sys::wait::waitpid(pid, None).ok()
+    }
+}
+
+impl Drop for ForkedServer {
+    fn drop(&mut self) {
+        self.stop(nix::sys::signal::Signal::SIGTERM);
+    }
+}
+
 /// Fails with `message` unless `condition` holds.
 pub fn check(condition: bool, message: impl Into<String>) -> Result<(), Failed> {
     if condition {

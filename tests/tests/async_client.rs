@@ -10,12 +10,11 @@ use caspian_ipc::prefork::Prefork;
 use caspian_ipc::share::AsyncHash;
 use caspian_ipc::uds::http::Method;
 use caspian_ipc::uds::{
-    spawn_server, AsyncClient, ClientConfig, Handler, Request, Response, ServerConfig, SocketDir, Token,
+    AsyncClient, ClientConfig, Handler, Request, Response, ServerConfig, SocketDir, Token,
 };
 use caspian_ipc::{Error, Share, WorkerEnd};
-use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, Trial};
+use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, ForkedServer, Trial};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::wait::waitpid;
 use nix::unistd::Pid;
 use serde_json::{json, Value};
 
@@ -45,50 +44,14 @@ impl Handler for Echo {
     }
 }
 
-/// A forked Echo server; stopped and reaped on drop.
-struct Server {
-    dir: SocketDir,
-    token: Token,
-    pid: Option<Pid>,
+/// A forked Echo server with `config`; stopped and reaped on drop.
+fn start_echo(config: ServerConfig) -> Result<ForkedServer, Error> {
+    ForkedServer::start(config, || Ok(Echo))
 }
 
-impl Server {
-    fn start(config: ServerConfig) -> Result<Server, Error> {
-        let dir = SocketDir::create()?;
-        let token = Token::generate().map_err(|e| Error::Protocol(e.to_string()))?;
-        let pid = spawn_server(
-            &dir,
-            Some(token.clone()),
-            config,
-            || Ok(Echo),
-            Duration::from_secs(5),
-        )?;
-        Ok(Server {
-            dir,
-            token,
-            pid: Some(pid),
-        })
-    }
-
-    fn client(&self, config: ClientConfig) -> AsyncClient {
-        AsyncClient::new(self.dir.socket_path(), Some(self.token.clone()), config)
-    }
-
-    fn kill(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            let _ = kill(pid, Signal::SIGKILL);
-            let _ = waitpid(pid, None);
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(pid) = self.pid.take() {
-            let _ = kill(pid, Signal::SIGTERM);
-            let _ = waitpid(pid, None);
-        }
-    }
+/// An async client of `server` with `config`.
+fn async_client(server: &ForkedServer, config: ClientConfig) -> AsyncClient {
+    AsyncClient::new(server.dir.socket_path(), Some(server.token.clone()), config)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
@@ -98,8 +61,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failed> {
 }
 
 fn values_and_remote_errors_come_back() -> Outcome {
-    let server = Server::start(ServerConfig::default())?;
-    let client = server.client(ClientConfig::default());
+    let server = start_echo(ServerConfig::default())?;
+    let client = async_client(&server, ClientConfig::default());
     let outcome = runtime()?.block_on(async {
         let answer = client
             .call(Method::POST, "/a/b?x=1", Some(b"{\"n\":1}".to_vec()))
@@ -128,7 +91,7 @@ fn values_and_remote_errors_come_back() -> Outcome {
 }
 
 fn a_wrong_token_is_unauthorized() -> Outcome {
-    let server = Server::start(ServerConfig::default())?;
+    let server = start_echo(ServerConfig::default())?;
     let wrong = AsyncClient::new(
         server.dir.socket_path(),
         Some(Token::from_string("0".repeat(64))),
@@ -171,13 +134,16 @@ fn connecting_waits_within_the_budget() -> Outcome {
 }
 
 fn a_slow_answer_times_out_by_the_deadline() -> Outcome {
-    let server = Server::start(ServerConfig::default())?;
+    let server = start_echo(ServerConfig::default())?;
     let deadline = Duration::from_millis(200);
-    let hasty = server.client(ClientConfig {
-        call_deadline: deadline,
-        ..ClientConfig::default()
-    });
-    let patient = server.client(ClientConfig::default());
+    let hasty = async_client(
+        &server,
+        ClientConfig {
+            call_deadline: deadline,
+            ..ClientConfig::default()
+        },
+    );
+    let patient = async_client(&server, ClientConfig::default());
     let outcome = runtime()?.block_on(async {
         let started = Instant::now();
         let err = hasty.call(Method::GET, "/slow", None).await.unwrap_err();
@@ -197,11 +163,11 @@ fn a_slow_answer_times_out_by_the_deadline() -> Outcome {
 }
 
 fn a_killed_server_is_server_gone() -> Outcome {
-    let mut server = Server::start(ServerConfig::default())?;
-    let client = server.client(ClientConfig::default());
+    let mut server = start_echo(ServerConfig::default())?;
+    let client = async_client(&server, ClientConfig::default());
     let runtime = runtime()?;
     runtime.block_on(client.call(Method::GET, "/x", None))?;
-    server.kill();
+    server.stop(Signal::SIGKILL);
     let outcome = runtime.block_on(async {
         for round in 0..2 {
             let started = Instant::now();
@@ -223,8 +189,8 @@ fn a_killed_server_is_server_gone() -> Outcome {
 }
 
 fn many_concurrent_calls_share_a_few_connections() -> Outcome {
-    let server = Server::start(ServerConfig::default())?;
-    let client = server.client(ClientConfig::default()).max_connections(4);
+    let server = start_echo(ServerConfig::default())?;
+    let client = async_client(&server, ClientConfig::default()).max_connections(4);
     let outcome = runtime()?.block_on(async {
         let tasks: Vec<_> = (0..200)
             .map(|i| {
@@ -264,11 +230,11 @@ fn many_concurrent_calls_share_a_few_connections() -> Outcome {
 /// idle limit (`Keep-Alive: timeout=2`: not after 1 s idle), where the server could close
 /// it under a request.
 fn keep_alive_reuse_honours_the_servers_timeout() -> Outcome {
-    let server = Server::start(ServerConfig {
+    let server = start_echo(ServerConfig {
         idle_timeout: Some(Duration::from_secs(2)),
         ..ServerConfig::default()
     })?;
-    let client = server.client(ClientConfig::default());
+    let client = async_client(&server, ClientConfig::default());
     let outcome = runtime()?.block_on(async {
         let connection =
             |answer: caspian_ipc::uds::RawResponse| answer.json().map(|v| v["connection"].clone());

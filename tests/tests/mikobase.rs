@@ -7,10 +7,10 @@ use caspian_ipc::mikobase::{
     mikobase, ClassFilter, ClientError, CommitRequest, CreateRequest, Mikobase, MikobaseServer,
     RollbackRequest, SelectRequest, SetFieldsRequest, TransactionRequest,
 };
-use caspian_ipc::uds::{spawn_server, ServerConfig, SocketDir, Token};
+use caspian_ipc::uds::ServerConfig;
 use caspian_ipc::Record;
 use caspian_ipc::{Error, Supervision, WorkerEnd};
-use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, Trial};
+use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, ForkedServer, Trial};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -439,19 +439,12 @@ fn a_bad_schema_fails_before_any_worker() -> Outcome {
 }
 
 fn raw_q0_and_curl_with_the_token() -> Outcome {
-    let dir = SocketDir::create()?;
-    let token = Token::generate()?;
-    let server = spawn_server(
-        &dir,
-        Some(token.clone()),
-        ServerConfig::default(),
-        || {
-            MikobaseServer::new(Engine::memory())
-                .into_router()
-                .map_err(|e| e.to_string())
-        },
-        Duration::from_secs(5),
-    )?;
+    let mut server = ForkedServer::start(ServerConfig::default(), || {
+        MikobaseServer::new(Engine::memory())
+            .into_router()
+            .map_err(|e| e.to_string())
+    })?;
+    let (dir, token) = (&server.dir, server.token.clone());
     let db = caspian_ipc::mikobase::connect(dir.socket_path(), Some(token.as_str()));
     let created = db
         .q0(&json!({"action": "create", "bucket": {"via": "raw q0"}}))
@@ -485,8 +478,7 @@ fn raw_q0_and_curl_with_the_token() -> Outcome {
         "/no_such_operation",
         Some(b"{}".to_vec()),
     )?;
-    let _ = nix::sys::signal::kill(server, nix::sys::signal::Signal::SIGTERM);
-    let _ = nix::sys::wait::waitpid(server, None);
+    server.stop(nix::sys::signal::Signal::SIGTERM);
     check(created["success"] == true, created.to_string())?;
     check(
         with.starts_with("HTTP/1.1 200") && with.contains("raw q0"),

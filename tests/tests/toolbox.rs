@@ -11,7 +11,7 @@ use caspian_ipc::uds::{
     spawn_server, Client, ClientConfig, Handler, Request, Response, ServerConfig, SocketDir, Token,
 };
 use caspian_ipc::Error;
-use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, Trial};
+use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, ForkedServer, Trial};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -39,32 +39,10 @@ impl Handler for Echo {
 }
 
 /// A forked Echo server; stopped and reaped on drop.
-struct Server {
-    dir: SocketDir,
-    token: Token,
-    pid: Pid,
-}
+type Server = ForkedServer;
 
-impl Server {
-    fn start() -> Result<Server, Error> {
-        let dir = SocketDir::create()?;
-        let token = Token::generate().map_err(|e| Error::Protocol(e.to_string()))?;
-        let pid = spawn_server(
-            &dir,
-            Some(token.clone()),
-            ServerConfig::default(),
-            || Ok(Echo),
-            Duration::from_secs(5),
-        )?;
-        Ok(Server { dir, token, pid })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = kill(self.pid, Signal::SIGTERM);
-        let _ = waitpid(self.pid, None);
-    }
+fn start_echo() -> Result<Server, Error> {
+    ForkedServer::start(ServerConfig::default(), || Ok(Echo))
 }
 
 /// One hand-written HTTP request (to send headers the client never would); returns the
@@ -317,7 +295,7 @@ fn main() {
 }
 
 fn auth_refuses_alike() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     let wrong_token = format!("Bearer {}", "0".repeat(64));
     let answers: Vec<String> = [
         None,
@@ -361,7 +339,7 @@ fn auth_refuses_alike() -> Outcome {
 }
 
 fn two_authorization_headers_are_refused() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     let right = format!("Bearer {}", server.token.as_str());
     let wrong = format!("Bearer {}", "0".repeat(64));
     for pair in [[&right, &wrong], [&wrong, &right], [&right, &right]] {
@@ -382,7 +360,7 @@ fn two_authorization_headers_are_refused() -> Outcome {
 }
 
 fn the_bearer_scheme_is_case_insensitive() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     for scheme in ["bearer", "BEARER", "bEaReR"] {
         let header = format!("{scheme} {}", server.token.as_str());
         let answer = raw(&server, Some(&header));
@@ -397,7 +375,7 @@ fn the_bearer_scheme_is_case_insensitive() -> Outcome {
 /// of panicking with "Cannot start a runtime from within a runtime", as a client that
 /// ran its own runtime did.
 fn a_call_from_inside_an_async_runtime_is_answered() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     let client = Client::connect(server.dir.socket_path(), server.token.as_str());
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -410,7 +388,7 @@ fn a_call_from_inside_an_async_runtime_is_answered() -> Outcome {
 }
 
 fn right_token_reaches_the_handler() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     let client = Client::connect(server.dir.socket_path(), server.token.as_str());
     let answer = client
         .call(Method::POST, "/some/path?q=1", Some(b"hello".to_vec()))?
@@ -443,7 +421,7 @@ fn peer_with_another_uid_is_refused() -> Outcome {
     if !nix::unistd::geteuid().is_root() {
         return Err("needs root to switch to another uid (CI runs as root)".into());
     }
-    let server = Server::start()?;
+    let server = start_echo()?;
     // Let another user reach the socket at all, so the peer check is what refuses it.
     std::fs::set_permissions(server.dir.dir(), std::fs::Permissions::from_mode(0o711))?;
     std::fs::set_permissions(server.dir.socket_path(), std::fs::Permissions::from_mode(0o666))?;
@@ -640,12 +618,12 @@ fn workers_may_call_before_the_server_listens() -> Outcome {
 }
 
 fn server_stops_on_sigterm() -> Outcome {
-    let server = Server::start()?;
+    let mut server = start_echo()?;
     let client = Client::connect(server.dir.socket_path(), server.token.as_str());
     client.call(Method::GET, "/", None)?;
-    kill(server.pid, Signal::SIGTERM)?;
-    let status = waitpid(server.pid, None)?;
-    check(status == WaitStatus::Exited(server.pid, 0), format!("{status:?}"))?;
+    let pid = server.pid().ok_or("the server has a pid")?;
+    let status = server.stop(Signal::SIGTERM);
+    check(status == Some(WaitStatus::Exited(pid, 0)), format!("{status:?}"))?;
     check(!server.dir.socket_path().exists(), "socket file removed")?;
     let err = client.call(Method::GET, "/", None).expect_err("gone");
     check(matches!(err, Error::ServerGone { .. }), format!("{err}"))?;
@@ -739,7 +717,7 @@ fn curl_present() -> bool {
 }
 
 fn curl_can_talk_to_the_server() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     let socket = server.dir.socket_path().to_str().ok_or("utf-8 path")?;
     let curl = |auth: Option<String>| -> Result<String, Failed> {
         let mut command = std::process::Command::new("curl");
@@ -828,7 +806,7 @@ fn body_of(answer: &str) -> Value {
 /// Three requests in one write, read ahead by the server: three answers, in order, and
 /// the last one's `Connection: close` honoured.
 fn pipelined_requests_are_answered_in_order() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     let auth = format!("Authorization: Bearer {}\r\n", server.token.as_str());
     let mut stream = connect_raw(&server)?;
     let requests = format!(
@@ -859,7 +837,7 @@ fn pipelined_requests_are_answered_in_order() -> Outcome {
 /// A chunked body, split across writes mid-chunk, is decoded whole; the next request on
 /// the connection is answered after it.
 fn a_chunked_body_sent_in_pieces_reaches_the_handler() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     let auth = format!("Authorization: Bearer {}\r\n", server.token.as_str());
     let mut stream = connect_raw(&server)?;
     let head = format!("POST /chunked HTTP/1.1\r\n{auth}Transfer-Encoding: chunked\r\n\r\n");
@@ -887,7 +865,7 @@ fn a_chunked_body_sent_in_pieces_reaches_the_handler() -> Outcome {
 
 /// Heads the server cannot take are answered with the JSON error body, then closed.
 fn malformed_heads_get_400_or_431_with_a_json_body() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     let long = format!("GET /x HTTP/1.1\r\nX-Long: {}\r\n\r\n", "a".repeat(70 * 1024));
     let cases: [(&str, &str, &str); 4] = [
         ("GARBAGE\r\n\r\n", "400", "bad-request"),
@@ -920,7 +898,7 @@ fn malformed_heads_get_400_or_431_with_a_json_body() -> Outcome {
 /// `Expect: 100-continue`: an interim `100 Continue` once the head is accepted, then the
 /// answer to the body sent after it.
 fn expect_100_continue_gets_an_interim_answer() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     let mut stream = connect_raw(&server)?;
     write!(
         stream,
@@ -950,7 +928,7 @@ fn expect_100_continue_gets_an_interim_answer() -> Outcome {
 
 /// An HTTP/1.0 request is answered in HTTP/1.0 and closed, unless it asks for keep-alive.
 fn http_1_0_is_answered_in_http_1_0() -> Outcome {
-    let server = Server::start()?;
+    let server = start_echo()?;
     let auth = format!("Authorization: Bearer {}\r\n", server.token.as_str());
     let mut stream = connect_raw(&server)?;
     write!(stream, "GET /old HTTP/1.0\r\n{auth}\r\n")?;

@@ -14,7 +14,7 @@ use caspian_ipc::uds::{
     spawn_server, Client, ClientConfig, Request, Response, ServerConfig, SocketDir, Token,
 };
 use caspian_ipc::Error;
-use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, Trial};
+use caspian_ipc_tests::{check, check_nothing_left, run_serially, Failed, ForkedServer, Trial};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::{fork, ForkResult, Pid};
@@ -116,43 +116,16 @@ fn board() -> Result<Router<Board>, String> {
 }
 
 /// A forked board server; stopped and reaped on drop.
-struct Server {
-    dir: SocketDir,
-    token: Token,
-    pid: Pid,
+fn start_board() -> Result<ForkedServer, Failed> {
+    Ok(ForkedServer::start(ServerConfig::default(), board)?)
 }
 
-impl Server {
-    fn start() -> Result<Server, Failed> {
-        let dir = SocketDir::create()?;
-        let token = Token::generate()?;
-        let pid = spawn_server(
-            &dir,
-            Some(token.clone()),
-            ServerConfig::default(),
-            board,
-            Duration::from_secs(5),
-        )?;
-        Ok(Server { dir, token, pid })
-    }
-
-    fn client(&self, deadline: Duration) -> Client {
-        Client::new(
-            self.dir.socket_path(),
-            Some(self.token.clone()),
-            ClientConfig {
-                connect_budget: Duration::from_millis(500),
-                call_deadline: deadline,
-            },
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = kill(self.pid, Signal::SIGTERM);
-        let _ = waitpid(self.pid, None);
-    }
+/// A client of `server` whose calls wait up to `deadline`.
+fn client(server: &ForkedServer, deadline: Duration) -> Client {
+    server.client(ClientConfig {
+        connect_budget: Duration::from_millis(500),
+        call_deadline: deadline,
+    })
 }
 
 /// The id and details of a refusal.
@@ -164,8 +137,8 @@ fn refusal(answer: Result<caspian_ipc::uds::RawResponse, Error>) -> Result<(u16,
 }
 
 fn verbs_reach_their_routes_with_decoded_captures() -> Outcome {
-    let server = Server::start()?;
-    let client = server.client(Duration::from_secs(10));
+    let server = start_board()?;
+    let client = client(&server, Duration::from_secs(10));
     // `{id}` takes one percent-decoded segment: "a b/c" travels as `a%20b%2Fc`.
     let put = client.put("/notes/a%20b%2Fc", "first")?.json()?;
     check(put == json!({ "id": "a b/c" }), format!("put: {put}"))?;
@@ -231,7 +204,7 @@ fn verbs_reach_their_routes_with_decoded_captures() -> Outcome {
 }
 
 fn a_wrong_token_is_401_before_any_route() -> Outcome {
-    let server = Server::start()?;
+    let server = start_board()?;
     let wrong = Client::new(
         server.dir.socket_path(),
         Some(Token::from_string("0".repeat(64))),
@@ -249,7 +222,7 @@ fn a_wrong_token_is_401_before_any_route() -> Outcome {
         format!("no token: {}", raw.status),
     )?;
     // Nothing reached the handler.
-    let right = server.client(Duration::from_secs(5));
+    let right = client(&server, Duration::from_secs(5));
     let (code, _, _) = refusal(right.get("/notes/x"))?;
     check(code == 404, "the wrong token's note was never stored")?;
     drop(server);
@@ -311,9 +284,9 @@ fn until(client: &Client, what: &str, done: impl Fn(&Value) -> bool) -> Outcome 
 }
 
 fn a_holder_parks_the_others_until_it_lets_go() -> Outcome {
-    let server = Server::start()?;
+    let server = start_board()?;
     let mut kids = Kids::default();
-    let patient = server.client(Duration::from_secs(10));
+    let patient = client(&server, Duration::from_secs(10));
     let (go_read, go_write) = nix::unistd::pipe()?;
     // The holder locks, waits for the parent's word (at most 10 s), writes, unlocks.
     let holder = kids.fork(&patient, move |c| {
@@ -328,7 +301,7 @@ fn a_holder_parks_the_others_until_it_lets_go() -> Outcome {
     })?;
     until(&patient, "the holder locks", |s| s["held"] == true)?;
     // One with a short deadline is told `busy` (the default of `RouteState::busy`), fast.
-    let impatient = server.client(Duration::from_millis(200));
+    let impatient = client(&server, Duration::from_millis(200));
     let impatient = kids.fork(&impatient, |c| {
         let started = Instant::now();
         c.get("/notes/k").is_err_and(|e| e.remote_id() == Some("busy"))
