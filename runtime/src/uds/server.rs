@@ -493,8 +493,16 @@ async fn respond<H: Handler>(
         budget: &shared.body_bytes,
         counted: 0,
     };
-    let received = if conn.body_is_here(head) {
-        // The usual case (the head and body came in one send): no timer to arm.
+    // The usual case, the head and body in one send, arms no timer and needs no
+    // `100 Continue` (the client did not wait for one).
+    let here = conn.body_is_here(head);
+    let reading = async {
+        if head.expect_continue && !here {
+            // The client waits for this before it sends the body.
+            conn.continue_100()
+                .await
+                .map_err(|e| BodyFailure::Broken(format!("writing 100 Continue: {e}")))?;
+        }
         conn.read_body(
             head,
             limit,
@@ -503,24 +511,11 @@ async fn respond<H: Handler>(
             &mut held.counted,
         )
         .await
+    };
+    let received = if here {
+        reading.await
     } else {
         let deadline = tokio::time::Instant::now() + config.body_timeout;
-        let reading = async {
-            if head.expect_continue {
-                // The client waits for this before it sends the body.
-                conn.continue_100()
-                    .await
-                    .map_err(|e| BodyFailure::Broken(format!("writing 100 Continue: {e}")))?;
-            }
-            conn.read_body(
-                head,
-                limit,
-                held.budget,
-                config.max_body_bytes_in_flight,
-                &mut held.counted,
-            )
-            .await
-        };
         match tokio::time::timeout_at(deadline, reading).await {
             Ok(received) => received,
             Err(_) => {
