@@ -285,38 +285,14 @@ impl<'a> Op<'a> {
             None => Vec::new(),
             Some(_) => return Err(invalid_body("`path` is an array of strings", entry)),
         };
-        let path = Cow::Owned([base, &relative].concat());
-        Ok(match name {
-            "set" => Op::Set {
-                path,
-                value: field(entry, "value")?,
-            },
-            "delete" => Op::Delete { path },
-            "push" => Op::Push {
-                path,
-                value: field(entry, "value")?,
-            },
-            "incr" => Op::Incr {
-                path,
-                by: number(entry.get("by").unwrap_or(&json!(1)))?,
-            },
-            "cas" => Op::Cas {
-                path,
-                expected: entry.get("expected").cloned(),
-                value: field(entry, "value")?,
-            },
-            "set_if_absent" => Op::SetIfAbsent {
-                path,
-                value: field(entry, "value")?,
-            },
-            other => {
-                return Err(Response::error(
-                    400,
-                    "invalid_request",
-                    json!({ "unknown_op": other, "expected_one_of": ["set", "delete", "push", "incr", "cas", "set_if_absent"] }),
-                ))
-            }
-        })
+        let parsed = BatchEntry {
+            op: Cow::Borrowed(name),
+            path: relative,
+            value: entry.get("value").cloned(),
+            by: entry.get("by").cloned(),
+            expected: entry.get("expected").cloned(),
+        };
+        parsed.into_op(base).map_err(|refusal| refusal.answer(entry))
     }
 
     fn apply(self, pk: Pk, txn: &mut Txn<'_>) -> Result<Outcome, TreeError> {
@@ -517,6 +493,63 @@ fn present<'de, D: serde::Deserializer<'de>>(value: D) -> Result<Option<Value>, 
     serde::Deserialize::deserialize(value).map(Some)
 }
 
+/// Why a batch entry is not an operation; the slow path answers it, naming the entry.
+enum EntryRefusal {
+    /// `field` is missing (`value`).
+    Missing(&'static str),
+    /// `by` is not a number (the answer shows it).
+    NotANumber(Value),
+    /// No such operation.
+    UnknownOp(String),
+}
+
+impl EntryRefusal {
+    fn answer(self, entry: &Value) -> Response {
+        match self {
+            EntryRefusal::Missing(name) => invalid_body(&format!("missing field `{name}`"), entry),
+            EntryRefusal::NotANumber(by) => invalid_body("the increment must be a JSON number", &by),
+            EntryRefusal::UnknownOp(other) => Response::error(
+                400,
+                "invalid_request",
+                json!({ "unknown_op": other, "expected_one_of": ["set", "delete", "push", "incr", "cas", "set_if_absent"] }),
+            ),
+        }
+    }
+}
+
+impl BatchEntry<'_> {
+    /// The operation, its path joined to the batch's `base`: the one mapping of entries
+    /// to operations, for the fast path and the slow one.
+    fn into_op(self, base: &[String]) -> Result<Op<'static>, EntryRefusal> {
+        let path = Cow::Owned(if base.is_empty() {
+            self.path
+        } else {
+            [base, &self.path].concat()
+        });
+        let value = self.value.ok_or(EntryRefusal::Missing("value"));
+        Ok(match self.op.as_ref() {
+            "set" => Op::Set { path, value: value? },
+            "delete" => Op::Delete { path },
+            "push" => Op::Push { path, value: value? },
+            "incr" => Op::Incr {
+                path,
+                by: match self.by {
+                    None => serde_json::Number::from(1),
+                    Some(Value::Number(n)) => n,
+                    Some(other) => return Err(EntryRefusal::NotANumber(other)),
+                },
+            },
+            "cas" => Op::Cas {
+                path,
+                expected: self.expected,
+                value: value?,
+            },
+            "set_if_absent" => Op::SetIfAbsent { path, value: value? },
+            other => return Err(EntryRefusal::UnknownOp(other.to_owned())),
+        })
+    }
+}
+
 /// The batch's operations when every entry reads as one the slow path would accept
 /// the same way; `None` sends the request the slow way, for its exact error.
 fn typed_batch(body: &[u8], base: &[String], max_depth: usize) -> Option<Vec<Op<'static>>> {
@@ -532,40 +565,7 @@ fn typed_batch(body: &[u8], base: &[String], max_depth: usize) -> Option<Vec<Op<
             if !(shallow(&entry.value) && shallow(&entry.by) && shallow(&entry.expected)) {
                 return None;
             }
-            let path = Cow::Owned(if base.is_empty() {
-                entry.path
-            } else {
-                [base, &entry.path].concat()
-            });
-            Some(match entry.op.as_ref() {
-                "set" => Op::Set {
-                    path,
-                    value: entry.value?,
-                },
-                "delete" => Op::Delete { path },
-                "push" => Op::Push {
-                    path,
-                    value: entry.value?,
-                },
-                "incr" => Op::Incr {
-                    path,
-                    by: match entry.by {
-                        None => serde_json::Number::from(1),
-                        Some(Value::Number(n)) => n,
-                        Some(_) => return None,
-                    },
-                },
-                "cas" => Op::Cas {
-                    path,
-                    expected: entry.expected,
-                    value: entry.value?,
-                },
-                "set_if_absent" => Op::SetIfAbsent {
-                    path,
-                    value: entry.value?,
-                },
-                _ => return None,
-            })
+            entry.into_op(base).ok()
         })
         .collect()
 }
@@ -602,6 +602,43 @@ mod tests {
 
     /// Random requests never panic the server, and every failure is a JSON error body
     /// with a stable id.
+    #[test]
+    fn refused_batch_entries_name_what_is_wrong_and_apply_nothing() {
+        let mut server = server();
+        let refused = |server: &mut Router<HashServer>, body: &str| -> Value {
+            let response = call(server, &Method::POST, "/pk/0/batch", body.as_bytes());
+            assert_eq!(response.status, 400, "{body}");
+            serde_json::from_slice(&response.body).unwrap()
+        };
+        let missing = refused(
+            &mut server,
+            r#"[{"op":"incr","path":["n"]},{"op":"set","path":["k"]}]"#,
+        );
+        assert_eq!(missing["details"]["reason"], "missing field `value`");
+        assert_eq!(missing["details"]["got"], r#"{"op":"set","path":["k"]}"#);
+        assert_eq!(missing["details"]["op_index"], 1);
+        let by = refused(&mut server, r#"[{"op":"incr","path":["n"],"by":"2"}]"#);
+        assert_eq!(by["details"]["reason"], "the increment must be a JSON number");
+        assert_eq!(by["details"]["got"], r#""2""#);
+        let unknown = refused(&mut server, r#"[{"op":"frobnicate","path":["n"]}]"#);
+        assert_eq!(unknown["details"]["unknown_op"], "frobnicate");
+        let no_op = refused(&mut server, r#"[{"path":["n"]}]"#);
+        assert_eq!(no_op["details"]["reason"], "each batch entry needs a string `op`");
+        let bad_path = refused(&mut server, r#"[{"op":"delete","path":"n"}]"#);
+        assert_eq!(bad_path["details"]["reason"], "`path` is an array of strings");
+        // None of them applied anything: the first entries' `incr` never happened.
+        let read = call(&mut server, &Method::GET, "/pk/0/value/n", b"");
+        assert_eq!(read.status, 404);
+        let fine = call(
+            &mut server,
+            &Method::POST,
+            "/pk/0/batch",
+            br#"[{"op":"incr","path":["n"],"by":2}]"#,
+        );
+        assert_eq!(fine.status, 200);
+        assert_eq!(serde_json::from_slice::<Value>(&fine.body).unwrap(), json!([2]));
+    }
+
     #[test]
     fn random_requests_get_answers_never_panics() {
         let methods = [
