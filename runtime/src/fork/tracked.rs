@@ -118,6 +118,15 @@ impl Tracked {
         self.reaped.flatten()
     }
 
+    /// SIGKILL and a blocking reap, unless already reaped; the wait status.
+    pub(crate) fn kill(&mut self) -> Option<WaitStatus> {
+        if self.reaped.is_none() {
+            let _ = kill(self.pid, Signal::SIGKILL);
+            self.reaped = Some(waitpid(self.pid, None).ok());
+        }
+        self.reaped.flatten()
+    }
+
     /// Gives the child up: it is neither stopped nor reaped by us any more.
     pub(crate) fn release(mut self) -> Pid {
         self.owned = false;
@@ -153,15 +162,33 @@ pub(crate) fn stop_together(children: &mut [&mut Tracked], grace: Duration) {
     }
     let deadline = Instant::now() + grace;
     let mut pause = Duration::from_micros(200);
-    while children.iter_mut().any(|c| c.try_reap().is_none()) && Instant::now() < deadline {
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+    loop {
+        let mut running = 0;
+        for child in children.iter_mut() {
+            if child.try_reap().is_none() {
+                running += 1;
+            }
+        }
+        let now = Instant::now();
+        if running == 0 || now >= deadline {
+            break;
+        }
+        // Woken by the first exit when every one left has a pidfd, as in `reap_within`.
+        let exits: Vec<BorrowedFd<'_>> = children
+            .iter()
+            .filter(|c| c.reaped.is_none())
+            .filter_map(|c| c.exit_fd())
+            .collect();
+        let wait = (deadline - now).min(Duration::from_millis(20));
+        if exits.len() == running {
+            wait_for_exits(&exits, wait);
+        } else {
+            std::thread::sleep(pause.min(wait));
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
     }
     for child in children.iter_mut() {
-        if child.reaped.is_none() {
-            let _ = kill(child.pid, Signal::SIGKILL);
-            child.reaped = Some(waitpid(child.pid, None).ok());
-        }
+        child.kill();
     }
 }
 

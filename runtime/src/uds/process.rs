@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{getpid, Pid};
 
 use super::http::Handler;
@@ -16,7 +15,8 @@ use super::stop_signals::block_stop_signals;
 use super::token::Token;
 use crate::error::{Error, Result};
 use crate::fork::{
-    bounded, describe_exit, die_with_parent, fork_child, panic_message, WorkerEnd, EXIT_ERROR, EXIT_PANIC,
+    bounded, describe_exit, die_with_parent, fork_child, panic_message, Tracked, WorkerEnd, EXIT_ERROR,
+    EXIT_PANIC,
 };
 
 /// Byte the server writes once it listens; anything else on the pipe is an error text.
@@ -82,7 +82,7 @@ pub fn spawn_server<H: Handler>(
         match poll(&mut fds, PollTimeout::from(millis)) {
             Ok(0) => {
                 if started.elapsed() >= startup_deadline {
-                    kill_and_reap(pid);
+                    Tracked::new(pid, Duration::ZERO).kill();
                     return Err(Error::ServerStartup(format!(
                         "the server did not start listening within {startup_deadline:?}"
                     )));
@@ -91,7 +91,7 @@ pub fn spawn_server<H: Handler>(
             Ok(_) => break,
             Err(nix::errno::Errno::EINTR) => {}
             Err(e) => {
-                kill_and_reap(pid);
+                Tracked::new(pid, Duration::ZERO).kill();
                 return Err(Error::os("waiting for the server", e));
             }
         }
@@ -105,7 +105,9 @@ pub fn spawn_server<H: Handler>(
                 text.push(first[0]);
             }
             let _ = read.take(MAX_STARTUP_MESSAGE).read_to_end(&mut text);
-            let status = reap_within(pid, REAP_BUDGET);
+            // It reported and is leaving: give it a moment, then SIGKILL; always reaped.
+            let mut server = Tracked::new(pid, REAP_BUDGET);
+            let status = server.reap_within(REAP_BUDGET).unwrap_or_else(|| server.kill());
             let text = String::from_utf8_lossy(&text).into_owned();
             Err(Error::ServerStartup(if text.is_empty() {
                 let how = match status.and_then(describe_exit) {
@@ -131,25 +133,3 @@ pub fn spawn_server<H: Handler>(
 const MAX_STARTUP_MESSAGE: u64 = 8192;
 /// How long a server that reported a start-up error gets to exit before SIGKILL.
 const REAP_BUDGET: Duration = Duration::from_secs(2);
-
-/// Waits up to `budget` for `pid` to exit, then SIGKILLs it; always reaps.
-fn reap_within(pid: Pid, budget: Duration) -> Option<WaitStatus> {
-    let started = Instant::now();
-    let mut pause = Duration::from_micros(200);
-    while started.elapsed() < budget {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::StillAlive) => {}
-            Ok(status) => return Some(status),
-            Err(_) => return None,
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
-    }
-    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-    waitpid(pid, None).ok()
-}
-
-fn kill_and_reap(pid: Pid) {
-    let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
-    let _ = waitpid(pid, None);
-}
