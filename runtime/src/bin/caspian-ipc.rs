@@ -12,33 +12,78 @@
 //!
 //! Both stop by themselves when the job ends (its server goes away), after `--times` /
 //! `--count` / `--for`, or on Ctrl-C. Exit status: 0, or 2 with a message on stderr.
+//! Arguments are parsed by clap (`caspian-ipc --help`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use caspian_ipc::uds::{Client, ClientConfig, Exposed};
 use caspian_ipc::Error;
+use clap::{Parser, Subcommand};
 use serde_json::Value;
 
-const USAGE: &str = "usage: caspian-ipc watch FILE [--every MS] [--times N] [--max-chars N]\n       caspian-ipc monitor FILE [--count N] [--for SECONDS]";
+mod common;
+
+const USAGE: &str = "usage:
+  caspian-ipc watch FILE [--every MS] [--times N] [--max-chars N]
+  caspian-ipc monitor FILE [--count N] [--for SECONDS]
+  caspian-ipc help [COMMAND]";
+
+/// Attach to a running job through its exposure file.
+#[derive(Parser)]
+#[command(name = "caspian-ipc", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show the job's live state and request rate, again every MS milliseconds.
+    Watch {
+        /// The job's exposure file (`expose(FILE)`, `mikobase serve --expose FILE`).
+        file: PathBuf,
+        /// Milliseconds between two looks.
+        #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        every: u64,
+        /// Stop after this many looks.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        times: Option<u64>,
+        /// Show at most this much of the state.
+        #[arg(long, value_name = "N", default_value_t = 4000, value_parser = clap::value_parser!(u64).range(1..))]
+        max_chars: u64,
+    },
+    /// Show every operation as the server answers it.
+    Monitor {
+        /// The job's exposure file.
+        file: PathBuf,
+        /// Stop after this many operations.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+        /// Stop after this many seconds.
+        #[arg(long = "for", value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+        for_secs: Option<u64>,
+    },
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let outcome = match (args.first().map(String::as_str), args.get(1)) {
-        (Some("watch"), Some(file)) => {
-            options(&args[2..], &["--every", "--times", "--max-chars"]).and_then(|o| {
-                watch(
-                    Path::new(file),
-                    o["--every"].unwrap_or(1000),
-                    o["--times"],
-                    o["--max-chars"].unwrap_or(4000),
-                )
-            })
-        }
-        (Some("monitor"), Some(file)) => options(&args[2..], &["--count", "--for"])
-            .and_then(|o| monitor(Path::new(file), o["--count"], o["--for"])),
-        _ => Err(format!("name a command and the job's exposure file\n{USAGE}")),
+    let cli = match common::parse::<Cli>("caspian-ipc", USAGE) {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    let outcome = match cli.command {
+        Command::Watch {
+            file,
+            every,
+            times,
+            max_chars,
+        } => watch(&file, every, times, max_chars),
+        Command::Monitor {
+            file,
+            count,
+            for_secs,
+        } => monitor(&file, count, for_secs),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,27 +92,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// `--flag N` pairs among `known`; anything else is a usage error.
-fn options(
-    args: &[String],
-    known: &[&'static str],
-) -> Result<std::collections::HashMap<&'static str, Option<u64>>, String> {
-    let mut found: std::collections::HashMap<&'static str, Option<u64>> =
-        known.iter().map(|k| (*k, None)).collect();
-    let mut rest = args.iter();
-    while let Some(flag) = rest.next() {
-        let Some(key) = known.iter().find(|k| **k == flag.as_str()) else {
-            return Err(format!("unknown option `{flag}`\n{USAGE}"));
-        };
-        let value = rest.next().and_then(|v| v.parse().ok()).filter(|v| *v > 0);
-        let Some(value) = value else {
-            return Err(format!("{flag} takes a positive whole number\n{USAGE}"));
-        };
-        found.insert(key, Some(value));
-    }
-    Ok(found)
 }
 
 fn attach(file: &Path, call_deadline: Duration) -> Result<(Exposed, Client), String> {

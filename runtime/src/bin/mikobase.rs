@@ -26,6 +26,8 @@
 //! or a failed command exits 2 with `mikobase: ` and what went wrong on stderr (a usage
 //! error with the usage lines after it).
 
+mod common;
+
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -241,34 +243,10 @@ fn run(command: Command) -> Result<(), String> {
     }
 }
 
-/// What clap says is wrong (and its tips), without its `error: ` prefix and its usage block:
-/// ours follows.
-fn complaint(error: &clap::Error) -> String {
-    if error.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
-        return "no command given".into();
-    }
-    let rendered = error.render().to_string();
-    let said: Vec<&str> = rendered
-        .split("\n\n")
-        .map(str::trim_end)
-        .filter(|part| !part.starts_with("Usage:") && !part.starts_with("For more information"))
-        .collect();
-    let said = said.join("\n");
-    said.strip_prefix("error: ").unwrap_or(&said).to_owned()
-}
-
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match common::parse::<Cli>("mikobase", USAGE) {
         Ok(cli) => cli,
-        Err(error) if !error.use_stderr() => {
-            // --help, --version: to stdout, exit 0.
-            let _ = error.print();
-            return ExitCode::SUCCESS;
-        }
-        Err(error) => {
-            eprintln!("mikobase: {}\n{USAGE}", complaint(&error));
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     match run(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
