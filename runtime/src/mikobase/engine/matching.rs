@@ -1,13 +1,11 @@
 //! Which records a select returns, in order: candidates narrowed in SQL (pk, class, a
 //! pushed-down equality), examined in result order, paged (decision E14).
 
-use serde_json::Value;
-
 use super::problem::Problem;
 use super::select::{self, Scope, Select};
 use super::store::{self, Row, Scan};
 use super::{class_not_found, Engine};
-use crate::mikobase::generated::{Record, SelectResult, Stack};
+use crate::mikobase::generated::{Record, SelectResult};
 
 impl Engine {
     /// The records a select returns, in order. Candidates (pk, class and a pushed-down
@@ -104,18 +102,10 @@ impl Row {
         Record {
             pk: self.pk,
             bucket: self.bucket,
-            stack: typed_stack(self.stack),
+            stack: self.stack,
             updated_at: self.updated_at,
         }
     }
-}
-
-/// A stored stack as the typed platters (each platter of a stored stack is an object).
-pub(crate) fn typed_stack(stack: serde_json::Map<String, Value>) -> Stack {
-    stack
-        .into_iter()
-        .filter_map(|(key, platter)| Some((key, serde_json::from_value(platter).ok()?)))
-        .collect()
 }
 
 /// A select's results `{"count", "records"}` (D2), built by moving the rows.

@@ -5,14 +5,15 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
 use super::problem::{error, invalid, Problem};
-use crate::mikobase::generated::ErrorId;
+use crate::mikobase::generated::{ErrorId, Stack};
 
 /// One stored record.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Row {
     pub pk: String,
     pub bucket: Map<String, Value>,
-    pub stack: Map<String, Value>,
+    /// The platters, typed once as they are read (a select answers them as they are).
+    pub stack: Stack,
     pub updated_at: String,
     pub active: bool,
 }
@@ -20,10 +21,7 @@ pub(crate) struct Row {
 impl Row {
     /// Every class named by a platter of the stack, in stack order.
     pub fn classes(&self) -> Vec<String> {
-        self.stack
-            .values()
-            .filter_map(|p| p.get("class").and_then(Value::as_str).map(str::to_owned))
-            .collect()
+        self.stack.values().filter_map(|p| p.class.clone()).collect()
     }
 }
 
@@ -97,18 +95,16 @@ pub(crate) fn check_readable(conn: &Connection) -> Result<(), Problem> {
     Ok(())
 }
 
+/// A stored bucket (the table's CHECK keeps it an object).
 fn parse_object(text: &str) -> Map<String, Value> {
-    match serde_json::from_str(text) {
-        Ok(Value::Object(map)) => map,
-        _ => Map::new(),
-    }
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
     Ok(Row {
         pk: r.get(0)?,
-        bucket: parse_object(&r.get::<_, String>(1)?),
-        stack: parse_object(&r.get::<_, String>(2)?),
+        bucket: parse_object(r.get_ref(1)?.as_str()?),
+        stack: serde_json::from_str(r.get_ref(2)?.as_str()?).unwrap_or_default(),
         updated_at: r.get(3)?,
         active: r.get::<_, i64>(4)? == 1,
     })

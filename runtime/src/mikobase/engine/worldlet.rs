@@ -287,14 +287,17 @@ fn import_row(pk: &str, record: &Value) -> Result<Row, Problem> {
     let stack = match (record.get("stack"), record.get("class")) {
         (None | Some(Value::Null), None | Some(Value::Null)) => default_stack(DEFAULT_CLASS),
         (None | Some(Value::Null), Some(Value::String(class))) => default_stack(class),
-        (Some(Value::Object(s)), None | Some(Value::Null)) => s.clone(),
+        (Some(Value::Object(s)), None | Some(Value::Null)) => {
+            if let Some((key, _)) = s.iter().find(|(_, p)| !p.is_object()) {
+                return Err(bad(&format!("the platter `{key}` must be an object")));
+            }
+            serde_json::from_value(Value::Object(s.clone()))
+                .map_err(|e| bad(&format!("a platter does not fit: {e}")))?
+        }
         (Some(Value::Object(_)), Some(_)) => return Err(bad("give either `stack` or `class`, not both")),
         (Some(_), _) => return Err(bad("`stack` must be an object of platters")),
         (_, Some(_)) => return Err(bad("`class` must be a class name")),
     };
-    if let Some((key, _)) = stack.iter().find(|(_, p)| !p.is_object()) {
-        return Err(bad(&format!("the platter `{key}` must be an object")));
-    }
     Ok(Row {
         pk: pk.to_owned(),
         bucket,

@@ -9,8 +9,8 @@ use super::select::{self, check_class_name};
 use super::store::{self, Equal, Row};
 use super::{fail, Engine};
 use crate::mikobase::generated::{
-    CreateRequest, DeleteRequest, DeleteResult, ErrorId, PkResult, RecordClasses, SetFieldsRequest,
-    UpdateRequest, WarningId,
+    CreateRequest, DeleteRequest, DeleteResult, ErrorId, PkResult, Platter, RecordClasses, SetFieldsRequest,
+    Stack, UpdateRequest, WarningId,
 };
 
 impl Engine {
@@ -57,13 +57,11 @@ impl Engine {
         }
         if let Some(class) = class {
             // The first class platter gets the new class; its other keys stay.
-            match row.stack.values_mut().find(|p| p.get("class").is_some()) {
-                Some(Value::Object(platter)) => {
-                    platter.insert("class".into(), Value::String(class));
-                }
-                _ => {
+            match row.stack.values_mut().find(|p| p.class.is_some()) {
+                Some(platter) => platter.class = Some(class),
+                None => {
                     let key = free_platter_key(&row.stack);
-                    row.stack.insert(key, json!({ "class": class }));
+                    row.stack.insert(key, platter_of(class));
                 }
             }
         }
@@ -221,23 +219,31 @@ pub(crate) fn duplicate_class(name: &str) -> Problem {
     )
 }
 
-pub(crate) fn default_stack(class: &str) -> Map<String, Value> {
-    let mut stack = Map::new();
-    stack.insert("shadow".into(), json!({}));
-    stack.insert("a".into(), json!({ "class": class }));
+/// A platter of one class.
+fn platter_of(class: String) -> Platter {
+    Platter {
+        class: Some(class),
+        ..Platter::default()
+    }
+}
+
+pub(crate) fn default_stack(class: &str) -> Stack {
+    let mut stack = Stack::default();
+    stack.insert("shadow".into(), Platter::default());
+    stack.insert("a".into(), platter_of(class.to_owned()));
     stack
 }
 
-pub(crate) fn class_stack() -> Map<String, Value> {
+pub(crate) fn class_stack() -> Stack {
     default_stack(CLASS_CLASS)
 }
 
 /// The stack of a new record: `shadow` first, then the platters given as a hash, then
 /// one platter per class name, keyed `a`, `b`, ... (the first keys not taken; decision
 /// E3).
-fn stack_for(class: Option<String>, classes: Option<RecordClasses>) -> Result<Map<String, Value>, Problem> {
-    let mut stack = Map::new();
-    stack.insert("shadow".into(), json!({}));
+fn stack_for(class: Option<String>, classes: Option<RecordClasses>) -> Result<Stack, Problem> {
+    let mut stack = Stack::default();
+    stack.insert("shadow".into(), Platter::default());
     let mut names: Vec<String> = class.into_iter().collect();
     match classes {
         None => {}
@@ -252,9 +258,6 @@ fn stack_for(class: Option<String>, classes: Option<RecordClasses>) -> Result<Ma
                         "fix": "give the platter as {\"class\": \"example.org/...\"}",
                     })));
                 }
-                let platter = serde_json::to_value(&platter).map_err(|e| {
-                    invalid(json!({ "classes": key, "reason": e.to_string(), "fix": "give the platter as a JSON object" }))
-                })?;
                 stack.insert(key, platter);
             }
         }
@@ -264,13 +267,13 @@ fn stack_for(class: Option<String>, classes: Option<RecordClasses>) -> Result<Ma
     }
     for name in names {
         let key = free_platter_key(&stack);
-        stack.insert(key, json!({ "class": name }));
+        stack.insert(key, platter_of(name));
     }
     Ok(stack)
 }
 
 /// The first platter key `a`, `b`, ..., `z`, `p26`, ... not in the stack.
-fn free_platter_key(stack: &Map<String, Value>) -> String {
+fn free_platter_key(stack: &Stack) -> String {
     (0..)
         .map(|i: usize| match b"abcdefghijklmnopqrstuvwxyz".get(i) {
             Some(letter) => (*letter as char).to_string(),
