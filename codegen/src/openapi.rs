@@ -372,9 +372,10 @@ pub fn document(spec: &ApiSpec) -> Value {
                 constrain(&mut s, &t.constraints);
                 s
             }
-            TypeKind::Struct { fields, .. } if t.refuses_unknown => {
+            TypeKind::Struct { fields, .. } if t.refuses_unknown && t.passthrough => {
                 with_passthrough(object(fields, false), fields)
             }
+            TypeKind::Struct { fields, .. } if t.refuses_unknown => object(fields, false),
             TypeKind::Struct { fields, open } => object(fields, *open),
             TypeKind::Enum(values) => {
                 json!({"type": "string", "enum": values.iter().map(|v| &v.wire).collect::<Vec<_>>()})

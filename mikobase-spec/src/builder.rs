@@ -61,6 +61,7 @@ impl Builder {
             decision: None,
             constraints: Default::default(),
             refuses_unknown: false,
+            passthrough: false,
         });
         self
     }
@@ -74,6 +75,7 @@ impl Builder {
             decision: None,
             constraints: Default::default(),
             refuses_unknown: false,
+            passthrough: false,
         });
         self
     }

@@ -163,9 +163,13 @@ pub struct TypeDef {
     pub constraints: Constraints,
     /// A struct whose unknown keys the server refuses although it is `open` (the typed
     /// view keeps them for the engine to report, `refuses_unknown: true`); the OpenAPI
-    /// document says `additionalProperties: false`, the pass-through keys excepted.
+    /// document says `additionalProperties: false`.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub refuses_unknown: bool,
+    /// With `refuses_unknown`: the pass-through keys (`misc`, `corporate`, `vibecode`,
+    /// `comment`) are accepted and ignored too (`passthrough: true`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub passthrough: bool,
 }
 
 /// An error id (or warning id) of the registry.

@@ -79,6 +79,8 @@ struct RawType {
     pattern: Option<String>,
     #[serde(default)]
     refuses_unknown: bool,
+    #[serde(default)]
+    passthrough: bool,
 }
 
 #[derive(Deserialize)]
@@ -346,6 +348,7 @@ impl Lowering {
                     pattern: raw_type.pattern,
                 },
                 refuses_unknown: raw_type.refuses_unknown,
+                passthrough: raw_type.passthrough,
             });
         }
         let names: Vec<Name> = types.iter().map(|t| t.name.clone()).collect();

@@ -331,6 +331,22 @@ fn every_operation_answers_as_documented() -> Outcome {
         "fields": {"name": {"class": "string", "required": true}, "serial": {"class": "string", "unique": true, "format": ""}},
     }]});
     post(&mut f, "import a schema", "/import_schema", schema, 200)?;
+    // The pass-through keys: accepted in a block, refused in a field declaration (as the
+    // document says of each).
+    post(
+        &mut f,
+        "pass-through keys in a field declaration",
+        "/import_schema",
+        json!({"classes": [{"name": "example.org/fleet/dock", "fields": {"berth": {"class": "integer", "comment": "c"}}}]}),
+        422,
+    )?;
+    post(
+        &mut f,
+        "pass-through keys in a block",
+        "/q0",
+        json!({"action": "select", "then": {"path": ["name", "x"], "vibecode": 1, "corporate": 2}}),
+        200,
+    )?;
     post(&mut f, "export the schema", "/export_schema", json!({}), 200)?;
     let created = post(
         &mut f,
