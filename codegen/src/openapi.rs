@@ -362,6 +362,71 @@ fn path_item(post: Value) -> Value {
     item
 }
 
+/// The toolbox's own GET routes, which the server answers beside the spec's
+/// (`runtime/src/uds/monitor.rs`, docs/PROTOCOL.md): `/stats` and `/monitor`. A POST to
+/// them is the dispatch table's 404, like any path it does not know.
+fn watch_routes() -> [(&'static str, Value); 2] {
+    let integer = json!({"type": "integer", "minimum": 0});
+    let stats = json!({
+        "type": "object",
+        "properties": {"flavour": {"type": "string"}, "requests": integer, "uptime_ms": integer, "pid": integer},
+        "required": ["flavour", "requests", "uptime_ms", "pid"],
+        "additionalProperties": false,
+    });
+    let op = json!({
+        "type": "object",
+        "properties": {"seq": integer, "at_ms": {"type": "number"}, "worker": {"oneOf": [integer, {"type": "null"}]},
+            "request": {"type": "string"}, "body": {}, "status": integer},
+        "required": ["seq", "at_ms", "worker", "request", "body", "status"],
+    });
+    let monitor = json!({
+        "type": "object",
+        "properties": {"ops": {"type": "array", "items": op, "maxItems": 1000}, "next": integer, "missed": integer, "requests": integer},
+        "required": ["ops", "next", "missed", "requests"],
+        "additionalProperties": false,
+    });
+    let item = |summary: &str, body: Value, query: bool| {
+        let mut answers = Answers::default();
+        answers.add(200, body, summary.to_owned());
+        answers.transport();
+        let mut item = not_post();
+        let mut get = json!({"summary": summary, "responses": answers.into_responses()});
+        if query {
+            get["parameters"] = json!([{"name": "after", "in": "query", "required": false,
+                "description": "Wait for operations after this `next` (up to `X-Deadline-Ms`).",
+                "schema": {"type": "integer", "minimum": 0}}]);
+        }
+        item["get"] = get;
+        let mut post = Answers::default();
+        post.add(
+            404,
+            failure(&["invalid_request"]),
+            "Not an operation: the envelope of `invalid_request`.".into(),
+        );
+        post.transport();
+        item["post"] = json!({"summary": "Not an operation.", "responses": post.into_responses()});
+        item
+    };
+    [
+        (
+            "/stats",
+            item(
+                "The server's kind, requests answered, uptime and pid.",
+                stats,
+                false,
+            ),
+        ),
+        (
+            "/monitor",
+            item(
+                "Operations answered since `after` (docs/PROTOCOL.md, D-U22).",
+                monitor,
+                true,
+            ),
+        ),
+    ]
+}
+
 /// The document.
 pub fn document(spec: &ApiSpec) -> Value {
     let mut schemas = Map::new();
@@ -515,6 +580,9 @@ pub fn document(spec: &ApiSpec) -> Value {
     unknown["parameters"] = json!([{"name": "route", "in": "path", "required": true,
         "description": "Any path but the listed ones.", "schema": {"type": "string"}}]);
     paths.insert("/{route}".into(), unknown);
+    for (route, item) in watch_routes() {
+        paths.insert(route.into(), item);
+    }
     let mut responses = Answers::shared();
     responses.insert("not-post".into(), not_post_response());
     let ids: Vec<Value> = spec
