@@ -30,7 +30,7 @@ operations:
       pk: {type: string, description: The pk.}
       a: {type: Name, optional: true, description: One.}
       b: {type: Block, optional: true, description: Other.}
-    result: Name
+    result: string
     errors: [invalid_request, request-too-large, action-not-supported]
 "#;
 
@@ -64,4 +64,30 @@ fn requires_any_names_optional_request_fields_only() {
             "{wrong}: {problems:?}"
         );
     }
+}
+
+#[test]
+fn spec_diff_judges_the_constraints() {
+    let old = load_str(&SPEC.replace("REQUIRED", "a, b")).unwrap_or_else(|d| panic!("{d:?}"));
+    // Narrowed in a request: breaking.
+    let tighter = SPEC
+        .replace("REQUIRED", "a")
+        .replace("min_length: 1", "min_length: 2")
+        .replace("    passthrough: true\n", "");
+    let new = load_str(&tighter).unwrap_or_else(|d| panic!("{d:?}"));
+    let changes = mikobase_spec::diff(&old, &new);
+    let constraints: Vec<_> = changes
+        .iter()
+        .filter(|c| c.kind == mikobase_spec::ChangeKind::ConstraintsChanged)
+        .collect();
+    assert_eq!(constraints.len(), 3, "{changes:#?}");
+    assert!(constraints.iter().all(|c| c.is_breaking()), "{constraints:#?}");
+    // Widened in a request: compatible.
+    let back = mikobase_spec::diff(&new, &old);
+    let constraints: Vec<_> = back
+        .iter()
+        .filter(|c| c.kind == mikobase_spec::ChangeKind::ConstraintsChanged)
+        .collect();
+    assert_eq!(constraints.len(), 3, "{back:#?}");
+    assert!(constraints.iter().all(|c| !c.is_breaking()), "{constraints:#?}");
 }
