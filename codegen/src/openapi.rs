@@ -321,6 +321,10 @@ fn failure(ids: &[&str]) -> Value {
     }]})
 }
 
+/// The ids the generated dispatch table answers on every route itself: a body it cannot
+/// decode, one over the size limit.
+const DISPATCH_OWN: [&str; 2] = ["invalid_request", "request-too-large"];
+
 /// The answer of every method but POST on the server's routes: the 405 envelope.
 const NOT_POST: [&str; 7] = ["get", "put", "delete", "patch", "head", "options", "trace"];
 
@@ -518,6 +522,14 @@ pub fn document(spec: &ApiSpec) -> Value {
                     success(schema(&op.result)),
                     "The envelope of a success.".into(),
                 );
+                // The dispatch table answers these itself on every route (MB005), whether
+                // or not the operation lists them.
+                let mut errors = errors.clone();
+                for own in DISPATCH_OWN {
+                    if !errors.contains(&own) {
+                        errors.push(own);
+                    }
+                }
                 answers.failures(spec, &errors);
                 answers.transport();
                 let empty = if body_required {
@@ -540,7 +552,7 @@ pub fn document(spec: &ApiSpec) -> Value {
     }
     // The dispatch table's own answers on /q0: a missing action (`invalid_request`) and
     // an unknown one.
-    for own in ["invalid_request", "action-not-supported"] {
+    for own in DISPATCH_OWN.into_iter().chain(["action-not-supported"]) {
         if !q0_errors.contains(&own) {
             q0_errors.push(own);
         }
