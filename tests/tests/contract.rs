@@ -775,6 +775,102 @@ fn busy_servers_answer_as_documented() -> Outcome {
     check_nothing_left()
 }
 
+/// A connection of its own, for requests that must share it (a transaction's).
+struct Session {
+    stream: UnixStream,
+    auth: String,
+}
+
+impl Session {
+    fn open(target: &Target) -> Result<Session, Failed> {
+        Ok(Session {
+            stream: target.connect()?,
+            auth: target.auth(),
+        })
+    }
+
+    fn post(&mut self, path: &str, body: &Value) -> Result<Answer, Failed> {
+        let body = body.to_string();
+        write!(
+            self.stream,
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\n{}Content-Length: {}\r\n\r\n{body}",
+            self.auth,
+            body.len()
+        )?;
+        Ok(read_answer(&mut self.stream, false)?)
+    }
+}
+
+/// The transaction refusals: a nested transaction invalidated by its parent's rollback,
+/// a holder cut at the maximum hold (the call it parked goes on), a placeholder never
+/// defined.
+fn transaction_refusals_answer_as_documented() -> Outcome {
+    let contract = Contract::new();
+    let mut f = Findings::default();
+    let server = ForkedServer::start(ServerConfig::default(), || {
+        MikobaseServer::new(Engine::memory())
+            .max_hold(Some(Duration::from_millis(200)))
+            .into_router()
+            .map_err(|e| e.to_string())
+    })?;
+    let target = Target { server };
+    let mut holder = Session::open(&target)?;
+    let outer = holder.post("/q0", &json!({"action": "transaction"}))?;
+    let outer = f.see(&contract, "begin", "POST", "/q0", 200, &outer)["results"]["transaction"].clone();
+    let inner = holder.post("/q0", &json!({"action": "transaction"}))?;
+    let inner =
+        f.see(&contract, "begin nested", "POST", "/q0", 200, &inner)["results"]["transaction"].clone();
+    let answer = holder.post("/q0", &json!({"action": "rollback", "transaction": outer}))?;
+    f.see(&contract, "roll the outer one back", "POST", "/q0", 200, &answer);
+    let answer = holder.post("/q0", &json!({"action": "commit", "transaction": inner}))?;
+    f.see(
+        &contract,
+        "commit the invalidated one",
+        "POST",
+        "/q0",
+        409,
+        &answer,
+    );
+    let answer = holder.post("/q0", &json!({"action": "transaction"}))?;
+    f.see(&contract, "begin again", "POST", "/q0", 200, &answer);
+    // Parked behind the holder until the server cuts it at the maximum hold.
+    let answer = target.request(
+        "POST",
+        "/q0",
+        "X-Deadline-Ms: 10000\r\n",
+        Some(json!({"action": "select"}).to_string().as_bytes()),
+    )?;
+    f.see(
+        &contract,
+        "a call parked until the holder is cut",
+        "POST",
+        "/q0",
+        200,
+        &answer,
+    );
+    let answer = holder.post("/by_class", &json!({"class": "puck.uno/record"}))?;
+    f.see(
+        &contract,
+        "the holder after its cut",
+        "POST",
+        "/by_class",
+        409,
+        &answer,
+    );
+    // A placeholder is resolved when a record reaches it.
+    let answer = target.post("/q0", &json!({"action": "create", "bucket": {"name": "Ripley"}}))?;
+    f.see(&contract, "create", "POST", "/q0", 200, &answer);
+    let answer = target.post(
+        "/q0",
+        &json!({"action": "select", "path": ["name", {"placeholder": "nowhere"}]}),
+    )?;
+    f.see(&contract, "an undefined placeholder", "POST", "/q0", 400, &answer);
+    drop(holder);
+    drop(target);
+    f.done()?;
+    check_nothing_left()
+}
+
 /// A strategy of JSON values that (mostly) match `schema`; `$ref`s resolve into `doc`.
 fn values(doc: &Value, schema: &Value, depth: u32) -> BoxedStrategy<Value> {
     let leaf = || {
@@ -1054,14 +1150,21 @@ fn the_document_is_well_formed() -> Outcome {
 fn main() {
     run_serially(vec![
         Trial::test("the_document_is_well_formed", the_document_is_well_formed),
-        Trial::test("every_operation_answers_as_documented", || {
-            every_operation_answers_as_documented()
-        }),
-        Trial::test("busy_servers_answer_as_documented", || {
-            busy_servers_answer_as_documented()
-        }),
-        Trial::test("generated_requests_get_documented_answers", || {
-            generated_requests_get_documented_answers()
-        }),
+        Trial::test(
+            "every_operation_answers_as_documented",
+            every_operation_answers_as_documented,
+        ),
+        Trial::test(
+            "busy_servers_answer_as_documented",
+            busy_servers_answer_as_documented,
+        ),
+        Trial::test(
+            "transaction_refusals_answer_as_documented",
+            transaction_refusals_answer_as_documented,
+        ),
+        Trial::test(
+            "generated_requests_get_documented_answers",
+            generated_requests_get_documented_answers,
+        ),
     ])
 }
