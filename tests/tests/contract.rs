@@ -1028,6 +1028,27 @@ fn objects(doc: &Value, object: &Map<String, Value>, depth: u32) -> BoxedStrateg
         .boxed()
 }
 
+/// Variations of a valid request: an unknown key, each top-level key left out, and each
+/// top-level value replaced by `""`.
+fn mutants(body: &Value) -> Vec<Value> {
+    let Some(object) = body.as_object() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut unknown = object.clone();
+    unknown.insert("zz_unknown".into(), json!(1));
+    out.push(Value::Object(unknown));
+    for key in object.keys().filter(|k| *k != "action") {
+        let mut without = object.clone();
+        without.remove(key);
+        out.push(Value::Object(without));
+        let mut empty = object.clone();
+        empty.insert(key.clone(), json!(""));
+        out.push(Value::Object(empty));
+    }
+    out
+}
+
 /// Requests generated from the document's request schemas: each valid one gets a status
 /// the document lists for its route, with a body matching that status's schema.
 fn generated_requests_get_documented_answers() -> Outcome {
@@ -1066,6 +1087,8 @@ fn generated_requests_get_documented_answers() -> Outcome {
         ..Config::default()
     });
     let mut checked = 0;
+    let mut invalid = 0;
+    let mut mutated = 0;
     let mut failures = Vec::new();
     // Bounded: at most this many draws for the 64 valid requests.
     for _ in 0..1000 {
@@ -1075,6 +1098,16 @@ fn generated_requests_get_documented_answers() -> Outcome {
         let tree = strategy.new_tree(&mut runner).map_err(|e| e.to_string())?;
         let (route, body) = tree.current();
         if !contract.request_is_valid(&route, &body)? {
+            // The few the strategy gets wrong: the schema refuses them, so must the server.
+            let answer = target.post(&route, &body)?;
+            if answer.status < 400 {
+                failures.push(format!(
+                    "request {body}: POST {route}: the document refuses it, the server answered {}: {}",
+                    answer.status,
+                    answer.text()
+                ));
+            }
+            invalid += 1;
             continue;
         }
         checked += 1;
@@ -1082,12 +1115,29 @@ fn generated_requests_get_documented_answers() -> Outcome {
         if let Err(e) = contract.check_answer("POST", &route, &answer) {
             failures.push(format!("request {body}: {e}"));
         }
+        // Its mutants: those the document refuses, the server must refuse too.
+        for mutant in mutants(&body) {
+            let answer = target.post(&route, &mutant)?;
+            let refused = !contract.request_is_valid(&route, &mutant)?;
+            if refused && answer.status < 400 {
+                failures.push(format!(
+                    "request {mutant}: POST {route}: the document refuses it, the server answered {}: {}",
+                    answer.status,
+                    answer.text()
+                ));
+            }
+            if let Err(e) = contract.check_answer("POST", &route, &answer) {
+                failures.push(format!("request {mutant}: {e}"));
+            }
+            mutated += 1;
+        }
     }
     drop(target);
     check(
         checked == 64,
-        format!("only {checked} valid requests were generated in 1000 draws"),
+        format!("only {checked} valid requests were generated in 1000 draws ({invalid} invalid)"),
     )?;
+    eprintln!("{checked} valid and {invalid} invalid generated requests, {mutated} mutants checked");
     check(failures.is_empty(), failures.join("\n"))?;
     check_nothing_left()
 }
