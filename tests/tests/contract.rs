@@ -988,7 +988,7 @@ fn objects(doc: &Value, object: &Map<String, Value>, depth: u32) -> BoxedStrateg
             } else if depth > 0 {
                 let values = values(doc, schema, depth - 1);
                 fields.push(
-                    proptest::option::weighted(0.3, values.prop_map(move |v| (key.clone(), v))).boxed(),
+                    proptest::option::weighted(0.5, values.prop_map(move |v| (key.clone(), v))).boxed(),
                 );
             }
         }
@@ -1068,18 +1068,24 @@ fn generated_requests_get_documented_answers() -> Outcome {
                 .collect()
         })
         .unwrap_or_default();
-    let strategies: Vec<BoxedStrategy<(String, Value)>> = routes
-        .iter()
-        .map(|route| {
-            let schema = contract.doc["paths"][route]["post"]["requestBody"]["content"]["application/json"]
-                ["schema"]
-                .clone();
+    // One strategy per operation (each Q0 action its own), so each is drawn as often.
+    let mut strategies: Vec<BoxedStrategy<(String, Value)>> = Vec::new();
+    for route in &routes {
+        let schema =
+            &contract.doc["paths"][route]["post"]["requestBody"]["content"]["application/json"]["schema"];
+        let variants = match schema["oneOf"].as_array() {
+            Some(actions) => actions.clone(),
+            None => vec![schema.clone()],
+        };
+        for variant in variants {
             let route = route.clone();
-            values(&contract.doc, &schema, 4)
-                .prop_map(move |body| (route.clone(), body))
-                .boxed()
-        })
-        .collect();
+            strategies.push(
+                values(&contract.doc, &variant, 4)
+                    .prop_map(move |body| (route.clone(), body))
+                    .boxed(),
+            );
+        }
+    }
     let strategy = proptest::strategy::Union::new(strategies);
     let mut runner = TestRunner::new(Config {
         cases: 64,
