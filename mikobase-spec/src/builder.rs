@@ -39,6 +39,7 @@ impl Builder {
             nullable: false,
             description: description.into(),
             decision: None,
+            constraints: Default::default(),
         }
     }
 
@@ -58,6 +59,9 @@ impl Builder {
             description: description.into(),
             kind: TypeKind::Struct { fields, open: false },
             decision: None,
+            constraints: Default::default(),
+            refuses_unknown: false,
+            passthrough: false,
         });
         self
     }
@@ -69,6 +73,9 @@ impl Builder {
             description: description.into(),
             kind: TypeKind::Union(variants),
             decision: None,
+            constraints: Default::default(),
+            refuses_unknown: false,
+            passthrough: false,
         });
         self
     }
@@ -103,6 +110,7 @@ impl Builder {
             errors: errors.iter().map(|e| Name::new(*e)).collect(),
             writes: false,
             decision: None,
+            requires_any: Vec::new(),
         });
         self
     }

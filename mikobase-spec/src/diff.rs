@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 use serde_json::Value;
 
 use crate::ir::{
-    ApiSpec, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef, Variant,
+    ApiSpec, Constraints, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef, Variant,
 };
 
 /// Whether a change can break an existing client or server.
@@ -110,6 +110,10 @@ pub enum ChangeKind {
     WarningRemoved,
     /// A warning id comes with another HTTP status.
     WarningStatusChanged,
+    /// What the server enforces beyond a type changed: `min_length` or `pattern` of a
+    /// field or alias, `refuses_unknown`/`passthrough` of a struct, `requires_any` of an
+    /// operation (D-C2).
+    ConstraintsChanged,
 }
 
 impl ChangeKind {
@@ -152,6 +156,7 @@ impl ChangeKind {
             WarningAdded => "warning-added",
             WarningRemoved => "warning-removed",
             WarningStatusChanged => "warning-status-changed",
+            ConstraintsChanged => "constraints-changed",
         }
     }
 }
@@ -333,6 +338,47 @@ enum Relation {
     Narrowed,
     /// Neither: some old values are refused and some new ones are not understood.
     Changed,
+}
+
+/// How a string's constraints relate: more `min_length` or a new `pattern` narrow it, less
+/// or a dropped `pattern` widen it, another `pattern` changes it.
+fn constraint_relation(old: &Constraints, new: &Constraints) -> Relation {
+    use std::cmp::Ordering::*;
+    let length = match new.min_length.unwrap_or(0).cmp(&old.min_length.unwrap_or(0)) {
+        Greater => Relation::Narrowed,
+        Less => Relation::Widened,
+        Equal => Relation::Same,
+    };
+    let pattern = match (&old.pattern, &new.pattern) {
+        (a, b) if a == b => Relation::Same,
+        (None, Some(_)) => Relation::Narrowed,
+        (Some(_), None) => Relation::Widened,
+        _ => Relation::Changed,
+    };
+    combine(length, pattern)
+}
+
+/// Two relations of one thing, taken together.
+fn combine(a: Relation, b: Relation) -> Relation {
+    match (a, b) {
+        (Relation::Same, other) | (other, Relation::Same) => other,
+        (a, b) if a == b => a,
+        _ => Relation::Changed,
+    }
+}
+
+/// How the keys a struct refuses relate: refusing unknown keys narrows it, taking the
+/// pass-through keys again widens it.
+fn refusal_relation(old: &TypeDef, new: &TypeDef) -> Relation {
+    let takes = |t: &TypeDef| (!t.refuses_unknown, !t.refuses_unknown || t.passthrough);
+    let (old_all, old_pass) = takes(old);
+    let (new_all, new_pass) = takes(new);
+    let rel = |o: bool, n: bool| match (o, n) {
+        (true, false) => Relation::Narrowed,
+        (false, true) => Relation::Widened,
+        _ => Relation::Same,
+    };
+    combine(rel(old_all, new_all), rel(old_pass, new_pass))
 }
 
 /// How long an alias chain may be before it is taken for a cycle.
@@ -745,6 +791,13 @@ impl<'a> Differ<'a> {
                     };
                     self.judged(kind, verdict, spans, message);
                 }
+                self.retyped(
+                    ChangeKind::ConstraintsChanged,
+                    refusal_relation(old, new),
+                    dir,
+                    spans,
+                    format!("the keys struct `{name}` refuses changed (`refuses_unknown`, `passthrough`)"),
+                );
                 self.fields(Owner {
                     label: format!("`{name}`"),
                     old_pos: spans.0,
@@ -763,6 +816,13 @@ impl<'a> Differ<'a> {
                     dir,
                     spans,
                     format!("alias `{name}` changed from `{a}` to `{b}`"),
+                );
+                self.retyped(
+                    ChangeKind::ConstraintsChanged,
+                    constraint_relation(&old.constraints, &new.constraints),
+                    dir,
+                    spans,
+                    format!("the constraints of alias `{name}` changed (`min_length`, `pattern`)"),
                 );
             }
             (TypeKind::Enum(a), TypeKind::Enum(b)) => {
@@ -977,6 +1037,13 @@ impl<'a> Differ<'a> {
                 spans,
                 format!("the type of {what} changed from `{}` to `{}`", old.ty, new.ty),
             );
+            self.retyped(
+                ChangeKind::ConstraintsChanged,
+                constraint_relation(&old.constraints, &new.constraints),
+                dir,
+                spans,
+                format!("the constraints of {what} changed (`min_length`, `pattern`)"),
+            );
         }
         for new in owner.new {
             if owner.old.iter().any(|f| f.name.wire == new.name.wire) {
@@ -1128,6 +1195,23 @@ impl<'a> Differ<'a> {
                 ),
             );
         }
+        let names = |op: &Operation| op.requires_any.iter().map(|n| n.wire.clone()).collect::<Vec<_>>();
+        let (old_any, new_any) = (names(old), names(new));
+        let needs = match (old_any.is_empty(), new_any.is_empty()) {
+            _ if old_any == new_any => Relation::Same,
+            (true, false) => Relation::Narrowed,
+            (false, true) => Relation::Widened,
+            _ if new_any.iter().all(|n| old_any.contains(n)) => Relation::Narrowed,
+            _ if old_any.iter().all(|n| new_any.contains(n)) => Relation::Widened,
+            _ => Relation::Changed,
+        };
+        self.retyped(
+            ChangeKind::ConstraintsChanged,
+            needs,
+            Dir::INPUT,
+            spans,
+            format!("the `requires_any` of {what} changed from {old_any:?} to {new_any:?}"),
+        );
         if old.writes != new.writes {
             let (severity, message) = if new.writes {
                 (

@@ -94,6 +94,28 @@ pub struct Field {
     pub description: String,
     /// The decision (in `mikobase-spec/DECISIONS.md`) behind it, if it is ours.
     pub decision: Option<String>,
+    /// What the server enforces of a string value beyond its type (`min_length`,
+    /// `pattern`): published in the OpenAPI document.
+    #[serde(skip_serializing_if = "Constraints::is_none")]
+    pub constraints: Constraints,
+}
+
+/// What the server enforces of a string beyond its type (D-C2). The generated Rust types
+/// do not check it (the engine does, with its own error); the OpenAPI document says it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Constraints {
+    /// At least this many characters (`min_length: 1`: the server refuses `""`).
+    pub min_length: Option<u64>,
+    /// An ECMA-262 regular expression the string matches somewhere (`pattern`, as in
+    /// JSON Schema: anchor it with `^` to match a prefix).
+    pub pattern: Option<String>,
+}
+
+impl Constraints {
+    /// Whether nothing is constrained.
+    pub fn is_none(&self) -> bool {
+        self.min_length.is_none() && self.pattern.is_none()
+    }
 }
 
 /// What kind of type a declaration is.
@@ -136,6 +158,18 @@ pub struct TypeDef {
     pub kind: TypeKind,
     /// The decision behind it, if it is ours.
     pub decision: Option<String>,
+    /// An alias of `string`: what the server enforces of its values.
+    #[serde(skip_serializing_if = "Constraints::is_none")]
+    pub constraints: Constraints,
+    /// A struct whose unknown keys the server refuses although it is `open` (the typed
+    /// view keeps them for the engine to report, `refuses_unknown: true`); the OpenAPI
+    /// document says `additionalProperties: false`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refuses_unknown: bool,
+    /// With `refuses_unknown`: the pass-through keys (`misc`, `corporate`, `vibecode`,
+    /// `comment`) are accepted and ignored too (`passthrough: true`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub passthrough: bool,
 }
 
 /// An error id (or warning id) of the registry.
@@ -182,6 +216,10 @@ pub struct Operation {
     pub writes: bool,
     /// The decision behind it, if it is ours.
     pub decision: Option<String>,
+    /// Optional request fields of which the server needs at least one
+    /// (`requires_any: [bucket, class]`); empty: none needed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requires_any: Vec<Name>,
 }
 
 /// A whole spec.

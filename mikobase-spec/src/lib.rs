@@ -22,7 +22,9 @@ mod load;
 pub use builder::Builder;
 pub use diagnostic::{render_all, suggest, Code, Diagnostic};
 pub use diff::{diff, render_changes, Change, ChangeKind, Severity};
-pub use ir::{ApiSpec, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef, Variant};
+pub use ir::{
+    ApiSpec, Constraints, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef, Variant,
+};
 pub use load::{load_str, parse_type};
 
 /// The spec shipped with the project.

@@ -11,7 +11,7 @@ use serde_saphyr::Spanned;
 
 use crate::diagnostic::{suggest, Code, Diagnostic};
 use crate::ir::{
-    ApiSpec, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef, Variant,
+    ApiSpec, Constraints, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef, Variant,
 };
 
 /// A YAML mapping whose keys keep their positions, in file order.
@@ -75,6 +75,12 @@ struct RawType {
     #[serde(default)]
     variants: Named<RawVariant>,
     decision: Option<String>,
+    min_length: Option<u64>,
+    pattern: Option<String>,
+    #[serde(default)]
+    refuses_unknown: bool,
+    #[serde(default)]
+    passthrough: bool,
 }
 
 #[derive(Deserialize)]
@@ -96,6 +102,8 @@ struct RawField {
     nullable: bool,
     description: Option<String>,
     decision: Option<String>,
+    min_length: Option<u64>,
+    pattern: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +133,8 @@ struct RawOperation {
     #[serde(default)]
     writes: bool,
     decision: Option<String>,
+    #[serde(default)]
+    requires_any: Vec<Spanned<String>>,
 }
 
 fn pos<T>(s: &Spanned<T>) -> Pos {
@@ -333,6 +343,12 @@ impl Lowering {
                 description,
                 kind,
                 decision: raw_type.decision,
+                constraints: Constraints {
+                    min_length: raw_type.min_length,
+                    pattern: raw_type.pattern,
+                },
+                refuses_unknown: raw_type.refuses_unknown,
+                passthrough: raw_type.passthrough,
             });
         }
         let names: Vec<Name> = types.iter().map(|t| t.name.clone()).collect();
@@ -407,6 +423,23 @@ impl Lowering {
                 }
                 op_errors.push(id);
             }
+            let mut requires_any = Vec::new();
+            for field in &raw_op.requires_any {
+                let field = name(field);
+                if !request.iter().any(|f| f.name.wire == field.wire && f.optional) {
+                    let help = suggest(&field.wire, request.iter().map(|f| f.name.wire.as_str()));
+                    self.error(
+                        Code::MB001,
+                        format!(
+                            "`requires_any` of `{}` names `{}`, which is not an optional field of its request",
+                            at.wire, field.wire
+                        ),
+                        &field,
+                        help,
+                    );
+                }
+                requires_any.push(field);
+            }
             operations.push(Operation {
                 name: at,
                 kind,
@@ -416,6 +449,7 @@ impl Lowering {
                 errors: op_errors,
                 writes: raw_op.writes,
                 decision: raw_op.decision,
+                requires_any,
             });
         }
         let op_names: Vec<Name> = operations.iter().map(|o| o.name.clone()).collect();
@@ -547,6 +581,10 @@ impl Lowering {
                 nullable: raw_field.nullable,
                 description,
                 decision: raw_field.decision,
+                constraints: Constraints {
+                    min_length: raw_field.min_length,
+                    pattern: raw_field.pattern,
+                },
             });
         }
         let names: Vec<Name> = fields.iter().map(|f| f.name.clone()).collect();

@@ -916,7 +916,7 @@ pub struct ImportResult {
 )]
 #[serde(crate = "__support::serde")]
 pub struct Worldlet {
-    /// `worldlet/1.0`.
+    /// `worldlet/1.0` (any `worldlet/1.` version is read).
     #[serde(rename = "format")]
     pub format: ::std::string::String,
     /// Records keyed by pk; class definitions in whole-hash form.
@@ -1708,7 +1708,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<ValidationReport>;
     /// Every active class definition.
     ///
-    /// `POST /export_schema`. Errors: `transaction-busy`, `transaction-expired`, `storage-failed`.
+    /// `POST /export_schema`. Errors: `invalid_request`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn export_schema(
         &mut self,
         context: &__support::CallContext,
@@ -1724,7 +1724,7 @@ pub trait MikobaseService {
     ) -> __support::Reply<ImportResult>;
     /// The whole store as a worldlet.
     ///
-    /// `POST /export_worldlet`. Errors: `transaction-busy`, `transaction-expired`, `storage-failed`.
+    /// `POST /export_worldlet`. Errors: `invalid_request`, `transaction-busy`, `transaction-expired`, `storage-failed`.
     fn export_worldlet(
         &mut self,
         context: &__support::CallContext,

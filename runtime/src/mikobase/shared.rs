@@ -507,7 +507,7 @@ impl MikobaseServer {
 fn not_post(request: &Request<'_>) -> Response {
     let failure = Failure::one(
         ErrorId::InvalidRequest.as_str(),
-        json!({ "method": request.method.as_str(), "allowed": ["POST"] }),
+        json!({ "method": request.method.as_str(), "allowed": ["POST"], "fix": "send the request as a POST" }),
     );
     Response::json(405, &failure_envelope(&failure)).with_header("allow", "POST")
 }

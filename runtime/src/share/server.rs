@@ -135,6 +135,7 @@ impl HashServer {
                 json!({
                     "path": missing,
                     "parent_version": self.tree.version_at(pk, &path[..path.len().saturating_sub(1)]),
+                    "fix": "store a value there first, or check the path",
                 }),
             ),
             e => tree_error(e),
@@ -263,7 +264,7 @@ impl<'a> Op<'a> {
                 return Err(Response::error(
                     404,
                     "no_route",
-                    json!({ "method": method.as_str(), "op": op }),
+                    json!({ "method": method.as_str(), "op": op, "fix": "use a route of docs/PROTOCOL.md" }),
                 ))
             }
         })
@@ -390,7 +391,11 @@ fn invalid_body(reason: &str, got: &Value) -> Response {
         shown.truncate(shown.floor_char_boundary(200));
         shown.push('…');
     }
-    Response::error(400, "invalid_request", json!({ "reason": reason, "got": shown }))
+    Response::error(
+        400,
+        "invalid_request",
+        json!({ "reason": reason, "got": shown, "fix": "send the body the route takes (docs/PROTOCOL.md)" }),
+    )
 }
 
 fn with_index(mut response: Response, index: usize) -> Response {
@@ -408,22 +413,46 @@ fn tree_error(error: TreeError) -> Response {
         TreeError::NoSuchPk(pk) => Response::error(
             404,
             "no_such_pk",
-            json!({ "pk": pk, "reason": "this node was replaced or deleted (or never existed); fetch it again from its parent" }),
+            json!({
+                "pk": pk,
+                "reason": "this node was replaced or deleted (or never existed)",
+                "fix": "fetch it again from its parent",
+            }),
         ),
-        TreeError::NoSuchKey { path } => Response::error(404, "no_such_key", json!({ "path": path })),
-        TreeError::IndexOutOfRange { path, len } => {
-            Response::error(404, "index_out_of_range", json!({ "path": path, "len": len }))
-        }
+        TreeError::NoSuchKey { path } => Response::error(
+            404,
+            "no_such_key",
+            json!({ "path": path, "fix": "store a value there first, or check the path" }),
+        ),
+        TreeError::IndexOutOfRange { path, len } => Response::error(
+            404,
+            "index_out_of_range",
+            json!({ "path": path, "len": len, "fix": "use an index below `len`" }),
+        ),
         TreeError::NotAContainer { path } => Response::error(
             409,
             "not_a_container",
-            json!({ "path": path, "reason": "a scalar is stored here, so nothing can be stored under it" }),
+            json!({
+                "path": path,
+                "reason": "a scalar is stored here, so nothing can be stored under it",
+                "fix": "replace the scalar with a hash first, or use another path",
+            }),
         ),
-        TreeError::NotAHash { path } => Response::error(409, "not_a_hash", json!({ "path": path })),
-        TreeError::NotAnArray { path } => Response::error(409, "not_an_array", json!({ "path": path })),
-        TreeError::NotANumber { path, found } => {
-            Response::error(409, "not_a_number", json!({ "path": path, "found": found }))
-        }
+        TreeError::NotAHash { path } => Response::error(
+            409,
+            "not_a_hash",
+            json!({ "path": path, "fix": "this operation needs a hash stored there" }),
+        ),
+        TreeError::NotAnArray { path } => Response::error(
+            409,
+            "not_an_array",
+            json!({ "path": path, "fix": "this operation needs an array stored there" }),
+        ),
+        TreeError::NotANumber { path, found } => Response::error(
+            409,
+            "not_a_number",
+            json!({ "path": path, "found": found, "fix": "incr needs a number (or nothing) stored there" }),
+        ),
         TreeError::Increment {
             path,
             refusal,
@@ -457,17 +486,21 @@ fn tree_error(error: TreeError) -> Response {
         TreeError::VersionConflict { path, current } => Response::error(
             409,
             "version_conflict",
-            json!({ "path": path, "current_version": current }),
+            json!({ "path": path, "current_version": current, "fix": "read the value again and retry with its version" }),
         ),
         TreeError::TooDeep { max_depth } => Response::error(
             400,
             "too_deep",
-            json!({ "max_depth": max_depth, "reason": "the stored value would nest deeper than the server allows" }),
+            json!({
+                "max_depth": max_depth,
+                "reason": "the stored value would nest deeper than the server allows",
+                "fix": "flatten the value or raise the server's nesting limit",
+            }),
         ),
         TreeError::EmptyPath => Response::error(
             400,
             "empty_path",
-            json!({ "reason": "this operation needs a key: /pk/{pk}/{op}/{key}" }),
+            json!({ "reason": "this operation needs a key", "fix": "name the key: /pk/{pk}/{op}/{key}" }),
         ),
     }
 }
@@ -511,7 +544,11 @@ impl EntryRefusal {
             EntryRefusal::UnknownOp(other) => Response::error(
                 400,
                 "invalid_request",
-                json!({ "unknown_op": other, "expected_one_of": ["set", "delete", "push", "incr", "cas", "set_if_absent"] }),
+                json!({
+                    "unknown_op": other,
+                    "expected_one_of": ["set", "delete", "push", "incr", "cas", "set_if_absent"],
+                    "fix": "use one of `expected_one_of`",
+                }),
             ),
         }
     }

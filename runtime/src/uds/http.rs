@@ -56,7 +56,12 @@ pub fn parse_json(body: &[u8], max_depth: usize) -> Result<Value, Response> {
             Response::error(
                 400,
                 "invalid_json",
-                serde_json::json!({ "reason": e.to_string(), "line": e.line(), "column": e.column() }),
+                serde_json::json!({
+                    "reason": e.to_string(),
+                    "line": e.line(),
+                    "column": e.column(),
+                    "fix": "send the body as one JSON text (RFC 8259)",
+                }),
             )
         }
     })?;
@@ -175,7 +180,23 @@ pub(crate) fn busy_answer() -> Response {
     Response::error(
         503,
         "busy",
-        serde_json::json!({ "reason": "the state was held by another connection for the whole deadline" }),
+        serde_json::json!({
+            "reason": "the state was held by another connection for the whole deadline",
+            "fix": "retry, or send a longer `X-Deadline-Ms`",
+        }),
+    )
+}
+
+/// The answer to a body whose framing broke while it was read (a malformed chunk, a
+/// connection cut inside it): 400 `bad_body`; the connection closes after it.
+pub(crate) fn bad_body(reason: String) -> Response {
+    Response::error(
+        400,
+        "bad_body",
+        serde_json::json!({
+            "reason": reason,
+            "fix": "send the body as `Content-Length` bytes or well-formed `Transfer-Encoding: chunked`",
+        }),
     )
 }
 

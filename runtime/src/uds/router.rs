@@ -736,6 +736,7 @@ fn no_route(request: &Request<'_>, routes: &[String]) -> Response {
             "method": request.method.as_str(),
             "path": request.path,
             "routes": routes,
+            "fix": "use one of the routes listed in `routes`",
         }),
     )
 }
@@ -745,7 +746,12 @@ fn method_not_allowed(request: &Request<'_>, allowed: &[&Method]) -> Response {
     Response::error(
         405,
         "method_not_allowed",
-        json!({ "method": request.method.as_str(), "path": request.path, "allowed": allowed }),
+        json!({
+            "method": request.method.as_str(),
+            "path": request.path,
+            "allowed": allowed,
+            "fix": "use one of the methods listed in `allowed`",
+        }),
     )
     .with_header("allow", allowed.join(", "))
 }

@@ -542,7 +542,7 @@ async fn respond<H: Handler>(
             }
         }
         Err(BodyFailure::Broken(reason)) => {
-            return Response::error(400, "bad_body", json!({ "reason": reason }))
+            return crate::uds::http::bad_body(reason)
                 .with_header("connection", "close")
                 .into()
         }
