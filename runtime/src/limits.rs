@@ -26,11 +26,13 @@ pub fn depth(value: &Value) -> usize {
     deepest
 }
 
+#[cfg(feature = "mikobase")]
 /// Deepest nesting of arrays and objects in a Mikobase request, a worldlet record or a
 /// class definition (decision E15 in docs/ENGINE.md): every answer and export then stays
 /// well within the 128 levels a JSON parser (serde_json's) reads back.
 pub const MAX_REQUEST_DEPTH: usize = 64;
 
+#[cfg(feature = "mikobase")]
 /// Whether a value nests arrays and objects deeper than `max` (counted without recursion,
 /// so any depth is safe to check; stops at the first container past `max`).
 pub fn deeper_than(value: &Value, max: usize) -> bool {
