@@ -57,6 +57,10 @@ fn main() {
             nobody_listening,
         ),
         Trial::test("a_token_file_others_can_read_is_refused", open_token_file_refused),
+        Trial::test(
+            "tls_connections_share_the_server_limits",
+            tls_connections_share_the_limits,
+        ),
     ]);
 }
 
@@ -438,4 +442,137 @@ fn open_token_file_refused() -> Outcome {
         Err(e @ Error::Config { .. }) => check(e.to_string().contains("chmod 600"), e.to_string()),
         other => Err(format!("a 0644 token file was accepted: {other:?}").into()),
     }
+}
+
+/// Answers every request with `{"ok": true}`.
+struct Ok200;
+
+impl caspian_ipc::uds::Handler for Ok200 {
+    fn handle(&mut self, _request: &caspian_ipc::uds::Request<'_>) -> caspian_ipc::uds::Response {
+        caspian_ipc::uds::Response::json(200, &serde_json::json!({"ok": true}))
+    }
+}
+
+type RawTls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
+/// A TLS connection of our own to `addr`, trusting `ca`, handshake done.
+fn raw_tls(addr: std::net::SocketAddr, ca: &Path) -> Result<RawTls, Failed> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::pem::PemObject::pem_file_iter(ca)? {
+        let cert: CertificateDer<'static> = cert?;
+        roots.add(cert)?;
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1")?;
+    let mut tls = rustls::ClientConnection::new(Arc::new(config), name)?;
+    let mut tcp = TcpStream::connect(addr)?;
+    tcp.set_read_timeout(Some(Duration::from_secs(5)))?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp)?;
+    }
+    Ok(rustls::StreamOwned::new(tls, tcp))
+}
+
+/// Sends one authorised request and reads until the answer's status line is here.
+fn ask(stream: &mut RawTls, token: &Token) -> Result<String, Failed> {
+    use std::io::Write;
+    write!(
+        stream,
+        "GET /x HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\r\n",
+        token.as_str()
+    )?;
+    stream.flush()?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// Whether the server closed `stream` (end of stream or reset) within its read timeout.
+fn closed(stream: &mut RawTls) -> bool {
+    let mut byte = [0u8; 1];
+    match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+    }
+}
+
+/// The socket's limits hold over TLS: connections count against `max_connections` (the
+/// longest-idle one is evicted for a newcomer) and a head that stalls after the handshake
+/// is cut at the head timeout.
+fn tls_connections_share_the_limits() -> Outcome {
+    let pki = pki("limits")?;
+    let listen = listener(&pki)?;
+    let addr = listen.local_addr().ok_or("no address")?;
+    let dir = caspian_ipc::uds::SocketDir::create()?;
+    let config = caspian_ipc::uds::ServerConfig {
+        max_connections: 2,
+        head_timeout: Duration::from_millis(300),
+        idle_timeout: None,
+        ..caspian_ipc::uds::ServerConfig::default()
+    };
+    let pid = caspian_ipc::uds::spawn_server_with(
+        &dir,
+        Some(&listen),
+        Some(pki.token.clone()),
+        config,
+        || Ok(Ok200),
+        Duration::from_secs(5),
+    )?;
+    let outcome = (|| -> Outcome {
+        let mut first = raw_tls(addr, &pki.ca)?;
+        check(
+            ask(&mut first, &pki.token)?.starts_with("HTTP/1.1 200"),
+            "first answered",
+        )?;
+        let mut second = raw_tls(addr, &pki.ca)?;
+        check(
+            ask(&mut second, &pki.token)?.starts_with("HTTP/1.1 200"),
+            "second answered",
+        )?;
+        // A third connection at the limit: the longest idle one (the first) makes room.
+        let mut third = raw_tls(addr, &pki.ca)?;
+        check(
+            ask(&mut third, &pki.token)?.starts_with("HTTP/1.1 200"),
+            "third answered",
+        )?;
+        check(
+            closed(&mut first),
+            "the longest-idle TLS connection was not evicted",
+        )?;
+        drop((second, third));
+        // A head that stops half-way after the handshake is cut (within two head timeouts).
+        let mut slow = raw_tls(addr, &pki.ca)?;
+        {
+            use std::io::Write;
+            slow.write_all(b"GET /x HTTP/1.1\r\nHost: loc")?;
+            slow.flush()?;
+        }
+        let started = Instant::now();
+        check(closed(&mut slow), "a stalled head over TLS was not cut")?;
+        let waited = started.elapsed();
+        check(
+            waited >= Duration::from_millis(250) && waited < Duration::from_secs(2),
+            format!("the stalled head was cut after {waited:?} (head timeout 300 ms)"),
+        )
+    })();
+    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+    let _ = nix::sys::wait::waitpid(pid, None);
+    drop(dir);
+    outcome?;
+    check_nothing_left()
 }
