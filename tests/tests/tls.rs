@@ -56,6 +56,10 @@ fn main() {
             "nobody_listening_is_connection_refused_within_the_budget",
             nobody_listening,
         ),
+        Trial::test(
+            "a_listener_that_never_handshakes_fails_in_time",
+            no_handshake_fails_in_time,
+        ),
         Trial::test("a_token_file_others_can_read_is_refused", open_token_file_refused),
         Trial::test(
             "tls_connections_share_the_server_limits",
@@ -432,6 +436,44 @@ fn nobody_listening() -> Outcome {
     check(
         waited >= budget && waited < budget * 5,
         format!("gave up after {waited:?} for a {budget:?} budget"),
+    )
+}
+
+/// A TCP listener that accepts and then says nothing: the client's handshake is bounded
+/// by its call deadline, and the error is the typed handshake failure.
+fn no_handshake_fails_in_time() -> Outcome {
+    let pki = pki("mute")?;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("caspian+tls://{}", listener.local_addr()?);
+    let mute = std::thread::spawn(move || {
+        // Holds the connection until the client gives up and closes it.
+        if let Ok((mut tcp, _)) = listener.accept() {
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut sink = Vec::new();
+            let _ = tcp.read_to_end(&mut sink);
+        }
+    });
+    let deadline = Duration::from_millis(300);
+    let hash = SharedHash::join_remote(
+        Remote::tls(&url, Trust::CaFile(pki.ca.clone()))?,
+        pki.token.clone(),
+        ClientConfig {
+            call_deadline: deadline,
+            ..ClientConfig::default()
+        },
+    );
+    let started = Instant::now();
+    let outcome = hash.get_value("x");
+    let waited = started.elapsed();
+    drop(hash);
+    let _ = mute.join();
+    check(
+        matches!(&outcome, Err(Error::TlsHandshake { reason, .. }) if reason.contains("deadline")),
+        format!("expected a TlsHandshake deadline error, got {outcome:?}"),
+    )?;
+    check(
+        waited >= deadline && waited < deadline * 4,
+        format!("gave up after {waited:?} for a {deadline:?} deadline"),
     )
 }
 

@@ -256,9 +256,11 @@ pub(crate) fn server_name(host: &str, url: &str) -> Result<ServerName<'static>> 
 pub(crate) fn is_certificate_error(error: &std::io::Error) -> Option<String> {
     let inner = error.get_ref()?.downcast_ref::<rustls::Error>()?;
     match inner {
-        rustls::Error::InvalidCertificate(reason) => Some(format!("{reason:?}")),
+        rustls::Error::InvalidCertificate(_) | rustls::Error::NoCertificatesPresented => {
+            Some(inner.to_string())
+        }
+        // What the pinning verifier answers for another certificate.
         rustls::Error::General(reason) => Some(reason.clone()),
-        rustls::Error::NoCertificatesPresented => Some("it presented none".into()),
         _ => None,
     }
 }
