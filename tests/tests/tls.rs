@@ -2,7 +2,7 @@
 //! join a shared-hash run over TLS; a client trusts the server by its certificate before
 //! it sends the token; every deadline holds over TCP. Loopback only; a throwaway CA and
 //! server certificate per run (rcgen) in a private temp directory. Forks, so it runs
-//! serially on the main thread; the helper threads (fake servers) end within each trial.
+//! serially on the main thread; the fake servers run in forked children, reaped in each trial.
 //!
 //! Run with the environment variable `CASPIAN_TLS_JOIN` set, this binary is instead one
 //! remote worker: it joins the URL it names and does its increments.
@@ -231,15 +231,54 @@ fn pinned_certificates() -> Outcome {
     check_nothing_left()
 }
 
+/// A fake server in a forked child (no thread in this process, which must stay
+/// single-threaded to fork runs): it serves `listener` with `serve`, and what `serve`
+/// returns comes back through a pipe.
+struct Helper {
+    pid: nix::unistd::Pid,
+    from: std::fs::File,
+}
+
+impl Helper {
+    /// What the helper returned, once it has ended (it is reaped).
+    fn join(mut self) -> Vec<u8> {
+        let mut seen = Vec::new();
+        let _ = self.from.read_to_end(&mut seen);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+        seen
+    }
+}
+
+fn helper(listener: TcpListener, serve: impl FnOnce(TcpListener) -> Vec<u8>) -> Helper {
+    let (read, write) = nix::unistd::pipe().expect("a pipe");
+    // SAFETY: this process is single-threaded (the run_serially trials fork too); the
+    // child only serves, writes its pipe and leaves with _exit.
+    match unsafe { nix::unistd::fork() }.expect("fork") {
+        nix::unistd::ForkResult::Child => {
+            drop(read);
+            let seen = serve(listener);
+            let mut to = std::fs::File::from(write);
+            let _ = std::io::Write::write_all(&mut to, &seen);
+            drop(to);
+            // SAFETY: leaves the child at once, running no destructor of the parent's.
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(write);
+            drop(listener);
+            Helper {
+                pid: child,
+                from: std::fs::File::from(read),
+            }
+        }
+    }
+}
+
 /// A TLS server of our own on loopback with `cert`/`key`: accepts one connection, and
 /// records every byte of plaintext it reads (nothing is answered): up to the first
 /// request head, or with `hold` until the client closes. Returns its URL and what it read
 /// once the connection ended.
-fn recording_server(
-    cert: Vec<u8>,
-    key: Vec<u8>,
-    hold: bool,
-) -> Result<(String, std::thread::JoinHandle<Vec<u8>>), Failed> {
+fn recording_server(cert: Vec<u8>, key: Vec<u8>, hold: bool) -> Result<(String, Helper), Failed> {
     let config =
         rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()?
@@ -251,7 +290,7 @@ fn recording_server(
     let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let url = format!("caspian+tls://{}", listener.local_addr()?);
-    let handle = std::thread::spawn(move || {
+    let handle = helper(listener, move |listener| {
         let mut seen = Vec::new();
         let Ok((mut tcp, _)) = listener.accept() else {
             return seen;
@@ -293,7 +332,7 @@ fn wrong_ca_gets_no_token() -> Outcome {
         },
     )
     .get_value("x");
-    let seen = server.join().map_err(|_| "the recorder panicked")?;
+    let seen = server.join();
     check(
         contains(&seen, token.as_str().as_bytes()),
         "control: a trusting client's token did not reach the recorder",
@@ -302,7 +341,7 @@ fn wrong_ca_gets_no_token() -> Outcome {
     // error, and the recorder read nothing at all.
     let (url, server) = recording_server(fake.cert_der.clone(), fake.key_der.clone(), false)?;
     let outcome = SharedHash::join(&url, Trust::CaFile(real.ca.clone()), token.clone())?.get_value("x");
-    let seen = server.join().map_err(|_| "the recorder panicked")?;
+    let seen = server.join();
     match &outcome {
         Err(Error::CertificateNotTrusted { fix, .. }) => check(
             fix.contains("CA file"),
@@ -320,7 +359,8 @@ fn wrong_ca_gets_no_token() -> Outcome {
             .err()
             .is_some_and(|e| e.to_string().contains("pass the CA file")),
         "the message does not say what to fix",
-    )
+    )?;
+    check_nothing_left()
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
@@ -408,7 +448,8 @@ fn stalled_server_times_out() -> Outcome {
     check(
         waited >= deadline && waited < deadline * 4,
         format!("failed after {waited:?} for a {deadline:?} deadline"),
-    )
+    )?;
+    check_nothing_left()
 }
 
 fn nobody_listening() -> Outcome {
@@ -445,13 +486,14 @@ fn no_handshake_fails_in_time() -> Outcome {
     let pki = pki("mute")?;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let url = format!("caspian+tls://{}", listener.local_addr()?);
-    let mute = std::thread::spawn(move || {
+    let mute = helper(listener, |listener| {
         // Holds the connection until the client gives up and closes it.
+        let mut sink = Vec::new();
         if let Ok((mut tcp, _)) = listener.accept() {
             let _ = tcp.set_read_timeout(Some(Duration::from_secs(5)));
-            let mut sink = Vec::new();
             let _ = tcp.read_to_end(&mut sink);
         }
+        sink
     });
     let deadline = Duration::from_millis(300);
     let hash = SharedHash::join_remote(
@@ -474,7 +516,8 @@ fn no_handshake_fails_in_time() -> Outcome {
     check(
         waited >= deadline && waited < deadline * 4,
         format!("gave up after {waited:?} for a {deadline:?} deadline"),
-    )
+    )?;
+    check_nothing_left()
 }
 
 fn open_token_file_refused() -> Outcome {
