@@ -376,34 +376,39 @@ pub fn service_trait(spec: &ApiSpec) -> TokenStream {
     }
 }
 
-/// The server dispatch table: route (and Q0 action) → trait call, with decode errors as
-/// `invalid_request` and oversized bodies as `request-too-large`.
+/// The server dispatch table: route (and Q0 action) → trait call. Thin: reading and
+/// checking the body, picking the action, decoding and writing the envelope are the
+/// runtime's (`support::request_object`, `take_action`, `call`).
 pub fn dispatch(spec: &ApiSpec) -> TokenStream {
     let call = |op: &Operation| {
         let method = field(&op.name.wire);
-        let request = request_type(op);
+        quote! { __support::call::<ErrorId, _, _>(body, |request| service.#method(context, request)) }
+    };
+    let q0_ops: Vec<&Operation> = spec
+        .operations
+        .iter()
+        .filter(|op| op.kind == OpKind::Q0)
+        .collect();
+    let actions: Vec<&str> = q0_ops.iter().map(|op| op.name.wire.as_str()).collect();
+    let q0_arms = q0_ops.iter().map(|op| {
+        let action = &op.name.wire;
+        let call = call(op);
+        quote! { #action => #call, }
+    });
+    let q0_branch = (!q0_ops.is_empty()).then(|| {
         quote! {
-            match __support::decode::<#request>(body) {
-                ::core::result::Result::Ok(request) => encode(&service.#method(context, request)),
-                ::core::result::Result::Err(failure) => fail(&failure),
+            if route == ROUTE_Q0 {
+                const ACTIONS: &[&str] = &[#(#actions),*];
+                return match __support::take_action::<ErrorId>(&mut body, ACTIONS) {
+                    ::core::result::Result::Ok(action) => match action.as_str() {
+                        #(#q0_arms)*
+                        other => __support::unsupported_action::<ErrorId>(other, ACTIONS),
+                    },
+                    ::core::result::Result::Err(refused) => refused,
+                };
             }
         }
-    };
-    let q0_arms = spec
-        .operations
-        .iter()
-        .filter(|op| op.kind == OpKind::Q0)
-        .map(|op| {
-            let action = &op.name.wire;
-            let call = call(op);
-            quote! { ::core::option::Option::Some(#action) => { body.remove("action"); #call } }
-        });
-    let actions: Vec<&str> = spec
-        .operations
-        .iter()
-        .filter(|op| op.kind == OpKind::Q0)
-        .map(|op| op.name.wire.as_str())
-        .collect();
+    });
     let method_arms: Vec<TokenStream> = spec
         .operations
         .iter()
@@ -414,35 +419,6 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
             quote! { #route => #call, }
         })
         .collect();
-    let q0_branch = (!actions.is_empty()).then(|| {
-        quote! {
-            if route == ROUTE_Q0 {
-                let action = body.get("action").and_then(__support::serde_json::Value::as_str).map(::std::string::ToString::to_string);
-                return match action.as_deref() {
-                    #(#q0_arms)*
-                    ::core::option::Option::Some(other) => fail(&__support::Failure::one(
-                        ErrorId::ActionNotSupported.as_str(),
-                        __support::serde_json::json!({ "action": other, "supported": [#(#actions),*] }),
-                    )),
-                    ::core::option::Option::None => fail(&__support::Failure::one(
-                        ErrorId::InvalidRequest.as_str(),
-                        __support::serde_json::json!({ "missing_fields": ["action"] }),
-                    )),
-                };
-            }
-        }
-    });
-    let unknown = quote! {
-        fail(&__support::Failure::one(
-            ErrorId::InvalidRequest.as_str(),
-            __support::serde_json::json!({ "unknown_route": route }),
-        ))
-    };
-    let by_route = if method_arms.is_empty() {
-        unknown
-    } else {
-        quote! { match route { #(#method_arms)* _ => #unknown } }
-    };
     let routes: Vec<TokenStream> = {
         let mut seen = Vec::new();
         spec.operations
@@ -456,7 +432,30 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
             .map(|r| quote!(#r))
             .collect()
     };
+    let unknown = quote! { __support::unknown_route::<ErrorId>(route, ROUTES) };
+    let by_route = if method_arms.is_empty() {
+        unknown
+    } else {
+        quote! { match route { #(#method_arms)* _ => #unknown } }
+    };
+    let action_not_supported = if q0_ops.is_empty() {
+        quote!(ErrorId::InvalidRequest)
+    } else {
+        quote!(ErrorId::ActionNotSupported)
+    };
     quote! {
+        impl __support::DispatchErrors for ErrorId {
+            const INVALID_REQUEST: Self = ErrorId::InvalidRequest;
+            const REQUEST_TOO_LARGE: Self = ErrorId::RequestTooLarge;
+            const ACTION_NOT_SUPPORTED: Self = #action_not_supported;
+            fn wire(self) -> &'static str {
+                self.as_str()
+            }
+            fn status_of(id: &str) -> u16 {
+                ErrorId::from_wire(id).map_or(500, ErrorId::http_status)
+            }
+        }
+
         /// Answers one request: `route` and the JSON `body` in, HTTP status and envelope out.
         ///
         /// A body over `limit` bytes is `request-too-large`; a body that does not decode
@@ -469,54 +468,15 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
             body: &[u8],
             limit: usize,
         ) -> (u16, ::std::vec::Vec<u8>) {
-            fn status(id: &str) -> u16 {
-                ErrorId::from_wire(id).map_or(500, ErrorId::http_status)
+            const ROUTES: &[&str] = &[#(#routes),*];
+            if !ROUTES.contains(&route) {
+                return __support::unknown_route::<ErrorId>(route, ROUTES);
             }
-            fn fail(failure: &__support::Failure) -> (u16, ::std::vec::Vec<u8>) {
-                let body = __support::failure_envelope(failure);
-                (status(failure.id()), __support::serde_json::to_vec(&body).unwrap_or_default())
-            }
-            fn encode<T: __support::serde::Serialize>(reply: &__support::Reply<T>) -> (u16, ::std::vec::Vec<u8>) {
-                match reply {
-                    ::core::result::Result::Ok(_) => {
-                        (200, __support::envelope_bytes(reply))
-                    }
-                    ::core::result::Result::Err(failure) => fail(failure),
-                }
-            }
-            if body.len() > limit {
-                return fail(&__support::Failure::one(
-                    ErrorId::RequestTooLarge.as_str(),
-                    __support::serde_json::json!({ "limit_bytes": limit, "got_bytes": body.len() }),
-                ));
-            }
-            let known = [#(#routes),*];
-            if !known.contains(&route) {
-                return (404, __support::serde_json::to_vec(&__support::serde_json::json!({
-                    "success": false,
-                    "errors": [{ "id": ErrorId::InvalidRequest.as_str(), "details": { "unknown_route": route, "routes": known } }],
-                })).unwrap_or_default());
-            }
-            let parsed: __support::serde_json::Value = if body.is_empty() {
-                __support::serde_json::Value::Object(__support::serde_json::Map::new())
-            } else {
-                match __support::serde_json::from_slice(body) {
-                    ::core::result::Result::Ok(value) => value,
-                    ::core::result::Result::Err(error) => {
-                        return fail(&__support::Failure::one(
-                            ErrorId::InvalidRequest.as_str(),
-                            __support::serde_json::json!({ "json": error.to_string(), "line": error.line(), "column": error.column() }),
-                        ))
-                    }
-                }
+            #[allow(unused_mut)]
+            let mut body = match __support::request_object::<ErrorId>(body, limit) {
+                ::core::result::Result::Ok(body) => body,
+                ::core::result::Result::Err(refused) => return refused,
             };
-            let __support::serde_json::Value::Object(mut body) = parsed else {
-                return fail(&__support::Failure::one(
-                    ErrorId::InvalidRequest.as_str(),
-                    __support::serde_json::json!({ "reason": "the body is a JSON object" }),
-                ));
-            };
-            __support::strip_passthrough(&mut body);
             #q0_branch
             #by_route
         }

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Data, DeriveInput, Fields, LitStr};
 
-use crate::record::{string, SerdeAttrs};
+use crate::record::attributes::{string, SerdeAttrs};
 
 /// The expansion of `#[derive(OneOf)]` on `input`: the impl, or every problem as a spanned
 /// `compile_error!`.

@@ -1,6 +1,8 @@
 //! Shared-mikobase benchmark: select-by-pk, `record_by_pk` and create round trips over the
 //! Unix socket from 1 and 4 workers, beside the shared hash's `get` and the in-process
-//! engine (same generated client and dispatch table, no socket), all in the same run.
+//! engine (same generated client and dispatch table, no socket), all in the same run; and
+//! the WAL anchor: 4 forked processes sharing one SQLite file in WAL mode, beside 4 workers
+//! of the shared mikobase doing the same creates and selects by pk (`common/wal.rs`).
 //!
 //! `cargo bench -p caspian-ipc --bench mikobase` (add `-- --quick` for a short run), or
 //! `cargo xtask bench`. Each round runs every measurement once, in turn; the driver runs
@@ -17,6 +19,7 @@ use caspian_ipc::mikobase::{
 };
 use caspian_ipc::{share, Error};
 use common::driver::{met, per_s, times, us};
+use common::wal::{self, Measured, Work};
 use common::{
     drive, hash_barrier, now_ns, sample, stats_from, stats_json, window_rate, Floor, Report, Round, Stats,
     Summary, Table,
@@ -25,17 +28,28 @@ use serde_json::{json, Value};
 
 const CLASS: &str = "example.org/bench/item";
 const SEEDED: usize = 200;
+/// The WAL anchor's work, on both sides: 4 processes, each 2,000 creates (each its own
+/// transaction) then 2,000 selects by pk of its own records.
+const WAL_WORK: Work = Work {
+    workers: 4,
+    creates: 2000,
+    selects: 2000,
+};
 
 fn class_definition() -> ClassDefinition {
     let definition = json!({"name": CLASS, "fields": {"n": {"class": "number", "required": true}}});
     serde_json::from_value(definition).expect("a class definition")
 }
 
+/// The bucket of the `n`th item (the WAL anchor stores the same).
+fn bucket(n: usize) -> Value {
+    json!({"n": n, "name": format!("item {n}")})
+}
+
 fn item(n: usize) -> CreateRequest {
-    let bucket = json!({"n": n, "name": format!("item {n}")});
     CreateRequest {
         class: Some(CLASS.into()),
-        bucket: bucket.as_object().cloned().unwrap_or_default(),
+        bucket: bucket(n).as_object().cloned().unwrap_or_default(),
         ..Default::default()
     }
 }
@@ -105,6 +119,52 @@ fn shared_one_worker(ops: usize) -> Value {
     results(&finished.worldlet).pop().expect("a result")
 }
 
+/// Waits until `workers` workers have reached this point (each leaves a `ready` record in
+/// the store), so their measured windows overlap; gives up after 10 s.
+fn store_barrier<T: Transport>(
+    db: &MikobaseClient<T>,
+    index: usize,
+    workers: usize,
+) -> Result<(), ClientError> {
+    db.q0(&json!({"action": "create", "bucket": {"ready": index}}))?;
+    let waiting = Instant::now();
+    loop {
+        let seen = db.q0(&json!({"action": "select", "path": ["ready", {"exists": true}]}))?;
+        if seen["results"]["count"].as_u64() >= Some(workers as u64) {
+            return Ok(());
+        }
+        if waiting.elapsed().as_secs() > 10 {
+            return Err(ClientError::Decode("barrier timeout".into()));
+        }
+    }
+}
+
+/// The WAL anchor's work on the shared mikobase: the workers start together (a barrier
+/// through the store), then each creates `work.creates` records (each create its own
+/// write) and selects `work.selects` of them by pk.
+fn shared_wal_work(work: Work) -> Measured {
+    let finished = Mikobase::new(work.workers)
+        .schema(json!({ "classes": [class_definition()] }))
+        .run(|worker, db| {
+            store_barrier(&db, worker.index(), work.workers)?;
+            let t0 = now_ns();
+            let mut pks = Vec::with_capacity(work.creates);
+            let create = sample(work.creates, |i| {
+                db.create(&item(i)).map(|a| pks.push(a.results.pk))
+            })?;
+            let select = sample(work.selects, |i| {
+                db.select(&by_pk(&pks[(i * 7919) % pks.len()])).map(drop)
+            })?;
+            let t1 = now_ns();
+            db.create(&report(json!({
+                "t0": t0, "t1": t1, "create": stats_json(create), "select": stats_json(select),
+            })))
+            .map(drop)
+        })
+        .expect("shared run");
+    wal::combine(&results(&finished.worldlet), work)
+}
+
 /// `workers` workers start together (a barrier through the store), each runs `ops` calls
 /// of one kind, and reports its window and latencies.
 fn shared_many(workers: usize, ops: usize, create: bool) -> (f64, Stats) {
@@ -114,17 +174,7 @@ fn shared_many(workers: usize, ops: usize, create: bool) -> (f64, Stats) {
             let pks = (0..SEEDED / 4)
                 .map(|n| db.create(&item(n)).map(|a| a.results.pk))
                 .collect::<Result<Vec<_>, _>>()?;
-            db.q0(&json!({"action": "create", "bucket": {"ready": worker.index()}}))?;
-            let waiting = Instant::now();
-            loop {
-                let seen = db.q0(&json!({"action": "select", "path": ["ready", {"exists": true}]}))?;
-                if seen["results"]["count"].as_u64() >= Some(workers as u64) {
-                    break;
-                }
-                if waiting.elapsed().as_secs() > 10 {
-                    return Err(ClientError::Decode("barrier timeout".into()));
-                }
-            }
+            store_barrier(&db, worker.index(), workers)?;
             let t0 = now_ns();
             let latency = if create {
                 sample(ops, |i| db.create(&item(i)).map(drop))?
@@ -216,9 +266,24 @@ fn round(quick: bool) -> Round {
         round.put(&format!("{key}.rate"), rate);
         round.stats(key, latency);
     }
+    // The WAL anchor and the shared mikobase doing the same work, in turn.
+    match wal::measure(WAL_WORK, bucket) {
+        Ok(anchor) => put_measured(&mut round, "wal.anchor", &anchor),
+        Err(reason) => {
+            eprintln!("{reason}");
+            round.skip("wal", reason);
+        }
+    }
+    put_measured(&mut round, "wal.shared", &shared_wal_work(WAL_WORK));
     floor.measure(ops);
     round.stats("floor", floor.stats());
     round
+}
+
+fn put_measured(round: &mut Round, key: &str, measured: &Measured) {
+    round.put(&format!("{key}.rate"), measured.rate);
+    round.stats(&format!("{key}.create"), measured.create);
+    round.stats(&format!("{key}.select"), measured.select);
 }
 
 /// Cells: `p50 / p99 / mean µs`, and the p50 over the same mode's floor (for a figure
@@ -247,7 +312,13 @@ fn render(report: &Report) -> String {
                 floor,
             );
         }
-        for key in ["four.hash_get", "four.select", "four.create"] {
+        for key in [
+            "four.hash_get",
+            "four.select",
+            "four.create",
+            "wal.shared.create",
+            "wal.shared.select",
+        ] {
             s.check_floor(&format!("{key} p50"), s.stats(key).p50, floor);
         }
     }
@@ -294,15 +365,113 @@ fn render(report: &Report) -> String {
             ]
         }));
     }
-    let mut target = Table::new(&["target of issue 5", "pinned (CPU 0)", "met", "unpinned", "met"]);
+    let mut target = Table::new(&["target", "pinned (CPU 0)", "met", "unpinned", "met"]);
     target.row(report.row(
-        "a select-by-pk round trip within 1.3× a shared-hash `get` (1 worker, p50)",
+        "issue 5: a select-by-pk round trip within 1.3× a shared-hash `get` (1 worker, p50)",
         |s| {
             let ratio = s.stats("uds.select").p50 / s.stats("hash_get").p50;
             [times(ratio), met(ratio <= 1.3)]
         },
     ));
-    format!("{}\n{}\n\n{}", table.render(), report.verdict(), target.render())
+    for (name, at_least) in [
+        (
+            "issue 16: shared mikobase ≥ 0.6× the WAL file's ops/s (4 workers)",
+            0.6,
+        ),
+        (
+            "issue 16, moonshot: shared mikobase ≥ 1.0× the WAL file's ops/s",
+            1.0,
+        ),
+    ] {
+        target.row(report.row(name, |s| match s.anchor("wal", "wal.anchor.rate") {
+            Ok(anchor) => {
+                let ratio = s.median("wal.shared.rate") / anchor;
+                [times(ratio), met(ratio >= at_least)]
+            }
+            Err(cell) => [cell, String::new()],
+        }));
+    }
+    format!(
+        "{}\n{}\n{}\n\n{}",
+        table.render(),
+        wal_table(report).render(),
+        report.verdict(),
+        target.render()
+    )
+}
+
+/// `2,000`.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The WAL anchor beside the shared mikobase doing the same work: the rates (ratio: ours
+/// over the anchor's, above 1 ours is faster) and each process's latencies (ratio: ours
+/// over the anchor's p50, above 1 ours is slower).
+fn wal_table(report: &Report) -> Table {
+    let Work {
+        workers,
+        creates,
+        selects,
+    } = WAL_WORK;
+    let mut table = Table::by_mode(&format!(
+        "the WAL anchor: {workers} processes, {} creates then {} selects by pk each",
+        thousands(creates),
+        thousands(selects)
+    ));
+    let anchor = "one SQLite file in WAL mode (rusqlite, `busy_timeout`)";
+    table.row(report.row(&format!("{anchor}, {workers} processes, ops/s"), |s| {
+        match s.anchor("wal", "wal.anchor.rate") {
+            Ok(rate) => [per_s(rate), "1.00×".into()],
+            Err(cell) => [cell, String::new()],
+        }
+    }));
+    table.row(
+        report.row(&format!("shared mikobase, {workers} workers, ops/s"), |s| {
+            let rate = s.median("wal.shared.rate");
+            let ratio = s
+                .anchor("wal", "wal.anchor.rate")
+                .map_or(String::new(), |anchor| format!("{} WAL", times(rate / anchor)));
+            [per_s(rate), ratio]
+        }),
+    );
+    for (op, name) in [("create", "create"), ("select", "select by pk")] {
+        table.row(report.row(
+            &format!("SQLite WAL {name}, each process (p50 / p99 / mean)"),
+            |s| match s.anchor("wal", &format!("wal.anchor.{op}.p50")) {
+                Ok(_) => {
+                    let w = s.stats(&format!("wal.anchor.{op}"));
+                    [
+                        format!("{} / {} / {} µs", us(w.p50), us(w.p99), us(w.mean)),
+                        "1.00×".into(),
+                    ]
+                }
+                Err(cell) => [cell, String::new()],
+            },
+        ));
+        table.row(report.row(
+            &format!("shared mikobase {name}, each worker (p50 / p99 / mean)"),
+            |s| {
+                let ours = s.stats(&format!("wal.shared.{op}"));
+                let ratio = s
+                    .anchor("wal", &format!("wal.anchor.{op}.p50"))
+                    .map_or(String::new(), |p50| format!("{} WAL p50", times(ours.p50 / p50)));
+                [
+                    format!("{} / {} / {} µs", us(ours.p50), us(ours.p99), us(ours.mean)),
+                    ratio,
+                ]
+            },
+        ));
+    }
+    table
 }
 
 fn main() {

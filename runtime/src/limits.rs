@@ -25,3 +25,24 @@ pub fn depth(value: &Value) -> usize {
     }
     deepest
 }
+
+/// Deepest nesting of arrays and objects in a Mikobase request, a worldlet record or a
+/// class definition (decision E15 in docs/ENGINE.md): every answer and export then stays
+/// well within the 128 levels a JSON parser (serde_json's) reads back.
+pub const MAX_REQUEST_DEPTH: usize = 64;
+
+/// Whether a value nests arrays and objects deeper than `max` (counted without recursion,
+/// so any depth is safe to check; stops at the first container past `max`).
+pub fn deeper_than(value: &Value, max: usize) -> bool {
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        let containers = |c: &&Value| c.is_array() || c.is_object();
+        match v {
+            _ if depth > max => return true,
+            Value::Array(items) => stack.extend(items.iter().filter(containers).map(|c| (c, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().filter(containers).map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}

@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 
 pub mod fixtures;
+pub mod postgres;
 
 pub use caspian_ipc::testing::{run_serially, Failed, Trial};
 

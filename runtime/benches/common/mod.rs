@@ -5,6 +5,8 @@
 
 pub mod anchors;
 pub mod driver;
+#[cfg(feature = "mikobase")]
+pub mod wal;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

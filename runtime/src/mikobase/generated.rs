@@ -1748,6 +1748,18 @@ pub trait MikobaseService {
     ) -> __support::Reply<PkResult>;
 }
 
+impl __support::DispatchErrors for ErrorId {
+    const INVALID_REQUEST: Self = ErrorId::InvalidRequest;
+    const REQUEST_TOO_LARGE: Self = ErrorId::RequestTooLarge;
+    const ACTION_NOT_SUPPORTED: Self = ErrorId::ActionNotSupported;
+    fn wire(self) -> &'static str {
+        self.as_str()
+    }
+    fn status_of(id: &str) -> u16 {
+        ErrorId::from_wire(id).map_or(500, ErrorId::http_status)
+    }
+}
+
 /// Answers one request: `route` and the JSON `body` in, HTTP status and envelope out.
 ///
 /// A body over `limit` bytes is `request-too-large`; a body that does not decode
@@ -1760,32 +1772,7 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
     body: &[u8],
     limit: usize,
 ) -> (u16, ::std::vec::Vec<u8>) {
-    fn status(id: &str) -> u16 {
-        ErrorId::from_wire(id).map_or(500, ErrorId::http_status)
-    }
-    fn fail(failure: &__support::Failure) -> (u16, ::std::vec::Vec<u8>) {
-        let body = __support::failure_envelope(failure);
-        (status(failure.id()), __support::serde_json::to_vec(&body).unwrap_or_default())
-    }
-    fn encode<T: __support::serde::Serialize>(
-        reply: &__support::Reply<T>,
-    ) -> (u16, ::std::vec::Vec<u8>) {
-        match reply {
-            ::core::result::Result::Ok(_) => (200, __support::envelope_bytes(reply)),
-            ::core::result::Result::Err(failure) => fail(failure),
-        }
-    }
-    if body.len() > limit {
-        return fail(
-            &__support::Failure::one(
-                ErrorId::RequestTooLarge.as_str(),
-                __support::serde_json::json!(
-                    { "limit_bytes" : limit, "got_bytes" : body.len() }
-                ),
-            ),
-        );
-    }
-    let known = [
+    const ROUTES: &[&str] = &[
         ROUTE_Q0,
         ROUTE_RECORD_BY_PK,
         ROUTE_BY_CLASS,
@@ -1796,209 +1783,140 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
         ROUTE_IMPORT_WORLDLET,
         ROUTE_SET_FIELDS,
     ];
-    if !known.contains(&route) {
-        return (
-            404,
-            __support::serde_json::to_vec(
-                    &__support::serde_json::json!(
-                        { "success" : false, "errors" : [{ "id" : ErrorId::InvalidRequest
-                        .as_str(), "details" : { "unknown_route" : route, "routes" :
-                        known } }], }
-                    ),
-                )
-                .unwrap_or_default(),
-        );
+    if !ROUTES.contains(&route) {
+        return __support::unknown_route::<ErrorId>(route, ROUTES);
     }
-    let parsed: __support::serde_json::Value = if body.is_empty() {
-        __support::serde_json::Value::Object(__support::serde_json::Map::new())
-    } else {
-        match __support::serde_json::from_slice(body) {
-            ::core::result::Result::Ok(value) => value,
-            ::core::result::Result::Err(error) => {
-                return fail(
-                    &__support::Failure::one(
-                        ErrorId::InvalidRequest.as_str(),
-                        __support::serde_json::json!(
-                            { "json" : error.to_string(), "line" : error.line(), "column"
-                            : error.column() }
-                        ),
-                    ),
-                );
-            }
-        }
+    #[allow(unused_mut)]
+    let mut body = match __support::request_object::<ErrorId>(body, limit) {
+        ::core::result::Result::Ok(body) => body,
+        ::core::result::Result::Err(refused) => return refused,
     };
-    let __support::serde_json::Value::Object(mut body) = parsed else {
-        return fail(
-            &__support::Failure::one(
-                ErrorId::InvalidRequest.as_str(),
-                __support::serde_json::json!({ "reason" : "the body is a JSON object" }),
-            ),
-        );
-    };
-    __support::strip_passthrough(&mut body);
     if route == ROUTE_Q0 {
-        let action = body
-            .get("action")
-            .and_then(__support::serde_json::Value::as_str)
-            .map(::std::string::ToString::to_string);
-        return match action.as_deref() {
-            ::core::option::Option::Some("select") => {
-                body.remove("action");
-                match __support::decode::<SelectRequest>(body) {
-                    ::core::result::Result::Ok(request) => {
-                        encode(&service.select(context, request))
+        const ACTIONS: &[&str] = &[
+            "select",
+            "create",
+            "update",
+            "delete",
+            "transaction",
+            "commit",
+            "rollback",
+        ];
+        return match __support::take_action::<ErrorId>(&mut body, ACTIONS) {
+            ::core::result::Result::Ok(action) => {
+                match action.as_str() {
+                    "select" => {
+                        __support::call::<
+                            ErrorId,
+                            _,
+                            _,
+                        >(body, |request| service.select(context, request))
                     }
-                    ::core::result::Result::Err(failure) => fail(&failure),
+                    "create" => {
+                        __support::call::<
+                            ErrorId,
+                            _,
+                            _,
+                        >(body, |request| service.create(context, request))
+                    }
+                    "update" => {
+                        __support::call::<
+                            ErrorId,
+                            _,
+                            _,
+                        >(body, |request| service.update(context, request))
+                    }
+                    "delete" => {
+                        __support::call::<
+                            ErrorId,
+                            _,
+                            _,
+                        >(body, |request| service.delete(context, request))
+                    }
+                    "transaction" => {
+                        __support::call::<
+                            ErrorId,
+                            _,
+                            _,
+                        >(body, |request| service.transaction(context, request))
+                    }
+                    "commit" => {
+                        __support::call::<
+                            ErrorId,
+                            _,
+                            _,
+                        >(body, |request| service.commit(context, request))
+                    }
+                    "rollback" => {
+                        __support::call::<
+                            ErrorId,
+                            _,
+                            _,
+                        >(body, |request| service.rollback(context, request))
+                    }
+                    other => __support::unsupported_action::<ErrorId>(other, ACTIONS),
                 }
             }
-            ::core::option::Option::Some("create") => {
-                body.remove("action");
-                match __support::decode::<CreateRequest>(body) {
-                    ::core::result::Result::Ok(request) => {
-                        encode(&service.create(context, request))
-                    }
-                    ::core::result::Result::Err(failure) => fail(&failure),
-                }
-            }
-            ::core::option::Option::Some("update") => {
-                body.remove("action");
-                match __support::decode::<UpdateRequest>(body) {
-                    ::core::result::Result::Ok(request) => {
-                        encode(&service.update(context, request))
-                    }
-                    ::core::result::Result::Err(failure) => fail(&failure),
-                }
-            }
-            ::core::option::Option::Some("delete") => {
-                body.remove("action");
-                match __support::decode::<DeleteRequest>(body) {
-                    ::core::result::Result::Ok(request) => {
-                        encode(&service.delete(context, request))
-                    }
-                    ::core::result::Result::Err(failure) => fail(&failure),
-                }
-            }
-            ::core::option::Option::Some("transaction") => {
-                body.remove("action");
-                match __support::decode::<TransactionRequest>(body) {
-                    ::core::result::Result::Ok(request) => {
-                        encode(&service.transaction(context, request))
-                    }
-                    ::core::result::Result::Err(failure) => fail(&failure),
-                }
-            }
-            ::core::option::Option::Some("commit") => {
-                body.remove("action");
-                match __support::decode::<CommitRequest>(body) {
-                    ::core::result::Result::Ok(request) => {
-                        encode(&service.commit(context, request))
-                    }
-                    ::core::result::Result::Err(failure) => fail(&failure),
-                }
-            }
-            ::core::option::Option::Some("rollback") => {
-                body.remove("action");
-                match __support::decode::<RollbackRequest>(body) {
-                    ::core::result::Result::Ok(request) => {
-                        encode(&service.rollback(context, request))
-                    }
-                    ::core::result::Result::Err(failure) => fail(&failure),
-                }
-            }
-            ::core::option::Option::Some(other) => {
-                fail(
-                    &__support::Failure::one(
-                        ErrorId::ActionNotSupported.as_str(),
-                        __support::serde_json::json!(
-                            { "action" : other, "supported" : ["select", "create",
-                            "update", "delete", "transaction", "commit", "rollback"] }
-                        ),
-                    ),
-                )
-            }
-            ::core::option::Option::None => {
-                fail(
-                    &__support::Failure::one(
-                        ErrorId::InvalidRequest.as_str(),
-                        __support::serde_json::json!({ "missing_fields" : ["action"] }),
-                    ),
-                )
-            }
+            ::core::result::Result::Err(refused) => refused,
         };
     }
     match route {
         ROUTE_RECORD_BY_PK => {
-            match __support::decode::<RecordByPkRequest>(body) {
-                ::core::result::Result::Ok(request) => {
-                    encode(&service.record_by_pk(context, request))
-                }
-                ::core::result::Result::Err(failure) => fail(&failure),
-            }
+            __support::call::<
+                ErrorId,
+                _,
+                _,
+            >(body, |request| service.record_by_pk(context, request))
         }
         ROUTE_BY_CLASS => {
-            match __support::decode::<ByClassRequest>(body) {
-                ::core::result::Result::Ok(request) => {
-                    encode(&service.by_class(context, request))
-                }
-                ::core::result::Result::Err(failure) => fail(&failure),
-            }
+            __support::call::<
+                ErrorId,
+                _,
+                _,
+            >(body, |request| service.by_class(context, request))
         }
         ROUTE_VALIDATE => {
-            match __support::decode::<ValidateRequest>(body) {
-                ::core::result::Result::Ok(request) => {
-                    encode(&service.validate(context, request))
-                }
-                ::core::result::Result::Err(failure) => fail(&failure),
-            }
+            __support::call::<
+                ErrorId,
+                _,
+                _,
+            >(body, |request| service.validate(context, request))
         }
         ROUTE_EXPORT_SCHEMA => {
-            match __support::decode::<ExportSchemaRequest>(body) {
-                ::core::result::Result::Ok(request) => {
-                    encode(&service.export_schema(context, request))
-                }
-                ::core::result::Result::Err(failure) => fail(&failure),
-            }
+            __support::call::<
+                ErrorId,
+                _,
+                _,
+            >(body, |request| service.export_schema(context, request))
         }
         ROUTE_IMPORT_SCHEMA => {
-            match __support::decode::<ImportSchemaRequest>(body) {
-                ::core::result::Result::Ok(request) => {
-                    encode(&service.import_schema(context, request))
-                }
-                ::core::result::Result::Err(failure) => fail(&failure),
-            }
+            __support::call::<
+                ErrorId,
+                _,
+                _,
+            >(body, |request| service.import_schema(context, request))
         }
         ROUTE_EXPORT_WORLDLET => {
-            match __support::decode::<ExportWorldletRequest>(body) {
-                ::core::result::Result::Ok(request) => {
-                    encode(&service.export_worldlet(context, request))
-                }
-                ::core::result::Result::Err(failure) => fail(&failure),
-            }
+            __support::call::<
+                ErrorId,
+                _,
+                _,
+            >(body, |request| service.export_worldlet(context, request))
         }
         ROUTE_IMPORT_WORLDLET => {
-            match __support::decode::<ImportWorldletRequest>(body) {
-                ::core::result::Result::Ok(request) => {
-                    encode(&service.import_worldlet(context, request))
-                }
-                ::core::result::Result::Err(failure) => fail(&failure),
-            }
+            __support::call::<
+                ErrorId,
+                _,
+                _,
+            >(body, |request| service.import_worldlet(context, request))
         }
         ROUTE_SET_FIELDS => {
-            match __support::decode::<SetFieldsRequest>(body) {
-                ::core::result::Result::Ok(request) => {
-                    encode(&service.set_fields(context, request))
-                }
-                ::core::result::Result::Err(failure) => fail(&failure),
-            }
+            __support::call::<
+                ErrorId,
+                _,
+                _,
+            >(body, |request| service.set_fields(context, request))
         }
-        _ => {
-            fail(
-                &__support::Failure::one(
-                    ErrorId::InvalidRequest.as_str(),
-                    __support::serde_json::json!({ "unknown_route" : route }),
-                ),
-            )
-        }
+        _ => __support::unknown_route::<ErrorId>(route, ROUTES),
     }
 }
 

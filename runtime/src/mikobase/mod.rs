@@ -2,11 +2,11 @@
 //! client proxy), its hand-written support, and the engine on SQLite.
 
 pub mod engine;
-mod engine_service;
 #[rustfmt::skip]
 #[allow(clippy::all, clippy::pedantic)]
 pub mod generated;
 pub mod record;
+mod reply;
 mod shared;
 pub mod support;
 mod transport;

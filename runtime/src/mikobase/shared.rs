@@ -16,7 +16,6 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use super::engine::{Engine, Storage};
-use super::engine_service::merged_update;
 use super::generated::*;
 use super::support::{failure_envelope, Answer, CallContext, Failure, Reply};
 use super::transport::UdsTransport;
@@ -344,7 +343,10 @@ impl MikobaseService for MikobaseServer {
         self.write(change, |d: &DeleteResult| d.pk.clone(), |e| e.delete(c, r))
     }
     fn set_fields(&mut self, c: &CallContext, r: SetFieldsRequest) -> Reply<PkResult> {
-        let update = merged_update(&mut self.engine, r)?;
+        let update = self.engine.merged_update(r).map_err(|problem| Failure {
+            errors: vec![problem],
+            warnings: Vec::new(),
+        })?;
         self.update(c, update)
     }
     fn transaction(&mut self, c: &CallContext, r: TransactionRequest) -> Reply<TransactionResult> {

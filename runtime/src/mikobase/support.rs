@@ -1,8 +1,15 @@
-//! Hand-written support that the generated surface (`generated.rs`) names: the envelope
-//! types, the transport trait the client proxy runs over, and decode-error details.
+//! Hand-written support that the generated surface (`generated.rs`) names, so that each
+//! generated method is a few lines: the generic halves of the dispatch table (reading a
+//! request body, picking the Q0 action, decoding, writing the envelope) and of the client
+//! (encoding a request, decoding an answer), the transport trait the client runs over,
+//! and decode-error details. The answer vocabulary itself lives in `reply.rs`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
+
+use super::reply::got;
+pub use super::reply::{Answer, CallContext, Failure, Problem, Reply, PASSTHROUGH};
+use crate::limits::{deeper_than, MAX_REQUEST_DEPTH};
 
 // The generated code names serde and serde_json through here, so a crate using
 // `mikobase_api!` needs no dependency of its own on them.
@@ -43,78 +50,6 @@ pub fn require<T: serde::de::DeserializeOwned, E: serde::de::Error>(
 ) -> Result<T, E> {
     let value = object.remove(key).ok_or_else(|| E::missing_field(key))?;
     T::deserialize(value).map_err(|e| E::custom(format!("field `{key}`: {e}")))
-}
-
-/// One error or warning: `{"id", "details"}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Problem {
-    /// The stable id (see the generated `ErrorId`).
-    pub id: String,
-    /// What went wrong and what to fix.
-    #[serde(default)]
-    pub details: Value,
-}
-
-impl Problem {
-    /// A problem with an id and details.
-    pub fn new(id: impl Into<String>, details: Value) -> Self {
-        Problem {
-            id: id.into(),
-            details,
-        }
-    }
-}
-
-/// A successful answer: the results plus any warnings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Answer<T> {
-    /// What the operation returned.
-    pub results: T,
-    /// Non-fatal remarks (`redundant_fields`, ...).
-    pub warnings: Vec<Problem>,
-}
-
-/// A failed answer: every error, plus any warnings.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{}", describe(errors))]
-pub struct Failure {
-    /// The errors, first one decisive for the HTTP status.
-    pub errors: Vec<Problem>,
-    /// Warnings gathered before failing.
-    pub warnings: Vec<Problem>,
-}
-
-fn describe(errors: &[Problem]) -> String {
-    errors
-        .iter()
-        .map(|p| format!("`{}` {}", p.id, p.details))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-impl Failure {
-    /// A failure with one error.
-    pub fn one(id: impl Into<String>, details: Value) -> Self {
-        Failure {
-            errors: vec![Problem::new(id, details)],
-            warnings: Vec::new(),
-        }
-    }
-
-    /// The first error's id.
-    pub fn id(&self) -> &str {
-        self.errors.first().map_or("", |p| p.id.as_str())
-    }
-}
-
-/// What a service method returns.
-pub type Reply<T> = Result<Answer<T>, Failure>;
-
-/// Who is calling: the connection (worker) a request came on. Transactions belong to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CallContext {
-    /// The caller's connection id (0 in-process).
-    pub owner: u64,
 }
 
 /// Carries one request to a Mikobase and its answer back: over HTTP on a Unix socket
@@ -184,25 +119,25 @@ pub fn envelope_bytes<T: Serialize>(reply: &Reply<T>) -> Vec<u8> {
         #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
         warnings: &'a [Problem],
     }
-    let written = match reply {
-        Ok(answer) => serde_json::to_vec(&Success {
-            success: true,
-            results: &answer.results,
-            errors: [],
-            warnings: &answer.warnings,
-        }),
-        Err(failure) => serde_json::to_vec(&failure_envelope(failure)),
+    let answer = match reply {
+        Ok(answer) => answer,
+        Err(failure) => return failure_bytes(failure),
     };
+    let written = serde_json::to_vec(&Success {
+        success: true,
+        results: &answer.results,
+        errors: [],
+        warnings: &answer.warnings,
+    });
     written.unwrap_or_else(|e| {
-        let failure = Failure::one(
+        failure_bytes(&Failure::one(
             "invalid_request",
             json!({ "internal": format!("the answer could not be written: {e}") }),
-        );
-        serde_json::to_vec(&failure_envelope(&failure)).unwrap_or_default()
+        ))
     })
 }
 
-/// The envelope for a failure.
+/// The envelope for a failure, as a JSON value (for servers that answer one themselves).
 pub fn failure_envelope(failure: &Failure) -> Value {
     let mut e = json!({ "success": false, "errors": failure.errors });
     if !failure.warnings.is_empty() {
@@ -241,22 +176,18 @@ fn decode_failure(at: &str, error: &serde_json::Error) -> Failure {
         } else {
             format!("{at}.{field}")
         };
-        json!({ "missing_fields": [path] })
+        json!({ "missing_fields": [path], "fix": "add the missing field" })
     } else if let Some(field) = quoted("unknown field `") {
         let expected = text
             .split_once("expected ")
             .map(|(_, e)| e.split(" at line").next().unwrap_or(e).to_owned());
         let path = if at.is_empty() { field } else { at.to_owned() };
-        json!({ "unknown_fields": [path], "expected": expected })
+        json!({ "unknown_fields": [path], "expected": expected, "fix": "remove the unknown field or correct its spelling" })
     } else {
-        json!({ "wrong_types": [{ "field": at, "reason": reason }] })
+        json!({ "wrong_types": [{ "field": at, "reason": reason }], "fix": "give the field a value of the documented type (docs/openapi.json)" })
     };
     Failure::one("invalid_request", details)
 }
-
-/// Keys every request (and every block of a select) may carry and engines ignore: the
-/// ecoverse pass-through keys.
-pub const PASSTHROUGH: &[&str] = &["misc", "corporate", "vibecode", "comment"];
 
 /// Removes the pass-through keys from a request (the engine ignores them).
 pub fn strip_passthrough(request: &mut serde_json::Map<String, Value>) {
@@ -338,4 +269,157 @@ pub fn decode_reply<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<Answe
         results,
         warnings: envelope.warnings,
     })
+}
+
+// ---- the dispatch table's generic half ------------------------------------------------
+
+/// The error ids the generic dispatch answers with, and every id's HTTP status: the
+/// generated `ErrorId` implements it from the spec (which must define these ids).
+pub trait DispatchErrors: Copy + 'static {
+    /// `invalid_request`: a body that is not the operation's request.
+    const INVALID_REQUEST: Self;
+    /// `request-too-large`: a body over the limit.
+    const REQUEST_TOO_LARGE: Self;
+    /// `action-not-supported` (a spec with Q0 actions defines it; else `invalid_request`).
+    const ACTION_NOT_SUPPORTED: Self;
+    /// The id as the wire spells it.
+    fn wire(self) -> &'static str;
+    /// The HTTP status of an id the wire spells so (500 for an id the spec lacks).
+    fn status_of(id: &str) -> u16;
+}
+
+/// An HTTP status and the envelope's bytes: what the dispatch table answers.
+pub type Answered = (u16, Vec<u8>);
+
+/// The answer to a failed call.
+pub fn refusal<E: DispatchErrors>(failure: &Failure) -> Answered {
+    (E::status_of(failure.id()), failure_bytes(failure))
+}
+
+fn failure_bytes(failure: &Failure) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Refusal<'a> {
+        success: bool,
+        errors: &'a [Problem],
+        #[serde(skip_serializing_if = "<[Problem]>::is_empty")]
+        warnings: &'a [Problem],
+    }
+    let refusal = Refusal {
+        success: false,
+        errors: &failure.errors,
+        warnings: &failure.warnings,
+    };
+    // Problems are ids and JSON values: they always serialise.
+    serde_json::to_vec(&refusal).unwrap_or_else(|_| br#"{"success":false,"errors":[]}"#.to_vec())
+}
+
+/// The answer to a call: 200 and the results, or the first error's status and the errors.
+pub fn answer<E: DispatchErrors, T: Serialize>(reply: &Reply<T>) -> Answered {
+    match reply {
+        Ok(_) => (200, envelope_bytes(reply)),
+        Err(failure) => refusal::<E>(failure),
+    }
+}
+
+fn refuse<E: DispatchErrors>(id: E, details: Value) -> Answered {
+    refusal::<E>(&Failure::one(id.wire(), details))
+}
+
+/// The answer to a route no operation has: 404 with the routes there are.
+pub fn unknown_route<E: DispatchErrors>(route: &str, routes: &[&str]) -> Answered {
+    let failure = Failure::one(
+        E::INVALID_REQUEST.wire(),
+        json!({ "unknown_route": route, "routes": routes, "fix": "POST to one of the routes" }),
+    );
+    (404, failure_bytes(&failure))
+}
+
+/// The answer to a Q0 action no operation has.
+pub fn unsupported_action<E: DispatchErrors>(action: &str, actions: &[&str]) -> Answered {
+    refuse(
+        E::ACTION_NOT_SUPPORTED,
+        json!({ "action": action, "supported": actions, "fix": "use one of the supported actions" }),
+    )
+}
+
+/// The request object of a call, checked as every operation needs it: the body within
+/// `limit` bytes, one JSON object (an empty body is `{}`) nested at most
+/// [`MAX_REQUEST_DEPTH`] deep; pass-through keys removed.
+pub fn request_object<E: DispatchErrors>(body: &[u8], limit: usize) -> Result<Map<String, Value>, Answered> {
+    if body.len() > limit {
+        return Err(refuse(
+            E::REQUEST_TOO_LARGE,
+            json!({
+                "limit_bytes": limit,
+                "got_bytes": body.len(),
+                "fix": "send a smaller request (split a large import into several)",
+            }),
+        ));
+    }
+    if body.is_empty() {
+        return Ok(Map::new());
+    }
+    let parsed: Value = serde_json::from_slice(body).map_err(|e| {
+        refuse(
+            E::INVALID_REQUEST,
+            json!({ "json": e.to_string(), "line": e.line(), "column": e.column(), "fix": "send one JSON object" }),
+        )
+    })?;
+    if deeper_than(&parsed, MAX_REQUEST_DEPTH) {
+        return Err(refuse(
+            E::INVALID_REQUEST,
+            json!({
+                "reason": format!("the request nests arrays and objects more than {MAX_REQUEST_DEPTH} levels deep"),
+                "max_depth": MAX_REQUEST_DEPTH,
+                "fix": "flatten the data",
+            }),
+        ));
+    }
+    match parsed {
+        Value::Object(mut object) => {
+            strip_passthrough(&mut object);
+            Ok(object)
+        }
+        other => Err(refuse(
+            E::INVALID_REQUEST,
+            json!({
+                "reason": "a request is a JSON object",
+                "got": got(&other),
+                "fix": "send {\"action\": \"select\", ...} to /q0, or the operation's fields to its route",
+            }),
+        )),
+    }
+}
+
+/// Takes the Q0 `action` out of a request object (a string; `actions` are named in the
+/// refusal when it is missing or mistyped).
+pub fn take_action<E: DispatchErrors>(
+    object: &mut Map<String, Value>,
+    actions: &[&str],
+) -> Result<String, Answered> {
+    match object.remove("action") {
+        None => Err(refuse(
+            E::INVALID_REQUEST,
+            json!({ "missing_fields": ["action"], "fix": format!("add \"action\": one of {}", actions.join(", ")) }),
+        )),
+        Some(Value::String(action)) => Ok(action),
+        Some(other) => Err(refuse(
+            E::INVALID_REQUEST,
+            json!({
+                "wrong_types": [{ "field": "action", "expected": "a string", "got": got(&other) }],
+                "fix": format!("give `action` as one of {}", actions.join(", ")),
+            }),
+        )),
+    }
+}
+
+/// Decodes the request object into `R`, runs the operation and answers its reply.
+pub fn call<E: DispatchErrors, R: serde::de::DeserializeOwned, T: Serialize>(
+    object: Map<String, Value>,
+    run: impl FnOnce(R) -> Reply<T>,
+) -> Answered {
+    match decode::<R>(object) {
+        Ok(request) => answer::<E, T>(&run(request)),
+        Err(failure) => refusal::<E>(&failure),
+    }
 }

@@ -5,9 +5,10 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde_json::{json, Map, Value};
 
+use super::problem::{error, unknown_keys, PASSTHROUGH};
 use super::problem::{got, Problem};
 use super::select::json_eq;
-use super::{unknown_keys, PASSTHROUGH};
+use crate::mikobase::generated::ErrorId;
 
 /// The class of class definitions.
 pub const CLASS_CLASS: &str = "puck.uno/class";
@@ -209,8 +210,8 @@ pub(crate) fn parse_class(bucket: &Map<String, Value>) -> Result<ClassDef, Probl
             uniques,
         })
     } else {
-        Err(Problem::new(
-            "validation-failed",
+        Err(error(
+            ErrorId::ValidationFailed,
             json!({
                 "class_definition": problems,
                 "fix": "correct each listed key of the definition (name, inherits, fields, uniques, ...)",
@@ -501,8 +502,8 @@ pub(crate) fn validate_bucket(
     if violations.is_empty() {
         Ok(())
     } else {
-        Err(Problem::new(
-            "validation-failed",
+        Err(error(
+            ErrorId::ValidationFailed,
             json!({
                 "violations": violations,
                 "fix": "correct each listed field of the bucket to fit the class definition",

@@ -1,84 +1,51 @@
-//! Errors and warnings as the engine answers them: `{"id", "details"}` inside the
-//! envelope `{"success", "results", "errors", "warnings"}`.
+//! How the engine words its problems: every id comes from the spec's generated
+//! [`ErrorId`] / [`WarningId`], every problem is the one [`Problem`] of the answer
+//! vocabulary, with details that say what to fix.
 
 use serde_json::{json, Map, Value};
 
-/// One error or warning.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Problem {
-    /// The stable id, exactly as documented (`record_not_found`, `class-not-found`, ...).
-    pub id: &'static str,
-    /// What went wrong and what to fix.
-    pub details: Value,
+pub(crate) use crate::limits::deeper_than;
+pub use crate::limits::MAX_REQUEST_DEPTH as MAX_DEPTH;
+use crate::mikobase::generated::{ErrorId, WarningId};
+pub use crate::mikobase::reply::Problem;
+pub(crate) use crate::mikobase::reply::{got, PASSTHROUGH};
+
+/// An error with its id from the spec.
+pub(crate) fn error(id: ErrorId, details: Value) -> Problem {
+    Problem::new(id.as_str(), details)
 }
 
-impl Problem {
-    pub(crate) fn new(id: &'static str, details: Value) -> Self {
-        Problem { id, details }
-    }
-
-    /// The problem as JSON.
-    pub fn to_json(&self) -> Value {
-        json!({ "id": self.id, "details": self.details })
-    }
-
-    pub(crate) fn invalid(details: Value) -> Self {
-        Problem::new("invalid_request", details)
-    }
+/// A warning with its id from the spec.
+pub(crate) fn warning(id: WarningId, details: Value) -> Problem {
+    Problem::new(id.as_str(), details)
 }
 
-/// The success envelope (built by moving `results`: `json!` would copy it).
-pub(crate) fn success(results: Value, warnings: &[Problem]) -> Value {
-    let mut envelope = Map::with_capacity(4);
-    envelope.insert("success".into(), Value::Bool(true));
-    envelope.insert("results".into(), results);
-    envelope.insert("errors".into(), Value::Array(Vec::new()));
-    if !warnings.is_empty() {
-        envelope.insert(
-            "warnings".into(),
-            Value::Array(warnings.iter().map(Problem::to_json).collect()),
-        );
-    }
-    Value::Object(envelope)
+/// `invalid_request` with these details.
+pub(crate) fn invalid(details: Value) -> Problem {
+    error(ErrorId::InvalidRequest, details)
 }
 
-/// The failure envelope.
-pub(crate) fn failure(errors: &[Problem], warnings: &[Problem]) -> Value {
-    let mut envelope = json!({
-        "success": false,
-        "errors": errors.iter().map(Problem::to_json).collect::<Vec<_>>(),
-    });
-    if !warnings.is_empty() {
-        envelope["warnings"] = Value::Array(warnings.iter().map(Problem::to_json).collect());
-    }
-    envelope
+/// `invalid_request` for a field whose value has the wrong type.
+pub(crate) fn wrong_type(field: &str, expected: &str, value: &Value) -> Problem {
+    invalid(json!({
+        "wrong_types": [{"field": field, "expected": expected, "got": got(value)}],
+        "fix": format!("give `{field}` as {expected}"),
+    }))
 }
 
-/// A value as an error message quotes it: itself when short, else the start of its JSON
-/// text (a huge request is not echoed back whole).
-pub(crate) fn got(value: &Value) -> Value {
-    const MAX: usize = 200;
-    let text = value.to_string();
-    if text.len() <= MAX {
-        value.clone()
-    } else {
-        let cut = (0..=MAX).rev().find(|i| text.is_char_boundary(*i)).unwrap_or(0);
-        Value::String(format!("{}… ({} bytes of JSON)", &text[..cut], text.len()))
-    }
+/// `invalid_request` for data nested deeper than [`MAX_DEPTH`].
+pub(crate) fn too_deep(what: &str) -> Problem {
+    invalid(json!({
+        "reason": format!("{what} nests arrays and objects more than {MAX_DEPTH} levels deep"),
+        "max_depth": MAX_DEPTH,
+        "fix": "flatten the data",
+    }))
 }
 
-/// Whether a value nests arrays and objects deeper than `max` (counted without
-/// recursion, so any depth is safe to check).
-pub(crate) fn deeper_than(value: &Value, max: usize) -> bool {
-    let mut stack = vec![(value, 1usize)];
-    while let Some((v, depth)) = stack.pop() {
-        let containers = |c: &&Value| c.is_array() || c.is_object();
-        match v {
-            _ if depth > max => return true,
-            Value::Array(items) => stack.extend(items.iter().filter(containers).map(|c| (c, depth + 1))),
-            Value::Object(map) => stack.extend(map.values().filter(containers).map(|c| (c, depth + 1))),
-            _ => {}
-        }
-    }
-    false
+/// The keys of `object` that are neither in `allowed` nor pass-through keys, in order.
+pub(crate) fn unknown_keys<'a>(object: &'a Map<String, Value>, allowed: &[&str]) -> Vec<&'a String> {
+    object
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()) && !PASSTHROUGH.contains(&k.as_str()))
+        .collect()
 }

@@ -11,30 +11,14 @@ use std::cmp::Ordering;
 use serde_json::{json, Map, Number, Value};
 
 use super::classes::check_uns;
-use super::problem::{got, Problem};
+use super::problem::{error, got, invalid, unknown_keys, warning, wrong_type, Problem};
 use super::store::{Equal, SqlSort};
-use super::unknown_keys;
+use crate::mikobase::generated::{
+    ClassFilter, ErrorId, NarrowingBlock, SelectRequest, SortPath, SortStep, WarningId,
+};
 
 /// The keys a condition block may carry.
 const BLOCK_KEYS: &[&str] = &["path", "then", "all", "any", "not", "placeholders"];
-
-/// The fields of a select request: its own, then those of a block.
-pub(crate) const FIELDS: &[&str] = &[
-    "pk",
-    "class",
-    "classes",
-    "limit",
-    "offset",
-    "sort",
-    "sorts",
-    "transaction",
-    "path",
-    "then",
-    "all",
-    "any",
-    "not",
-    "placeholders",
-];
 
 /// A parsed select request.
 #[derive(Debug, Clone)]
@@ -49,20 +33,19 @@ pub(crate) struct Select {
     pub block: Block,
 }
 
-/// Parses a select request (its fields already checked by name), adding the
-/// `redundant_fields` warnings.
-pub(crate) fn parse(request: &Map<String, Value>, warnings: &mut Vec<Problem>) -> Result<Select, Problem> {
+/// Parses a typed select request, adding the `redundant_fields` warnings. The types were
+/// checked by the decode; this finds every structural problem the types cannot say (class
+/// name syntax, path shapes, operators, sort qualifiers) before any record is read.
+pub(crate) fn parse(request: &SelectRequest, warnings: &mut Vec<Problem>) -> Result<Select, Problem> {
     let mut classes: Option<Vec<String>> = None;
-    for field in ["class", "classes"] {
-        let names = match request.get(field) {
-            None | Some(Value::Null) => continue,
-            Some(Value::String(c)) => vec![c.clone()],
-            Some(Value::Array(cs)) if !cs.is_empty() && cs.iter().all(Value::is_string) => {
-                cs.iter().filter_map(Value::as_str).map(str::to_owned).collect()
-            }
-            Some(other) => {
-                return Err(Problem::invalid(json!({
-                    "wrong_types": [{"field": field, "expected": "a class name or a non-empty array of class names", "got": got(other)}],
+    for (field, filter) in [("class", &request.class), ("classes", &request.classes)] {
+        let names: Vec<String> = match filter {
+            None => continue,
+            Some(ClassFilter::One(name)) => vec![name.clone()],
+            Some(ClassFilter::Many(names)) if !names.is_empty() => names.clone(),
+            Some(ClassFilter::Many(_)) => {
+                return Err(invalid(json!({
+                    "wrong_types": [{"field": field, "expected": "a class name or a non-empty array of class names", "got": []}],
                     "fix": format!("give `{field}` as \"example.org/crew/person\" or [\"example.org/a\", \"example.org/b\"]"),
                 })))
             }
@@ -72,67 +55,56 @@ pub(crate) fn parse(request: &Map<String, Value>, warnings: &mut Vec<Problem>) -
         }
         classes.get_or_insert_with(Vec::new).extend(names);
     }
-    for pair in [["class", "classes"], ["sort", "sorts"]] {
-        if pair.iter().all(|f| request.contains_key(*f)) {
-            warnings.push(Problem::new("redundant_fields", json!({ "fields": pair })));
+    let redundant = [
+        (
+            ["class", "classes"],
+            request.class.is_some() && request.classes.is_some(),
+        ),
+        (
+            ["sort", "sorts"],
+            request.sort.is_some() && request.sorts.is_some(),
+        ),
+    ];
+    for (pair, both) in redundant {
+        if both {
+            warnings.push(warning(WarningId::RedundantFields, json!({ "fields": pair })));
         }
     }
-    let pk = match request.get("pk") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(pk)) => Some(pk.clone()),
-        Some(other) => return Err(wrong_type("pk", "a pk string", other)),
-    };
     // `null` stands for absent only where D11 says so (pk, class, classes, limit,
-    // offset): a stray null never drops a sort or a condition.
+    // offset): a stray null never drops a sort or a condition (the decode refuses it).
     let mut sorts = Vec::new();
-    if let Some(sort) = request.get("sort") {
+    for sort in request.sort.iter().chain(request.sorts.iter().flatten()) {
         sorts.push(sort_key(sort)?);
     }
-    match request.get("sorts") {
-        None => {}
-        Some(Value::Array(more)) => {
-            for sort in more {
-                sorts.push(sort_key(sort)?);
-            }
-        }
-        Some(other) => return Err(wrong_type("sorts", "an array of sort paths", other)),
-    }
+    let count = |n: Option<u64>| n.map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    let top = Fields {
+        path: request.path.as_deref(),
+        not: request.not,
+        placeholders: request.placeholders.as_ref(),
+        then: request.then.as_ref(),
+        all: request.all.as_deref(),
+        any: request.any.as_deref(),
+        extra: None,
+    };
     Ok(Select {
-        pk,
+        pk: request.pk.clone(),
         classes,
-        limit: count(request, "limit")?,
-        offset: count(request, "offset")?.unwrap_or(0),
+        limit: count(request.limit),
+        offset: count(request.offset).unwrap_or(0),
         sorts,
-        block: block(request, "")?,
+        block: block(top, "")?,
     })
 }
 
 /// Checks UNS syntax of a class name (`invalid_request` naming what is wrong).
 pub(crate) fn check_class_name(class: &str) -> Result<(), Problem> {
     check_uns(class).map_err(|why| {
-        Problem::invalid(json!({
+        invalid(json!({
             "class": class,
             "reason": format!("not a valid UNS class name: it {why}"),
             "fix": "class names look like example.org/crew/person",
         }))
     })
-}
-
-fn wrong_type(field: &str, expected: &str, value: &Value) -> Problem {
-    Problem::invalid(json!({
-        "wrong_types": [{"field": field, "expected": expected, "got": got(value)}],
-        "fix": format!("give `{field}` as {expected}"),
-    }))
-}
-
-fn count(request: &Map<String, Value>, field: &str) -> Result<Option<usize>, Problem> {
-    match request.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(|n| Some(usize::try_from(n).unwrap_or(usize::MAX)))
-            .ok_or_else(|| wrong_type(field, "a non-negative integer", v)),
-    }
 }
 
 // ---- condition blocks -----------------------------------------------------------------
@@ -167,68 +139,67 @@ enum Test {
     Lazy(Value),
 }
 
+/// The fields of a condition block, borrowed from the select request or a nested block.
+struct Fields<'a> {
+    path: Option<&'a [Value]>,
+    not: Option<bool>,
+    placeholders: Option<&'a Map<String, Value>>,
+    then: Option<&'a NarrowingBlock>,
+    all: Option<&'a [NarrowingBlock]>,
+    any: Option<&'a [NarrowingBlock]>,
+    /// A nested block's other keys (and block keys whose value did not fit their type).
+    extra: Option<&'a Map<String, Value>>,
+}
+
 /// Parses a block at `at` (for messages); every problem that does not depend on a
 /// placeholder's value is found here.
-fn block(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
-    let vars = match map.get("placeholders") {
-        None => None,
-        Some(Value::Object(vars)) => Some(vars.clone()),
-        Some(other) => {
-            return Err(wrong_type(
-                &under(at, "placeholders"),
-                "an object of named values",
-                other,
-            ))
+fn block(fields: Fields<'_>, at: &str) -> Result<Block, Problem> {
+    if let Some(extra) = fields.extra {
+        // A block key left over did not fit its type: say which and how.
+        for (key, value) in extra {
+            let expected = match key.as_str() {
+                "path" => {
+                    return Err(bad_path(
+                        &under(at, "path"),
+                        value,
+                        "not an array of at least two elements",
+                    ))
+                }
+                "then" => "a block object {\"path\": ...}",
+                "all" | "any" => "an array of block objects",
+                "not" => "true or false",
+                "placeholders" => "an object of named values",
+                _ => continue,
+            };
+            return Err(wrong_type(&under(at, key), expected, value));
         }
-    };
-    let path = match map.get("path") {
+    }
+    let path = match fields.path {
         None => None,
         Some(path) => Some(parse_path(path, at)?),
     };
-    let then = match map.get("then") {
+    let then = match fields.then {
         None => None,
-        Some(Value::Object(then)) => Some(Box::new(nested(then, &under(at, "then"))?)),
-        Some(other) => {
-            return Err(wrong_type(
-                &under(at, "then"),
-                "a block object {\"path\": ...}",
-                other,
-            ))
-        }
+        Some(then) => Some(Box::new(nested(then, &under(at, "then"))?)),
     };
-    let list = |key: &str| -> Result<Option<Vec<Block>>, Problem> {
-        match map.get(key) {
-            None => Ok(None),
-            Some(Value::Array(entries)) => entries
-                .iter()
-                .enumerate()
-                .map(|(i, entry)| match entry {
-                    Value::Object(entry) => nested(entry, &format!("{}[{i}]", under(at, key))),
-                    other => Err(wrong_type(
-                        &format!("{}[{i}]", under(at, key)),
-                        "a block object {\"path\": ...}",
-                        other,
-                    )),
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map(Some),
-            Some(other) => Err(wrong_type(&under(at, key), "an array of block objects", other)),
-        }
-    };
-    let all = list("all")?.unwrap_or_default();
-    let any = list("any")?;
-    let not = match map.get("not") {
-        None => false,
-        Some(Value::Bool(b)) => *b,
-        Some(other) => return Err(wrong_type(&under(at, "not"), "true or false", other)),
+    let list = |key: &str, entries: Option<&[NarrowingBlock]>| -> Result<Option<Vec<Block>>, Problem> {
+        entries
+            .map(|entries| {
+                entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, entry)| nested(entry, &format!("{}[{i}]", under(at, key))))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
     };
     Ok(Block {
-        vars,
+        vars: fields.placeholders.cloned(),
         path,
         then,
-        all,
-        any,
-        not,
+        all: list("all", fields.all)?.unwrap_or_default(),
+        any: list("any", fields.any)?,
+        not: fields.not.unwrap_or(false),
     })
 }
 
@@ -243,21 +214,30 @@ fn under(at: &str, key: &str) -> String {
 }
 
 /// A nested block: only the block keys (and the pass-through keys) are allowed.
-fn nested(map: &Map<String, Value>, at: &str) -> Result<Block, Problem> {
-    let unknown = unknown_keys(map, BLOCK_KEYS);
+fn nested(entry: &NarrowingBlock, at: &str) -> Result<Block, Problem> {
+    let unknown = unknown_keys(&entry.extra, BLOCK_KEYS);
     if !unknown.is_empty() {
-        return Err(Problem::invalid(json!({
+        return Err(invalid(json!({
             "at": at,
             "unknown_fields": unknown,
             "allowed_fields": BLOCK_KEYS,
             "fix": "a block holds only path, then, all, any, not and placeholders (and the pass-through keys misc, corporate, vibecode, comment)",
         })));
     }
-    block(map, at)
+    let fields = Fields {
+        path: entry.path.as_deref(),
+        not: entry.not,
+        placeholders: entry.placeholders.as_ref(),
+        then: entry.then.as_deref(),
+        all: entry.all.as_deref(),
+        any: entry.any.as_deref(),
+        extra: Some(&entry.extra),
+    };
+    block(fields, at)
 }
 
 fn bad_path(at: &str, path: &Value, reason: &str) -> Problem {
-    Problem::invalid(json!({
+    invalid(json!({
         "at": at,
         "path": got(path),
         "reason": reason,
@@ -265,18 +245,19 @@ fn bad_path(at: &str, path: &Value, reason: &str) -> Problem {
     }))
 }
 
-fn parse_path(path: &Value, at: &str) -> Result<Path, Problem> {
+fn parse_path(elements: &[Value], at: &str) -> Result<Path, Problem> {
     let at = under(at, "path");
-    let elements = match path.as_array() {
-        Some(e) if e.len() >= 2 => e,
-        _ => return Err(bad_path(&at, path, "not an array of at least two elements")),
-    };
+    // The path as given, for a message only.
+    let path = || Value::Array(elements.to_vec());
+    if elements.len() < 2 {
+        return Err(bad_path(&at, &path(), "not an array of at least two elements"));
+    }
     let (last, raw_keys) = elements.split_last().unwrap_or((&Value::Null, &[]));
     for key in raw_keys {
         if !key.is_string() && placeholder_name(key).is_none() {
             return Err(bad_path(
                 &at,
-                path,
+                &path(),
                 "every element but the last is a bucket key (a string or a placeholder)",
             ));
         }
@@ -369,7 +350,7 @@ fn resolve(
     depth: usize,
 ) -> Result<Value, Problem> {
     if depth > MAX_RESOLVE_DEPTH {
-        return Err(Problem::invalid(json!({
+        return Err(invalid(json!({
             "reason": "placeholders nest too deeply",
             "max_depth": MAX_RESOLVE_DEPTH,
             "fix": "use shorter placeholder chains",
@@ -379,14 +360,14 @@ fn resolve(
         if resolving.iter().any(|n| n == name) {
             let mut cycle = resolving.clone();
             cycle.push(name.to_owned());
-            return Err(Problem::new(
-                "placeholder-circular",
+            return Err(error(
+                ErrorId::PlaceholderCircular,
                 json!({ "cycle": cycle, "fix": "make one placeholder of the cycle a plain value" }),
             ));
         }
         let Some(found) = scope.lookup(name) else {
-            return Err(Problem::new(
-                "placeholder-undefined",
+            return Err(error(
+                ErrorId::PlaceholderUndefined,
                 json!({ "placeholder": name, "fix": "define it in `placeholders` at the top level or in an enclosing block" }),
             ));
         };
@@ -488,7 +469,7 @@ impl Path {
                     .iter()
                     .map(|k| match resolve(k, scope, &mut Vec::new(), 0)? {
                         Value::String(s) => Ok(s),
-                        other => Err(Problem::invalid(json!({
+                        other => Err(invalid(json!({
                             "reason": "a placeholder used as a path key must be a string",
                             "got": got(&other),
                             "fix": "give the placeholder a string value",
@@ -686,7 +667,7 @@ fn check_operator_keys(ops: &Map<String, Value>, at: &str) -> Result<(), Problem
     if unknown.is_empty() && ops.keys().any(|k| OPERATORS.contains(&k.as_str())) {
         return Ok(());
     }
-    Err(Problem::invalid(json!({
+    Err(invalid(json!({
         "at": at,
         "unknown_operators": unknown,
         "operators": OPERATORS,
@@ -715,7 +696,7 @@ fn check_argument(op: &str, arg: &Value, at: &str) -> Result<(), Problem> {
         _ => true,
     };
     match expected(op) {
-        Some(expected) if !fits => Err(Problem::invalid(json!({
+        Some(expected) if !fits => Err(invalid(json!({
             "at": at,
             "wrong_types": [{"field": op, "expected": expected, "got": got(arg)}],
             "fix": format!("give `{op}` {expected}"),
@@ -801,48 +782,39 @@ pub(crate) struct SortKey {
     fold: Fold,
 }
 
-/// Parses `["a", "b", {"reverse": true}]`.
-pub(crate) fn sort_key(path: &Value) -> Result<SortKey, Problem> {
+/// Parses `["a", "b", {"reverse": true}]` (the decode checked the elements' types).
+pub(crate) fn sort_key(path: &SortPath) -> Result<SortKey, Problem> {
     let bad = |reason: &str| {
-        Problem::invalid(json!({
-            "sort": got(path),
+        invalid(json!({
+            "sort": serde_json::to_value(path).map(|v| got(&v)).unwrap_or(Value::Null),
             "reason": reason,
             "fix": "a sort path is an array of bucket keys, optionally ending with {\"reverse\": bool, \"case-sensitive\": bool, \"collapse\": bool}",
         }))
     };
-    let elements = path
-        .as_array()
-        .filter(|e| !e.is_empty())
-        .ok_or_else(|| bad("not a non-empty array"))?;
-    let (qualifiers, keys) = match elements.split_last() {
-        Some((Value::Object(q), keys)) => (Some(q), keys),
-        _ => (None, &elements[..]),
+    let (qualifier, keys) = match path.split_last() {
+        Some((SortStep::Qualifier(q), keys)) => (Some(q), keys),
+        _ => (None, &path[..]),
     };
     let keys = keys
         .iter()
-        .map(|k| k.as_str().map(str::to_owned))
+        .map(|step| match step {
+            SortStep::Key(key) => Some(key.clone()),
+            SortStep::Qualifier(_) => None,
+        })
         .collect::<Option<Vec<_>>>()
         .filter(|k| !k.is_empty())
-        .ok_or_else(|| bad("the keys must be one or more strings"))?;
+        .ok_or_else(|| {
+            bad("the keys must be one or more strings, and only the last element may be the qualifiers")
+        })?;
     let mut key = SortKey {
         keys,
         reverse: false,
         fold: Fold::EXACT,
     };
-    for (name, value) in qualifiers.into_iter().flatten() {
-        let b = value
-            .as_bool()
-            .ok_or_else(|| bad(&format!("the qualifier `{name}` takes true or false")))?;
-        match name.as_str() {
-            "reverse" => key.reverse = b,
-            "case-sensitive" => key.fold.case_sensitive = b,
-            "collapse" => key.fold.collapse = b,
-            other => {
-                return Err(bad(&format!(
-                    "unknown qualifier `{other}` (reverse, case-sensitive, collapse)"
-                )))
-            }
-        }
+    if let Some(q) = qualifier {
+        key.reverse = q.reverse.unwrap_or(false);
+        key.fold.case_sensitive = q.case_sensitive.unwrap_or(key.fold.case_sensitive);
+        key.fold.collapse = q.collapse.unwrap_or(key.fold.collapse);
     }
     Ok(key)
 }

@@ -4,7 +4,8 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
-use super::problem::Problem;
+use super::problem::{error, invalid, Problem};
+use crate::mikobase::generated::ErrorId;
 
 /// One stored record.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,16 +18,6 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    /// The record as `select` returns it.
-    pub fn into_json(self) -> Value {
-        let mut record = Map::with_capacity(4);
-        record.insert("pk".into(), Value::String(self.pk));
-        record.insert("bucket".into(), Value::Object(self.bucket));
-        record.insert("stack".into(), Value::Object(self.stack));
-        record.insert("updated_at".into(), Value::String(self.updated_at));
-        Value::Object(record)
-    }
-
     /// Every class named by a platter of the stack, in stack order.
     pub fn classes(&self) -> Vec<String> {
         self.stack
@@ -77,8 +68,8 @@ fn has_table(conn: &Connection, name: &str) -> Result<bool, Problem> {
 /// Turns any SQLite failure into the engine's error shape (never a panic, never a raw
 /// Rust error).
 pub(crate) fn sql(e: rusqlite::Error) -> Problem {
-    Problem::new(
-        "storage-failed",
+    error(
+        ErrorId::StorageFailed,
         serde_json::json!({
             "storage_error": e.to_string(),
             "fix": "SQLite refused the operation: check the store file, its permissions and free space",
@@ -98,7 +89,7 @@ pub(crate) fn init(conn: &Connection) -> Result<(), Problem> {
 /// A read-only connection cannot upgrade an older store: it says how to.
 pub(crate) fn check_readable(conn: &Connection) -> Result<(), Problem> {
     if has_table(conn, "record_classes")? {
-        return Err(Problem::invalid(serde_json::json!({
+        return Err(invalid(serde_json::json!({
             "reason": "the store was written by an older engine (its class index is old)",
             "fix": "open it once in mode rw: the class index is rebuilt, nothing else changes",
         })));

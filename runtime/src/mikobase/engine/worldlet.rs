@@ -6,12 +6,10 @@ use std::collections::HashMap;
 use serde_json::{json, Map, Value};
 
 use super::classes::{parse_class, CLASS_CLASS, DEFAULT_CLASS};
-use super::problem::{deeper_than, failure, got, success, Problem};
+use super::problem::{deeper_than, got, invalid, too_deep, unknown_keys, Problem, MAX_DEPTH, PASSTHROUGH};
 use super::store::{self, Row};
-use super::{
-    class_not_found, class_stack, default_stack, duplicate_class, new_pk, now, too_deep, Engine, MAX_DEPTH,
-};
-use super::{unknown_keys, PASSTHROUGH};
+use super::writes::{class_not_found, class_stack, default_stack, duplicate_class, new_pk, now};
+use super::Engine;
 
 /// Worldlet sections this engine does not store: importing them would lose them.
 const UNSUPPORTED: &[&str] = &["files", "file_chunks", "history"];
@@ -24,27 +22,23 @@ const RECORD_KEYS: &[&str] = &["bucket", "stack", "class", "updated_at"];
 
 impl Engine {
     /// Every active class definition: `{"classes": [definition, ...]}`.
-    pub fn export_schema(&mut self) -> Value {
+    pub(crate) fn schema_json(&mut self) -> Result<Value, Vec<Problem>> {
         match store::active(&self.conn, Some(&[CLASS_CLASS.to_owned()]), None) {
-            Ok(rows) => success(
+            Ok(rows) => Ok(
                 json!({ "classes": rows.into_iter().map(|r| Value::Object(r.bucket)).collect::<Vec<_>>() }),
-                &[],
             ),
-            Err(e) => failure(&[e], &[]),
+            Err(e) => Err(vec![e]),
         }
     }
 
     /// Creates or replaces (by name) every class definition of `schema`
     /// (`{"classes": [...]}`), all or nothing.
-    pub fn import_schema(&mut self, schema: &Value) -> Value {
+    pub(crate) fn import_schema_json(&mut self, schema: &Value) -> Result<Value, Vec<Problem>> {
         let Some(classes) = schema.get("classes").and_then(Value::as_array) else {
-            return failure(
-                &[Problem::invalid(json!({
-                    "got": got(schema),
-                    "fix": "a schema is {\"classes\": [definition, ...]}",
-                }))],
-                &[],
-            );
+            return Err(vec![invalid(json!({
+                "got": got(schema),
+                "fix": "a schema is {\"classes\": [definition, ...]}",
+            }))]);
         };
         let existing: HashMap<String, String> =
             match store::active(&self.conn, Some(&[CLASS_CLASS.to_owned()]), None) {
@@ -52,7 +46,7 @@ impl Engine {
                     .into_iter()
                     .filter_map(|r| Some((r.bucket.get("name")?.as_str()?.to_owned(), r.pk)))
                     .collect(),
-                Err(e) => return failure(&[e], &[]),
+                Err(e) => return Err(vec![e]),
             };
         let mut rows = Vec::new();
         let mut problems = Vec::new();
@@ -71,14 +65,14 @@ impl Engine {
                     };
                     rows.push((("definition", json!(i)), row));
                 }
-                other => problems.push(at(Problem::invalid(json!({
+                other => problems.push(at(invalid(json!({
                     "got": got(other),
                     "fix": "a class definition is an object {\"name\": \"example.org/...\", \"fields\": {...}}",
                 })))),
             }
         }
         if !problems.is_empty() {
-            return failure(&problems, &[]);
+            return Err(problems);
         }
         self.atomically(|engine| engine.import_rows(rows).map(|n| json!({ "imported": n })))
     }
@@ -86,7 +80,7 @@ impl Engine {
     /// The whole store as a worldlet, in the envelope's `results`: `{"format":
     /// "worldlet/1.0", "records": {pk: ...}}`.
     /// Class definitions are in whole-hash form (`{"class": "puck.uno/class", "name", ...}`).
-    pub fn export_worldlet(&mut self) -> Value {
+    pub(crate) fn worldlet_json(&mut self) -> Result<Value, Vec<Problem>> {
         match store::all(&self.conn) {
             Ok(rows) => {
                 let records: Map<String, Value> = rows
@@ -104,33 +98,27 @@ impl Engine {
                         (r.pk, value)
                     })
                     .collect();
-                success(json!({ "format": "worldlet/1.0", "records": records }), &[])
+                Ok(json!({ "format": "worldlet/1.0", "records": records }))
             }
-            Err(e) => failure(&[e], &[]),
+            Err(e) => Err(vec![e]),
         }
     }
 
     /// Imports a worldlet atomically: every record is validated (class definitions
     /// first), an existing pk is overwritten, and on any problem nothing is written.
-    pub fn import_worldlet(&mut self, worldlet: &Value) -> Value {
+    pub(crate) fn import_worldlet_json(&mut self, worldlet: &Value) -> Result<Value, Vec<Problem>> {
         let Some(worldlet) = worldlet.as_object() else {
-            return failure(
-                &[Problem::invalid(json!({
-                    "got": got(worldlet),
-                    "fix": "a worldlet is an object {\"format\": \"worldlet/1.0\", \"records\": {...}}",
-                }))],
-                &[],
-            );
+            return Err(vec![invalid(json!({
+                "got": got(worldlet),
+                "fix": "a worldlet is an object {\"format\": \"worldlet/1.0\", \"records\": {...}}",
+            }))]);
         };
         let format = worldlet.get("format").and_then(Value::as_str).unwrap_or_default();
         if !format.starts_with("worldlet/1.") {
-            return failure(
-                &[Problem::invalid(json!({
-                    "format": got(worldlet.get("format").unwrap_or(&Value::Null)),
-                    "fix": "a worldlet has \"format\": \"worldlet/1.0\"",
-                }))],
-                &[],
-            );
+            return Err(vec![invalid(json!({
+                "format": got(worldlet.get("format").unwrap_or(&Value::Null)),
+                "fix": "a worldlet has \"format\": \"worldlet/1.0\"",
+            }))]);
         }
         let unsupported: Vec<&str> = UNSUPPORTED
             .iter()
@@ -138,25 +126,19 @@ impl Engine {
             .filter(|k| worldlet.get(*k).is_some_and(|v| !is_empty(v)))
             .collect();
         if !unsupported.is_empty() {
-            return failure(
-                &[Problem::invalid(json!({
-                    "unsupported_sections": unsupported,
-                    "fix": "this engine stores records only (no files, no history): import the worldlet without those sections",
-                }))],
-                &[],
-            );
+            return Err(vec![invalid(json!({
+                "unsupported_sections": unsupported,
+                "fix": "this engine stores records only (no files, no history): import the worldlet without those sections",
+            }))]);
         }
         let records = match worldlet.get("records") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(records)) => records.clone(),
             Some(other) => {
-                return failure(
-                    &[Problem::invalid(json!({
-                        "records": got(other),
-                        "fix": "`records` is an object keyed by pk",
-                    }))],
-                    &[],
-                )
+                return Err(vec![invalid(json!({
+                    "records": got(other),
+                    "fix": "`records` is an object keyed by pk",
+                }))])
             }
         };
         let mut rows = Vec::new();
@@ -168,7 +150,7 @@ impl Engine {
             }
         }
         if !problems.is_empty() {
-            return failure(&problems, &[]);
+            return Err(problems);
         }
         self.atomically(|engine| engine.import_rows(rows).map(|n| json!({ "imported": n })))
     }
@@ -261,7 +243,7 @@ fn timestamp(record: &Map<String, Value>) -> Result<String, Problem> {
     match record.get("updated_at") {
         None | Some(Value::Null) => Ok(now()),
         Some(Value::String(at)) => Ok(at.clone()),
-        Some(other) => Err(Problem::invalid(json!({
+        Some(other) => Err(invalid(json!({
             "updated_at": got(other),
             "fix": "`updated_at` is a timestamp string like 2026-04-21T14:32:00.123",
         }))),
@@ -275,7 +257,7 @@ fn import_row(pk: &str, record: &Value) -> Result<Row, Problem> {
         return Err(too_deep("the record"));
     }
     let bad = |why: &str| {
-        Problem::invalid(
+        invalid(
             json!({ "reason": why, "fix": "give the record as {\"bucket\": {...}, \"stack\": {...}} or a class definition in whole-hash form" }),
         )
     };
@@ -291,7 +273,7 @@ fn import_row(pk: &str, record: &Value) -> Result<Row, Problem> {
     }
     let unknown = unknown_keys(record, RECORD_KEYS);
     if !unknown.is_empty() {
-        return Err(Problem::invalid(json!({
+        return Err(invalid(json!({
             "unknown_fields": unknown,
             "allowed_fields": RECORD_KEYS.iter().chain(PASSTHROUGH).collect::<Vec<_>>(),
             "fix": "a record keeps its data in `bucket` and its classes in `stack`",

@@ -1,0 +1,314 @@
+//! Writes: create, update and delete of one record, and the validation and uniqueness
+//! checks every written row (created, updated or imported) goes through.
+
+use serde_json::{json, Map, Value};
+
+use super::classes::{parse_class, present, validate_bucket, CLASS_CLASS, DEFAULT_CLASS};
+use super::problem::{error, invalid, warning, Problem};
+use super::select::{self, check_class_name};
+use super::store::{self, Equal, Row};
+use super::{fail, Engine};
+use crate::mikobase::generated::{
+    CreateRequest, DeleteRequest, DeleteResult, ErrorId, PkResult, RecordClasses, SetFieldsRequest,
+    UpdateRequest, WarningId,
+};
+
+impl Engine {
+    /// Creates one record.
+    pub(crate) fn create_record(
+        &mut self,
+        request: CreateRequest,
+        warnings: &mut Vec<Problem>,
+    ) -> Result<PkResult, Vec<Problem>> {
+        if request.class.is_some() && request.classes.is_some() {
+            warnings.push(warning(
+                WarningId::RedundantFields,
+                json!({ "fields": ["class", "classes"] }),
+            ));
+        }
+        let stack = stack_for(request.class, request.classes).map_err(fail)?;
+        let row = Row {
+            pk: new_pk(),
+            bucket: request.bucket,
+            stack,
+            updated_at: now(),
+            active: true,
+        };
+        let pk = row.pk.clone();
+        self.write(row, None)?;
+        Ok(PkResult { pk })
+    }
+
+    /// Replaces a record's bucket and/or the class of its first class platter.
+    pub(crate) fn update_record(&mut self, request: UpdateRequest) -> Result<PkResult, Vec<Problem>> {
+        let UpdateRequest {
+            pk, bucket, class, ..
+        } = request;
+        if bucket.is_none() && class.is_none() {
+            return Err(fail(invalid(json!({
+                "missing_fields": ["bucket"],
+                "fix": "an update needs a new `bucket` (it replaces the old one), a new `class`, or both",
+            }))));
+        }
+        let old = self.live(&pk).map_err(fail)?;
+        let mut row = old.clone();
+        if let Some(bucket) = bucket {
+            row.bucket = bucket;
+        }
+        if let Some(class) = class {
+            // The first class platter gets the new class; its other keys stay.
+            match row.stack.values_mut().find(|p| p.get("class").is_some()) {
+                Some(Value::Object(platter)) => {
+                    platter.insert("class".into(), Value::String(class));
+                }
+                _ => {
+                    let key = free_platter_key(&row.stack);
+                    row.stack.insert(key, json!({ "class": class }));
+                }
+            }
+        }
+        row.updated_at = now();
+        self.write(row, Some(&old))?;
+        Ok(PkResult { pk })
+    }
+
+    /// The `update` a `set_fields` request amounts to (D9): the record's current bucket
+    /// with `fields` set, so validation and listeners see one kind of write.
+    pub(crate) fn merged_update(&self, request: SetFieldsRequest) -> Result<UpdateRequest, Problem> {
+        let mut bucket = self.live(&request.pk)?.bucket;
+        bucket.extend(request.fields);
+        Ok(UpdateRequest {
+            pk: request.pk,
+            bucket: Some(bucket),
+            class: None,
+            transaction: request.transaction,
+        })
+    }
+
+    /// Validates and stores a created, updated or imported row.
+    pub(crate) fn write(&mut self, mut row: Row, old: Option<&Row>) -> Result<(), Vec<Problem>> {
+        let classes = row.classes();
+        for class in &classes {
+            check_class_name(class).map_err(fail)?;
+        }
+        let unknown: Vec<Problem> = classes
+            .iter()
+            .filter(|c| !self.registry.knows(c))
+            .map(|c| class_not_found(c))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(unknown);
+        }
+        let defines_class = classes.iter().any(|c| c == CLASS_CLASS);
+        let mut problems = Vec::new();
+        if defines_class {
+            // The whole-hash form's own `"class": "puck.uno/class"` is not part of the
+            // definition.
+            if row.bucket.get("class").and_then(Value::as_str) == Some(CLASS_CLASS) {
+                row.bucket.shift_remove("class");
+            }
+            let def = parse_class(&row.bucket).map_err(fail)?;
+            let old_name = old.and_then(|o| o.bucket.get("name")).and_then(Value::as_str);
+            if self.registry.classes.contains_key(&def.name) && old_name != Some(def.name.as_str()) {
+                return Err(fail(duplicate_class(&def.name)));
+            }
+            for parent in &def.inherits {
+                if !self.registry.knows(parent) && parent != &def.name {
+                    problems.push(class_not_found(parent));
+                }
+            }
+        } else {
+            for class in &classes {
+                let fields = self.registry.fields(class);
+                if let Err(e) = validate_bucket(&fields, &mut row.bucket) {
+                    problems.push(e);
+                }
+            }
+            row.bucket = present(
+                std::mem::take(&mut row.bucket),
+                &self.registry.field_order(&classes),
+            );
+        }
+        if problems.is_empty() {
+            problems.extend(self.unique_violations(&row, &classes).map_err(fail)?);
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        store::put(&self.conn, &row).map_err(fail)?;
+        if defines_class || old.is_some_and(|o| o.classes().iter().any(|c| c == CLASS_CLASS)) {
+            self.reload_classes().map_err(fail)?;
+        }
+        Ok(())
+    }
+
+    fn unique_violations(&self, row: &Row, classes: &[String]) -> Result<Vec<Problem>, Problem> {
+        let mut problems = Vec::new();
+        for class in classes {
+            for (declared_by, fields) in self.registry.unique_sets(class) {
+                let values: Vec<&Value> = match fields
+                    .iter()
+                    .map(|f| row.bucket.get(f).filter(|v| !v.is_null()))
+                    .collect::<Option<Vec<_>>>()
+                {
+                    Some(values) => values,
+                    None => continue, // absent values do not collide
+                };
+                let members = store::with_subclasses(&self.conn, std::slice::from_ref(&declared_by))?;
+                let first = Equal::new(std::slice::from_ref(&fields[0]), values[0]);
+                let candidates = store::active(&self.conn, Some(&members), first.as_ref())?;
+                let clash = candidates.iter().find(|other| {
+                    other.pk != row.pk
+                        && fields
+                            .iter()
+                            .zip(&values)
+                            .all(|(f, v)| other.bucket.get(f).is_some_and(|a| select::json_eq(a, v)))
+                });
+                if let Some(other) = clash {
+                    problems.push(error(ErrorId::UniqueViolation,
+                        json!({
+                            "class": declared_by,
+                            "fields": fields,
+                            "values": values,
+                            "existing_pk": other.pk,
+                            "fix": "use values no other active record of the class has (or update the existing record)",
+                        }),
+                    ));
+                }
+            }
+        }
+        Ok(problems)
+    }
+
+    /// Deletes one record (a tombstone remains).
+    pub(crate) fn delete_record(&mut self, request: DeleteRequest) -> Result<DeleteResult, Problem> {
+        let DeleteRequest { pk, if_exists, .. } = request;
+        let row = match self.live(&pk) {
+            Ok(row) => row,
+            Err(_) if if_exists == Some(true) => return Ok(DeleteResult { pk, deleted: false }),
+            Err(e) => return Err(e),
+        };
+        let was_class = row.classes().iter().any(|c| c == CLASS_CLASS);
+        let tombstone = Row {
+            bucket: Map::new(),
+            updated_at: now(),
+            active: false,
+            ..row
+        };
+        store::put(&self.conn, &tombstone)?;
+        if was_class {
+            self.reload_classes()?;
+        }
+        Ok(DeleteResult { pk, deleted: true })
+    }
+}
+
+pub(crate) fn class_not_found(class: &str) -> Problem {
+    error(
+        ErrorId::ClassNotFound,
+        json!({ "class": class, "fix": "create its definition first (a record of class puck.uno/class)" }),
+    )
+}
+
+pub(crate) fn duplicate_class(name: &str) -> Problem {
+    error(
+        ErrorId::ValidationFailed,
+        json!({
+            "reason": "duplicate class name",
+            "name": name,
+            "fix": "an active definition already has this name: update that one instead",
+        }),
+    )
+}
+
+pub(crate) fn default_stack(class: &str) -> Map<String, Value> {
+    let mut stack = Map::new();
+    stack.insert("shadow".into(), json!({}));
+    stack.insert("a".into(), json!({ "class": class }));
+    stack
+}
+
+pub(crate) fn class_stack() -> Map<String, Value> {
+    default_stack(CLASS_CLASS)
+}
+
+/// The stack of a new record: `shadow` first, then the platters given as a hash, then
+/// one platter per class name, keyed `a`, `b`, ... (the first keys not taken; decision
+/// E3).
+fn stack_for(class: Option<String>, classes: Option<RecordClasses>) -> Result<Map<String, Value>, Problem> {
+    let mut stack = Map::new();
+    stack.insert("shadow".into(), json!({}));
+    let mut names: Vec<String> = class.into_iter().collect();
+    match classes {
+        None => {}
+        Some(RecordClasses::Names(more)) => names.extend(more),
+        Some(RecordClasses::Platters(platters)) => {
+            for (key, platter) in platters {
+                if platter.class.is_none() {
+                    return Err(invalid(json!({
+                        "classes": key,
+                        "got": serde_json::to_value(&platter).unwrap_or(Value::Null),
+                        "reason": "a platter is an object with a `class` name (inline class hashes are not supported)",
+                        "fix": "give the platter as {\"class\": \"example.org/...\"}",
+                    })));
+                }
+                let platter = serde_json::to_value(&platter).map_err(|e| {
+                    invalid(json!({ "classes": key, "reason": e.to_string(), "fix": "give the platter as a JSON object" }))
+                })?;
+                stack.insert(key, platter);
+            }
+        }
+    }
+    if names.is_empty() && stack.len() == 1 {
+        names.push(DEFAULT_CLASS.to_owned());
+    }
+    for name in names {
+        let key = free_platter_key(&stack);
+        stack.insert(key, json!({ "class": name }));
+    }
+    Ok(stack)
+}
+
+/// The first platter key `a`, `b`, ..., `z`, `p26`, ... not in the stack.
+fn free_platter_key(stack: &Map<String, Value>) -> String {
+    (0..)
+        .map(|i: usize| match b"abcdefghijklmnopqrstuvwxyz".get(i) {
+            Some(letter) => (*letter as char).to_string(),
+            None => format!("p{i}"),
+        })
+        .find(|key| !stack.contains_key(key))
+        .unwrap_or_default()
+}
+
+/// A random UUID v4, lowercase and hyphenated (`5d1e0c2a-...`).
+pub(crate) fn new_pk() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Fall back to time-derived bytes rather than failing a write.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        bytes = t.to_le_bytes();
+    }
+    // Sets the version (4) and variant bits.
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SS.mmm` (the SQLite schema's format).
+pub(crate) fn now() -> String {
+    let at = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}",
+        at.year(),
+        u8::from(at.month()),
+        at.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        at.millisecond()
+    )
+}
