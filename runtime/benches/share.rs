@@ -38,6 +38,53 @@ fn latencies(round: &mut Round, ops: usize) {
     }
 }
 
+/// The same `get` as [`latencies`], on the Unix socket and then over TCP+TLS on loopback
+/// (a throwaway certificate), by one worker in one run: the price of a remote worker's
+/// round trip as a ratio to the socket's (D-N5, docs/SCALING.md).
+#[cfg(feature = "tls")]
+fn tls_latencies(round: &mut Round, ops: usize) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("caspian-bench-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir(&dir).expect("bench dir");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let ca_key = rcgen::KeyPair::generate().expect("key");
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).expect("CA");
+    let key = rcgen::KeyPair::generate().expect("key");
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &ca, &ca_key)
+        .expect("cert");
+    let (ca_file, cert_file, key_file) = (dir.join("ca.pem"), dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&ca_file, ca.pem()).expect("write");
+    std::fs::write(&cert_file, cert.pem()).expect("write");
+    std::fs::write(&key_file, key.serialize_pem()).expect("write");
+    let listen = caspian_ipc::uds::TcpListen::tls("127.0.0.1:0", &cert_file, &key_file).expect("listen");
+    let url = listen.url().to_owned();
+    let token = caspian_ipc::uds::Token::generate().expect("token");
+    let state = caspian_ipc::Share::new(1)
+        .listen(listen, token.clone())
+        .run(|_, hash| {
+            hash.set("k", &1)?;
+            let uds = sample(ops, |_| hash.get_value("k").map(drop))?;
+            let remote = SharedHash::join(
+                &url,
+                caspian_ipc::uds::Trust::CaFile(ca_file.clone()),
+                token.clone(),
+            )?;
+            remote.get_value("k")?; // the connect and handshake, not measured
+            let tls = sample(ops, |_| remote.get_value("k").map(drop))?;
+            hash.set("lat", &json!({"uds": stats_json(uds), "tls": stats_json(tls)}))?;
+            Ok::<_, Error>(())
+        })
+        .expect("TLS latency run");
+    let _ = std::fs::remove_dir_all(&dir);
+    round.stats("get.uds", stats_from(&state["lat"]["uds"]));
+    round.stats("get.tls", stats_from(&state["lat"]["tls"]));
+}
+
 /// Workers start together, run `work`, and report their start and end instants; returns
 /// the operations per second over the whole window and the final state.
 fn throughput(
@@ -71,6 +118,8 @@ fn round(quick: bool) -> Round {
     let mut floor = Floor::new();
     floor.measure(2000 * scale);
     latencies(&mut round, 4000 * scale);
+    #[cfg(feature = "tls")]
+    tls_latencies(&mut round, 4000 * scale);
     floor.measure(2000 * scale);
     let per = 4000 * scale;
     let mut lost = 0i64;
@@ -188,6 +237,17 @@ fn render(report: &Report) -> String {
             }),
         );
     }
+    #[cfg(feature = "tls")]
+    ours.row(report.row(
+        "`get` over TCP+TLS on loopback, 1 worker, p50 / p99 (÷ the same run's UDS `get`)",
+        |s| {
+            let (tls, uds) = (s.stats("get.tls"), s.stats("get.uds"));
+            [
+                format!("{} / {} µs", us(tls.p50), us(tls.p99)),
+                format!("{} / {} UDS", times(tls.p50 / uds.p50), times(tls.p99 / uds.p99)),
+            ]
+        },
+    ));
     for workers in [1, 2, 4] {
         ours.row(report.row(
             &format!("`incr` throughput, {}, ops/s", plural(workers, "worker")),

@@ -94,6 +94,45 @@ pub enum Error {
         our_uid: u32,
     },
 
+    /// The TLS server's certificate was not accepted, so the client stopped during the
+    /// handshake: nothing was sent, and the token never left this process (D-N3).
+    #[error("certificate not trusted: the server at {address} presented a certificate this client does not trust ({reason}), so the token was not sent; fix: {fix}")]
+    CertificateNotTrusted {
+        /// The server's URL (`caspian+tls://host:port`).
+        address: String,
+        /// What rustls said about the certificate.
+        reason: String,
+        /// What to do about it.
+        fix: String,
+    },
+
+    /// The TLS handshake failed for a reason other than the certificate (the peer speaks
+    /// no TLS, a protocol mismatch, the peer closed), or did not finish within its
+    /// deadline. Nothing was sent.
+    #[error("TLS handshake with {address} failed: {reason}; fix: {fix}")]
+    TlsHandshake {
+        /// The server's URL.
+        address: String,
+        /// What went wrong.
+        reason: String,
+        /// What to do about it.
+        fix: String,
+    },
+
+    /// A TCP or TLS setting is unusable (a certificate, key, CA or token file that cannot
+    /// be read or parsed, a token file others can read, a URL that is not
+    /// `caspian+tls://host:port`, a plain-TCP listener not allowed): refused before any
+    /// socket was opened.
+    #[error("{what}: {problem}; fix: {fix}")]
+    Config {
+        /// What was being set up (the file or URL).
+        what: String,
+        /// What is wrong with it.
+        problem: String,
+        /// What to do about it.
+        fix: String,
+    },
+
     /// The server refused the request's bearer token (HTTP 401).
     #[error("unauthorized: the server refused the bearer token (wrong, missing or malformed token)")]
     Unauthorized,

@@ -12,7 +12,9 @@ use crate::fork::{
     WorkerResult,
 };
 use crate::uds::monitor::STATS_PATH;
-use crate::uds::{spawn_server, Client, ClientConfig, Exposure, Handler, ServerConfig, SocketDir, Token};
+use crate::uds::{
+    spawn_server_with, Client, ClientConfig, Exposure, Handler, ServerConfig, SocketDir, TcpListen, Token,
+};
 
 /// Options common to `share` and `mikobase` runs.
 #[derive(Debug, Clone)]
@@ -25,6 +27,8 @@ pub(crate) struct RunOptions {
     pub grace: Duration,
     pub startup: Duration,
     pub expose: Option<std::path::PathBuf>,
+    /// Also serve on this TCP listener, with this token for every connection (D-N5).
+    pub tcp: Option<(std::sync::Arc<TcpListen>, Token)>,
 }
 
 impl RunOptions {
@@ -38,6 +42,7 @@ impl RunOptions {
             grace: Duration::from_secs(2),
             startup: Duration::from_secs(10),
             expose: None,
+            tcp: None,
         }
     }
 }
@@ -102,6 +107,25 @@ macro_rules! run_option_setters {
         /// operation as it happens), or [`crate::uds::Exposed::read`].
         pub fn expose(mut self, path: impl Into<std::path::PathBuf>) -> Self {
             self.options.expose = Some(path.into());
+            self
+        }
+
+        /// Lets processes that were not forked by the run join it: the run's server also
+        /// serves on `listen` (TCP+TLS: [`crate::uds::TcpListen::tls`]), and every
+        /// connection, the forked workers' on the Unix socket too, must carry `token`
+        /// (read it from a 0600 file: [`crate::uds::Token::from_file`]). A process
+        /// elsewhere joins with the listener's URL and the same token (for the shared
+        /// hash, [`crate::SharedHash::join`]). The server stays one process on this host,
+        /// and the run still ends when its forked workers have (D-N5).
+        pub fn listen(mut self, listen: crate::uds::TcpListen, token: crate::uds::Token) -> Self {
+            self.options.tcp = Some((std::sync::Arc::new(listen), token));
+            self
+        }
+
+        /// How long a TCP connection's TLS handshake may take (default 10 s); a peer that
+        /// connects and sends nothing is cut then.
+        pub fn handshake_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.options.server.handshake_timeout = timeout;
             self
         }
 
@@ -197,9 +221,13 @@ where
         ensure_single_threaded()?;
     }
     let dir = SocketDir::create()?;
-    let token = Token::generate().map_err(|e| Error::os("generating the token", e))?;
-    let server = spawn_server(
+    let token = match &options.tcp {
+        Some((_, token)) => token.clone(),
+        None => Token::generate().map_err(|e| Error::os("generating the token", e))?,
+    };
+    let server = spawn_server_with(
         &dir,
+        options.tcp.as_ref().map(|(listen, _)| &**listen),
         Some(token.clone()),
         options.server.clone(),
         make_handler,

@@ -6,6 +6,8 @@
 //! mikobase import --db PATH FILE            import a worldlet (all or nothing)
 //! mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none]
 //!                [--expose FILE]            serve the store to other processes over HTTP
+//!                [--listen HOST:PORT --token-file FILE (--tls-cert FILE --tls-key FILE | --insecure)]
+//!                                           ... and over TCP+TLS to other hosts
 //! ```
 //!
 //! `serve` prints the socket path and (with `--auth token`, the default) the bearer token
@@ -18,6 +20,13 @@
 //! `--expose FILE` writes the socket and the token into FILE (mode 0600, removed when the
 //! server stops) instead of printing the token, for `caspian-ipc watch FILE` / `monitor`
 //! and for clients that read it (`caspian_ipc::uds::Exposed`).
+//!
+//! `--listen HOST:PORT` serves TCP+TLS beside the socket (the certificate chain and key in
+//! `--tls-cert` and `--tls-key`, PEM) and prints `listen: caspian+tls://ADDR`; every
+//! connection, the socket's too, must then carry the token read from `--token-file` (a
+//! file of ours that nobody else can read: refused otherwise), which is not printed.
+//! Plain TCP instead of TLS only with `--insecure`, and only on a loopback address unless
+//! `--insecure-non-loopback` is given too (D-N2).
 //!
 //! Without `--db` the store is in memory. A malformed line gets an `invalid_request`
 //! envelope and the session goes on.
@@ -35,7 +44,7 @@ use std::time::Duration;
 
 use caspian_ipc::mikobase::engine::{Engine, Storage};
 use caspian_ipc::mikobase::{MikobaseServer, DEFAULT_MAX_HOLD};
-use caspian_ipc::uds::{serve, Exposure, ServerConfig, Token};
+use caspian_ipc::uds::{serve_with, Exposure, InsecureScope, ServerConfig, TcpListen, Token};
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
@@ -44,6 +53,7 @@ const USAGE: &str = "usage:
   mikobase export --db PATH
   mikobase import --db PATH FILE
   mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none] [--expose FILE]
+                 [--listen HOST:PORT --token-file FILE (--tls-cert FILE --tls-key FILE | --insecure [--insecure-non-loopback])]
   mikobase help [COMMAND]";
 
 /// The Mikobase engine from the command line.
@@ -101,6 +111,37 @@ enum Command {
         /// printing the token: for `caspian-ipc watch FILE` and other local clients.
         #[arg(long, value_name = "FILE")]
         expose: Option<PathBuf>,
+        /// Also serve TCP+TLS on HOST:PORT (port 0 picks one; printed as `listen: URL`).
+        #[arg(
+            long,
+            value_name = "HOST:PORT",
+            requires = "token_file",
+            conflicts_with = "auth"
+        )]
+        listen: Option<String>,
+        /// The server's certificate chain (PEM), for --listen.
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "listen",
+            requires = "tls_key",
+            conflicts_with = "insecure"
+        )]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM), for --listen.
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// The token every connection must carry, read from FILE (yours, mode 0600); for
+        /// --listen, instead of a generated one.
+        #[arg(long, value_name = "FILE", requires = "listen")]
+        token_file: Option<PathBuf>,
+        /// Serve plain TCP on --listen instead of TLS (the token in clear text): loopback
+        /// addresses only, unless --insecure-non-loopback.
+        #[arg(long, requires = "listen")]
+        insecure: bool,
+        /// With --insecure, allow an address that is not loopback.
+        #[arg(long, requires = "insecure")]
+        insecure_non_loopback: bool,
     },
 }
 
@@ -198,10 +239,36 @@ fn run(command: Command) -> Result<(), String> {
             auth,
             max_hold,
             expose,
+            listen,
+            tls_cert,
+            tls_key,
+            token_file,
+            insecure,
+            insecure_non_loopback,
         } => {
-            let token = match auth {
-                Auth::Token => Some(Token::generate().map_err(|e| format!("generating a token: {e}"))?),
-                Auth::Peer => None,
+            let tcp = match (&listen, &tls_cert, &tls_key) {
+                (None, _, _) => None,
+                (Some(address), Some(cert), Some(key)) => {
+                    Some(TcpListen::tls(address, cert, key).map_err(|e| e.to_string())?)
+                }
+                (Some(address), _, _) if insecure => {
+                    let scope = if insecure_non_loopback {
+                        InsecureScope::AnyAddress
+                    } else {
+                        InsecureScope::LoopbackOnly
+                    };
+                    Some(TcpListen::insecure(address, scope).map_err(|e| e.to_string())?)
+                }
+                (Some(_), _, _) => {
+                    return Err("--listen needs --tls-cert FILE and --tls-key FILE (or --insecure, for plain TCP on loopback)".into())
+                }
+            };
+            let token = match (auth, &token_file) {
+                (_, Some(file)) => Some(Token::from_file(file).map_err(|e| e.to_string())?),
+                (Auth::Token, None) => {
+                    Some(Token::generate().map_err(|e| format!("generating a token: {e}"))?)
+                }
+                (Auth::Peer, None) => None,
             };
             // Written before the socket is bound: a client reading it retries its connect
             // for the moment that takes. Removed when `serve` returns (on SIGTERM/SIGINT).
@@ -216,11 +283,16 @@ fn run(command: Command) -> Result<(), String> {
             };
             let max_hold = max_hold.map_or(Some(DEFAULT_MAX_HOLD), |MaxHold(bound)| bound);
             let engine = open(db.as_deref())?;
-            let announce = token.clone().filter(|_| exposure.is_none());
+            // A token from a file is known to its clients already: never printed.
+            let announce = token
+                .clone()
+                .filter(|_| exposure.is_none() && token_file.is_none());
             let exposed = exposure.as_ref().map(|e| e.path().display().to_string());
             let shown = socket.display().to_string();
-            serve(
+            let url = tcp.as_ref().map(|listen| listen.url().to_owned());
+            serve_with(
                 &socket,
+                tcp.as_ref(),
                 token,
                 ServerConfig::default(),
                 MikobaseServer::new(engine)
@@ -229,6 +301,9 @@ fn run(command: Command) -> Result<(), String> {
                     .map_err(|e| e.to_string())?,
                 move || {
                     println!("socket: {shown}");
+                    if let Some(url) = url {
+                        println!("listen: {url}");
+                    }
                     if let Some(token) = announce {
                         println!("token: {}", token.as_str());
                     }

@@ -12,6 +12,8 @@ pub mod support;
 mod transport;
 
 pub use generated::*;
+#[cfg(feature = "tls")]
+pub use shared::connect_tls;
 pub use shared::{connect, mikobase, Change, Db, Finished, Mikobase, MikobaseServer, DEFAULT_MAX_HOLD};
 pub use support::{Answer, CallContext, ClientError, Failure, Problem, Reply, Transport};
 pub use transport::{InProcess, UdsTransport};

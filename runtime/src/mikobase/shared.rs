@@ -75,6 +75,17 @@ pub fn connect(path: impl AsRef<Path>, token: Option<&str>) -> Db {
     MikobaseClient::new(UdsTransport::new(client))
 }
 
+/// A client of a shared mikobase served over TCP+TLS (`mikobase serve --listen`), on this
+/// host or another: `url` is `caspian+tls://host:port`, `trust` what the server's
+/// certificate must pass (checked before the token is sent), `token` the server's (from
+/// its 0600 token file: [`crate::uds::Token::from_file`]). The trust files are read now.
+#[cfg(feature = "tls")]
+pub fn connect_tls(url: &str, trust: crate::uds::Trust, token: Token) -> crate::Result<Db> {
+    let remote = crate::uds::Remote::tls(url, trust)?;
+    let client = Client::remote(remote, token, ClientConfig::default());
+    Ok(MikobaseClient::new(UdsTransport::new(client)))
+}
+
 /// A write as listeners see it: Mikobase's `$change` (the record, its class, and what its
 /// fields were and become).
 #[derive(Debug, Clone, PartialEq)]

@@ -286,6 +286,43 @@ impl SharedHash {
         }
     }
 
+    /// Joins a run's shared hash from a process the run did not fork, on another host
+    /// too: the root proxy of the server at `url` (`caspian+tls://host:port`, a run
+    /// listening with [`crate::Share::listen`]), whose certificate must pass `trust`,
+    /// authenticating with the run's `token`. Every proxy operation is then the same
+    /// one request as in a forked worker; the trust files are read here, and nothing is
+    /// sent until the first call, which refuses an untrusted certificate with
+    /// [`crate::Error::CertificateNotTrusted`] before the token leaves this process.
+    ///
+    /// ```no_run
+    /// use caspian_ipc::uds::{Token, Trust};
+    /// use caspian_ipc::SharedHash;
+    ///
+    /// let token = Token::from_file("run.token".as_ref())?;
+    /// let hash = SharedHash::join("caspian+tls://build-1:7878", Trust::CaFile("ca.pem".into()), token)?;
+    /// hash.incr("remote-visits", 1)?;
+    /// # Ok::<_, caspian_ipc::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    pub fn join(url: &str, trust: crate::uds::Trust, token: crate::uds::Token) -> Result<Self> {
+        let remote = crate::uds::Remote::tls(url, trust)?;
+        Ok(Self::join_remote(
+            remote,
+            token,
+            crate::uds::ClientConfig::default(),
+        ))
+    }
+
+    /// [`SharedHash::join`] with a [`crate::uds::Remote`] made by hand (plain TCP on
+    /// loopback too) and the client's timing.
+    pub fn join_remote(
+        remote: crate::uds::Remote,
+        token: crate::uds::Token,
+        config: crate::uds::ClientConfig,
+    ) -> Self {
+        Self::root(Client::remote(remote, token, config))
+    }
+
     /// The entry under `key`: a scalar, or a proxy bound to the stored hash or array.
     /// `None` when the key is absent. One request; containers are not transferred.
     ///

@@ -20,7 +20,8 @@ use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
 use serde_json::Value;
 
 pub use super::exchange::Headers;
-use super::exchange::{encode_request, valid_target, Connection, Failure};
+use super::exchange::{encode_request, valid_target, ClientStream, Connection, Failure};
+use super::tcp::{ClientSecurity, Remote};
 
 /// One call's request, its target checked, ready to be written on any connection.
 pub(super) struct Call<'a> {
@@ -128,7 +129,10 @@ impl std::fmt::Debug for Client {
 }
 
 struct Shared {
+    /// The socket path; for a TCP client, its URL (as errors name it).
     path: PathBuf,
+    /// The TCP server this client talks to instead of a Unix socket.
+    remote: Option<Remote>,
     /// The header lines every request carries: host, token, deadline.
     fixed_headers: Vec<u8>,
     config: ClientConfig,
@@ -320,7 +324,26 @@ impl Client {
         Client {
             shared: Arc::new(Shared {
                 path: path.into(),
+                remote: None,
                 fixed_headers: fixed_headers(token.as_ref(), &config),
+                config,
+                state: Mutex::new(State::fresh()),
+            }),
+        }
+    }
+
+    /// A client for the TCP server `remote` (TLS: its certificate checked against the
+    /// trust given, before anything is sent; D-N3), authenticating with `token`. The
+    /// same calls, deadlines, resend rule and typed errors as on the Unix socket; errors
+    /// that name a socket path name the URL instead. On TLS, a certificate the client
+    /// does not trust is [`Error::CertificateNotTrusted`] and any other handshake failure
+    /// [`Error::TlsHandshake`], both before the token is written.
+    pub fn remote(remote: Remote, token: Token, config: ClientConfig) -> Self {
+        Client {
+            shared: Arc::new(Shared {
+                path: PathBuf::from(remote.url()),
+                remote: Some(remote),
+                fixed_headers: fixed_headers(Some(&token), &config),
                 config,
                 state: Mutex::new(State::fresh()),
             }),
@@ -366,7 +389,7 @@ impl Client {
                 Some(conn) if !conn.stale() => true,
                 _ => {
                     state.conn = None;
-                    state.conn = Some(self.open(&mut state)?);
+                    state.conn = Some(self.open(&mut state, deadline)?);
                     false
                 }
             };
@@ -460,7 +483,7 @@ impl Client {
     /// once we have been connected before (a vanished server is not waited for). A server
     /// that runs as another uid is refused before anything is sent
     /// ([`Error::UntrustedServer`]).
-    fn open(&self, state: &mut State) -> Result<Conn> {
+    fn open(&self, state: &mut State, deadline: Instant) -> Result<Conn> {
         let path = &self.shared.path;
         let budget = if state.ever_connected {
             Duration::ZERO
@@ -468,6 +491,18 @@ impl Client {
             self.shared.config.connect_budget
         };
         let mut connecting = Connecting::new(path, budget, state.ever_connected);
+        if let Some(remote) = &self.shared.remote {
+            let stream = match connect_remote(remote, &mut connecting, deadline) {
+                Ok(stream) => stream,
+                Err(e) => {
+                    if matches!(e, Error::ServerGone { .. }) {
+                        state.gone = true;
+                    }
+                    return Err(e);
+                }
+            };
+            return Ok(self.opened(state, Connection::new(stream)));
+        }
         let stream = loop {
             match std::os::unix::net::UnixStream::connect(path) {
                 Ok(stream) => break stream,
@@ -483,22 +518,39 @@ impl Client {
             }
         };
         check_peer(&stream, path)?;
-        let connection = Connection::new(stream);
+        Ok(self.opened(state, Connection::new(ClientStream::Unix(stream))))
+    }
+
+    fn opened(&self, state: &mut State, connection: Connection) -> Conn {
         inherited::track(connection.fd());
         state.ever_connected = true;
-        Ok(Conn {
+        Conn {
             connection,
             request: Vec::new(),
             last_answer: Instant::now(),
             idle_limit: None,
-        })
+        }
     }
 
     /// After a connection broke mid-call: is the server gone, or did just this connection
     /// break? One immediate connect attempt tells.
     fn after_break(&self, state: &mut State, reason: String) -> Error {
-        match std::os::unix::net::UnixStream::connect(&self.shared.path) {
-            Ok(_) => Error::ConnectionLost { reason },
+        let reachable = match &self.shared.remote {
+            Some(remote) => remote
+                .addrs()
+                .ok()
+                .and_then(|addrs| addrs.first().copied())
+                .map_or(Err(()), |addr| {
+                    std::net::TcpStream::connect_timeout(&addr, GONE_CHECK)
+                        .map(drop)
+                        .map_err(drop)
+                }),
+            None => std::os::unix::net::UnixStream::connect(&self.shared.path)
+                .map(drop)
+                .map_err(drop),
+        };
+        match reachable {
+            Ok(()) => Error::ConnectionLost { reason },
             Err(_) => {
                 state.gone = true;
                 self.gone()
@@ -511,6 +563,100 @@ impl Client {
             path: self.shared.path.clone(),
         }
     }
+}
+
+/// How long the check whether a TCP server is still there may take.
+const GONE_CHECK: Duration = Duration::from_millis(200);
+
+/// Opens a TCP connection to `remote` (retried like a Unix connect within the budget)
+/// and, for TLS, completes the handshake by `deadline`: the certificate is checked
+/// before this returns, so nothing (the token above all) is written to a server the
+/// client does not trust.
+fn connect_remote(
+    remote: &Remote,
+    connecting: &mut Connecting<'_>,
+    deadline: Instant,
+) -> Result<ClientStream> {
+    let addrs = remote.addrs()?;
+    let stream = 'connected: loop {
+        let mut last = None;
+        for addr in &addrs {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            match std::net::TcpStream::connect_timeout(addr, left) {
+                Ok(stream) => break 'connected stream,
+                Err(e) => last = Some(e),
+            }
+        }
+        let e = last.unwrap_or_else(|| std::io::ErrorKind::NotFound.into());
+        if e.kind() == std::io::ErrorKind::TimedOut {
+            return Err(Error::Timeout {
+                after: connecting.started.elapsed(),
+            });
+        }
+        std::thread::sleep(connecting.failed(e)?);
+    };
+    let _ = stream.set_nodelay(true);
+    match &remote.security {
+        ClientSecurity::Insecure => Ok(ClientStream::Tcp(stream)),
+        #[cfg(feature = "tls")]
+        ClientSecurity::Tls { config, name, trust } => {
+            handshake(remote, stream, config, name, trust, deadline)
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+fn handshake(
+    remote: &Remote,
+    mut stream: std::net::TcpStream,
+    config: &Arc<rustls::ClientConfig>,
+    name: &rustls::pki_types::ServerName<'static>,
+    trust: &super::tls::Trust,
+    deadline: Instant,
+) -> Result<ClientStream> {
+    let failed = |reason: String, fix: &str| Error::TlsHandshake {
+        address: remote.url().to_owned(),
+        reason,
+        fix: fix.to_owned(),
+    };
+    let mut tls = rustls::ClientConnection::new(config.clone(), name.clone())
+        .map_err(|e| failed(e.to_string(), "check the URL's host name"))?;
+    while tls.is_handshaking() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(failed(
+                "it did not finish within the call deadline".into(),
+                "check that the URL names a caspian-ipc TLS listener, or raise the call deadline",
+            ));
+        }
+        let set = stream
+            .set_read_timeout(Some(left))
+            .and_then(|()| stream.set_write_timeout(Some(left)));
+        set.map_err(|e| failed(format!("setting the socket's timeout: {e}"), "report this"))?;
+        match tls.complete_io(&mut stream) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(match super::tls::is_certificate_error(&e) {
+                Some(reason) => Error::CertificateNotTrusted {
+                    address: remote.url().to_owned(),
+                    reason,
+                    fix: trust.fix(),
+                },
+                None => failed(
+                    e.to_string(),
+                    "check that the URL names a caspian-ipc TLS listener (not plain TCP) and that it is up",
+                ),
+            }),
+        }
+    }
+    Ok(ClientStream::Tls(Box::new(rustls::StreamOwned::new(tls, stream))))
 }
 
 /// The header lines every request of a client carries: host, token, deadline.
@@ -538,7 +684,7 @@ pub(super) struct Connecting<'a> {
     budget: Duration,
     /// Once connected before, giving up means the server is gone.
     ever_connected: bool,
-    started: Instant,
+    pub(super) started: Instant,
     pause: Duration,
 }
 

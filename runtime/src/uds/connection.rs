@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use hyper::Method;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -424,10 +424,79 @@ enum Chunk {
     Trailers,
 }
 
+/// The stream a connection is served on: the Unix socket, or TCP (plain or TLS).
+pub(crate) enum Stream {
+    Unix(UnixStream),
+    Tcp(tokio::net::TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+}
+
+macro_rules! on_stream {
+    ($self:expr, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Stream::Unix($s) => $e,
+            Stream::Tcp($s) => $e,
+            #[cfg(feature = "tls")]
+            Stream::Tls($s) => $e,
+        }
+    };
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        on_stream!(self, s => std::pin::Pin::new(s).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        on_stream!(self, s => std::pin::Pin::new(s).poll_write(cx, buf))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        on_stream!(self, s => std::pin::Pin::new(s).poll_flush(cx))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        on_stream!(self, s => std::pin::Pin::new(s).poll_shutdown(cx))
+    }
+}
+
+impl Stream {
+    /// One write without waiting, where the socket allows it (the Unix socket and plain
+    /// TCP); `None` for TLS, whose records are written by `write_all` and `flush`.
+    fn try_write_now(&self, out: &[u8], body: &[u8]) -> Option<std::io::Result<usize>> {
+        let slices = [IoSlice::new(out), IoSlice::new(body)];
+        match self {
+            Stream::Unix(s) if body.is_empty() => Some(s.try_write(out)),
+            Stream::Unix(s) => Some(s.try_write_vectored(&slices)),
+            Stream::Tcp(s) if body.is_empty() => Some(s.try_write(out)),
+            Stream::Tcp(s) => Some(s.try_write_vectored(&slices)),
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => None,
+        }
+    }
+}
+
 /// The server's side of one connection: the socket, the bytes read and not yet used,
 /// and a buffer for answers.
 pub(crate) struct Conn {
-    stream: UnixStream,
+    stream: Stream,
     /// Bytes read; those before `start` are used.
     buf: Vec<u8>,
     start: usize,
@@ -437,7 +506,7 @@ pub(crate) struct Conn {
 }
 
 impl Conn {
-    pub(crate) fn new(stream: UnixStream) -> Self {
+    pub(crate) fn new(stream: Stream) -> Self {
         Conn {
             stream,
             buf: Vec::new(),
@@ -523,7 +592,8 @@ impl Conn {
 
     /// Writes an interim `100 Continue`.
     pub(crate) async fn continue_100(&mut self) -> std::io::Result<()> {
-        self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await
+        self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await?;
+        self.stream.flush().await
     }
 
     /// Receives the body within `limit` bytes, counting the bytes received against
@@ -647,16 +717,11 @@ impl Conn {
             body = b"";
         }
         let total = self.out.len() + body.len();
-        let first = if body.is_empty() {
-            self.stream.try_write(&self.out)
-        } else {
-            self.stream
-                .try_write_vectored(&[IoSlice::new(&self.out), IoSlice::new(body)])
-        };
-        let sent = match first {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
-            Err(e) => return Err(e),
+        let sent = match self.stream.try_write_now(&self.out, body) {
+            Some(Ok(n)) => n,
+            Some(Err(e)) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Some(Err(e)) => return Err(e),
+            None => 0,
         };
         if sent == total {
             return Ok(());
@@ -665,7 +730,8 @@ impl Conn {
         let rest = async move {
             let from_head = sent.min(out.len());
             stream.write_all(&out[from_head..]).await?;
-            stream.write_all(&body[sent - from_head..]).await
+            stream.write_all(&body[sent - from_head..]).await?;
+            stream.flush().await
         };
         match tokio::time::timeout(within, rest).await {
             Ok(written) => written,

@@ -45,10 +45,65 @@ pub(crate) enum Failure {
     Garbled(String),
 }
 
+/// The socket of a client connection: the Unix socket, or TCP (plain or TLS).
+pub(crate) enum ClientStream {
+    Unix(UnixStream),
+    Tcp(std::net::TcpStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>),
+}
+
+impl std::fmt::Debug for ClientStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientStream::Unix(s) => s.fmt(f),
+            ClientStream::Tcp(s) => s.fmt(f),
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(s) => s.sock.fmt(f),
+        }
+    }
+}
+
+impl ClientStream {
+    fn fd(&self) -> RawFd {
+        match self {
+            ClientStream::Unix(s) => s.as_raw_fd(),
+            ClientStream::Tcp(s) => s.as_raw_fd(),
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(s) => s.sock.as_raw_fd(),
+        }
+    }
+
+    fn set_timeouts(&self, left: Duration) -> std::io::Result<()> {
+        match self {
+            ClientStream::Unix(s) => s
+                .set_read_timeout(Some(left))
+                .and_then(|()| s.set_write_timeout(Some(left))),
+            ClientStream::Tcp(s) => s
+                .set_read_timeout(Some(left))
+                .and_then(|()| s.set_write_timeout(Some(left))),
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(s) => s
+                .sock
+                .set_read_timeout(Some(left))
+                .and_then(|()| s.sock.set_write_timeout(Some(left))),
+        }
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            ClientStream::Unix(s) => s.read(buf),
+            ClientStream::Tcp(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            ClientStream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
 /// A keep-alive connection: the socket and what has been read from it but not used.
 #[derive(Debug)]
 pub(crate) struct Connection {
-    stream: UnixStream,
+    stream: ClientStream,
     buffer: ReadBuffer,
     armed: Option<Duration>,
 }
@@ -334,7 +389,7 @@ fn next_chunks(
 }
 
 impl Connection {
-    pub(crate) fn new(stream: UnixStream) -> Self {
+    pub(crate) fn new(stream: ClientStream) -> Self {
         Connection {
             stream,
             buffer: ReadBuffer::default(),
@@ -343,7 +398,7 @@ impl Connection {
     }
 
     pub(crate) fn fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
+        self.stream.fd()
     }
 
     /// Whether the server closed this idle connection or wrote to it unasked.
@@ -373,10 +428,7 @@ impl Connection {
             return Err(Failure::Timeout);
         }
         if self.armed.is_none_or(|armed| armed.abs_diff(left) > SLACK) {
-            let set = self
-                .stream
-                .set_read_timeout(Some(left))
-                .and_then(|()| self.stream.set_write_timeout(Some(left)));
+            let set = self.stream.set_timeouts(left);
             set.map_err(|e| broken(format!("setting the socket's timeout: {e}"), true))?;
             self.armed = Some(left);
         }
@@ -384,6 +436,10 @@ impl Connection {
     }
 
     fn send_all(&mut self, mut bytes: &[u8], deadline: Instant) -> Result<(), Failure> {
+        #[cfg(feature = "tls")]
+        if let ClientStream::Tls(_) = self.stream {
+            return self.send_tls(bytes, deadline);
+        }
         while !bytes.is_empty() {
             self.arm(deadline)?;
             match send_some(self.fd(), bytes) {
@@ -394,6 +450,47 @@ impl Connection {
             }
         }
         Ok(())
+    }
+
+    /// [`Connection::send_all`] on TLS: the bytes become records in rustls's buffer, which
+    /// is written out under the same deadline.
+    #[cfg(feature = "tls")]
+    fn send_tls(&mut self, bytes: &[u8], deadline: Instant) -> Result<(), Failure> {
+        use std::io::Write;
+        self.arm(deadline)?;
+        let ClientStream::Tls(tls) = &mut self.stream else {
+            return Ok(());
+        };
+        let mut written = tls.conn.writer().write_all(bytes);
+        loop {
+            if let Err(e) = written {
+                return match e.kind() {
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => Err(Failure::Timeout),
+                    _ => Err(sending_failed(e)),
+                };
+            }
+            let ClientStream::Tls(tls) = &mut self.stream else {
+                return Ok(());
+            };
+            if !tls.conn.wants_write() {
+                return Ok(());
+            }
+            written = match tls.conn.write_tls(&mut tls.sock) {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(()),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.timed_out(deadline)?;
+                    self.arm(deadline)?;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+        }
     }
 
     /// After a timed-out blocking step: the deadline passed, or the timeout was armed
@@ -579,7 +676,7 @@ mod tests {
         let (client, mut server) = UnixStream::pair().unwrap();
         std::io::Write::write_all(&mut server, server_bytes).unwrap();
         drop(server);
-        Connection::new(client).read_answer(Instant::now() + Duration::from_secs(5))
+        Connection::new(ClientStream::Unix(client)).read_answer(Instant::now() + Duration::from_secs(5))
     }
 
     #[test]
@@ -671,7 +768,7 @@ mod tests {
     fn a_silent_server_times_out_by_the_deadline() {
         let (client, _server) = UnixStream::pair().unwrap();
         let started = Instant::now();
-        let outcome = Connection::new(client).exchange(
+        let outcome = Connection::new(ClientStream::Unix(client)).exchange(
             b"GET / HTTP/1.1\r\n\r\n",
             Instant::now() + Duration::from_millis(100),
         );

@@ -5,7 +5,9 @@ use hyper::header::{HeaderName, HeaderValue};
 pub use hyper::Method;
 use serde_json::Value;
 
-/// Kernel-reported identity of the connecting process (SO_PEERCRED).
+/// Kernel-reported identity of the connecting process (SO_PEERCRED). A TCP peer has
+/// none: it is pid 0 with the server's own uid (its token vouched for it) and gid
+/// `u32::MAX` (D-N4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Peer {
     /// Process id of the peer when it connected.

@@ -15,6 +15,9 @@ pub mod router;
 pub mod server;
 pub mod socket;
 mod stop_signals;
+pub mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod token;
 
 #[cfg(feature = "tokio")]
@@ -23,8 +26,11 @@ pub use client::{Client, ClientConfig, Headers, RawResponse};
 pub use expose::{Exposed, Exposure};
 pub use http::{Handler, Peer, Request, Response};
 pub use monitor::OpLog;
-pub use process::spawn_server;
+pub use process::{spawn_server, spawn_server_with};
 pub use router::{RouteError, RouteRequest, RouteResult, RouteState, Router};
-pub use server::{serve, ServerConfig};
+pub use server::{serve, serve_with, ServerConfig};
 pub use socket::SocketDir;
+pub use tcp::{InsecureScope, Remote, TcpListen};
+#[cfg(feature = "tls")]
+pub use tls::{fingerprint_of, Trust};
 pub use token::Token;

@@ -9,9 +9,10 @@ use nix::sys::signal::Signal;
 use nix::unistd::{getpid, Pid};
 
 use super::http::Handler;
-use super::server::{serve, ServerConfig};
+use super::server::{serve_with, ServerConfig};
 use super::socket::SocketDir;
 use super::stop_signals::block_stop_signals;
+use super::tcp::TcpListen;
 use super::token::Token;
 use crate::error::{Error, Result};
 use crate::fork::{
@@ -31,6 +32,20 @@ const READY: u8 = b'R';
 /// nothing behind.
 pub fn spawn_server<H: Handler>(
     dir: &SocketDir,
+    token: Option<Token>,
+    config: ServerConfig,
+    make: impl FnOnce() -> std::result::Result<H, String>,
+    startup_deadline: Duration,
+) -> Result<Pid> {
+    spawn_server_with(dir, None, token, config, make, startup_deadline)
+}
+
+/// [`spawn_server`], serving on `tcp` too (see [`super::serve_with`]): the listener was
+/// bound by the caller, so its address is known before the fork, and the server process
+/// serves its copy.
+pub fn spawn_server_with<H: Handler>(
+    dir: &SocketDir,
+    tcp: Option<&TcpListen>,
     token: Option<Token>,
     config: ServerConfig,
     make: impl FnOnce() -> std::result::Result<H, String>,
@@ -57,7 +72,7 @@ pub fn spawn_server<H: Handler>(
                     let _ = pipe.write_all(&[READY]);
                 }
             };
-            serve(dir.socket_path(), token, config, handler, ready).map_err(|e| e.to_string())
+            serve_with(dir.socket_path(), tcp, token, config, handler, ready).map_err(|e| e.to_string())
         }));
         let _ = std::fs::remove_dir(dir.dir());
         let (message, code) = match outcome {

@@ -19,10 +19,11 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 use tokio::net::UnixListener;
 
-use super::connection::{closes, watchdog, Activity, BodyFailure, Conn, Form, Framing, Head, Limits};
+use super::connection::{closes, watchdog, Activity, BodyFailure, Conn, Form, Framing, Head, Limits, Stream};
 use super::http::{Handler, Peer, Request, Response};
 use super::socket::{check_socket_dir, clear_stale_socket};
 use super::stop_signals::StopSignals;
+use super::tcp::{ServerSecurity, TcpListen};
 use super::token::Token;
 use crate::error::{Error, Result};
 
@@ -58,6 +59,10 @@ pub struct ServerConfig {
     /// 4 × 16 MiB). A body that would pass it gets 503 `server-busy`: many half-sent
     /// bodies cannot grow the server without bound.
     pub max_body_bytes_in_flight: usize,
+    /// A TCP connection's TLS handshake must finish within this long of the accept
+    /// (default 10 s), or the connection is closed: a peer that connects and sends
+    /// nothing is cut. It counts against `max_connections` meanwhile.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -70,6 +75,7 @@ impl Default for ServerConfig {
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
             max_body_bytes_in_flight: 4 * DEFAULT_BODY_LIMIT,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -96,6 +102,29 @@ pub fn serve<H: Handler>(
     handler: H,
     ready: impl FnOnce(),
 ) -> Result<()> {
+    serve_with(socket, None, token, config, handler, ready)
+}
+
+/// [`serve`], and on `tcp` too (TLS, or plain TCP where allowed: [`TcpListen`]), with the
+/// same handler, limits and token. A TCP peer has no uid to check: it is let in by the
+/// token alone, so a TCP listener without a token is refused ([`Error::Config`]). Its
+/// connections count against the same `max_connections` and bodies against the same
+/// budget; a TLS handshake must finish within `handshake_timeout` (D-N4).
+pub fn serve_with<H: Handler>(
+    socket: &Path,
+    tcp: Option<&TcpListen>,
+    token: Option<Token>,
+    config: ServerConfig,
+    handler: H,
+    ready: impl FnOnce(),
+) -> Result<()> {
+    if let (Some(listen), None) = (tcp, &token) {
+        return Err(Error::Config {
+            what: format!("TCP listener {}", listen.url()),
+            problem: "a TCP peer has no uid to check, and no token was given".into(),
+            fix: "serve TCP with a token (a token file)".into(),
+        });
+    }
     let stop = StopSignals::block()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -105,6 +134,10 @@ pub fn serve<H: Handler>(
     let stop = &stop;
     local.block_on(&runtime, async move {
         let listener = bind(socket)?;
+        let remote = match tcp {
+            Some(listen) => Some((listen.tokio_listener()?, listen.security.clone())),
+            None => None,
+        };
         // SAFETY: the signalfd is owned by `stop`, which outlives this future and so this
         // registration; it is not closed or replaced while registered.
         let signals = unsafe { AsyncFd::register_with_interest(stop.fd.as_raw_fd(), Interest::READABLE) }
@@ -133,7 +166,19 @@ pub fn serve<H: Handler>(
                         next_connection += 1;
                         let admitted = shared.admit();
                         let peer = peer_of(&stream);
+                        let stream = Box::pin(std::future::ready(Some(Stream::Unix(stream))));
                         spawn_connection(&shared, stream, peer, next_connection, admitted);
+                    }
+                    Err(e) => out_of_resources(&shared, &e).await,
+                },
+                accepted = accept_tcp(remote.as_ref()) => match accepted {
+                    Ok((stream, security)) => {
+                        next_connection += 1;
+                        let admitted = shared.admit();
+                        // Trusted by the token alone (checked on every request).
+                        let peer = Peer { pid: 0, uid: shared.uid, gid: u32::MAX };
+                        let handshake = shared.config.handshake_timeout;
+                        spawn_connection(&shared, secure(stream, security, handshake), peer, next_connection, admitted);
                     }
                     Err(e) => out_of_resources(&shared, &e).await,
                 },
@@ -144,6 +189,43 @@ pub fn serve<H: Handler>(
         shared.stopping.set(true);
         Ok(())
     })
+}
+
+/// The next TCP connection, or never without a TCP listener.
+async fn accept_tcp(
+    remote: Option<&(tokio::net::TcpListener, ServerSecurity)>,
+) -> std::io::Result<(tokio::net::TcpStream, ServerSecurity)> {
+    match remote {
+        Some((listener, security)) => {
+            let (stream, _) = listener.accept().await?;
+            let _ = stream.set_nodelay(true);
+            Ok((stream, security.clone()))
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// The future a TCP connection's task awaits before its first request: the TLS
+/// handshake within `within` (`None` when it failed or took too long), or at once for
+/// plain TCP.
+fn secure(
+    stream: tokio::net::TcpStream,
+    security: ServerSecurity,
+    within: Duration,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<Stream>>>> {
+    #[cfg(not(feature = "tls"))]
+    let _ = within;
+    match security {
+        ServerSecurity::Insecure => Box::pin(std::future::ready(Some(Stream::Tcp(stream)))),
+        #[cfg(feature = "tls")]
+        ServerSecurity::Tls(config) => Box::pin(async move {
+            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+            match tokio::time::timeout(within, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => Some(Stream::Tls(Box::new(tls))),
+                Ok(Err(_)) | Err(_) => None,
+            }
+        }),
+    }
 }
 
 /// After a failed `accept`. Out of descriptors or memory, the pending connection stays
@@ -274,7 +356,7 @@ impl<H: Handler> Shared<H> {
 /// stalls, idles too long or is evicted. Apart, the watchdog costs nothing per request.
 fn spawn_connection<H: Handler>(
     shared: &Rc<Shared<H>>,
-    stream: tokio::net::UnixStream,
+    stream: std::pin::Pin<Box<dyn std::future::Future<Output = Option<Stream>>>>,
     peer: Peer,
     id: u64,
     admission: Admission,
@@ -296,7 +378,7 @@ fn spawn_connection<H: Handler>(
     };
     let served = tokio::task::spawn_local(serve_connection(
         shared.clone(),
-        Conn::new(stream),
+        stream,
         activity.clone(),
         closing,
         peer,
@@ -344,13 +426,22 @@ impl<H: Handler> Drop for Closing<H> {
 
 async fn serve_connection<H: Handler>(
     shared: Rc<Shared<H>>,
-    mut conn: Conn,
+    stream: std::pin::Pin<Box<dyn std::future::Future<Output = Option<Stream>>>>,
     activity: Rc<Activity>,
     closing: Closing<H>,
     peer: Peer,
     id: u64,
     admission: Admission,
 ) {
+    // A handshake in progress is like a head arriving: not idle, so never evicted for a
+    // newcomer, and cut by the watchdog too if it outlasts the head timeout.
+    activity.head_begins();
+    let Some(stream) = stream.await else {
+        drop(closing);
+        return;
+    };
+    activity.answered();
+    let mut conn = Conn::new(stream);
     serve_requests(&shared, &mut conn, &activity, peer, id, admission).await;
     // Closed before the handler hears of it, as a peer sees it.
     drop(conn);

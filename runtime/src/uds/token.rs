@@ -24,6 +24,59 @@ impl Token {
         Token(token.into())
     }
 
+    /// Reads a token from `path`, the way a TCP+TLS server and its remote clients share
+    /// one (never from a command line). The file must belong to us and be readable by
+    /// nobody else (mode 0600 or 0400: no group or other bits); its text, trimmed of
+    /// surrounding whitespace, is the token, at least 32 characters of printable ASCII.
+    pub fn from_file(path: &std::path::Path) -> crate::error::Result<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let what = format!("token file {}", path.display());
+        let refuse = |problem: String, fix: &str| crate::error::Error::Config {
+            what: what.clone(),
+            problem,
+            fix: fix.to_owned(),
+        };
+        let file = std::fs::File::open(path).map_err(|e| {
+            refuse(
+                format!("cannot be opened: {e}"),
+                "pass the path of a file holding the token (make one with `head -c 32 /dev/urandom | xxd -p -c 64 > FILE; chmod 600 FILE`)",
+            )
+        })?;
+        let meta = file
+            .metadata()
+            .map_err(|e| refuse(format!("cannot be read: {e}"), "check the file"))?;
+        if !meta.is_file() {
+            return Err(refuse("is not a regular file".into(), "pass a regular file"));
+        }
+        if meta.mode() & 0o077 != 0 {
+            return Err(refuse(
+                format!(
+                    "is readable or writable by others (mode {:o})",
+                    meta.mode() & 0o777
+                ),
+                "`chmod 600` it: a token others can read lets them in",
+            ));
+        }
+        let uid = nix::unistd::geteuid().as_raw();
+        if meta.uid() != uid {
+            return Err(refuse(
+                format!("belongs to uid {}, not to us (uid {uid})", meta.uid()),
+                "use a token file of your own",
+            ));
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, 4096), &mut text)
+            .map_err(|e| refuse(format!("cannot be read as text: {e}"), "write the token as text"))?;
+        let token = text.trim();
+        if token.len() < 32 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(refuse(
+                "does not hold a token of at least 32 printable ASCII characters".into(),
+                "write a long random token into it, e.g. 64 hex digits",
+            ));
+        }
+        Ok(Token(token.to_owned()))
+    }
+
     /// The secret, for handing to another process.
     pub fn as_str(&self) -> &str {
         &self.0
