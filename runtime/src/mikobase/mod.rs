@@ -9,6 +9,7 @@ pub mod record;
 mod reply;
 mod shared;
 pub mod support;
+mod transaction;
 mod transport;
 
 pub use generated::*;
@@ -16,4 +17,5 @@ pub use generated::*;
 pub use shared::connect_tls;
 pub use shared::{connect, mikobase, Change, Db, Finished, Mikobase, MikobaseServer, DEFAULT_MAX_HOLD};
 pub use support::{Answer, CallContext, ClientError, Failure, Problem, Reply, Transport};
+pub use transaction::Transaction;
 pub use transport::{InProcess, UdsTransport};

@@ -64,6 +64,10 @@ impl UdsTransport {
 }
 
 impl Transport for UdsTransport {
+    fn hold_connection(&self, hold: bool) {
+        self.client.hold_connection(hold);
+    }
+
     fn post(&self, route: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), Error> {
         let response = self.client.send(Method::POST, route, Some(body))?;
         match response.status {
