@@ -125,7 +125,7 @@ pub(crate) fn get(conn: &Connection, pk: &str) -> Result<Option<Row>, Problem> {
 }
 
 /// The `json_extract` path of plain bucket keys, when SQLite reads it exactly as
-/// [`super::select::walk`] does (no quote, backslash or control character in a key).
+/// [`super::values::walk`] does (no quote, backslash or control character in a key).
 fn json_path(keys: &[String]) -> Option<String> {
     let mut out = String::from("$");
     for key in keys {

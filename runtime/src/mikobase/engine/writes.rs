@@ -5,8 +5,9 @@ use serde_json::{json, Map, Value};
 
 use super::classes::{parse_class, present, validate_bucket, CLASS_CLASS, DEFAULT_CLASS};
 use super::problem::{error, invalid, warning, Problem};
-use super::select::{self, check_class_name};
+use super::select::check_class_name;
 use super::store::{self, Equal, Row};
+use super::values::json_eq;
 use super::{fail, Engine};
 use crate::mikobase::generated::{
     CreateRequest, DeleteRequest, DeleteResult, ErrorId, PkResult, Platter, RecordClasses, SetFieldsRequest,
@@ -160,7 +161,7 @@ impl Engine {
                         && fields
                             .iter()
                             .zip(&values)
-                            .all(|(f, v)| other.bucket.get(f).is_some_and(|a| select::json_eq(a, v)))
+                            .all(|(f, v)| other.bucket.get(f).is_some_and(|a| json_eq(a, v)))
                 });
                 if let Some(other) = clash {
                     problems.push(error(ErrorId::UniqueViolation,
