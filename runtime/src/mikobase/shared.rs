@@ -8,16 +8,17 @@
 //! workers' calls wait (within their deadline, then `transaction-busy`) until it commits or
 //! rolls back; if the holder dies or its connection drops, its transaction is rolled back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::engine::{Engine, Storage};
 use super::generated::*;
-use super::support::{failure_envelope, Answer, CallContext, Failure, Reply};
+use super::listeners::{Change, Listeners, Target, VetoScope};
+use super::support::{failure_envelope, CallContext, Failure, Reply};
 use super::transport::UdsTransport;
 use crate::error::{Error, Result};
 use crate::fork::{Worker, WorkerOutcome, WorkerResult};
@@ -86,50 +87,12 @@ pub fn connect_tls(url: &str, trust: crate::uds::Trust, token: Token) -> crate::
     Ok(MikobaseClient::new(UdsTransport::new(client)))
 }
 
-/// A write as listeners see it: Mikobase's `$change` (the record, its class, and what its
-/// fields were and become).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    /// `create`, `update` or `delete` (a `set_fields` is an update).
-    pub action: &'static str,
-    /// The record's pk (`None` in `before_save` of a create: it has none yet).
-    pub pk: Option<String>,
-    /// The class the request names, else the record's current class.
-    pub class: Option<String>,
-    /// The bucket the write stores (`None` for a delete).
-    pub bucket: Option<Map<String, Value>>,
-    /// The bucket before the write (`None` for a create).
-    pub old: Option<Map<String, Value>>,
-}
-
-impl Change {
-    /// The top-level fields the write changes, as `field → (old, new)`; `None` is absent.
-    pub fn fields(&self) -> BTreeMap<String, (Option<Value>, Option<Value>)> {
-        let empty = Map::new();
-        let old = self.old.as_ref().unwrap_or(&empty);
-        let new = self.bucket.as_ref().unwrap_or(&empty);
-        old.keys()
-            .chain(new.keys())
-            .filter(|key| old.get(*key) != new.get(*key))
-            .map(|key| (key.clone(), (old.get(key).cloned(), new.get(key).cloned())))
-            .collect()
-    }
-}
-
-type BeforeSave = Box<dyn FnMut(&Change) -> std::result::Result<(), String>>;
-type AfterSave = Box<dyn FnMut(&Change)>;
-
 /// The server side: the engine, its limits and its listeners. Serve it with
 /// [`crate::uds::spawn_server`] or [`crate::uds::serve`].
 pub struct MikobaseServer {
     engine: Engine,
     body_limit: usize,
-    before: Vec<BeforeSave>,
-    after: Vec<AfterSave>,
-    /// Writes made inside open transactions, with the depth they were made at: their
-    /// `after_save` runs when the outermost transaction commits, never if they are rolled
-    /// back.
-    pending: Vec<(usize, Change)>,
+    listeners: Listeners,
     /// How long one connection may keep a transaction open (`None`: for ever).
     max_hold: Option<Duration>,
     /// The connection holding the outermost open transaction, and since when.
@@ -177,9 +140,7 @@ impl MikobaseServer {
         MikobaseServer {
             engine,
             body_limit: crate::limits::DEFAULT_BODY_LIMIT,
-            before: Vec::new(),
-            after: Vec::new(),
-            pending: Vec::new(),
+            listeners: Listeners::default(),
             max_hold: Some(DEFAULT_MAX_HOLD),
             hold: None,
             expired: HashMap::new(),
@@ -213,13 +174,15 @@ impl MikobaseServer {
         };
     }
 
-    /// Runs `listener` before every create, update and delete; an `Err` vetoes the write
-    /// (the worker gets `rejected-by-listener` with the message). Runs in the server.
+    /// Runs `listener` before every create, update and delete is kept (inside the
+    /// transaction, after the write); an `Err` vetoes it: the worker gets
+    /// `rejected-by-listener` with the message, and the write (by default the whole
+    /// transaction, see [`MikobaseServer::veto_scope`]) is rolled back. Runs in the server.
     pub fn before_save(
         mut self,
         listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
     ) -> Self {
-        self.before.push(Box::new(listener));
+        self.add_before_save(Target::All, listener);
         self
     }
 
@@ -227,102 +190,47 @@ impl MikobaseServer {
     /// once outside a transaction, when the outermost transaction commits inside one, and
     /// never for a write that is rolled back. Runs in the server.
     pub fn after_save(mut self, listener: impl FnMut(&Change) + 'static) -> Self {
-        self.after.push(Box::new(listener));
+        self.add_after_save(Target::All, listener);
         self
     }
 
-    /// A change as listeners see it, or `None` when nobody listens: then a write costs
-    /// no copy of its bucket and no read of the record.
-    fn change(
+    /// [`MikobaseServer::before_save`] for the writes that hit `target` only.
+    pub fn before_save_on(
+        mut self,
+        target: Target,
+        listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
+    ) -> Self {
+        self.add_before_save(target, listener);
+        self
+    }
+
+    /// [`MikobaseServer::after_save`] for the writes that hit `target` only.
+    pub fn after_save_on(mut self, target: Target, listener: impl FnMut(&Change) + 'static) -> Self {
+        self.add_after_save(target, listener);
+        self
+    }
+
+    /// Registers a `before_save` listener on a server that is already serving (from code
+    /// the serving process runs, e.g. a route or another listener's owner): it applies
+    /// from the next write on.
+    pub fn add_before_save(
         &mut self,
-        action: &'static str,
-        pk: Option<&str>,
-        class: Option<&str>,
-        bucket: Option<&Map<String, Value>>,
-    ) -> Option<Change> {
-        if self.before.is_empty() && self.after.is_empty() {
-            return None;
-        }
-        let current = pk.and_then(|pk| self.engine.record_by_pk(pk).get("results").cloned());
-        let old = current.as_ref().and_then(|r| r["bucket"].as_object().cloned());
-        let current_class = current.as_ref().and_then(|r| {
-            r["stack"]
-                .as_object()?
-                .values()
-                .find_map(|platter| platter["class"].as_str().map(str::to_owned))
-        });
-        let bucket = match action {
-            "delete" => None,
-            _ => bucket.cloned().or_else(|| old.clone()),
-        };
-        Some(Change {
-            action,
-            pk: pk.map(str::to_owned),
-            class: class.map(str::to_owned).or(current_class),
-            bucket,
-            old,
-        })
+        target: Target,
+        listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
+    ) {
+        self.listeners.add_before(target, Box::new(listener));
     }
 
-    /// Runs a write through the listeners.
-    fn write<T>(
-        &mut self,
-        change: Option<Change>,
-        pk_of: impl Fn(&T) -> String,
-        run: impl FnOnce(&mut Engine) -> Reply<T>,
-    ) -> Reply<T> {
-        let Some(change) = change else {
-            return run(&mut self.engine);
-        };
-        for listener in &mut self.before {
-            if let Err(message) = listener(&change) {
-                return Err(Failure::one(
-                    ErrorId::RejectedByListener.as_str(),
-                    json!({ "message": message, "action": change.action }),
-                ));
-            }
-        }
-        let reply = run(&mut self.engine);
-        if let Ok(Answer { results, .. }) = &reply {
-            if !self.after.is_empty() {
-                let done = Change {
-                    pk: Some(pk_of(results)),
-                    ..change
-                };
-                self.pending.push((self.engine.transaction_depth(), done));
-                self.run_after_save();
-            }
-        }
-        reply
+    /// Registers an `after_save` listener on a server that is already serving.
+    pub fn add_after_save(&mut self, target: Target, listener: impl FnMut(&Change) + 'static) {
+        self.listeners.add_after(target, Box::new(listener));
     }
 
-    /// Runs `after_save` for the pending writes once no transaction is open: they are
-    /// then committed for good.
-    fn run_after_save(&mut self) {
-        if self.engine.transaction_depth() == 0 {
-            for (_, change) in std::mem::take(&mut self.pending) {
-                for listener in &mut self.after {
-                    listener(&change);
-                }
-            }
-        }
-    }
-
-    /// After a commit: the ended transactions' writes now belong to the transaction still
-    /// open around them, if any (so a later rollback of that one forgets them too).
-    fn fold_committed(&mut self) {
-        let depth = self.engine.transaction_depth();
-        for (made_at, _) in &mut self.pending {
-            *made_at = (*made_at).min(depth);
-        }
-        self.run_after_save();
-    }
-
-    /// After a rollback: forgets the pending writes made deeper than the transactions
-    /// still open.
-    fn forget_rolled_back(&mut self) {
-        let depth = self.engine.transaction_depth();
-        self.pending.retain(|(made_at, _)| *made_at <= depth);
+    /// What a `before_save` veto rolls back: the whole transaction (the default, as the
+    /// Mikobase documents say) or only the vetoed write.
+    pub fn veto_scope(mut self, scope: VetoScope) -> Self {
+        self.listeners.veto = scope;
+        self
     }
 }
 
@@ -331,16 +239,49 @@ impl MikobaseService for MikobaseServer {
         self.engine.select(c, r)
     }
     fn create(&mut self, c: &CallContext, r: CreateRequest) -> Reply<PkResult> {
-        let change = self.change("create", None, r.class.as_deref(), Some(&r.bucket));
-        self.write(change, |p: &PkResult| p.pk.clone(), |e| e.create(c, r))
+        if self.listeners.is_empty() {
+            return self.engine.create(c, r);
+        }
+        let (class, bucket) = (r.class.clone(), r.bucket.clone());
+        let pk_of = |p: &PkResult| p.pk.clone();
+        self.listeners.write(
+            &mut self.engine,
+            c,
+            "create",
+            None,
+            class.as_deref(),
+            Some(&bucket),
+            pk_of,
+            |e| e.create(c, r),
+        )
     }
     fn update(&mut self, c: &CallContext, r: UpdateRequest) -> Reply<PkResult> {
-        let change = self.change("update", Some(&r.pk), r.class.as_deref(), r.bucket.as_ref());
-        self.write(change, |p: &PkResult| p.pk.clone(), |e| e.update(c, r))
+        if self.listeners.is_empty() {
+            return self.engine.update(c, r);
+        }
+        let (pk, class, bucket) = (r.pk.clone(), r.class.clone(), r.bucket.clone());
+        let pk_of = |p: &PkResult| p.pk.clone();
+        self.listeners.write(
+            &mut self.engine,
+            c,
+            "update",
+            Some(&pk),
+            class.as_deref(),
+            bucket.as_ref(),
+            pk_of,
+            |e| e.update(c, r),
+        )
     }
     fn delete(&mut self, c: &CallContext, r: DeleteRequest) -> Reply<DeleteResult> {
-        let change = self.change("delete", Some(&r.pk), None, None);
-        self.write(change, |d: &DeleteResult| d.pk.clone(), |e| e.delete(c, r))
+        if self.listeners.is_empty() {
+            return self.engine.delete(c, r);
+        }
+        let pk = r.pk.clone();
+        let pk_of = |d: &DeleteResult| d.pk.clone();
+        self.listeners
+            .write(&mut self.engine, c, "delete", Some(&pk), None, None, pk_of, |e| {
+                e.delete(c, r)
+            })
     }
     fn set_fields(&mut self, c: &CallContext, r: SetFieldsRequest) -> Reply<PkResult> {
         let update = self.engine.merged_update(r).map_err(|problem| Failure {
@@ -354,12 +295,12 @@ impl MikobaseService for MikobaseServer {
     }
     fn commit(&mut self, c: &CallContext, r: CommitRequest) -> Reply<EndResult> {
         let reply = self.engine.commit(c, r);
-        self.fold_committed();
+        self.listeners.fold_committed(self.engine.transaction_depth());
         reply
     }
     fn rollback(&mut self, c: &CallContext, r: RollbackRequest) -> Reply<EndResult> {
         let reply = self.engine.rollback(c, r);
-        self.forget_rolled_back();
+        self.listeners.forget_rolled_back(self.engine.transaction_depth());
         reply
     }
     fn record_by_pk(&mut self, c: &CallContext, r: RecordByPkRequest) -> Reply<Record> {
@@ -424,7 +365,7 @@ impl RouteState for MikobaseServer {
     /// A worker that went away (exited, was killed) leaves no transaction open.
     fn connection_closed(&mut self, connection: u64) {
         self.engine.release_owner(connection);
-        self.forget_rolled_back();
+        self.listeners.forget_rolled_back(self.engine.transaction_depth());
         self.expired.remove(&connection);
         if self.holds(connection) {
             self.hold = None;
@@ -455,7 +396,7 @@ impl RouteState for MikobaseServer {
             "fix": "its work is gone: keep transactions short (do slow work outside them), or raise the maximum hold",
         });
         self.engine.expire_owner(hold.connection, &details);
-        self.forget_rolled_back();
+        self.listeners.forget_rolled_back(self.engine.transaction_depth());
         self.expired.insert(hold.connection, details);
         self.hold = None;
     }
@@ -606,8 +547,7 @@ pub struct Mikobase<'a> {
     options: RunOptions,
     storage: Storage,
     schema: Option<Value>,
-    before: Vec<BeforeSave>,
-    after: Vec<AfterSave>,
+    listeners: Listeners,
     max_hold: Option<Duration>,
     supervisor: Option<Supervisor<'a>>,
 }
@@ -619,8 +559,7 @@ impl<'a> Mikobase<'a> {
             options: RunOptions::new(workers),
             storage: Storage::Memory,
             schema: None,
-            before: Vec::new(),
-            after: Vec::new(),
+            listeners: Listeners::default(),
             max_hold: Some(DEFAULT_MAX_HOLD),
             supervisor: None,
         }
@@ -652,13 +591,36 @@ impl<'a> Mikobase<'a> {
         mut self,
         listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
     ) -> Self {
-        self.before.push(Box::new(listener));
+        self.listeners.add_before(Target::All, Box::new(listener));
         self
     }
 
-    /// A listener run in the server after every successful write.
+    /// Runs `listener` in the server after every committed write (see
+    /// [`MikobaseServer::after_save`]).
     pub fn after_save(mut self, listener: impl FnMut(&Change) + 'static) -> Self {
-        self.after.push(Box::new(listener));
+        self.listeners.add_after(Target::All, Box::new(listener));
+        self
+    }
+
+    /// [`Mikobase::before_save`] for the writes that hit `target` only.
+    pub fn before_save_on(
+        mut self,
+        target: Target,
+        listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
+    ) -> Self {
+        self.listeners.add_before(target, Box::new(listener));
+        self
+    }
+
+    /// [`Mikobase::after_save`] for the writes that hit `target` only.
+    pub fn after_save_on(mut self, target: Target, listener: impl FnMut(&Change) + 'static) -> Self {
+        self.listeners.add_after(target, Box::new(listener));
+        self
+    }
+
+    /// What a `before_save` veto rolls back (see [`MikobaseServer::veto_scope`]).
+    pub fn veto_scope(mut self, scope: VetoScope) -> Self {
+        self.listeners.veto = scope;
         self
     }
 
@@ -674,8 +636,7 @@ impl<'a> Mikobase<'a> {
             options,
             storage,
             schema,
-            before,
-            after,
+            listeners,
             max_hold,
             supervisor,
         } = self;
@@ -685,8 +646,7 @@ impl<'a> Mikobase<'a> {
                 .map_err(|p| format!("cannot open the store: {} {}", p.id, p.details))?;
             let mut server = MikobaseServer::new(engine).max_hold(max_hold);
             server.body_limit = body_limit;
-            server.before = before;
-            server.after = after;
+            server.listeners.extend(listeners);
             if let Some(schema) = schema {
                 let envelope = if schema.get("format").is_some() {
                     server.engine.import_worldlet(&schema)
