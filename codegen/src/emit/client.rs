@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::rust_type;
-use crate::names::{doc, field, request_type, route, route_const};
+use crate::names::{api_name, client_type, doc, field, request_type, route, route_const};
 
 /// The client proxy: one method per operation over any transport.
 pub fn client(spec: &ApiSpec) -> TokenStream {
@@ -49,17 +49,22 @@ pub fn client(spec: &ApiSpec) -> TokenStream {
             }
         }
     });
+    let ident = client_type(spec);
+    let docs = doc(&format!(
+        "The {} proxy: every operation is one request over the transport.",
+        api_name(spec)
+    ));
     quote! {
-        /// The Mikobase proxy: every operation is one request over the transport.
+        #docs
         #[derive(::core::fmt::Debug, ::core::clone::Clone)]
-        pub struct MikobaseClient<T> {
+        pub struct #ident<T> {
             transport: T,
         }
 
-        impl<T: __support::Transport> MikobaseClient<T> {
+        impl<T: __support::Transport> #ident<T> {
             /// A client over `transport`.
             pub fn new(transport: T) -> Self {
-                MikobaseClient { transport }
+                #ident { transport }
             }
 
             /// The transport.

@@ -4,7 +4,7 @@ use mikobase_spec::{ApiSpec, OpKind, Operation};
 use proc_macro2::TokenStream;
 use quote::quote;
 
-use crate::names::{field, route_const};
+use crate::names::{field, route_const, service_trait};
 
 /// The server dispatch table: route (and Q0 action) → trait call. Thin: reading and
 /// checking the body, picking the action, decoding and writing the envelope are the
@@ -73,6 +73,7 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
     } else {
         quote!(ErrorId::ActionNotSupported)
     };
+    let service_trait = service_trait(spec);
     quote! {
         impl __support::DispatchErrors for ErrorId {
             const INVALID_REQUEST: Self = ErrorId::InvalidRequest;
@@ -91,7 +92,7 @@ pub fn dispatch(spec: &ApiSpec) -> TokenStream {
         /// A body over `limit` bytes is `request-too-large`; a body that does not decode
         /// into the operation's request is `invalid_request` naming the missing, unknown or
         /// mistyped field; an unknown Q0 action is `action-not-supported`.
-        pub fn dispatch<S: MikobaseService + ?Sized>(
+        pub fn dispatch<S: #service_trait + ?Sized>(
             service: &mut S,
             context: &__support::CallContext,
             route: &str,

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::rust_type;
-use crate::names::{doc, field, request_type, route};
+use crate::names::{api_name, doc, field, request_type, route, service_trait as trait_name};
 
 /// The service trait an engine implements.
 pub fn service_trait(spec: &ApiSpec) -> TokenStream {
@@ -30,9 +30,14 @@ pub fn service_trait(spec: &ApiSpec) -> TokenStream {
                 -> __support::Reply<#result>;
         }
     });
+    let ident = trait_name(spec);
+    let docs = doc(&format!(
+        "The {} surface an engine implements; the dispatch table calls it.",
+        api_name(spec)
+    ));
     quote! {
-        /// The Mikobase surface an engine implements; the dispatch table calls it.
-        pub trait MikobaseService {
+        #docs
+        pub trait #ident {
             #(#methods)*
         }
     }
