@@ -101,6 +101,8 @@ pub struct MikobaseServer {
     expired: HashMap<u64, Value>,
     /// Counts requests; keeps the latest for `GET /monitor` while someone watches.
     log: OpLog,
+    /// Whether `POST /worldlet` (the append-only ingress) is served.
+    post_updates: bool,
 }
 
 /// Who holds the store, for the message a waiting worker gets.
@@ -145,7 +147,16 @@ impl MikobaseServer {
             hold: None,
             expired: HashMap::new(),
             log: OpLog::new("shared-mikobase"),
+            post_updates: false,
         }
+    }
+
+    /// Serves `POST /worldlet`, the append-only ingress (default off: the route then
+    /// answers 403 `action-not-supported` saying how to turn it on). See
+    /// [`MikobaseServer::post_worldlet`] and docs/PROTOCOL.md.
+    pub fn post_updates(mut self, on: bool) -> Self {
+        self.post_updates = on;
+        self
     }
 
     /// How long one worker may keep a transaction open (default [`DEFAULT_MAX_HOLD`];
@@ -425,6 +436,7 @@ impl MikobaseServer {
             .fold(
                 Router::builder(self)
                     .post("/{*operation}", MikobaseServer::answer)
+                    .post(WORLDLET_PATH, MikobaseServer::post_worldlet)
                     .get(
                         MONITOR_PATH,
                         |server: &mut MikobaseServer, r: &RouteRequest<'_>| Ok(server.log.monitor(r)),
@@ -453,6 +465,180 @@ impl MikobaseServer {
         let (status, body) = dispatch(self, &context, request.path, request.body, limit);
         self.track_hold(request);
         Ok(Response::json_bytes(status, body))
+    }
+}
+
+/// The append-only ingress route (`mikobase serve --post-updates`).
+pub const WORLDLET_PATH: &str = "/worldlet";
+
+/// The stored record `pk` in the form a posted worldlet entry is compared in: its
+/// `bucket` and `stack` (`updated_at` is when it was stored, not what it holds).
+fn stored_content(record: &Value) -> Value {
+    json!({ "bucket": record["bucket"], "stack": record["stack"] })
+}
+
+/// A posted worldlet entry as `{bucket, stack}`, the way an import stores it: the
+/// whole-hash form of a class definition (`{"class": "puck.uno/class", "name", ...}`),
+/// the long form `{class, bucket}` or `{bucket, stack}`. `None`: not an object.
+fn posted_content(entry: &Value) -> Option<Value> {
+    const CLASS_CLASS: &str = "puck.uno/class";
+    let entry = entry.as_object()?;
+    let platters = |class: &str| json!({ "shadow": {}, "a": { "class": class } });
+    if entry.get("class").and_then(Value::as_str) == Some(CLASS_CLASS) {
+        let mut bucket = entry.clone();
+        bucket.shift_remove("class");
+        bucket.shift_remove("updated_at");
+        return Some(json!({ "bucket": bucket, "stack": platters(CLASS_CLASS) }));
+    }
+    let bucket = match entry.get("bucket") {
+        None | Some(Value::Null) => json!({}),
+        Some(bucket) => bucket.clone(),
+    };
+    let stack = match (entry.get("stack"), entry.get("class")) {
+        (Some(stack), _) if !stack.is_null() => stack.clone(),
+        (_, Some(Value::String(class))) => platters(class),
+        _ => platters("puck.uno/record"),
+    };
+    Some(json!({ "bucket": bucket, "stack": stack }))
+}
+
+/// A refusal of the whole `POST /worldlet` body, as a Mikobase envelope.
+fn worldlet_refusal(id: ErrorId, status: u16, details: Value) -> RouteResult {
+    Err(Response::json(
+        status,
+        &failure_envelope(&Failure::one(id.as_str(), details)),
+    ))
+}
+
+impl MikobaseServer {
+    /// `POST /worldlet`: appends a worldlet's records, all or nothing. Per record (by
+    /// pk): one identical to the stored one (same `bucket` and `stack`) is skipped; one
+    /// whose pk is stored with other content, or deleted, is rejected; a new one is
+    /// accepted. Any rejection, or any problem the import finds in the accepted ones,
+    /// writes nothing. Answers `{"success", "accepted": [pk], "skipped": [pk],
+    /// "rejected": [{"pk", "reason", ...}]}` (200 when written, 409 on a conflict, the
+    /// import problem's status otherwise).
+    ///
+    /// Built from the engine's public calls: one `record_by_pk` per posted record, then
+    /// one `import_worldlet` of the accepted ones; the server handles one request at a
+    /// time, so nothing can come between the checks and the write.
+    pub fn post_worldlet(&mut self, request: &RouteRequest<'_>) -> RouteResult {
+        if !self.post_updates {
+            return worldlet_refusal(
+                ErrorId::ActionNotSupported,
+                403,
+                json!({
+                    "route": "POST /worldlet",
+                    "reason": "this server does not take posted updates",
+                    "fix": "start the server with `mikobase serve --post-updates` (MikobaseServer::post_updates(true))",
+                }),
+            );
+        }
+        if self.engine.is_read_only() {
+            let id = ErrorId::ReadOnlyConnection;
+            return worldlet_refusal(
+                id,
+                id.http_status(),
+                json!({ "route": "POST /worldlet", "fix": "serve the store read-write to post updates" }),
+            );
+        }
+        if self.engine.transaction_owner().is_some() {
+            return worldlet_refusal(
+                ErrorId::InvalidRequest,
+                409,
+                json!({
+                    "route": "POST /worldlet",
+                    "reason": "a transaction is open on this connection",
+                    "fix": "POST /worldlet stands alone: commit or roll back the transaction first",
+                }),
+            );
+        }
+        let worldlet: Value = match serde_json::from_slice(request.body) {
+            Ok(value) => value,
+            Err(e) => {
+                return worldlet_refusal(
+                    ErrorId::InvalidRequest,
+                    400,
+                    json!({ "reason": format!("the body is not JSON: {e}"), "fix": "send a worldlet {\"format\": \"worldlet/1.0\", \"records\": {pk: record}}" }),
+                )
+            }
+        };
+        let records = match worldlet.get("records") {
+            Some(Value::Object(records)) if worldlet.is_object() => records.clone(),
+            None if worldlet.is_object() => Map::new(),
+            _ => {
+                return worldlet_refusal(
+                    ErrorId::InvalidRequest,
+                    400,
+                    json!({ "reason": "the body is not a worldlet with a `records` object", "fix": "send a worldlet {\"format\": \"worldlet/1.0\", \"records\": {pk: record}}" }),
+                )
+            }
+        };
+        let (mut accepted, mut skipped, mut rejected) = (Map::new(), Vec::new(), Vec::new());
+        for (pk, entry) in records {
+            let stored = self.engine.record_by_pk(&pk);
+            let missing = stored["errors"][0]["id"].as_str();
+            if stored["success"] == true {
+                let same =
+                    posted_content(&entry).is_some_and(|posted| posted == stored_content(&stored["results"]));
+                if same {
+                    skipped.push(json!(pk));
+                } else {
+                    rejected.push(json!({
+                        "pk": pk,
+                        "reason": "conflict: a record with this pk is stored with other content",
+                        "stored": stored_content(&stored["results"]),
+                        "fix": "posted updates only append: post new records under new pks",
+                    }));
+                }
+            } else if missing == Some(ErrorId::RecordNotFound.as_str()) {
+                accepted.insert(pk, entry);
+            } else {
+                rejected.push(json!({
+                    "pk": pk,
+                    "reason": match missing {
+                        Some(id) if id == ErrorId::RecordDeleted.as_str() => "conflict: the record with this pk was deleted".to_owned(),
+                        _ => format!("the stored record cannot be read: {}", stored["errors"]),
+                    },
+                    "fix": "posted updates only append: post new records under new pks",
+                }));
+            }
+        }
+        let answer = |status: u16, accepted: Vec<Value>, skipped: Vec<Value>, rejected: Vec<Value>| {
+            Ok(Response::json(
+                status,
+                &json!({ "success": rejected.is_empty(), "accepted": accepted, "skipped": skipped, "rejected": rejected }),
+            ))
+        };
+        if !rejected.is_empty() {
+            return answer(409, Vec::new(), skipped, rejected);
+        }
+        if accepted.is_empty() {
+            return answer(200, Vec::new(), skipped, Vec::new());
+        }
+        let pks: Vec<Value> = accepted.keys().map(|pk| json!(pk)).collect();
+        let mut body = worldlet.as_object().cloned().unwrap_or_default();
+        body.insert("records".into(), Value::Object(accepted));
+        let imported = self.engine.import_worldlet(&Value::Object(body));
+        if imported["success"] == true {
+            return answer(200, pks, skipped, Vec::new());
+        }
+        let problems = imported["errors"].as_array().cloned().unwrap_or_default();
+        let status = problems
+            .first()
+            .and_then(|p| ErrorId::from_wire(p["id"].as_str()?))
+            .map_or(422, ErrorId::http_status);
+        let rejected = problems
+            .into_iter()
+            .map(|problem| {
+                json!({
+                    "pk": problem["details"]["record"],
+                    "reason": problem["id"],
+                    "details": problem["details"],
+                })
+            })
+            .collect();
+        answer(status, Vec::new(), skipped, rejected)
     }
 }
 
