@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::engine::{Engine, Storage};
 use super::generated::*;
