@@ -772,6 +772,32 @@ fn post_worldlet_accepts_new_records_skips_identical_ones_and_rejects_conflicts_
     }
     let (_, selected) = served.post("/q0", &json!({"action": "select", "class": "example.org/ship"}));
     assert_eq!(selected["results"]["count"], 0, "{selected}");
+    // It stands alone: refused on a connection holding a transaction.
+    let client = served.client();
+    let send = |path: &str, body: &Value| {
+        let answer = client
+            .send(
+                caspian_ipc::uds::http::Method::POST,
+                path,
+                Some(serde_json::to_vec(body).unwrap()),
+            )
+            .unwrap();
+        (answer.status, answer.json().unwrap())
+    };
+    let (_, opened) = send("/q0", &json!({"action": "transaction"}));
+    assert_eq!(opened["success"], true, "{opened}");
+    let (status, answer) = send(
+        "/worldlet",
+        &json!({"format": "worldlet/1.0", "records": {"s9": sulaco}}),
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["errors"][0]["details"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("commit or roll back"),
+        "{answer}"
+    );
 }
 
 #[test]
