@@ -754,15 +754,50 @@ fn post_worldlet_accepts_new_records_skips_identical_ones_and_rejects_conflicts_
             .contains("deleted"),
         "{answer}"
     );
-    // Not a worldlet.
-    let (status, answer) = served.post("/worldlet", &json!([1, 2]));
-    assert_eq!(
-        (status, &answer["errors"][0]["id"]),
-        (400, &json!("invalid_request")),
-        "{answer}"
-    );
+    // Not a worldlet, another format, a section this engine does not store: refused
+    // before anything is compared, even when every record would be skipped.
+    for body in [
+        json!([1, 2]),
+        json!({"records": {"c1": ship}}),
+        json!({"format": "worldlet/2.0", "records": {"c1": ship}}),
+        json!({"format": "worldlet/1.0", "records": {"c1": ship}, "history": [{"identity": "c1"}]}),
+    ] {
+        let (status, answer) = served.post("/worldlet", &body);
+        assert_eq!(
+            (status, &answer["errors"][0]["id"]),
+            (400, &json!("invalid_request")),
+            "{body}: {answer}"
+        );
+        assert!(answer["errors"][0]["details"]["fix"].is_string(), "{answer}");
+    }
     let (_, selected) = served.post("/q0", &json!({"action": "select", "class": "example.org/ship"}));
     assert_eq!(selected["results"]["count"], 0, "{selected}");
+    // It stands alone: refused on a connection holding a transaction.
+    let client = served.client();
+    let send = |path: &str, body: &Value| {
+        let answer = client
+            .send(
+                caspian_ipc::uds::http::Method::POST,
+                path,
+                Some(serde_json::to_vec(body).unwrap()),
+            )
+            .unwrap();
+        (answer.status, answer.json().unwrap())
+    };
+    let (_, opened) = send("/q0", &json!({"action": "transaction"}));
+    assert_eq!(opened["success"], true, "{opened}");
+    let (status, answer) = send(
+        "/worldlet",
+        &json!({"format": "worldlet/1.0", "records": {"s9": sulaco}}),
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["errors"][0]["details"]["fix"]
+            .as_str()
+            .unwrap()
+            .contains("commit or roll back"),
+        "{answer}"
+    );
 }
 
 #[test]

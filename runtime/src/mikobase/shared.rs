@@ -428,7 +428,9 @@ const NOT_POST: [Method; 7] = [
 impl MikobaseServer {
     /// The server as a [`Router`] of the toolbox, the way a user's server is built: every
     /// POST goes to the generated dispatch table, which knows the spec's routes and
-    /// answers an unknown one as a Mikobase envelope; other methods get the 405 envelope.
+    /// answers an unknown one as a Mikobase envelope, except `POST /worldlet`
+    /// ([`MikobaseServer::post_worldlet`], refused unless
+    /// [`MikobaseServer::post_updates`]); other methods get the 405 envelope.
     /// Serve it with [`crate::uds::serve`] or [`crate::uds::spawn_server`].
     pub fn into_router(self) -> std::result::Result<Router<MikobaseServer>, RouteError> {
         NOT_POST
@@ -563,6 +565,33 @@ impl MikobaseServer {
                 )
             }
         };
+        let format = worldlet.get("format").and_then(Value::as_str).unwrap_or_default();
+        if !format.starts_with("worldlet/1.") {
+            return worldlet_refusal(
+                ErrorId::InvalidRequest,
+                400,
+                json!({ "format": worldlet.get("format"), "fix": "a worldlet has \"format\": \"worldlet/1.0\"" }),
+            );
+        }
+        let sections: Vec<&str> = ["history", "files", "file_chunks"]
+            .into_iter()
+            .filter(|key| match worldlet.get(*key) {
+                None | Some(Value::Null) => false,
+                Some(Value::Object(m)) => !m.is_empty(),
+                Some(Value::Array(a)) => !a.is_empty(),
+                Some(_) => true,
+            })
+            .collect();
+        if !sections.is_empty() {
+            return worldlet_refusal(
+                ErrorId::InvalidRequest,
+                400,
+                json!({
+                    "unsupported_sections": sections,
+                    "fix": "this engine stores records only (no history, no files): post the worldlet without those sections",
+                }),
+            );
+        }
         let records = match worldlet.get("records") {
             Some(Value::Object(records)) if worldlet.is_object() => records.clone(),
             None if worldlet.is_object() => Map::new(),
