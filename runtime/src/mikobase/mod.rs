@@ -12,6 +12,7 @@ mod shared;
 pub mod support;
 mod transaction;
 mod transport;
+pub mod validator;
 
 pub use generated::*;
 pub use listeners::{Change, Target, VetoScope};

@@ -244,7 +244,10 @@ pub(crate) fn unique_violation(
 pub(crate) fn class_not_found(class: &str) -> Problem {
     error(
         ErrorId::ClassNotFound,
-        json!({ "class": class, "fix": "create its definition first (a record of class puck.uno/class)" }),
+        json!({
+            "class": class,
+            "fix": format!("define it first: create a record of class puck.uno/class, e.g. {{\"action\": \"create\", \"class\": \"puck.uno/class\", \"bucket\": {{\"name\": \"{class}\", \"fields\": {{}}}}}}, or import a schema {{\"classes\": [{{\"name\": \"{class}\", \"fields\": {{}}}}]}} (`Mikobase::schema`, `mikobase schema import FILE`)"),
+        }),
     )
 }
 
