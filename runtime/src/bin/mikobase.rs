@@ -1,10 +1,10 @@
 //! `mikobase`: the Mikobase engine from the command line.
 //!
 //! ```text
-//! mikobase q0 [--db PATH] [--schema FILE]   one JSON request per stdin line → one envelope per line
-//! mikobase export --db PATH                 print the store as a worldlet
-//! mikobase import --db PATH FILE            import a worldlet (all or nothing)
-//! mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none]
+//! mikobase q0 [--db STORE] [--schema FILE]  one JSON request per stdin line → one envelope per line
+//! mikobase export --db STORE                print the store as a worldlet
+//! mikobase import --db STORE FILE           import a worldlet (all or nothing)
+//! mikobase serve [--db STORE] --socket PATH [--auth token|peer] [--max-hold SECONDS|none]
 //!                [--expose FILE]            serve the store to other processes over HTTP
 //!                [--listen HOST:PORT --token-file FILE (--tls-cert FILE --tls-key FILE | --insecure)]
 //!                                           ... and over TCP+TLS to other hosts
@@ -28,7 +28,12 @@
 //! Plain TCP instead of TLS only with `--insecure`, and only on a loopback address unless
 //! `--insecure-non-loopback` is given too (D-N2).
 //!
-//! Without `--db` the store is in memory. A malformed line gets an `invalid_request`
+//! Without `--db` the store is in memory. `--db` takes a SQLite file, or a PostgreSQL URL
+//! (`postgres://` or `postgresql://`, e.g. `postgres://ada@db.example/crew` or
+//! `postgresql:///crew?host=/run/postgresql`): never with a password in it (refused):
+//! the password comes from `PGPASSWORD` or the password file (`PGPASSFILE`, else
+//! `~/.pgpass`), and `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE` fill what the URL leaves
+//! out, as libpq does. Several servers may serve one PostgreSQL database. A malformed line gets an `invalid_request`
 //! envelope and the session goes on.
 //!
 //! Arguments are parsed by clap (`mikobase --help`, `mikobase help serve`); a usage error
@@ -49,10 +54,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::Value;
 
 const USAGE: &str = "usage:
-  mikobase q0 [--db PATH] [--schema FILE]
-  mikobase export --db PATH
-  mikobase import --db PATH FILE
-  mikobase serve [--db PATH] --socket PATH [--auth token|peer] [--max-hold SECONDS|none] [--expose FILE]
+  mikobase q0 [--db STORE] [--schema FILE]
+  mikobase export --db STORE
+  mikobase import --db STORE FILE
+  mikobase serve [--db STORE] --socket PATH [--auth token|peer] [--max-hold SECONDS|none] [--expose FILE]
                  [--listen HOST:PORT --token-file FILE (--tls-cert FILE --tls-key FILE | --insecure [--insecure-non-loopback])]
   mikobase help [COMMAND]";
 
@@ -68,8 +73,10 @@ struct Cli {
 enum Command {
     /// Answer one JSON request per stdin line with one envelope per stdout line.
     Q0 {
-        /// The store file (created 0600 if missing); in memory without it.
-        #[arg(long, value_name = "PATH")]
+        /// The store: a SQLite file (created 0600 if missing) or a PostgreSQL URL
+        /// (postgres://user@host/db, no password: PGPASSWORD or PGPASSFILE/~/.pgpass);
+        /// in memory without it.
+        #[arg(long, value_name = "STORE")]
         db: Option<PathBuf>,
         /// A schema to load first: {"classes": [...]} or a worldlet.
         #[arg(long, value_name = "FILE")]
@@ -77,14 +84,15 @@ enum Command {
     },
     /// Print the store as a worldlet.
     Export {
-        /// The store file (it must exist).
-        #[arg(long, value_name = "PATH")]
+        /// The store: a SQLite file (it must exist) or a PostgreSQL URL (no password in it).
+        #[arg(long, value_name = "STORE")]
         db: PathBuf,
     },
     /// Import a worldlet into the store (all or nothing).
     Import {
-        /// The store file (created 0600 if missing).
-        #[arg(long, value_name = "PATH")]
+        /// The store: a SQLite file (created 0600 if missing) or a PostgreSQL URL (no
+        /// password in it).
+        #[arg(long, value_name = "STORE")]
         db: PathBuf,
         /// The worldlet, a JSON file.
         #[arg(value_name = "FILE")]
@@ -95,8 +103,9 @@ enum Command {
     /// Prints `socket: PATH` and (with `--auth token`) `token: TOKEN` on stdout; the token is
     /// generated here and never read from the command line.
     Serve {
-        /// The store file; in memory without it.
-        #[arg(long, value_name = "PATH")]
+        /// The store: a SQLite file or a PostgreSQL URL (postgres://user@host/db, no
+        /// password: PGPASSWORD or PGPASSFILE/~/.pgpass); in memory without it.
+        #[arg(long, value_name = "STORE")]
         db: Option<PathBuf>,
         /// The socket, in a directory only you can write.
         #[arg(long, value_name = "PATH")]
@@ -169,8 +178,45 @@ fn max_hold(text: &str) -> Result<MaxHold, String> {
         .ok_or_else(|| format!("--max-hold takes a positive number of seconds or `none`, not `{text}`"))
 }
 
+/// What `--db` names: a PostgreSQL URL (`postgres://`, `postgresql://`) or a SQLite file.
+fn storage_of(db: &Path) -> Result<Storage, String> {
+    let Some(url) = db
+        .to_str()
+        .filter(|s| s.starts_with("postgres://") || s.starts_with("postgresql://"))
+    else {
+        return Ok(Storage::File(db.to_path_buf()));
+    };
+    if has_password(url) {
+        return Err(
+            "--db: the URL carries a password, which would be on the command line: leave it out and put it in PGPASSWORD or the password file (PGPASSFILE, else ~/.pgpass, mode 0600)"
+                .to_owned(),
+        );
+    }
+    Ok(Storage::Postgres(url.to_owned()))
+}
+
+/// Whether a PostgreSQL URL holds a password (`user:password@` or `password=`).
+fn has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let (authority, query) = match rest.split_once('?') {
+        Some((head, query)) => (head.split('/').next().unwrap_or(""), query),
+        None => (rest.split('/').next().unwrap_or(""), ""),
+    };
+    let in_userinfo = authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'));
+    in_userinfo || query.split('&').any(|pair| pair.starts_with("password="))
+}
+
+fn is_postgres(db: &Path) -> bool {
+    matches!(storage_of(db), Ok(Storage::Postgres(_)))
+}
+
 fn open(db: Option<&Path>) -> Result<Engine, String> {
-    let storage = db.map_or(Storage::Memory, |p| Storage::File(p.to_path_buf()));
+    let storage = match db {
+        Some(db) => storage_of(db)?,
+        None => Storage::Memory,
+    };
     Engine::open(storage, "rw").map_err(|p| format!("cannot open the store: {} {}", p.id, p.details))
 }
 
@@ -216,7 +262,7 @@ fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Export { db } => {
-            if !db.exists() {
+            if !is_postgres(&db) && !db.exists() {
                 return Err(format!("{}: no such store", db.display()));
             }
             let mut engine = open(Some(&db))?;
