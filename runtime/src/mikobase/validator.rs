@@ -59,7 +59,8 @@ impl Validator<'_> {
     /// platters' `class`).
     pub fn uns(&self, query: &Value) -> Value {
         let mut errors = Vec::new();
-        let mut check = |at: String, name: &Value| match name.as_str() {
+        let mut check = |at: String, name: &Value| {
+            match name.as_str() {
             Some(name) => {
                 if let Err(why) = check_uns(name) {
                     errors.push(problem(
@@ -72,6 +73,7 @@ impl Validator<'_> {
                 ErrorId::InvalidRequest,
                 json!({ "at": at, "got": name, "fix": "a class name is a string such as example.org/crew/person" }),
             )),
+        }
         };
         for key in ["class", "classes"] {
             match query.get(key) {
@@ -117,7 +119,10 @@ impl Validator<'_> {
                 || p["details"]["wrong_types"][0]["field"] == "action"
                 || p["details"].get("reason") == Some(&json!("a request is a JSON object"))
         };
-        report(list(&run, "errors").into_iter().filter(about_action).collect(), Vec::new())
+        report(
+            list(&run, "errors").into_iter().filter(about_action).collect(),
+            Vec::new(),
+        )
     }
 }
 
@@ -127,7 +132,12 @@ fn problem(id: ErrorId, details: Value) -> Value {
 
 /// Checks the placeholders of one block at `at`, with the definitions of the enclosing
 /// blocks in `outer` (innermost last).
-fn check_block<'a>(block: &'a Map<String, Value>, at: &str, outer: &[&'a Map<String, Value>], errors: &mut Vec<Value>) {
+fn check_block<'a>(
+    block: &'a Map<String, Value>,
+    at: &str,
+    outer: &[&'a Map<String, Value>],
+    errors: &mut Vec<Value>,
+) {
     let own = block.get("placeholders").and_then(Value::as_object);
     let mut scopes: Vec<&Map<String, Value>> = outer.to_vec();
     scopes.extend(own);
@@ -252,11 +262,21 @@ impl Engine {
         let path = path.as_ref();
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) => return refused(path, &e.to_string(), "check the path and that the file is readable"),
+            Err(e) => {
+                return refused(
+                    path,
+                    &e.to_string(),
+                    "check the path and that the file is readable",
+                )
+            }
         };
         match serde_json::from_str::<Value>(&text) {
             Ok(schema) => self.import_schema(&schema),
-            Err(e) => refused(path, &e.to_string(), "the file must hold one JSON object {\"classes\": [...]}"),
+            Err(e) => refused(
+                path,
+                &e.to_string(),
+                "the file must hold one JSON object {\"classes\": [...]}",
+            ),
         }
     }
 
@@ -271,11 +291,21 @@ impl Engine {
         }
         let text = match serde_json::to_string_pretty(&envelope["results"]) {
             Ok(text) => text + "\n",
-            Err(e) => return refused(path, &e.to_string(), "report this: an exported schema always serialises"),
+            Err(e) => {
+                return refused(
+                    path,
+                    &e.to_string(),
+                    "report this: an exported schema always serialises",
+                )
+            }
         };
         match write_private(path, text.as_bytes()) {
             Ok(()) => envelope,
-            Err(e) => refused(path, &e.to_string(), "check that the directory exists and is writable"),
+            Err(e) => refused(
+                path,
+                &e.to_string(),
+                "check that the directory exists and is writable",
+            ),
         }
     }
 }
@@ -293,7 +323,10 @@ fn refused(path: &std::path::Path, error: &str, fix: &str) -> Value {
 fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let temporary = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     let written = (|| {
         let mut file = std::fs::OpenOptions::new()

@@ -220,7 +220,7 @@ fn open_sqlite(storage: &Storage, read_only: bool) -> Result<(Store, Option<std:
 /// A PostgreSQL store (the `postgres` feature).
 #[cfg(feature = "postgres")]
 fn open_postgres(config: &str, read_only: bool) -> Result<Store, Problem> {
-    store::postgres::Pg::connect(config, read_only).map(Store::Postgres)
+    store::postgres::Pg::connect(config, read_only).map(|pg| Store::Postgres(Box::new(pg)))
 }
 
 #[cfg(not(feature = "postgres"))]

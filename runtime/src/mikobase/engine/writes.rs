@@ -6,8 +6,8 @@ use serde_json::{json, Map, Value};
 use super::classes::{parse_class, present, validate_bucket, CLASS_CLASS, DEFAULT_CLASS};
 use super::problem::{error, invalid, warning, Problem};
 use super::select::check_class_name;
-use super::values::json_eq;
 use super::store::{Equal, Row, UniqueKey};
+use super::values::json_eq;
 use super::{fail, Engine};
 use crate::mikobase::generated::{
     CreateRequest, DeleteRequest, DeleteResult, ErrorId, PkResult, Platter, RecordClasses, SetFieldsRequest,

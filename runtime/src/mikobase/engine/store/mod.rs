@@ -139,7 +139,7 @@ pub(crate) enum Store {
     Sqlite(Connection),
     /// PostgreSQL: other servers may share the database.
     #[cfg(feature = "postgres")]
-    Postgres(postgres::Pg),
+    Postgres(Box<postgres::Pg>),
 }
 
 impl Store {
