@@ -6,6 +6,7 @@ pub mod engine;
 #[allow(clippy::all, clippy::pedantic)]
 pub mod generated;
 mod listeners;
+pub mod mode;
 pub mod record;
 mod reply;
 mod shared;
@@ -16,9 +17,10 @@ pub mod validator;
 
 pub use generated::*;
 pub use listeners::{Change, Target, VetoScope};
+pub use mode::{Fetched, Local, Mode};
 #[cfg(feature = "tls")]
 pub use shared::connect_tls;
-pub use shared::{connect, mikobase, Db, Finished, Mikobase, MikobaseServer, DEFAULT_MAX_HOLD};
+pub use shared::{connect, connect_with, mikobase, Db, Finished, Mikobase, MikobaseServer, DEFAULT_MAX_HOLD};
 pub use support::{Answer, CallContext, ClientError, Failure, Problem, Reply, Transport};
 pub use transaction::Transaction;
 pub use transport::{InProcess, UdsTransport};

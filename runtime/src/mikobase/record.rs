@@ -371,6 +371,9 @@ impl<T: Transport> MikobaseClient<T> {
 /// The records of class `R` (and its subclasses) on the store `db` reaches.
 pub struct Records<'db, R, T> {
     db: &'db MikobaseClient<T>,
+    /// Local copies or live proxies from `fetch` and `query` (the connection's, unless
+    /// overridden with `in_mode`).
+    mode: super::mode::Mode,
     record: PhantomData<fn() -> R>,
 }
 
@@ -393,8 +396,24 @@ impl<'db, R: Record, T: Transport + 'db> Records<'db, R, T> {
     pub fn new(db: &'db MikobaseClient<T>) -> Self {
         Records {
             db,
+            mode: db.transport().mode(),
             record: PhantomData,
         }
+    }
+
+    /// The same records in `mode` (overrides the connection's for these calls).
+    pub fn in_mode(self, mode: super::mode::Mode) -> Self {
+        Records { mode, ..self }
+    }
+
+    /// The mode `fetch` and `query` answer in.
+    pub fn mode(&self) -> super::mode::Mode {
+        self.mode
+    }
+
+    /// The client these records are reached through.
+    pub fn db(&self) -> &'db MikobaseClient<T> {
+        self.db
     }
 
     /// Installs (or replaces, by name) the class definition: one `import_schema`, so every

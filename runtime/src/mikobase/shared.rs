@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 use super::engine::{Engine, Storage};
 use super::generated::*;
 use super::listeners::{Change, Listeners, Target, VetoScope};
+use super::mode::Mode;
 use super::support::{failure_envelope, CallContext, Failure, Reply};
 use super::transport::UdsTransport;
 use crate::error::{Error, Result};
@@ -68,12 +69,17 @@ pub type Db = MikobaseClient<UdsTransport>;
 /// # Ok::<_, caspian_ipc::mikobase::ClientError>(())
 /// ```
 pub fn connect(path: impl AsRef<Path>, token: Option<&str>) -> Db {
+    connect_with(path, token, Mode::Cold)
+}
+
+/// [`connect`] with the mode records come back in (the documents' `hot:` at connect).
+pub fn connect_with(path: impl AsRef<Path>, token: Option<&str>, mode: Mode) -> Db {
     let client = Client::new(
         path.as_ref(),
         token.map(Token::from_string),
         ClientConfig::default(),
     );
-    MikobaseClient::new(UdsTransport::new(client))
+    MikobaseClient::new(UdsTransport::new(client).with_mode(mode))
 }
 
 /// A client of a shared mikobase served over TCP+TLS (`mikobase serve --listen`), on this
@@ -764,6 +770,7 @@ pub struct Mikobase<'a> {
     schema: Option<Value>,
     listeners: Listeners,
     max_hold: Option<Duration>,
+    mode: Mode,
     supervisor: Option<Supervisor<'a>>,
 }
 
@@ -776,6 +783,7 @@ impl<'a> Mikobase<'a> {
             schema: None,
             listeners: Listeners::default(),
             max_hold: Some(DEFAULT_MAX_HOLD),
+            mode: Mode::Cold,
             supervisor: None,
         }
     }
@@ -833,6 +841,13 @@ impl<'a> Mikobase<'a> {
         self
     }
 
+    /// The mode the workers' records come back in (cold by default: local copies; hot:
+    /// live proxies), as the documents choose it at connect (D-M14).
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
     /// What a `before_save` veto rolls back (see [`MikobaseServer::veto_scope`]).
     pub fn veto_scope(mut self, scope: VetoScope) -> Self {
         self.listeners.veto = scope;
@@ -853,6 +868,7 @@ impl<'a> Mikobase<'a> {
             schema,
             listeners,
             max_hold,
+            mode,
             supervisor,
         } = self;
         let body_limit = options.server.body_limit;
@@ -888,7 +904,7 @@ impl<'a> Mikobase<'a> {
             &options,
             supervisor,
             make,
-            |client| MikobaseClient::new(UdsTransport::new(client)),
+            move |client| MikobaseClient::new(UdsTransport::new(client).with_mode(mode)),
             body,
             collect,
             "shared-mikobase",

@@ -65,6 +65,12 @@ pub trait Transport {
     fn hold_connection(&self, hold: bool) {
         let _ = hold;
     }
+
+    /// The mode records come back in on this connection (hot or cold, chosen when the
+    /// connection is made; cold by default).
+    fn mode(&self) -> super::mode::Mode {
+        super::mode::Mode::Cold
+    }
 }
 
 /// Why a typed client call failed.

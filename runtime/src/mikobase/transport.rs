@@ -6,6 +6,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use super::generated::{dispatch, MikobaseService};
+use super::mode::Mode;
 use super::support::{CallContext, Transport};
 use crate::uds::Client;
 use crate::Error;
@@ -16,6 +17,7 @@ use crate::Error;
 pub struct InProcess<S> {
     service: RefCell<S>,
     limit: usize,
+    mode: Mode,
 }
 
 impl<S: MikobaseService> InProcess<S> {
@@ -24,7 +26,13 @@ impl<S: MikobaseService> InProcess<S> {
         InProcess {
             service: RefCell::new(service),
             limit: crate::limits::DEFAULT_BODY_LIMIT,
+            mode: Mode::Cold,
         }
+    }
+
+    /// The same transport answering records in `mode` (hot or cold).
+    pub fn with_mode(self, mode: Mode) -> Self {
+        InProcess { mode, ..self }
     }
 
     /// Runs `f` on the service between calls (e.g. to register a listener on a
@@ -44,6 +52,10 @@ impl<S: MikobaseService> InProcess<S> {
 }
 
 impl<S: MikobaseService> Transport for InProcess<S> {
+    fn mode(&self) -> Mode {
+        self.mode
+    }
+
     fn post(&self, route: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), Error> {
         let mut service = self
             .service
@@ -64,18 +76,31 @@ impl<S: MikobaseService> Transport for InProcess<S> {
 #[derive(Debug, Clone)]
 pub struct UdsTransport {
     client: Client,
+    mode: Mode,
 }
 
 impl UdsTransport {
     /// A transport over `client`.
     pub fn new(client: Client) -> Self {
-        UdsTransport { client }
+        UdsTransport {
+            client,
+            mode: Mode::Cold,
+        }
+    }
+
+    /// The same transport answering records in `mode` (hot or cold).
+    pub fn with_mode(self, mode: Mode) -> Self {
+        UdsTransport { mode, ..self }
     }
 }
 
 impl Transport for UdsTransport {
     fn hold_connection(&self, hold: bool) {
         self.client.hold_connection(hold);
+    }
+
+    fn mode(&self) -> Mode {
+        self.mode
     }
 
     fn post(&self, route: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), Error> {
