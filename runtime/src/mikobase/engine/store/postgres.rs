@@ -62,7 +62,8 @@ const COLUMNS: &str = "pk, bucket_text, stack_text, updated_at, active";
 
 /// A PostgreSQL connection with the engine's transaction depth.
 pub(crate) struct Pg {
-    client: RefCell<Client>,
+    /// The client (`None` only while [`Pg`] drops).
+    client: RefCell<Option<Client>>,
     /// Open savepoints, outermost first (empty: none, so the next opens a transaction;
     /// the first is that transaction).
     open: RefCell<Vec<String>>,
@@ -194,7 +195,7 @@ impl Pg {
             .map_err(failed)?
             .map_err(|e| failed(describe(&e)))?;
         let pg = Pg {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             open: RefCell::new(Vec::new()),
             seen_version: Cell::new(i64::MIN),
         };
@@ -231,7 +232,12 @@ impl Pg {
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<Result<T, postgres::Error>, Problem> {
         let mut client = self.client.borrow_mut();
-        let client: &mut Client = &mut client;
+        let Some(client) = client.as_mut() else {
+            return Err(error(
+                ErrorId::StorageFailed,
+                json!({ "storage": "postgres", "storage_error": "the connection is closed", "fix": "open the store again" }),
+            ));
+        };
         if tokio::runtime::Handle::try_current().is_ok() {
             on_own_thread(move || f(client)).map_err(|reason| {
                 error(
@@ -528,6 +534,20 @@ impl Pg {
                 .map(|r| r.map_or(0, |r| r.get::<_, i64>(0)))
         })?;
         Ok(self.seen_version.replace(version) != version)
+    }
+}
+
+impl Drop for Pg {
+    /// Closing the client blocks on its runtime, which cannot run inside a tokio runtime:
+    /// there it closes on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.get_mut().take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = on_own_thread(move || drop(client));
+            } else {
+                drop(client);
+            }
+        }
     }
 }
 
