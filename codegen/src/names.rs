@@ -27,6 +27,22 @@ pub fn type_name(name: &str) -> Ident {
     Ident::new(&name.to_upper_camel_case(), Span::call_site())
 }
 
+/// The spec's name in `UpperCamelCase` (`Mikobase` for `spec: mikobase`): what the
+/// service trait and the client proxy are named after.
+pub fn api_name(spec: &ApiSpec) -> String {
+    spec.name.to_upper_camel_case()
+}
+
+/// The service trait an engine implements: `MikobaseService` for `spec: mikobase`.
+pub fn service_trait(spec: &ApiSpec) -> Ident {
+    Ident::new(&format!("{}Service", api_name(spec)), Span::call_site())
+}
+
+/// The client proxy: `MikobaseClient` for `spec: mikobase`.
+pub fn client_type(spec: &ApiSpec) -> Ident {
+    Ident::new(&format!("{}Client", api_name(spec)), Span::call_site())
+}
+
 /// `SelectRequest` for operation `select`.
 pub fn request_type(op: &Operation) -> Ident {
     Ident::new(

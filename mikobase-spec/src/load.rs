@@ -137,6 +137,12 @@ struct RawOperation {
     requires_any: Vec<Spanned<String>>,
 }
 
+/// Whether `camel` (a name in `UpperCamelCase`) is a Rust type name the generator can
+/// build on: an ASCII letter, then ASCII letters and digits.
+fn rust_type_name(camel: &str) -> bool {
+    camel.starts_with(|c: char| c.is_ascii_alphabetic()) && camel.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 fn pos<T>(s: &Spanned<T>) -> Pos {
     Pos {
         line: s.referenced.line() as u32,
@@ -275,6 +281,19 @@ impl Lowering {
         let spec_name = name(&raw.spec);
         if spec_name.wire.trim().is_empty() {
             self.error(Code::MB002, "`spec` must name the API".into(), &spec_name, None);
+        } else if !rust_type_name(&spec_name.wire.to_upper_camel_case()) {
+            // The service trait and the client proxy are named after it.
+            self.error(
+                Code::MB002,
+                format!(
+                    "`spec: {}` does not make a Rust type name (`{}Service`, `{}Client`)",
+                    spec_name.wire,
+                    spec_name.wire.to_upper_camel_case(),
+                    spec_name.wire.to_upper_camel_case()
+                ),
+                &spec_name,
+                Some("start the name with an ASCII letter; use letters, digits, `_` and `-`".into()),
+            );
         }
         let version = name(&raw.version);
         if !version.wire.starts_with("1.") {

@@ -7,7 +7,7 @@ use std::cell::RefCell;
 
 use caspian_ipc::mikobase::{Answer, CallContext, ClientError, Failure, Reply, Transport};
 use caspian_ipc_tests::fixtures::unions_and_recursion::{
-    dispatch, ErrorId, Key, Labelled, MikobaseClient, MikobaseService, PutRequest, Settings, SettingsRequest,
+    dispatch, ErrorId, Key, Labelled, PutRequest, Settings, SettingsRequest, ShapesClient, ShapesService,
     Tag, Tree, Value, ROUTE_SETTINGS,
 };
 use caspian_ipc_tests::refused as refusal;
@@ -19,7 +19,7 @@ struct TestEngine {
     puts: Vec<PutRequest>,
 }
 
-impl MikobaseService for TestEngine {
+impl ShapesService for TestEngine {
     fn put(&mut self, _: &CallContext, request: PutRequest) -> Reply<Labelled> {
         if request.tree.label.is_empty() {
             return Err(Failure::one(
@@ -71,8 +71,8 @@ impl Transport for Local {
     }
 }
 
-fn client() -> MikobaseClient<Local> {
-    MikobaseClient::new(Local(RefCell::new(TestEngine::default())))
+fn client() -> ShapesClient<Local> {
+    ShapesClient::new(Local(RefCell::new(TestEngine::default())))
 }
 
 fn leaf(label: &str) -> Tree {

@@ -113,6 +113,32 @@ fn every_problem_of_a_union_is_reported_at_once() {
     );
 }
 
+/// The service trait and the client proxy are named after `spec:`, so a name that makes
+/// no Rust type name is refused at its place (the generator would have nothing to call
+/// them); any name that does is read.
+#[test]
+fn the_spec_name_must_make_a_rust_type_name() {
+    let spec = |name: &str| format!("spec: {name}\nversion: 1.0.0\ndescription: d.\n");
+    for bad in ["'123'", "'über'", "'-'"] {
+        let diagnostics = load_str(&spec(bad)).unwrap_err();
+        assert_eq!(diagnostics.len(), 1, "{bad}: {diagnostics:?}");
+        assert_eq!(diagnostics[0].code, Code::MB002, "{bad}");
+        assert!(
+            diagnostics[0].message.contains("does not make a Rust type name"),
+            "{bad}: {}",
+            diagnostics[0].message
+        );
+        assert_eq!(
+            diagnostics[0].pos.map(|p| (p.line, p.column)),
+            Some((1, 7)),
+            "{bad}"
+        );
+    }
+    for good in ["mikobase", "my-api", "shop_v2", "Tiny"] {
+        assert!(load_str(&spec(good)).is_ok(), "{good}");
+    }
+}
+
 /// The IR as JSON without positions (the builder has none).
 fn without_positions(spec: &mikobase_spec::ApiSpec) -> serde_json::Value {
     fn strip(value: &mut serde_json::Value) {

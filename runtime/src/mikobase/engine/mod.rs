@@ -14,6 +14,7 @@ mod select;
 mod service;
 mod store;
 mod transactions;
+mod values;
 mod worldlet;
 mod writes;
 

@@ -5,8 +5,9 @@ use serde_json::{json, Map, Value};
 
 use super::classes::{parse_class, present, validate_bucket, CLASS_CLASS, DEFAULT_CLASS};
 use super::problem::{error, invalid, warning, Problem};
-use super::select::{self, check_class_name};
+use super::select::check_class_name;
 use super::store::{Equal, Row, UniqueKey};
+use super::values::json_eq;
 use super::{fail, Engine};
 use crate::mikobase::generated::{
     CreateRequest, DeleteRequest, DeleteResult, ErrorId, PkResult, Platter, RecordClasses, SetFieldsRequest,
@@ -184,7 +185,7 @@ impl Engine {
                     && fields
                         .iter()
                         .zip(values)
-                        .all(|(f, v)| other.bucket.get(f).is_some_and(|a| select::json_eq(a, v)))
+                        .all(|(f, v)| other.bucket.get(f).is_some_and(|a| json_eq(a, v)))
             });
             if let Some(other) = clash {
                 problems.push(unique_violation(declared_by, fields, values, Some(&other.pk)));
@@ -243,7 +244,10 @@ pub(crate) fn unique_violation(
 pub(crate) fn class_not_found(class: &str) -> Problem {
     error(
         ErrorId::ClassNotFound,
-        json!({ "class": class, "fix": "create its definition first (a record of class puck.uno/class)" }),
+        json!({
+            "class": class,
+            "fix": format!("define it first: create a record of class puck.uno/class, e.g. {{\"action\": \"create\", \"class\": \"puck.uno/class\", \"bucket\": {{\"name\": \"{class}\", \"fields\": {{}}}}}}, or import a schema {{\"classes\": [{{\"name\": \"{class}\", \"fields\": {{}}}}]}} (`Mikobase::schema`, `mikobase schema import FILE`)"),
+        }),
     )
 }
 

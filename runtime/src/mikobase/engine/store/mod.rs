@@ -37,7 +37,7 @@ impl Row {
 }
 
 /// The `json_extract` path of plain bucket keys, when SQLite reads it exactly as
-/// [`super::select::walk`] does (no quote, backslash or control character in a key).
+/// [`super::values::walk`] does (no quote, backslash or control character in a key).
 fn json_path(keys: &[String]) -> Option<String> {
     let mut out = String::from("$");
     for key in keys {
