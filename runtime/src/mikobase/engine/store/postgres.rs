@@ -23,7 +23,7 @@ use serde_json::{json, Map, Number, Value};
 
 use super::super::classes::CLASS_CLASS;
 use super::super::problem::{error, Problem};
-use super::super::writes::unique_violation;
+use super::super::writes::{duplicate_class, unique_violation};
 use super::{Equal, Row, Scalar, Scan, UniqueKey};
 use crate::mikobase::generated::ErrorId;
 
@@ -405,6 +405,9 @@ impl Pg {
                 .map(|r| r.map(|r| r.get::<_, String>(0)))
             });
             match holder {
+                Ok(Some(_)) if key.class == CLASS_CLASS => {
+                    return duplicate_class(key.values.first().and_then(Value::as_str).unwrap_or_default())
+                }
                 Ok(Some(existing)) => {
                     return unique_violation(&key.class, &key.fields, &key.values, Some(&existing))
                 }
