@@ -146,7 +146,7 @@ pub(crate) fn pushes(equal: &Equal) -> bool {
     }
 }
 
-/// A value in canonical JSON: equal by [`super::super::select::json_eq`] exactly when
+/// A value in canonical JSON: equal by [`super::super::values::json_eq`] exactly when
 /// the texts are equal (object keys sorted, numbers as SQLite reads them: an integer in
 /// i64, else the f64, an integral f64 in range written as the integer).
 pub(crate) fn canonical(value: &Value) -> String {
