@@ -384,48 +384,6 @@ fn serve_refuses_a_socket_directory_others_can_write() {
     assert!(!socket.exists());
 }
 
-#[test]
-fn a_postgres_url_selects_postgresql_and_never_carries_a_password() {
-    // A password in the URL would be on the command line: refused before connecting.
-    for url in [
-        "postgres://ada:secret@localhost/crew",
-        "postgresql://ada@localhost/crew?sslmode=disable&password=secret",
-    ] {
-        let (code, lines, err) = mikobase(&["q0", "--db", url], "");
-        assert_eq!(code, 2, "{url}");
-        assert!(lines.is_empty());
-        assert!(
-            err.contains("carries a password") && err.contains("PGPASSFILE"),
-            "{err}"
-        );
-        assert!(!err.contains("secret"), "the password is never repeated: {err}");
-    }
-    // A URL without one is opened as PostgreSQL (here: no server at that socket).
-    let (code, _, err) = mikobase(
-        &[
-            "q0",
-            "--db",
-            "postgresql://ada@/crew?host=/nonexistent-socket-dir",
-        ],
-        "",
-    );
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("cannot open the store") && err.contains("postgres"),
-        "{err}"
-    );
-    // The help says where the password comes from.
-    let out = Command::new(env!("CARGO_BIN_EXE_mikobase"))
-        .args(["q0", "--help"])
-        .output()
-        .unwrap();
-    let help = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        help.contains("PostgreSQL URL") && help.contains("PGPASSFILE"),
-        "{help}"
-    );
-}
-
 /// A `mikobase serve` in a private directory of its own: stopped with SIGTERM (and its
 /// directory removed) on drop.
 struct Served {
@@ -993,4 +951,46 @@ fn a_misspelt_action_or_class_gets_a_did_you_mean_and_an_undefined_class_how_to_
     let (code, _, err) = mikobase(&["validate"], r#"{"action": "updte"}"#);
     assert_eq!(code, 1);
     assert!(err.contains("did you mean `update`?"), "{err}");
+}
+
+#[test]
+fn a_postgres_url_selects_postgresql_and_never_carries_a_password() {
+    // A password in the URL would be on the command line: refused before connecting.
+    for url in [
+        "postgres://ada:secret@localhost/crew",
+        "postgresql://ada@localhost/crew?sslmode=disable&password=secret",
+    ] {
+        let (code, lines, err) = mikobase(&["q0", "--db", url], "");
+        assert_eq!(code, 2, "{url}");
+        assert!(lines.is_empty());
+        assert!(
+            err.contains("carries a password") && err.contains("PGPASSFILE"),
+            "{err}"
+        );
+        assert!(!err.contains("secret"), "the password is never repeated: {err}");
+    }
+    // A URL without one is opened as PostgreSQL (here: no server at that socket).
+    let (code, _, err) = mikobase(
+        &[
+            "q0",
+            "--db",
+            "postgresql://ada@/crew?host=/nonexistent-socket-dir",
+        ],
+        "",
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot open the store") && err.contains("postgres"),
+        "{err}"
+    );
+    // The help says where the password comes from.
+    let out = Command::new(env!("CARGO_BIN_EXE_mikobase"))
+        .args(["q0", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("PostgreSQL URL") && help.contains("PGPASSFILE"),
+        "{help}"
+    );
 }

@@ -1,15 +1,15 @@
 //! `mikobase`: the Mikobase engine from the command line.
 //!
 //! ```text
-//! mikobase q0 [--db PATH|:memory:] [--schema FILE]   one JSON request per stdin line → one envelope per line
-//! mikobase validate [--db PATH|:memory:] [--schema FILE] [FILE|-]   check one Q0 request without running it
-//! mikobase record-by-pk [--db PATH|:memory:] PK      the record with that pk
-//! mikobase by-class [--db PATH|:memory:] CLASS       the active records of CLASS and its subclasses
-//! mikobase schema export [--db PATH|:memory:]        print the class definitions {"classes": [...]}
-//! mikobase schema import [--db PATH|:memory:] FILE   import class definitions (all or nothing)
-//! mikobase export --db PATH                 print the store as a worldlet
-//! mikobase import --db PATH FILE            import a worldlet (all or nothing)
-//! mikobase serve [--db PATH] --socket PATH --auth peer|token|open [--allow-open]
+//! mikobase q0 [--db STORE] [--schema FILE]   one JSON request per stdin line → one envelope per line
+//! mikobase validate [--db STORE] [--schema FILE] [FILE|-]   check one Q0 request without running it
+//! mikobase record-by-pk [--db STORE] PK      the record with that pk
+//! mikobase by-class [--db STORE] CLASS       the active records of CLASS and its subclasses
+//! mikobase schema export [--db STORE]        print the class definitions {"classes": [...]}
+//! mikobase schema import [--db STORE] FILE   import class definitions (all or nothing)
+//! mikobase export --db STORE                 print the store as a worldlet
+//! mikobase import --db STORE FILE            import a worldlet (all or nothing)
+//! mikobase serve [--db STORE] --socket PATH --auth peer|token|open [--allow-open]
 //!                [--token-file FILE] [--read-only | --post-updates]
 //!                [--max-hold SECONDS|none] [--expose FILE]
 //!                                           serve the store to other processes over HTTP
@@ -47,13 +47,13 @@
 //! not printed. Plain TCP instead of TLS only with `--insecure`, and only on a loopback
 //! address unless `--insecure-non-loopback` is given too (D-N2).
 //!
-//! Without `--db` (or with `--db :memory:`) the store is in memory. `--db` takes a SQLite
-//! file, or a PostgreSQL URL (`postgres://` or `postgresql://`, e.g.
-//! `postgres://ada@db.example/crew` or `postgresql:///crew?host=/run/postgresql`), never
-//! with a password in it (refused): the password comes from `PGPASSWORD` or the password
-//! file (`PGPASSFILE`, else `~/.pgpass`), and `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`
-//! fill what the URL leaves out, as libpq does. Several servers may serve one PostgreSQL
-//! database. A malformed line gets an `invalid_request` envelope and the session goes on.
+//! Without `--db` (or with `--db :memory:`) the store is in memory. `--db` takes a SQLite file, or a PostgreSQL URL
+//! (`postgres://` or `postgresql://`, e.g. `postgres://ada@db.example/crew` or
+//! `postgresql:///crew?host=/run/postgresql`): never with a password in it (refused):
+//! the password comes from `PGPASSWORD` or the password file (`PGPASSFILE`, else
+//! `~/.pgpass`), and `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE` fill what the URL leaves
+//! out, as libpq does. Several servers may serve one PostgreSQL database. A malformed line gets an `invalid_request`
+//! envelope and the session goes on.
 //!
 //! `record-by-pk`, `by-class` and `validate` print the answer on stdout and exit 0 when it
 //! succeeded, 1 when the store said no (`validate`: when the report has errors). A failed
@@ -80,15 +80,15 @@ use serde_json::Value;
 mod hints;
 
 const USAGE: &str = "usage:
-  mikobase q0 [--db PATH|:memory:] [--schema FILE]
-  mikobase validate [--db PATH|:memory:] [--schema FILE] [FILE|-]
-  mikobase record-by-pk [--db PATH|:memory:] PK
-  mikobase by-class [--db PATH|:memory:] CLASS
-  mikobase schema export [--db PATH|:memory:]
-  mikobase schema import [--db PATH|:memory:] FILE
-  mikobase export --db PATH
-  mikobase import --db PATH FILE
-  mikobase serve [--db PATH] --socket PATH --auth peer|token|open [--allow-open] [--token-file FILE]
+  mikobase q0 [--db STORE] [--schema FILE]
+  mikobase validate [--db STORE] [--schema FILE] [FILE|-]
+  mikobase record-by-pk [--db STORE] PK
+  mikobase by-class [--db STORE] CLASS
+  mikobase schema export [--db STORE]
+  mikobase schema import [--db STORE] FILE
+  mikobase export --db STORE
+  mikobase import --db STORE FILE
+  mikobase serve [--db STORE] --socket PATH --auth peer|token|open [--allow-open] [--token-file FILE]
                  [--read-only | --post-updates] [--max-hold SECONDS|none] [--expose FILE]
                  [--listen HOST:PORT (--tls-cert FILE --tls-key FILE | --insecure [--insecure-non-loopback])]
   mikobase help [COMMAND]";
@@ -101,12 +101,13 @@ struct Cli {
     command: Command,
 }
 
-/// `--db`: a store file, or in memory.
+/// `--db`: a store file, in memory, or a PostgreSQL database.
 #[derive(Args)]
 struct Store {
-    /// The store file (created 0600 if missing), a PostgreSQL URL (postgres://user@host/db,
-    /// no password: PGPASSWORD or PGPASSFILE/~/.pgpass), or `:memory:` (the default).
-    #[arg(long, value_name = "PATH|URL|:memory:")]
+    /// The store: a SQLite file (created 0600 if missing), `:memory:` (the default), or a
+    /// PostgreSQL URL (postgres://user@host/db, no password: PGPASSWORD or
+    /// PGPASSFILE/~/.pgpass).
+    #[arg(long, value_name = "STORE")]
     db: Option<PathBuf>,
 }
 
@@ -160,14 +161,15 @@ enum Command {
     Schema(SchemaCommand),
     /// Print the store as a worldlet.
     Export {
-        /// The store file (it must exist) or a PostgreSQL URL (no password in it).
-        #[arg(long, value_name = "PATH|URL")]
+        /// The store: a SQLite file (it must exist) or a PostgreSQL URL (no password in it).
+        #[arg(long, value_name = "STORE")]
         db: PathBuf,
     },
     /// Import a worldlet into the store (all or nothing).
     Import {
-        /// The store file (created 0600 if missing) or a PostgreSQL URL (no password in it).
-        #[arg(long, value_name = "PATH|URL")]
+        /// The store: a SQLite file (created 0600 if missing) or a PostgreSQL URL (no
+        /// password in it).
+        #[arg(long, value_name = "STORE")]
         db: PathBuf,
         /// The worldlet, a JSON file.
         #[arg(value_name = "FILE")]
@@ -179,9 +181,9 @@ enum Command {
     /// on stdout; a token is generated here or read from `--token-file`, and never read
     /// from the command line.
     Serve {
-        /// The store file or a PostgreSQL URL (postgres://user@host/db, no password:
-        /// PGPASSWORD or PGPASSFILE/~/.pgpass); in memory without it (or with `:memory:`).
-        #[arg(long, value_name = "PATH|URL|:memory:")]
+        /// The store: a SQLite file, `:memory:` (the default), or a PostgreSQL URL
+        /// (postgres://user@host/db, no password: PGPASSWORD or PGPASSFILE/~/.pgpass).
+        #[arg(long, value_name = "STORE")]
         db: Option<PathBuf>,
         /// The socket, in a directory only you can write.
         #[arg(long, value_name = "PATH")]
@@ -287,10 +289,6 @@ enum Done {
     Refused,
 }
 
-fn open(db: Option<&Path>) -> Result<Engine, String> {
-    open_in(db, "rw")
-}
-
 /// What `--db` names: a PostgreSQL URL (`postgres://`, `postgresql://`) or a SQLite file.
 fn storage_of(db: &Path) -> Result<Storage, String> {
     let Some(url) = db
@@ -323,6 +321,10 @@ fn has_password(url: &str) -> bool {
 
 fn is_postgres(db: &Path) -> bool {
     matches!(storage_of(db), Ok(Storage::Postgres(_)))
+}
+
+fn open(db: Option<&Path>) -> Result<Engine, String> {
+    open_in(db, "rw")
 }
 
 fn open_in(db: Option<&Path>, mode: &str) -> Result<Engine, String> {
