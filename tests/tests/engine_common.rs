@@ -211,7 +211,9 @@ fn cluster() -> Option<&'static str> {
                     std::env::var("CI").as_deref() != Ok("true"),
                     "{skipped}: .ci/run installs PostgreSQL before the tests, so on CI it must be there"
                 );
-                eprintln!("skipped storage postgres: {skipped}");
+                // Past libtest's capture (a passing test's output is not shown).
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "skipped storage postgres: {skipped}");
                 None
             }
         })

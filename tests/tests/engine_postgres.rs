@@ -261,3 +261,50 @@ fn the_database_refuses_a_unique_value_a_transaction_cannot_see_taken() {
     let all = ok(a.q0(&json!({"action": "select", "class": "example.org/crew/badge"})));
     assert_eq!(all["count"], 1, "{all}");
 }
+
+#[test]
+fn two_servers_cannot_both_define_one_class_name() {
+    let Some((_, mut a, mut b)) = two_servers() else {
+        return;
+    };
+    let person = json!({"name": "example.org/crew/person", "fields": {}});
+    // B's transaction cannot see A's definition: the database refuses the second one
+    // (definition writes serialize on `schema_version`: a conflict, to run again).
+    let tx = ok(b.q0(&json!({"action": "transaction"})))["transaction"].clone();
+    ok(b.q0(&json!({"action": "select", "transaction": tx})));
+    pk_of(create(&mut a, "puck.uno/class", person.clone()));
+    let refused =
+        b.q0(&json!({"action": "create", "class": "puck.uno/class", "bucket": person, "transaction": tx}));
+    assert_eq!(error_id(&refused), "storage-failed", "{refused}");
+    assert!(retryable(&refused), "{refused}");
+    ok(b.q0(&json!({"action": "rollback", "transaction": tx})));
+    // Outside a transaction B sees A's definition: the usual duplicate-name refusal.
+    let again = create(&mut b, "puck.uno/class", person.clone());
+    assert_eq!(error_id(&again), "validation-failed", "{again}");
+    assert_eq!(again["errors"][0]["details"]["reason"], "duplicate class name");
+    // Both define one name at once: exactly one definition is active.
+    let start = Barrier::new(2);
+    let run = |db: &mut Engine| {
+        start.wait();
+        create(
+            db,
+            "puck.uno/class",
+            json!({"name": "example.org/crew/ship", "fields": {}}),
+        )
+    };
+    let (x, y) = std::thread::scope(|s| {
+        let (run, a, b) = (&run, &mut a, &mut b);
+        let ta = s.spawn(move || run(a));
+        let tb = s.spawn(move || run(b));
+        (ta.join().unwrap(), tb.join().unwrap())
+    });
+    assert!((x["success"] == true) != (y["success"] == true), "{x} / {y}");
+    let schema = ok(a.export_schema());
+    let ships = schema["classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"] == "example.org/crew/ship")
+        .count();
+    assert_eq!(ships, 1, "{schema}");
+}

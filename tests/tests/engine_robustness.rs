@@ -274,7 +274,7 @@ fn as_envelope(report: Value) -> Value {
 }
 
 fn seeded() -> Engine {
-    let mut db = Engine::memory();
+    let mut db = common::engine();
     define(
         &mut db,
         json!({"name": "example.org/a", "fields": {"n": {"class": "number"}}}),
@@ -292,72 +292,74 @@ fn seeded() -> Engine {
 
 #[test]
 fn garbage_and_mutated_requests_never_break_the_engine() {
-    let (errors, warnings) = registry();
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let mut db = seeded();
-    let templates = templates(&mut rng);
-    for round in 0..6000 {
-        let mut request = match rng.below(10) {
-            0 => value(&mut rng, 4),
-            1 => {
-                let levels = 50 + rng.below(300);
-                deep(&mut rng, levels)
-            }
-            _ => rng.pick(&templates).clone(),
-        };
-        for _ in 0..rng.below(4) {
-            mutate(&mut rng, &mut request);
-        }
-        let context = || {
-            let text: String = request.to_string().chars().take(300).collect();
-            format!("round {round}: {text}")
-        };
-        let answer = catch_unwind(AssertUnwindSafe(|| match rng.below(8) {
-            0 => {
-                let mut bytes = request.to_string().into_bytes();
-                if !bytes.is_empty() {
-                    let cut = rng.below(bytes.len());
-                    match rng.below(3) {
-                        0 => bytes.truncate(cut),
-                        1 => bytes[cut] = rng.below(256) as u8,
-                        _ => {}
-                    }
+    common::each_storage(|| {
+        let (errors, warnings) = registry();
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut db = seeded();
+        let templates = templates(&mut rng);
+        for round in 0..6000 {
+            let mut request = match rng.below(10) {
+                0 => value(&mut rng, 4),
+                1 => {
+                    let levels = 50 + rng.below(300);
+                    deep(&mut rng, levels)
                 }
-                vec![db.q0_bytes(rng.below(3) as u64, &bytes)]
+                _ => rng.pick(&templates).clone(),
+            };
+            for _ in 0..rng.below(4) {
+                mutate(&mut rng, &mut request);
             }
-            1 => vec![as_envelope(db.validate(&request))],
-            2 => {
-                let worldlet = json!({"format": "worldlet/1.0", "records": {rng.pick(STRINGS).to_string(): request.clone()}});
-                vec![db.import_worldlet(&worldlet), db.import_worldlet(&request)]
+            let context = || {
+                let text: String = request.to_string().chars().take(300).collect();
+                format!("round {round}: {text}")
+            };
+            let answer = catch_unwind(AssertUnwindSafe(|| match rng.below(8) {
+                0 => {
+                    let mut bytes = request.to_string().into_bytes();
+                    if !bytes.is_empty() {
+                        let cut = rng.below(bytes.len());
+                        match rng.below(3) {
+                            0 => bytes.truncate(cut),
+                            1 => bytes[cut] = rng.below(256) as u8,
+                            _ => {}
+                        }
+                    }
+                    vec![db.q0_bytes(rng.below(3) as u64, &bytes)]
+                }
+                1 => vec![as_envelope(db.validate(&request))],
+                2 => {
+                    let worldlet = json!({"format": "worldlet/1.0", "records": {rng.pick(STRINGS).to_string(): request.clone()}});
+                    vec![db.import_worldlet(&worldlet), db.import_worldlet(&request)]
+                }
+                3 => vec![
+                    db.import_schema(&json!({"classes": [request.clone()]})),
+                    db.import_schema(&request),
+                ],
+                4 => {
+                    let text = request.as_str().unwrap_or(*rng.pick(STRINGS)).to_owned();
+                    vec![db.record_by_pk(&text), db.by_class(&text)]
+                }
+                _ => vec![db.q0_as(rng.below(3) as u64, &request)],
+            }));
+            let answers = answer.unwrap_or_else(|_| panic!("the engine panicked at {}", context()));
+            for envelope in &answers {
+                if let Some(problem) = envelope_problem(envelope, &errors, &warnings) {
+                    panic!("{problem} at {}", context());
+                }
             }
-            3 => vec![
-                db.import_schema(&json!({"classes": [request.clone()]})),
-                db.import_schema(&request),
-            ],
-            4 => {
-                let text = request.as_str().unwrap_or(*rng.pick(STRINGS)).to_owned();
-                vec![db.record_by_pk(&text), db.by_class(&text)]
-            }
-            _ => vec![db.q0_as(rng.below(3) as u64, &request)],
-        }));
-        let answers = answer.unwrap_or_else(|_| panic!("the engine panicked at {}", context()));
-        for envelope in &answers {
-            if let Some(problem) = envelope_problem(envelope, &errors, &warnings) {
-                panic!("{problem} at {}", context());
+            if rng.below(50) == 0 {
+                db.release_owner(rng.below(3) as u64);
             }
         }
-        if rng.below(50) == 0 {
-            db.release_owner(rng.below(3) as u64);
-        }
-    }
-    // Still a working store afterwards.
-    assert_envelope(
-        &db.q0(&json!({"action": "select"})),
-        &errors,
-        &warnings,
-        "final select",
-    );
-    assert_eq!(db.export_worldlet()["results"]["format"], "worldlet/1.0");
+        // Still a working store afterwards.
+        assert_envelope(
+            &db.q0(&json!({"action": "select"})),
+            &errors,
+            &warnings,
+            "final select",
+        );
+        assert_eq!(db.export_worldlet()["results"]["format"], "worldlet/1.0");
+    });
 }
 
 fn select_with(placeholders: Map<String, Value>) -> Value {
@@ -374,52 +376,54 @@ fn create_with(bucket: Map<String, Value>) -> Value {
 
 #[test]
 fn pathological_requests() {
-    let (errors, warnings) = registry();
-    let mut db = seeded();
-    let mut then = json!({"path": ["n", 1]});
-    for _ in 0..1000 {
-        then = Value::Object(Map::from_iter([("then".to_owned(), then)]));
-    }
-    let link = |i: usize| (format!("p{i}"), json!({"placeholder": format!("p{}", i + 1)}));
-    let chain: Map<String, Value> = (0..10_000).map(link).collect();
-    let mut cycle = chain.clone();
-    cycle.insert("p10000".into(), json!({"placeholder": "p0"}));
-    let wide: Map<String, Value> = (0..20_000).map(|i| (format!("k{i}"), json!(i))).collect();
-    for (what, request, id) in [
-        (
-            "1000 nested then blocks",
-            json!({"action": "select", "then": then}),
-            Some("invalid_request"),
-        ),
-        (
-            "a 10000-placeholder chain",
-            select_with(chain),
-            Some("invalid_request"),
-        ),
-        (
-            "a 10001-placeholder cycle",
-            select_with(cycle),
-            Some("invalid_request"),
-        ),
-        ("a 20000-key bucket", create_with(wide), None),
-        (
-            "a huge limit",
-            json!({"action": "select", "limit": u64::MAX, "offset": u64::MAX}),
-            None,
-        ),
-        (
-            "a 1 MB string",
-            json!({"action": "select", "path": ["s", "x".repeat(1 << 20)]}),
-            None,
-        ),
-    ] {
-        let answer = db.q0(&request);
-        assert_envelope(&answer, &errors, &warnings, what);
-        if let Some(id) = id {
-            assert_eq!(answer["errors"][0]["id"], id, "{what}: {}", answer["errors"][0]);
+    common::each_storage(|| {
+        let (errors, warnings) = registry();
+        let mut db = seeded();
+        let mut then = json!({"path": ["n", 1]});
+        for _ in 0..1000 {
+            then = Value::Object(Map::from_iter([("then".to_owned(), then)]));
         }
-    }
-    // Limit 0 reads nothing: not even a placeholder that is undefined.
-    let none = db.q0(&json!({"action": "select", "limit": 0, "path": ["n", {"placeholder": "nowhere"}]}));
-    assert_eq!(none["results"], json!({"count": 0, "records": []}));
+        let link = |i: usize| (format!("p{i}"), json!({"placeholder": format!("p{}", i + 1)}));
+        let chain: Map<String, Value> = (0..10_000).map(link).collect();
+        let mut cycle = chain.clone();
+        cycle.insert("p10000".into(), json!({"placeholder": "p0"}));
+        let wide: Map<String, Value> = (0..20_000).map(|i| (format!("k{i}"), json!(i))).collect();
+        for (what, request, id) in [
+            (
+                "1000 nested then blocks",
+                json!({"action": "select", "then": then}),
+                Some("invalid_request"),
+            ),
+            (
+                "a 10000-placeholder chain",
+                select_with(chain),
+                Some("invalid_request"),
+            ),
+            (
+                "a 10001-placeholder cycle",
+                select_with(cycle),
+                Some("invalid_request"),
+            ),
+            ("a 20000-key bucket", create_with(wide), None),
+            (
+                "a huge limit",
+                json!({"action": "select", "limit": u64::MAX, "offset": u64::MAX}),
+                None,
+            ),
+            (
+                "a 1 MB string",
+                json!({"action": "select", "path": ["s", "x".repeat(1 << 20)]}),
+                None,
+            ),
+        ] {
+            let answer = db.q0(&request);
+            assert_envelope(&answer, &errors, &warnings, what);
+            if let Some(id) = id {
+                assert_eq!(answer["errors"][0]["id"], id, "{what}: {}", answer["errors"][0]);
+            }
+        }
+        // Limit 0 reads nothing: not even a placeholder that is undefined.
+        let none = db.q0(&json!({"action": "select", "limit": 0, "path": ["n", {"placeholder": "nowhere"}]}));
+        assert_eq!(none["results"], json!({"count": 0, "records": []}));
+    });
 }

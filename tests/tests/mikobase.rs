@@ -70,6 +70,10 @@ fn main() {
         ),
         Trial::test("n_workers_times_k_creates", n_workers_times_k_creates),
         Trial::test(
+            "a_store_on_postgresql_serves_the_workers",
+            a_store_on_postgresql_serves_the_workers,
+        ),
+        Trial::test(
             "concurrent_unique_creates_have_one_winner",
             concurrent_unique_creates_have_one_winner,
         ),
@@ -210,6 +214,63 @@ fn uncommitted_writes_are_never_seen() -> Outcome {
 /// Each worker writes its own field of one shared record, many times: `set_fields` is one
 /// atomic request, so no worker's write is lost to another's (a read-modify-write through
 /// `record_by_pk` + `update` would lose them).
+/// The shared mikobase on a PostgreSQL database (D-P1): the workers' creates (one unique
+/// serial raced by all) and field writes all land, and the store outlives the server.
+fn a_store_on_postgresql_serves_the_workers() -> Outcome {
+    use caspian_ipc::mikobase::engine::Storage;
+    use caspian_ipc_tests::postgres::{Cluster, Postgres};
+    let cluster = match Cluster::start().map_err(|e| e.to_string())? {
+        Postgres::Running(cluster) => cluster,
+        Postgres::Skipped(skipped) => {
+            check(
+                std::env::var("CI").as_deref() != Ok("true"),
+                format!("{skipped}: on CI it must be there"),
+            )?;
+            skipped.report();
+            return Ok(());
+        }
+    };
+    let (workers, rounds) = (4, 10);
+    let worldlet = Mikobase::new(workers)
+        .storage(Storage::Postgres(cluster.config()))
+        .schema(schema())
+        .run(|worker, db| {
+            let mut wins = 0;
+            for round in 0..rounds {
+                db.create(&ship(
+                    &format!("w{}-{round}", worker.index()),
+                    &format!("S-{}-{round}", worker.index()),
+                ))
+                .map_err(|e| e.to_string())?;
+                match db.create(&ship("raced", &format!("R-{round}"))) {
+                    Ok(_) => wins += 1,
+                    Err(ClientError::Failed(f)) if f.errors[0].id == "unique-violation" => {}
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+            Ok::<_, String>(wins)
+        })?;
+    let wins: usize = worldlet.workers.iter().map(|w| w.value).sum();
+    check(
+        wins == rounds,
+        format!("each raced serial has one winner: {wins} wins"),
+    )?;
+    let ships = ships(&worldlet.worldlet);
+    check(
+        ships.len() == workers * rounds + rounds,
+        format!("{} ships", ships.len()),
+    )?;
+    // The server is gone; the database keeps the store.
+    let mut again =
+        Engine::open(Storage::Postgres(cluster.config()), "r").map_err(|p| p.details.to_string())?;
+    let count = again.by_class(SHIP)["results"]["count"].clone();
+    check(
+        count == json!(workers * rounds + rounds),
+        format!("after the run: {count}"),
+    )?;
+    check_nothing_left()
+}
+
 fn field_writes_from_many_workers_are_never_lost() -> Outcome {
     let (workers, rounds) = (4, 20);
     let worldlet = Mikobase::new(workers)

@@ -1,4 +1,4 @@
-//! The Mikobase engine on SQLite: Q0 (select, create, update, delete, transaction,
+//! The Mikobase engine on SQLite (or PostgreSQL, `store/postgres.rs`): Q0 (select, create, update, delete, transaction,
 //! commit, rollback), class definitions, validation, transactions, worldlets.
 //!
 //! The engine implements the generated `MikobaseService` (`service.rs`) on typed requests;
@@ -64,7 +64,7 @@ struct Open {
     owner: u64,
 }
 
-/// A Mikobase on SQLite.
+/// A Mikobase on SQLite or PostgreSQL.
 pub struct Engine {
     store: Store,
     read_only: bool,

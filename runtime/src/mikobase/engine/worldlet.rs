@@ -8,7 +8,9 @@ use serde_json::{json, Map, Value};
 use super::classes::{parse_class, CLASS_CLASS, DEFAULT_CLASS};
 use super::problem::{deeper_than, got, invalid, too_deep, unknown_keys, Problem, MAX_DEPTH, PASSTHROUGH};
 use super::store::Row;
-use super::writes::{class_not_found, class_stack, default_stack, duplicate_class, new_pk, now};
+use super::writes::{
+    class_not_found, class_stack, default_stack, definition_key, duplicate_class, new_pk, now,
+};
 use super::Engine;
 
 /// Worldlet sections this engine does not store: importing them would lose them.
@@ -192,7 +194,8 @@ impl Engine {
             return Err(problems);
         }
         for (_, row) in &defs {
-            self.store.put(row, &[]).map_err(|e| vec![e])?;
+            let key: Vec<_> = definition_key(row).into_iter().collect();
+            self.store.put(row, &key).map_err(|e| vec![e])?;
         }
         self.reload_classes().map_err(|e| vec![e])?;
         for (label, row) in &defs {

@@ -138,6 +138,8 @@ impl Engine {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let mut keys = keys;
+        keys.extend(definition_key(&row));
         self.store.put(&row, &keys).map_err(fail)?;
         if defines_class || old.is_some_and(|o| o.classes().iter().any(|c| c == CLASS_CLASS)) {
             self.reload_classes().map_err(fail)?;
@@ -239,6 +241,21 @@ pub(crate) fn unique_violation(
             json!("roll back and run the transaction again (it then sees the record), or use other values");
     }
     error(ErrorId::UniqueViolation, details)
+}
+
+/// A class definition's name as a unique key (`puck.uno/class`, `name`): the registry
+/// checks names in Rust; a shared store also has the database refuse a second active
+/// definition of a name written by another server at the same time.
+pub(crate) fn definition_key(row: &Row) -> Option<UniqueKey> {
+    if !row.classes().iter().any(|c| c == CLASS_CLASS) {
+        return None;
+    }
+    let name = row.bucket.get("name").filter(|n| n.is_string())?;
+    Some(UniqueKey {
+        class: CLASS_CLASS.to_owned(),
+        fields: vec!["name".to_owned()],
+        values: vec![name.clone()],
+    })
 }
 
 pub(crate) fn class_not_found(class: &str) -> Problem {

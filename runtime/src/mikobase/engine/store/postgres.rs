@@ -23,7 +23,7 @@ use serde_json::{json, Map, Number, Value};
 
 use super::super::classes::CLASS_CLASS;
 use super::super::problem::{error, Problem};
-use super::super::writes::unique_violation;
+use super::super::writes::{duplicate_class, unique_violation};
 use super::{Equal, Row, Scalar, Scan, UniqueKey};
 use crate::mikobase::generated::ErrorId;
 
@@ -62,7 +62,8 @@ const COLUMNS: &str = "pk, bucket_text, stack_text, updated_at, active";
 
 /// A PostgreSQL connection with the engine's transaction depth.
 pub(crate) struct Pg {
-    client: RefCell<Client>,
+    /// The client (`None` only while [`Pg`] drops).
+    client: RefCell<Option<Client>>,
     /// Open savepoints, outermost first (empty: none, so the next opens a transaction;
     /// the first is that transaction).
     open: RefCell<Vec<String>>,
@@ -145,7 +146,7 @@ pub(crate) fn pushes(equal: &Equal) -> bool {
     }
 }
 
-/// A value in canonical JSON: equal by [`super::super::select::json_eq`] exactly when
+/// A value in canonical JSON: equal by [`super::super::values::json_eq`] exactly when
 /// the texts are equal (object keys sorted, numbers as SQLite reads them: an integer in
 /// i64, else the f64, an integral f64 in range written as the integer).
 pub(crate) fn canonical(value: &Value) -> String {
@@ -194,7 +195,7 @@ impl Pg {
             .map_err(failed)?
             .map_err(|e| failed(describe(&e)))?;
         let pg = Pg {
-            client: RefCell::new(client),
+            client: RefCell::new(Some(client)),
             open: RefCell::new(Vec::new()),
             seen_version: Cell::new(i64::MIN),
         };
@@ -231,7 +232,12 @@ impl Pg {
         f: impl FnOnce(&mut Client) -> Result<T, postgres::Error> + Send,
     ) -> Result<Result<T, postgres::Error>, Problem> {
         let mut client = self.client.borrow_mut();
-        let client: &mut Client = &mut client;
+        let Some(client) = client.as_mut() else {
+            return Err(error(
+                ErrorId::StorageFailed,
+                json!({ "storage": "postgres", "storage_error": "the connection is closed", "fix": "open the store again" }),
+            ));
+        };
         if tokio::runtime::Handle::try_current().is_ok() {
             on_own_thread(move || f(client)).map_err(|reason| {
                 error(
@@ -399,6 +405,9 @@ impl Pg {
                 .map(|r| r.map(|r| r.get::<_, String>(0)))
             });
             match holder {
+                Ok(Some(_)) if key.class == CLASS_CLASS => {
+                    return duplicate_class(key.values.first().and_then(Value::as_str).unwrap_or_default())
+                }
                 Ok(Some(existing)) => {
                     return unique_violation(&key.class, &key.fields, &key.values, Some(&existing))
                 }
@@ -528,6 +537,20 @@ impl Pg {
                 .map(|r| r.map_or(0, |r| r.get::<_, i64>(0)))
         })?;
         Ok(self.seen_version.replace(version) != version)
+    }
+}
+
+impl Drop for Pg {
+    /// Closing the client blocks on its runtime, which cannot run inside a tokio runtime:
+    /// there it closes on a thread of its own.
+    fn drop(&mut self) {
+        if let Some(client) = self.client.get_mut().take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                let _ = on_own_thread(move || drop(client));
+            } else {
+                drop(client);
+            }
+        }
     }
 }
 
