@@ -179,6 +179,15 @@ pub enum Error {
         reason: String,
     },
 
+    /// The connection that held an open transaction is gone (the server rolls a
+    /// transaction back when its connection closes), so the transaction's work is gone
+    /// and later calls in it are refused rather than run outside it on a new connection.
+    #[error("transaction lost: {reason}; its work was rolled back by the server; fix: end the transaction handle (drop it) and redo the work in a new transaction")]
+    TransactionLost {
+        /// What happened to the connection.
+        reason: String,
+    },
+
     /// The server sent something that is not the documented protocol.
     #[error("protocol error: {0}")]
     Protocol(String),

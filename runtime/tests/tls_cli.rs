@@ -81,6 +81,8 @@ fn serve_listen_serves_a_mikobase_client_over_tls() {
     let p = |path: &PathBuf| path.to_str().unwrap().to_owned();
     let mut child = mikobase(&[
         "serve",
+        "--auth",
+        "token",
         "--socket",
         &p(&socket),
         "--listen",
@@ -144,7 +146,16 @@ fn plain_tcp_needs_insecure_and_loopback() {
     let f = files("insecure");
     let socket = f.dir.join("db.sock");
     let (socket, token) = (socket.to_str().unwrap(), f.token.to_str().unwrap());
-    let base = ["serve", "--socket", socket, "--token-file", token, "--listen"];
+    let base = [
+        "serve",
+        "--auth",
+        "token",
+        "--socket",
+        socket,
+        "--token-file",
+        token,
+        "--listen",
+    ];
     let with =
         |more: &[&'static str]| -> Vec<&str> { base.iter().copied().chain(more.iter().copied()).collect() };
     // Neither a certificate nor --insecure.
@@ -162,6 +173,8 @@ fn plain_tcp_needs_insecure_and_loopback() {
     // --listen without a token file is a usage error: a token never comes from the line.
     let message = refused(&[
         "serve",
+        "--auth",
+        "token",
         "--socket",
         socket,
         "--listen",
@@ -190,6 +203,8 @@ fn a_token_file_others_can_read_is_refused() {
     let socket = f.dir.join("db.sock");
     let message = refused(&[
         "serve",
+        "--auth",
+        "token",
         "--socket",
         socket.to_str().unwrap(),
         "--listen",

@@ -182,6 +182,8 @@ fn serve_exposes_itself_without_printing_its_token() {
     let mut server = Command::new(env!("CARGO_BIN_EXE_mikobase"))
         .args([
             "serve",
+            "--auth",
+            "token",
             "--socket",
             socket.to_str().unwrap(),
             "--expose",

@@ -157,3 +157,152 @@ pub fn assert_envelope(envelope: &Value, errors: &[String], warnings: &[String],
         panic!("{problem} ({context})");
     }
 }
+
+// ---- the storage matrix ---------------------------------------------------------------
+//
+// Every test that opens its engines with [`engine`] and runs inside [`each_storage`] runs
+// once per storage: SQLite in memory, a SQLite file, and PostgreSQL when a cluster can
+// start (one cluster per test process, a fresh database per engine). A skipped storage is
+// printed past the capture; under `CI=true` a missing PostgreSQL fails instead.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use caspian_ipc::mikobase::engine::Storage;
+use caspian_ipc_tests::postgres::{Cluster, Postgres};
+
+/// The storages of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// SQLite in memory.
+    Memory,
+    /// A SQLite file.
+    File,
+    /// A PostgreSQL database.
+    Postgres,
+}
+
+thread_local! {
+    static CURRENT: Cell<Kind> = const { Cell::new(Kind::Memory) };
+    static OPENED: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The storage the running case uses.
+pub fn kind() -> Kind {
+    CURRENT.with(Cell::get)
+}
+
+/// The test process's cluster, started once (stopped when the process exits), or `None`
+/// when PostgreSQL is not installed (reported once).
+fn cluster() -> Option<&'static str> {
+    static CONFIG: OnceLock<Option<String>> = OnceLock::new();
+    CONFIG
+        .get_or_init(|| match Cluster::start().unwrap_or_else(|e| panic!("{e}")) {
+            Postgres::Running(cluster) => {
+                let config = cluster.config();
+                *running().lock().unwrap() = Some(cluster);
+                // SAFETY: registers a plain function to run at exit; it only drops the cluster.
+                unsafe { libc::atexit(stop_cluster) };
+                Some(config)
+            }
+            Postgres::Skipped(skipped) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "{skipped}: .ci/run installs PostgreSQL before the tests, so on CI it must be there"
+                );
+                eprintln!("skipped storage postgres: {skipped}");
+                None
+            }
+        })
+        .as_deref()
+}
+
+fn running() -> &'static Mutex<Option<Cluster>> {
+    static RUNNING: Mutex<Option<Cluster>> = Mutex::new(None);
+    &RUNNING
+}
+
+extern "C" fn stop_cluster() {
+    if let Ok(mut cluster) = running().lock() {
+        drop(cluster.take());
+    }
+}
+
+/// A fresh, empty PostgreSQL database of the process's cluster, as a conninfo.
+pub fn fresh_database() -> Option<String> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let config = cluster()?;
+    let name = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
+    let mut admin = postgres::Client::connect(config, postgres::NoTls)
+        .unwrap_or_else(|e| panic!("connect with {config}: {e}"));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .unwrap_or_else(|e| panic!("create database {name}: {e}"));
+    Some(format!("{config} dbname={name}"))
+}
+
+/// The storage the running case opens: a new, empty store each call.
+pub fn storage() -> Storage {
+    OPENED.with(|n| n.set(n.get() + 1));
+    match kind() {
+        Kind::Memory => Storage::Memory,
+        Kind::File => {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let dir = matrix_dir();
+            if NEXT.load(Ordering::Relaxed) == 0 {
+                // SAFETY: registers a plain function to run at exit; it removes the dir.
+                unsafe { libc::atexit(remove_matrix_dir) };
+            }
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("{}.db", NEXT.fetch_add(1, Ordering::Relaxed)));
+            let _ = std::fs::remove_file(&path);
+            Storage::File(path)
+        }
+        Kind::Postgres => Storage::Postgres(fresh_database().expect("a cluster")),
+    }
+}
+
+/// Where the file storage's stores go (removed at exit).
+fn matrix_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("engine-matrix-{}", std::process::id()))
+}
+
+extern "C" fn remove_matrix_dir() {
+    let _ = std::fs::remove_dir_all(matrix_dir());
+}
+
+/// A new, empty read-write engine on the running case's storage.
+pub fn engine() -> Engine {
+    let storage = storage();
+    Engine::open(storage.clone(), "rw").unwrap_or_else(|p| panic!("open {storage:?}: {} {}", p.id, p.details))
+}
+
+/// Says which storage a failing case ran on.
+struct Announce(Kind);
+
+impl Drop for Announce {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("(the failing case ran on storage {:?})", self.0);
+        }
+    }
+}
+
+/// Runs `case` once per available storage (a case that opens no engine runs once).
+pub fn each_storage(case: impl Fn()) {
+    for kind in [Kind::Memory, Kind::File, Kind::Postgres] {
+        if kind == Kind::Postgres && cluster().is_none() {
+            continue;
+        }
+        CURRENT.with(|c| c.set(kind));
+        OPENED.with(|n| n.set(0));
+        let announce = Announce(kind);
+        case();
+        drop(announce);
+        if OPENED.with(Cell::get) == 0 {
+            break;
+        }
+    }
+    CURRENT.with(|c| c.set(Kind::Memory));
+}

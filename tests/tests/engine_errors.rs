@@ -18,7 +18,7 @@ const SERVER_ONLY: &[&str] = &["transaction-busy", "rejected-by-listener"];
 /// A store with one class (`unique` serial, required rank), one live and one deleted
 /// record; answers it with the two pks.
 fn store() -> (Engine, String, String) {
-    let mut db = Engine::memory();
+    let mut db = common::engine();
     define(
         &mut db,
         json!({"name": "example.org/crew/officer", "fields": {
@@ -151,13 +151,13 @@ fn cases() -> Vec<Case> {
         Case {
             id: "invalid_request",
             failure: "an unknown operator (found before any record is read)",
-            run: || Engine::memory().q0(&json!({"action": "select", "path": ["age", {"bigger": 3}]})),
+            run: || common::engine().q0(&json!({"action": "select", "path": ["age", {"bigger": 3}]})),
             details: json!({"unknown_operators": ["bigger"]}),
         },
         Case {
             id: "invalid_request",
             failure: "an unknown key in a nested block",
-            run: || Engine::memory().q0(&json!({"action": "select", "all": [{"then": {"paht": ["a", 1]}}]})),
+            run: || common::engine().q0(&json!({"action": "select", "all": [{"then": {"paht": ["a", 1]}}]})),
             details: json!({"at": "all[0].then", "unknown_fields": ["paht"]}),
         },
         Case {
@@ -306,7 +306,7 @@ fn cases() -> Vec<Case> {
             id: "request-too-large",
             failure: "a request over the size limit",
             run: || {
-                let mut db = Engine::memory();
+                let mut db = common::engine();
                 db.set_request_limit(16);
                 db.q0_bytes(0, br#"{"action": "select", "limit": 1}"#)
             },
@@ -332,7 +332,7 @@ fn cases() -> Vec<Case> {
             id: "transaction-invalidated",
             failure: "commit of a transaction whose enclosing one was rolled back",
             run: || {
-                let mut db = Engine::memory();
+                let mut db = common::engine();
                 let outer = ok(db.q0(&json!({"action": "transaction"})))["transaction"].clone();
                 let inner =
                     ok(db.q0(&json!({"action": "transaction", "parent": outer})))["transaction"].clone();
@@ -345,7 +345,7 @@ fn cases() -> Vec<Case> {
             id: "transaction-expired",
             failure: "commit of a transaction the server cut at its maximum hold",
             run: || {
-                let mut db = Engine::memory();
+                let mut db = common::engine();
                 let t = ok(db.q0_as(7, &json!({"action": "transaction"})))["transaction"].clone();
                 db.expire_owner(
                     7,
@@ -425,51 +425,57 @@ fn holds(actual: &Value, expected: &Value) -> bool {
 
 #[test]
 fn every_documented_failure_answers_its_error_id() {
-    for case in cases() {
-        let envelope = (case.run)();
-        let what = format!("{} ({}): {envelope}", case.id, case.failure);
-        assert_eq!(envelope["success"], false, "{what}");
-        let error = &envelope["errors"][0];
-        assert_eq!(error["id"], case.id, "{what}");
-        let details = &error["details"];
-        assert!(
-            holds(details, &case.details),
-            "details lack {}: {what}",
-            case.details
-        );
-        let fix = details["fix"].as_str().unwrap_or_default();
-        assert!(fix.len() > 10, "the details say what to fix: {what}");
-    }
+    common::each_storage(|| {
+        for case in cases() {
+            let envelope = (case.run)();
+            let what = format!("{} ({}): {envelope}", case.id, case.failure);
+            assert_eq!(envelope["success"], false, "{what}");
+            let error = &envelope["errors"][0];
+            assert_eq!(error["id"], case.id, "{what}");
+            let details = &error["details"];
+            assert!(
+                holds(details, &case.details),
+                "details lack {}: {what}",
+                case.details
+            );
+            let fix = details["fix"].as_str().unwrap_or_default();
+            assert!(fix.len() > 10, "the details say what to fix: {what}");
+        }
+    });
 }
 
 #[test]
 fn readers_share_a_store_and_a_closed_writer_lets_go() {
-    assert_eq!(
-        opened_twice("r", "r")["success"],
-        true,
-        "two r connections share the store"
-    );
-    let path = std::env::temp_dir().join(format!("mikobase-relock-{}.db", std::process::id()));
-    let first = Engine::open(Storage::File(path.clone()), "rw").map_err(|p| p.to_json());
-    drop(first);
-    let again = Engine::open(Storage::File(path.clone()), "rw").map_err(|p| p.to_json());
-    let _ = std::fs::remove_file(&path);
-    assert!(again.is_ok(), "the lock goes with the connection: {again:?}");
+    common::each_storage(|| {
+        assert_eq!(
+            opened_twice("r", "r")["success"],
+            true,
+            "two r connections share the store"
+        );
+        let path = std::env::temp_dir().join(format!("mikobase-relock-{}.db", std::process::id()));
+        let first = Engine::open(Storage::File(path.clone()), "rw").map_err(|p| p.to_json());
+        drop(first);
+        let again = Engine::open(Storage::File(path.clone()), "rw").map_err(|p| p.to_json());
+        let _ = std::fs::remove_file(&path);
+        assert!(again.is_ok(), "the lock goes with the connection: {again:?}");
+    });
 }
 
 #[test]
 fn the_table_covers_the_registry() {
-    let (errors, _) = registry();
-    let expected: BTreeSet<&str> = errors
-        .iter()
-        .map(String::as_str)
-        .filter(|id| !SERVER_ONLY.contains(id))
-        .collect();
-    let covered: BTreeSet<&str> = cases().iter().map(|c| c.id).collect();
-    assert_eq!(covered, expected, "one row at least per registry error id");
-    for id in SERVER_ONLY {
-        assert!(errors.iter().any(|e| e == id), "{id} is still in the registry");
-    }
+    common::each_storage(|| {
+        let (errors, _) = registry();
+        let expected: BTreeSet<&str> = errors
+            .iter()
+            .map(String::as_str)
+            .filter(|id| !SERVER_ONLY.contains(id))
+            .collect();
+        let covered: BTreeSet<&str> = cases().iter().map(|c| c.id).collect();
+        assert_eq!(covered, expected, "one row at least per registry error id");
+        for id in SERVER_ONLY {
+            assert!(errors.iter().any(|e| e == id), "{id} is still in the registry");
+        }
+    });
 }
 
 /// A long-running server does not remember every ended transaction: past the last 1,024,
@@ -477,20 +483,22 @@ fn the_table_covers_the_registry() {
 /// `transaction-expired`.
 #[test]
 fn only_recent_ended_transactions_are_remembered() {
-    let mut db = Engine::memory();
-    let mut ids = Vec::new();
-    for _ in 0..1100 {
-        let t = ok(db.q0_as(7, &json!({"action": "transaction"})))["transaction"].clone();
-        db.expire_owner(7, &json!({"fix": "keep transactions short"}));
-        ids.push(t);
-    }
-    let commit = |db: &mut Engine, t: &Value| db.q0_as(7, &json!({"action": "commit", "transaction": t}));
-    assert_eq!(
-        commit(&mut db, &ids[0])["errors"][0]["id"],
-        "transaction-not-found"
-    );
-    assert_eq!(
-        commit(&mut db, &ids[1099])["errors"][0]["id"],
-        "transaction-expired"
-    );
+    common::each_storage(|| {
+        let mut db = common::engine();
+        let mut ids = Vec::new();
+        for _ in 0..1100 {
+            let t = ok(db.q0_as(7, &json!({"action": "transaction"})))["transaction"].clone();
+            db.expire_owner(7, &json!({"fix": "keep transactions short"}));
+            ids.push(t);
+        }
+        let commit = |db: &mut Engine, t: &Value| db.q0_as(7, &json!({"action": "commit", "transaction": t}));
+        assert_eq!(
+            commit(&mut db, &ids[0])["errors"][0]["id"],
+            "transaction-not-found"
+        );
+        assert_eq!(
+            commit(&mut db, &ids[1099])["errors"][0]["id"],
+            "transaction-expired"
+        );
+    });
 }

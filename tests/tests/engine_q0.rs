@@ -10,7 +10,7 @@ use common::{create, define, error_id, ok, surnames, OPERATORS};
 use serde_json::{json, Value};
 
 fn crew() -> Engine {
-    let mut db = Engine::memory();
+    let mut db = common::engine();
     define(
         &mut db,
         json!({"name": "example.org/crew/person", "fields": {"name": {"class": "hash"}}}),
@@ -34,60 +34,64 @@ fn crew() -> Engine {
 
 #[test]
 fn create_then_select_returns_the_documented_record_shape() {
-    let mut db = crew();
-    let pk = create(
-        &mut db,
-        "example.org/crew/officer",
-        json!({"name": {"surname": "Hicks"}, "rank": "Corporal", "serial": "CM-221"}),
-    );
-    assert_eq!(pk.len(), 36, "a UUID");
-    assert_eq!(&pk[14..15], "4", "version 4");
-    let results = ok(db.q0(&json!({"action": "select", "pk": pk})));
-    assert_eq!(results["count"], 1);
-    let record = &results["records"][0];
-    assert_eq!(record["pk"], json!(pk));
-    assert_eq!(
-        record["stack"],
-        json!({"shadow": {}, "a": {"class": "example.org/crew/officer"}})
-    );
-    assert_eq!(record["bucket"]["active"], true, "default filled");
-    assert_eq!(record["bucket"]["watch"], "alpha", "default filled");
-    let at = record["updated_at"].as_str().unwrap();
-    assert_eq!(at.len(), "2026-04-21T14:32:00.123".len(), "{at}");
-    assert_eq!(ok(db.record_by_pk(&pk))["pk"], json!(pk));
+    common::each_storage(|| {
+        let mut db = crew();
+        let pk = create(
+            &mut db,
+            "example.org/crew/officer",
+            json!({"name": {"surname": "Hicks"}, "rank": "Corporal", "serial": "CM-221"}),
+        );
+        assert_eq!(pk.len(), 36, "a UUID");
+        assert_eq!(&pk[14..15], "4", "version 4");
+        let results = ok(db.q0(&json!({"action": "select", "pk": pk})));
+        assert_eq!(results["count"], 1);
+        let record = &results["records"][0];
+        assert_eq!(record["pk"], json!(pk));
+        assert_eq!(
+            record["stack"],
+            json!({"shadow": {}, "a": {"class": "example.org/crew/officer"}})
+        );
+        assert_eq!(record["bucket"]["active"], true, "default filled");
+        assert_eq!(record["bucket"]["watch"], "alpha", "default filled");
+        let at = record["updated_at"].as_str().unwrap();
+        assert_eq!(at.len(), "2026-04-21T14:32:00.123".len(), "{at}");
+        assert_eq!(ok(db.record_by_pk(&pk))["pk"], json!(pk));
+    });
 }
 
 #[test]
 fn class_select_includes_subclasses_transitively() {
-    let mut db = crew();
-    define(
-        &mut db,
-        json!({"name": "example.org/crew/captain", "inherits": "example.org/crew/officer"}),
-    );
-    create(
-        &mut db,
-        "example.org/crew/person",
-        json!({"name": {"surname": "Lambert"}}),
-    );
-    create(
-        &mut db,
-        "example.org/crew/officer",
-        json!({"name": {"surname": "Hicks"}, "rank": "Corporal"}),
-    );
-    create(
-        &mut db,
-        "example.org/crew/captain",
-        json!({"name": {"surname": "Dallas"}, "rank": "Captain"}),
-    );
-    let people = ok(db.q0(&json!({"action": "select", "class": "example.org/crew/person"})));
-    assert_eq!(people["count"], 3);
-    let officers = ok(db.by_class("example.org/crew/officer"));
-    assert_eq!(surnames(&officers), vec!["Hicks", "Dallas"]);
-    let both =
-        ok(db.q0(&json!({"action": "select", "class": ["example.org/crew/captain", "puck.uno/class"]})));
-    assert_eq!(both["count"], 4, "three definitions and the captain");
-    let unknown = db.q0(&json!({"action": "select", "class": "example.org/nobody"}));
-    assert_eq!(error_id(&unknown), "class-not-found");
+    common::each_storage(|| {
+        let mut db = crew();
+        define(
+            &mut db,
+            json!({"name": "example.org/crew/captain", "inherits": "example.org/crew/officer"}),
+        );
+        create(
+            &mut db,
+            "example.org/crew/person",
+            json!({"name": {"surname": "Lambert"}}),
+        );
+        create(
+            &mut db,
+            "example.org/crew/officer",
+            json!({"name": {"surname": "Hicks"}, "rank": "Corporal"}),
+        );
+        create(
+            &mut db,
+            "example.org/crew/captain",
+            json!({"name": {"surname": "Dallas"}, "rank": "Captain"}),
+        );
+        let people = ok(db.q0(&json!({"action": "select", "class": "example.org/crew/person"})));
+        assert_eq!(people["count"], 3);
+        let officers = ok(db.by_class("example.org/crew/officer"));
+        assert_eq!(surnames(&officers), vec!["Hicks", "Dallas"]);
+        let both =
+            ok(db.q0(&json!({"action": "select", "class": ["example.org/crew/captain", "puck.uno/class"]})));
+        assert_eq!(both["count"], 4, "three definitions and the captain");
+        let unknown = db.q0(&json!({"action": "select", "class": "example.org/nobody"}));
+        assert_eq!(error_id(&unknown), "class-not-found");
+    });
 }
 
 fn people(db: &mut Engine) {
@@ -113,124 +117,131 @@ fn people(db: &mut Engine) {
 
 #[test]
 fn sorts_with_qualifiers_nulls_last_limit_and_offset() {
-    let mut db = crew();
-    people(&mut db);
-    let results = ok(db.q0(&json!({
-        "action": "select", "class": "example.org/crew/person",
-        "sorts": [["name", "surname", {"case-sensitive": false, "collapse": true}]],
-    })));
-    assert_eq!(
-        surnames(&results),
-        vec!["  Bishop ", "dallas", "Hicks", "Lambert", "Nobody", "Ripley"]
-    );
-    let by_age = ok(db.q0(
+    common::each_storage(|| {
+        let mut db = crew();
+        people(&mut db);
+        let results = ok(db.q0(&json!({
+            "action": "select", "class": "example.org/crew/person",
+            "sorts": [["name", "surname", {"case-sensitive": false, "collapse": true}]],
+        })));
+        assert_eq!(
+            surnames(&results),
+            vec!["  Bishop ", "dallas", "Hicks", "Lambert", "Nobody", "Ripley"]
+        );
+        let by_age = ok(db.q0(
         &json!({"action": "select", "sort": ["age", {"reverse": true}], "class": "example.org/crew/person"}),
     ));
-    assert_eq!(
-        surnames(&by_age),
-        vec!["dallas", "  Bishop ", "Ripley", "Lambert", "Hicks", "Nobody"],
-        "null last even reversed"
-    );
-    let page = ok(db.q0(&json!({"action": "select", "class": "example.org/crew/person", "sort": ["age"], "limit": 2, "offset": 1})));
-    assert_eq!(surnames(&page), vec!["Lambert", "Ripley"]);
-    assert_eq!(page["count"], 2);
+        assert_eq!(
+            surnames(&by_age),
+            vec!["dallas", "  Bishop ", "Ripley", "Lambert", "Hicks", "Nobody"],
+            "null last even reversed"
+        );
+        let page = ok(db.q0(&json!({"action": "select", "class": "example.org/crew/person", "sort": ["age"], "limit": 2, "offset": 1})));
+        assert_eq!(surnames(&page), vec!["Lambert", "Ripley"]);
+        assert_eq!(page["count"], 2);
+    });
 }
 
 #[test]
 fn narrowing_with_any_all_then_and_not() {
-    let mut db = crew();
-    people(&mut db);
-    let results = ok(db.q0(&json!({
-        "action": "select",
-        "class": "example.org/crew/person",
-        "any": [
-            {"path": ["name", "surname", "Ripley"]},
-            {"path": ["name", "surname", {"value": "DALLAS", "case-sensitive": false}]}
-        ],
-        "all": [
-            {"path": ["certified", {"truthy": true}]},
-            {"path": ["age", {"gte": 30}]}
-        ],
-        "then": {"not": true, "path": ["ships", {"includes": "Sulaco"}]}
-    })));
-    assert_eq!(surnames(&results), vec!["dallas"]);
+    common::each_storage(|| {
+        let mut db = crew();
+        people(&mut db);
+        let results = ok(db.q0(&json!({
+            "action": "select",
+            "class": "example.org/crew/person",
+            "any": [
+                {"path": ["name", "surname", "Ripley"]},
+                {"path": ["name", "surname", {"value": "DALLAS", "case-sensitive": false}]}
+            ],
+            "all": [
+                {"path": ["certified", {"truthy": true}]},
+                {"path": ["age", {"gte": 30}]}
+            ],
+            "then": {"not": true, "path": ["ships", {"includes": "Sulaco"}]}
+        })));
+        assert_eq!(surnames(&results), vec!["dallas"]);
+    });
 }
 
 #[test]
 fn every_path_operator() {
-    let mut db = crew();
-    people(&mut db);
-    let names = |db: &mut Engine, path: Value| {
-        surnames(&ok(db.q0(
-            &json!({"action": "select", "class": "example.org/crew/person", "path": path}),
-        )))
-    };
-    assert_eq!(
-        names(&mut db, json!(["name", "surname", {"contains": "ick"}])),
-        vec!["Hicks"]
-    );
-    assert_eq!(
-        names(
-            &mut db,
-            json!(["name", "surname", {"starts-with": "rip", "case-sensitive": false}])
-        ),
-        vec!["Ripley"]
-    );
-    assert_eq!(
-        names(&mut db, json!(["name", "surname", {"ends-with": "ert"}])),
-        vec!["Lambert"]
-    );
-    assert_eq!(
-        names(
-            &mut db,
-            json!(["name", "surname", {"value": "Bishop", "collapse": true}])
-        ),
-        vec!["  Bishop "]
-    );
-    assert_eq!(names(&mut db, json!(["age", {"gt": 40}])), vec!["dallas"]);
-    assert_eq!(names(&mut db, json!(["age", {"lt": 30}])), vec!["Hicks"]);
-    assert_eq!(
-        names(&mut db, json!(["age", {"gte": 40, "lte": 40}])),
-        vec!["  Bishop "]
-    );
-    assert_eq!(
-        names(
-            &mut db,
-            json!(["ships", {"includes_all": ["Nostromo", "Sulaco"]}])
-        ),
-        vec!["Ripley"]
-    );
-    assert_eq!(
-        names(&mut db, json!(["ships", {"includes_any": ["Sulaco"]}])),
-        vec!["Ripley", "Hicks"]
-    );
-    assert_eq!(names(&mut db, json!(["age", {"exists": false}])), vec!["Nobody"]);
-    assert_eq!(names(&mut db, json!(["certified", {"truthy": false}])).len(), 2);
-    assert_eq!(
-        names(&mut db, json!(["name", "given", {"truthy": true}])).len(),
-        4
-    );
-    assert_eq!(names(&mut db, json!(["ships", {"any": true}])).len(), 5);
-    assert_eq!(names(&mut db, json!(["age", 35])), vec!["Ripley"]);
-    assert_eq!(
-        names(&mut db, json!(["age", 35.0])),
-        vec!["Ripley"],
-        "numbers compare by value"
-    );
-    let bad = db.q0(&json!({"action": "select", "path": ["age", {"bigger": 3}]}));
-    assert_eq!(error_id(&bad), "invalid_request");
+    common::each_storage(|| {
+        let mut db = crew();
+        people(&mut db);
+        let names = |db: &mut Engine, path: Value| {
+            surnames(&ok(db.q0(
+                &json!({"action": "select", "class": "example.org/crew/person", "path": path}),
+            )))
+        };
+        assert_eq!(
+            names(&mut db, json!(["name", "surname", {"contains": "ick"}])),
+            vec!["Hicks"]
+        );
+        assert_eq!(
+            names(
+                &mut db,
+                json!(["name", "surname", {"starts-with": "rip", "case-sensitive": false}])
+            ),
+            vec!["Ripley"]
+        );
+        assert_eq!(
+            names(&mut db, json!(["name", "surname", {"ends-with": "ert"}])),
+            vec!["Lambert"]
+        );
+        assert_eq!(
+            names(
+                &mut db,
+                json!(["name", "surname", {"value": "Bishop", "collapse": true}])
+            ),
+            vec!["  Bishop "]
+        );
+        assert_eq!(names(&mut db, json!(["age", {"gt": 40}])), vec!["dallas"]);
+        assert_eq!(names(&mut db, json!(["age", {"lt": 30}])), vec!["Hicks"]);
+        assert_eq!(
+            names(&mut db, json!(["age", {"gte": 40, "lte": 40}])),
+            vec!["  Bishop "]
+        );
+        assert_eq!(
+            names(
+                &mut db,
+                json!(["ships", {"includes_all": ["Nostromo", "Sulaco"]}])
+            ),
+            vec!["Ripley"]
+        );
+        assert_eq!(
+            names(&mut db, json!(["ships", {"includes_any": ["Sulaco"]}])),
+            vec!["Ripley", "Hicks"]
+        );
+        assert_eq!(names(&mut db, json!(["age", {"exists": false}])), vec!["Nobody"]);
+        assert_eq!(names(&mut db, json!(["certified", {"truthy": false}])).len(), 2);
+        assert_eq!(
+            names(&mut db, json!(["name", "given", {"truthy": true}])).len(),
+            4
+        );
+        assert_eq!(names(&mut db, json!(["ships", {"any": true}])).len(), 5);
+        assert_eq!(names(&mut db, json!(["age", 35])), vec!["Ripley"]);
+        assert_eq!(
+            names(&mut db, json!(["age", 35.0])),
+            vec!["Ripley"],
+            "numbers compare by value"
+        );
+        let bad = db.q0(&json!({"action": "select", "path": ["age", {"bigger": 3}]}));
+        assert_eq!(error_id(&bad), "invalid_request");
+    });
 }
 
 #[test]
 fn placeholders_inherit_shadow_and_fail_only_when_reached() {
-    let mut db = crew();
-    people(&mut db);
-    create(
-        &mut db,
-        "example.org/crew/person",
-        json!({"name": {"surname": "ripley"}}),
-    );
-    let results = ok(db.q0(&json!({
+    common::each_storage(|| {
+        let mut db = crew();
+        people(&mut db);
+        create(
+            &mut db,
+            "example.org/crew/person",
+            json!({"name": {"surname": "ripley"}}),
+        );
+        let results = ok(db.q0(&json!({
         "action": "select",
         "placeholders": {
             "who": "ripley",
@@ -239,317 +250,338 @@ fn placeholders_inherit_shadow_and_fail_only_when_reached() {
         "path": ["name", "surname", {"placeholder": "who_match"}],
         "then": {"placeholders": {"who": "RIPLEY"}, "path": ["name", "surname", {"placeholder": "who_match"}]}
     })));
-    assert_eq!(surnames(&results), vec!["Ripley", "ripley"]);
-    let shadowed = ok(db.q0(&json!({
-        "action": "select",
-        "placeholders": {"who": "Hicks"},
-        "then": {"placeholders": {"who": "Ripley"}, "path": ["name", "surname", {"placeholder": "who"}]}
-    })));
-    assert_eq!(surnames(&shadowed), vec!["Ripley"]);
-    let undefined = db.q0(&json!({"action": "select", "path": ["age", {"placeholder": "nope"}]}));
-    assert_eq!(error_id(&undefined), "placeholder-undefined");
-    let circular = db.q0(&json!({
-        "action": "select", "placeholders": {"a": {"placeholder": "b"}, "b": {"placeholder": "a"}},
-        "path": ["age", {"placeholder": "a"}]
-    }));
-    assert_eq!(error_id(&circular), "placeholder-circular");
-    // never reached: the any-branch before it matches every record
-    let unreached = db.q0(&json!({
-        "action": "select", "class": "example.org/nothing-of-this.org/x",
-    }));
-    assert_eq!(error_id(&unreached), "class-not-found");
-    let lazy = ok(db.q0(&json!({
-        "action": "select", "pk": "no-such-pk", "path": ["age", {"placeholder": "undefined"}]
-    })));
-    assert_eq!(lazy["count"], 0, "no record reached the undefined placeholder");
+        assert_eq!(surnames(&results), vec!["Ripley", "ripley"]);
+        let shadowed = ok(db.q0(&json!({
+            "action": "select",
+            "placeholders": {"who": "Hicks"},
+            "then": {"placeholders": {"who": "Ripley"}, "path": ["name", "surname", {"placeholder": "who"}]}
+        })));
+        assert_eq!(surnames(&shadowed), vec!["Ripley"]);
+        let undefined = db.q0(&json!({"action": "select", "path": ["age", {"placeholder": "nope"}]}));
+        assert_eq!(error_id(&undefined), "placeholder-undefined");
+        let circular = db.q0(&json!({
+            "action": "select", "placeholders": {"a": {"placeholder": "b"}, "b": {"placeholder": "a"}},
+            "path": ["age", {"placeholder": "a"}]
+        }));
+        assert_eq!(error_id(&circular), "placeholder-circular");
+        // never reached: the any-branch before it matches every record
+        let unreached = db.q0(&json!({
+            "action": "select", "class": "example.org/nothing-of-this.org/x",
+        }));
+        assert_eq!(error_id(&unreached), "class-not-found");
+        let lazy = ok(db.q0(&json!({
+            "action": "select", "pk": "no-such-pk", "path": ["age", {"placeholder": "undefined"}]
+        })));
+        assert_eq!(lazy["count"], 0, "no record reached the undefined placeholder");
+    });
 }
 
 #[test]
 fn redundant_fields_warnings() {
-    let mut db = crew();
-    let envelope = db.q0(&json!({"action": "select", "sort": ["a"], "sorts": [["b"]], "class": "puck.uno/record", "classes": ["puck.uno/record"]}));
-    assert_eq!(envelope["success"], true);
-    let warnings: Vec<Value> = envelope["warnings"].as_array().unwrap().clone();
-    assert!(warnings.contains(&json!({"id": "redundant_fields", "details": {"fields": ["sort", "sorts"]}})));
-    assert!(
-        warnings.contains(&json!({"id": "redundant_fields", "details": {"fields": ["class", "classes"]}}))
-    );
+    common::each_storage(|| {
+        let mut db = crew();
+        let envelope = db.q0(&json!({"action": "select", "sort": ["a"], "sorts": [["b"]], "class": "puck.uno/record", "classes": ["puck.uno/record"]}));
+        assert_eq!(envelope["success"], true);
+        let warnings: Vec<Value> = envelope["warnings"].as_array().unwrap().clone();
+        assert!(
+            warnings.contains(&json!({"id": "redundant_fields", "details": {"fields": ["sort", "sorts"]}}))
+        );
+        assert!(warnings
+            .contains(&json!({"id": "redundant_fields", "details": {"fields": ["class", "classes"]}})));
+    });
 }
 
 #[test]
 fn writes_are_validated_against_the_latest_definition() {
-    let mut db = crew();
-    let missing = db
-        .q0(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {"watch": "delta"}}));
-    assert_eq!(error_id(&missing), "validation-failed");
-    let violations = &missing["errors"][0]["details"]["violations"];
-    assert_eq!(
-        violations.as_array().unwrap().len(),
-        2,
-        "rank required and watch not allowed: {violations}"
-    );
-    let wrong_type =
-        db.q0(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {"rank": 3}}));
-    assert_eq!(error_id(&wrong_type), "validation-failed");
-    let undefined = db.q0(&json!({"action": "create", "class": "example.org/ghost", "bucket": {}}));
-    assert_eq!(error_id(&undefined), "class-not-found");
-    let bad_name = db.q0(&json!({"action": "create", "class": "ghost", "bucket": {}}));
-    assert_eq!(error_id(&bad_name), "invalid_request");
-    let kept = create(
-        &mut db,
-        "example.org/crew/officer",
-        json!({"rank": "Private", "serial": "S1", "notes": {"free": "form"}}),
-    );
-    assert_eq!(
-        ok(db.record_by_pk(&kept))["bucket"]["notes"],
-        json!({"free": "form"}),
-        "unknown keys stored as-is"
-    );
-    let dup = db.q0(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {"rank": "Sergeant", "serial": "S1"}}));
-    assert_eq!(error_id(&dup), "unique-violation");
-    let tuple = db.q0(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {"rank": "Private", "serial": "S2"}}));
-    assert_eq!(error_id(&tuple), "unique-violation", "(rank, watch) tuple");
-    // redefine: rank no longer required
-    let def = ok(db.q0(
+    common::each_storage(|| {
+        let mut db = crew();
+        let missing = db.q0(
+            &json!({"action": "create", "class": "example.org/crew/officer", "bucket": {"watch": "delta"}}),
+        );
+        assert_eq!(error_id(&missing), "validation-failed");
+        let violations = &missing["errors"][0]["details"]["violations"];
+        assert_eq!(
+            violations.as_array().unwrap().len(),
+            2,
+            "rank required and watch not allowed: {violations}"
+        );
+        let wrong_type =
+            db.q0(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {"rank": 3}}));
+        assert_eq!(error_id(&wrong_type), "validation-failed");
+        let undefined = db.q0(&json!({"action": "create", "class": "example.org/ghost", "bucket": {}}));
+        assert_eq!(error_id(&undefined), "class-not-found");
+        let bad_name = db.q0(&json!({"action": "create", "class": "ghost", "bucket": {}}));
+        assert_eq!(error_id(&bad_name), "invalid_request");
+        let kept = create(
+            &mut db,
+            "example.org/crew/officer",
+            json!({"rank": "Private", "serial": "S1", "notes": {"free": "form"}}),
+        );
+        assert_eq!(
+            ok(db.record_by_pk(&kept))["bucket"]["notes"],
+            json!({"free": "form"}),
+            "unknown keys stored as-is"
+        );
+        let dup = db.q0(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {"rank": "Sergeant", "serial": "S1"}}));
+        assert_eq!(error_id(&dup), "unique-violation");
+        let tuple = db.q0(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {"rank": "Private", "serial": "S2"}}));
+        assert_eq!(error_id(&tuple), "unique-violation", "(rank, watch) tuple");
+        // redefine: rank no longer required
+        let def = ok(db.q0(
         &json!({"action": "select", "class": "puck.uno/class", "path": ["name", "example.org/crew/officer"]}),
     ));
-    let def_pk = def["records"][0]["pk"].as_str().unwrap().to_owned();
-    ok(db.q0(&json!({"action": "update", "pk": def_pk, "bucket": {"name": "example.org/crew/officer", "inherits": "example.org/crew/person", "fields": {"rank": {"class": "string"}}}})));
-    ok(db.q0(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {}})));
-    let clash = db.q0(&json!({"action": "create", "class": "puck.uno/class", "bucket": {"name": "example.org/crew/person"}}));
-    assert_eq!(error_id(&clash), "validation-failed", "duplicate class name");
+        let def_pk = def["records"][0]["pk"].as_str().unwrap().to_owned();
+        ok(db.q0(&json!({"action": "update", "pk": def_pk, "bucket": {"name": "example.org/crew/officer", "inherits": "example.org/crew/person", "fields": {"rank": {"class": "string"}}}})));
+        ok(db.q0(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {}})));
+        let clash = db.q0(&json!({"action": "create", "class": "puck.uno/class", "bucket": {"name": "example.org/crew/person"}}));
+        assert_eq!(error_id(&clash), "validation-failed", "duplicate class name");
+    });
 }
 
 #[test]
 fn update_replaces_and_delete_tombstones() {
-    let mut db = crew();
-    let pk = create(
-        &mut db,
-        "example.org/crew/person",
-        json!({"name": {"surname": "Hudson"}, "age": 30}),
-    );
-    ok(db.q0(&json!({"action": "update", "pk": pk, "bucket": {"age": 31}})));
-    assert_eq!(
-        ok(db.record_by_pk(&pk))["bucket"],
-        json!({"age": 31}),
-        "bucket replaced, not merged"
-    );
-    ok(db.q0(&json!({"action": "update", "pk": pk, "class": "example.org/crew/officer", "bucket": {"rank": "Private"}})));
-    assert_eq!(
-        ok(db.record_by_pk(&pk))["stack"]["a"]["class"],
-        "example.org/crew/officer"
-    );
-    assert_eq!(
-        ok(db.q0(&json!({"action": "delete", "pk": pk}))),
-        json!({"pk": pk, "deleted": true})
-    );
-    assert_eq!(
-        error_id(&db.q0(&json!({"action": "delete", "pk": pk}))),
-        "record_deleted"
-    );
-    assert_eq!(
-        error_id(&db.q0(&json!({"action": "update", "pk": pk, "bucket": {}}))),
-        "record_deleted"
-    );
-    assert_eq!(error_id(&db.record_by_pk(&pk)), "record_deleted");
-    assert_eq!(
-        ok(db.q0(&json!({"action": "delete", "pk": pk, "if_exists": true}))),
-        json!({"pk": pk, "deleted": false})
-    );
-    assert_eq!(
-        error_id(&db.q0(&json!({"action": "delete", "pk": "nope"}))),
-        "record_not_found"
-    );
-    assert_eq!(
-        error_id(&db.q0(&json!({"action": "update", "pk": "nope", "bucket": {}}))),
-        "record_not_found"
-    );
-    assert_eq!(
-        ok(db.q0(&json!({"action": "select", "pk": pk})))["count"],
-        0,
-        "deleted records never appear"
-    );
+    common::each_storage(|| {
+        let mut db = crew();
+        let pk = create(
+            &mut db,
+            "example.org/crew/person",
+            json!({"name": {"surname": "Hudson"}, "age": 30}),
+        );
+        ok(db.q0(&json!({"action": "update", "pk": pk, "bucket": {"age": 31}})));
+        assert_eq!(
+            ok(db.record_by_pk(&pk))["bucket"],
+            json!({"age": 31}),
+            "bucket replaced, not merged"
+        );
+        ok(db.q0(&json!({"action": "update", "pk": pk, "class": "example.org/crew/officer", "bucket": {"rank": "Private"}})));
+        assert_eq!(
+            ok(db.record_by_pk(&pk))["stack"]["a"]["class"],
+            "example.org/crew/officer"
+        );
+        assert_eq!(
+            ok(db.q0(&json!({"action": "delete", "pk": pk}))),
+            json!({"pk": pk, "deleted": true})
+        );
+        assert_eq!(
+            error_id(&db.q0(&json!({"action": "delete", "pk": pk}))),
+            "record_deleted"
+        );
+        assert_eq!(
+            error_id(&db.q0(&json!({"action": "update", "pk": pk, "bucket": {}}))),
+            "record_deleted"
+        );
+        assert_eq!(error_id(&db.record_by_pk(&pk)), "record_deleted");
+        assert_eq!(
+            ok(db.q0(&json!({"action": "delete", "pk": pk, "if_exists": true}))),
+            json!({"pk": pk, "deleted": false})
+        );
+        assert_eq!(
+            error_id(&db.q0(&json!({"action": "delete", "pk": "nope"}))),
+            "record_not_found"
+        );
+        assert_eq!(
+            error_id(&db.q0(&json!({"action": "update", "pk": "nope", "bucket": {}}))),
+            "record_not_found"
+        );
+        assert_eq!(
+            ok(db.q0(&json!({"action": "select", "pk": pk})))["count"],
+            0,
+            "deleted records never appear"
+        );
+    });
 }
 
 #[test]
 fn malformed_requests_name_what_to_fix() {
-    let mut db = Engine::memory();
-    let missing = db.q0(&json!({"action": "create"}));
-    assert_eq!(error_id(&missing), "invalid_request");
-    assert_eq!(
-        missing["errors"][0]["details"]["missing_fields"],
-        json!(["bucket"])
-    );
-    let unknown = db.q0(&json!({"action": "select", "colour": "red", "misc": {"ignored": true}}));
-    assert_eq!(
-        unknown["errors"][0]["details"]["unknown_fields"],
-        json!(["colour"])
-    );
-    let wrong = db.q0(&json!({"action": "create", "bucket": [1]}));
-    assert_eq!(wrong["errors"][0]["details"]["wrong_types"][0]["field"], "bucket");
-    assert_eq!(error_id(&db.q0(&json!({"bucket": {}}))), "invalid_request");
-    assert_eq!(error_id(&db.q0(&json!([1, 2]))), "invalid_request");
-    assert_eq!(
-        error_id(&db.q0(&json!({"action": "merge"}))),
-        "action-not-supported"
-    );
-    assert_eq!(error_id(&db.q0_bytes(0, b"{nope")), "invalid_request");
-    db.set_request_limit(10);
-    assert_eq!(
-        error_id(&db.q0_bytes(0, br#"{"action": "select"}"#)),
-        "request-too-large"
-    );
+    common::each_storage(|| {
+        let mut db = common::engine();
+        let missing = db.q0(&json!({"action": "create"}));
+        assert_eq!(error_id(&missing), "invalid_request");
+        assert_eq!(
+            missing["errors"][0]["details"]["missing_fields"],
+            json!(["bucket"])
+        );
+        let unknown = db.q0(&json!({"action": "select", "colour": "red", "misc": {"ignored": true}}));
+        assert_eq!(
+            unknown["errors"][0]["details"]["unknown_fields"],
+            json!(["colour"])
+        );
+        let wrong = db.q0(&json!({"action": "create", "bucket": [1]}));
+        assert_eq!(wrong["errors"][0]["details"]["wrong_types"][0]["field"], "bucket");
+        assert_eq!(error_id(&db.q0(&json!({"bucket": {}}))), "invalid_request");
+        assert_eq!(error_id(&db.q0(&json!([1, 2]))), "invalid_request");
+        assert_eq!(
+            error_id(&db.q0(&json!({"action": "merge"}))),
+            "action-not-supported"
+        );
+        assert_eq!(error_id(&db.q0_bytes(0, b"{nope")), "invalid_request");
+        db.set_request_limit(10);
+        assert_eq!(
+            error_id(&db.q0_bytes(0, br#"{"action": "select"}"#)),
+            "request-too-large"
+        );
+    });
 }
 
 #[test]
 fn connection_modes() {
-    for (mode, id) in [
-        ("w", "mode-not-supported"),
-        (" rw", "invalid-mode"),
-        ("rx", "invalid-mode"),
-        ("", "invalid-mode"),
-    ] {
+    common::each_storage(|| {
+        for (mode, id) in [
+            ("w", "mode-not-supported"),
+            (" rw", "invalid-mode"),
+            ("rx", "invalid-mode"),
+            ("", "invalid-mode"),
+        ] {
+            assert_eq!(
+                Engine::open(Storage::Memory, mode).unwrap_err().id,
+                id,
+                "{mode:?}"
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("mb-modes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("crew.db");
+        {
+            let mut db = Engine::open(Storage::File(file.clone()), "WR").unwrap();
+            create(&mut db, "puck.uno/record", json!({"x": 1}));
+        }
+        let mut reader = Engine::open(Storage::File(file.clone()), "R").unwrap();
+        assert!(reader.is_read_only());
         assert_eq!(
-            Engine::open(Storage::Memory, mode).unwrap_err().id,
-            id,
-            "{mode:?}"
+            ok(reader.q0(&json!({"action": "select"})))["count"],
+            1,
+            "persisted"
         );
-    }
-    let dir = std::env::temp_dir().join(format!("mb-modes-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("crew.db");
-    {
-        let mut db = Engine::open(Storage::File(file.clone()), "WR").unwrap();
-        create(&mut db, "puck.uno/record", json!({"x": 1}));
-    }
-    let mut reader = Engine::open(Storage::File(file.clone()), "R").unwrap();
-    assert!(reader.is_read_only());
-    assert_eq!(
-        ok(reader.q0(&json!({"action": "select"})))["count"],
-        1,
-        "persisted"
-    );
-    let write = reader.q0(&json!({"action": "create", "bucket": {}}));
-    assert_eq!(error_id(&write), "read-only-connection");
-    std::fs::remove_dir_all(&dir).unwrap();
+        let write = reader.q0(&json!({"action": "create", "bucket": {}}));
+        assert_eq!(error_id(&write), "read-only-connection");
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
 }
 
 #[test]
 fn transactions_nest_commit_roll_back_and_die_with_their_owner() {
-    let mut db = Engine::memory();
-    let outer = ok(db.q0(&json!({"action": "transaction"})))["transaction"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let inner = ok(db.q0(&json!({"action": "transaction", "parent": outer})))["transaction"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ok(db.q0(&json!({"action": "create", "bucket": {"n": 1}, "transaction": inner})));
-    ok(db.q0(&json!({"action": "rollback", "transaction": outer})));
-    assert_eq!(ok(db.q0(&json!({"action": "select"})))["count"], 0, "rolled back");
-    assert_eq!(
-        error_id(&db.q0(&json!({"action": "commit", "transaction": inner}))),
-        "transaction-invalidated"
-    );
-    assert_eq!(
-        error_id(&db.q0(&json!({"action": "commit", "transaction": outer}))),
-        "transaction-not-found"
-    );
-    assert_eq!(
-        error_id(&db.q0(&json!({"action": "create", "bucket": {}, "transaction": "tx999"}))),
-        "transaction-not-found"
-    );
+    common::each_storage(|| {
+        let mut db = common::engine();
+        let outer = ok(db.q0(&json!({"action": "transaction"})))["transaction"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let inner = ok(db.q0(&json!({"action": "transaction", "parent": outer})))["transaction"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ok(db.q0(&json!({"action": "create", "bucket": {"n": 1}, "transaction": inner})));
+        ok(db.q0(&json!({"action": "rollback", "transaction": outer})));
+        assert_eq!(ok(db.q0(&json!({"action": "select"})))["count"], 0, "rolled back");
+        assert_eq!(
+            error_id(&db.q0(&json!({"action": "commit", "transaction": inner}))),
+            "transaction-invalidated"
+        );
+        assert_eq!(
+            error_id(&db.q0(&json!({"action": "commit", "transaction": outer}))),
+            "transaction-not-found"
+        );
+        assert_eq!(
+            error_id(&db.q0(&json!({"action": "create", "bucket": {}, "transaction": "tx999"}))),
+            "transaction-not-found"
+        );
 
-    let t = ok(db.q0(&json!({"action": "transaction"})))["transaction"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    ok(db.q0(&json!({"action": "create", "bucket": {"n": 2}, "transaction": t})));
-    ok(db.q0(&json!({"action": "commit", "transaction": t})));
-    assert_eq!(ok(db.q0(&json!({"action": "select"})))["count"], 1, "committed");
+        let t = ok(db.q0(&json!({"action": "transaction"})))["transaction"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ok(db.q0(&json!({"action": "create", "bucket": {"n": 2}, "transaction": t})));
+        ok(db.q0(&json!({"action": "commit", "transaction": t})));
+        assert_eq!(ok(db.q0(&json!({"action": "select"})))["count"], 1, "committed");
 
-    let owned = ok(db.q0_as(7, &json!({"action": "transaction"})))["transaction"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    assert_eq!(db.transaction_owner(), Some(7));
-    ok(db.q0_as(
-        7,
-        &json!({"action": "create", "bucket": {"n": 3}, "transaction": owned}),
-    ));
-    db.release_owner(7);
-    assert_eq!(db.transaction_owner(), None);
-    assert_eq!(
-        ok(db.q0(&json!({"action": "select"})))["count"],
-        1,
-        "the owner's work was rolled back"
-    );
+        let owned = ok(db.q0_as(7, &json!({"action": "transaction"})))["transaction"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(db.transaction_owner(), Some(7));
+        ok(db.q0_as(
+            7,
+            &json!({"action": "create", "bucket": {"n": 3}, "transaction": owned}),
+        ));
+        db.release_owner(7);
+        assert_eq!(db.transaction_owner(), None);
+        assert_eq!(
+            ok(db.q0(&json!({"action": "select"})))["count"],
+            1,
+            "the owner's work was rolled back"
+        );
+    });
 }
 
 #[test]
 fn worldlets_round_trip_and_import_is_all_or_nothing() {
-    let mut db = crew();
-    people(&mut db);
-    let worldlet = db.export_worldlet()["results"].take();
-    assert_eq!(worldlet["format"], "worldlet/1.0");
-    let defs: Vec<&Value> = worldlet["records"]
-        .as_object()
-        .unwrap()
-        .values()
-        .filter(|r| r["class"] == "puck.uno/class")
-        .collect();
-    assert_eq!(defs.len(), 2, "class definitions in whole-hash form");
-    let mut copy = Engine::memory();
-    ok(copy.import_worldlet(&worldlet));
-    assert_eq!(
-        copy.export_worldlet()["results"],
-        worldlet,
-        "same pks, buckets, stacks and timestamps"
-    );
-    assert_eq!(ok(copy.by_class("example.org/crew/person"))["count"], 6);
+    common::each_storage(|| {
+        let mut db = crew();
+        people(&mut db);
+        let worldlet = db.export_worldlet()["results"].take();
+        assert_eq!(worldlet["format"], "worldlet/1.0");
+        let defs: Vec<&Value> = worldlet["records"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter(|r| r["class"] == "puck.uno/class")
+            .collect();
+        assert_eq!(defs.len(), 2, "class definitions in whole-hash form");
+        let mut copy = common::engine();
+        ok(copy.import_worldlet(&worldlet));
+        assert_eq!(
+            copy.export_worldlet()["results"],
+            worldlet,
+            "same pks, buckets, stacks and timestamps"
+        );
+        assert_eq!(ok(copy.by_class("example.org/crew/person"))["count"], 6);
 
-    let mut broken = worldlet.clone();
-    broken["records"]["bad"] =
-        json!({"bucket": {"rank": 1}, "stack": {"a": {"class": "example.org/crew/officer"}}});
-    let mut target = Engine::memory();
-    let failed = target.import_worldlet(&broken);
-    assert_eq!(error_id(&failed), "validation-failed");
-    assert_eq!(failed["errors"][0]["details"]["record"], "bad");
-    assert_eq!(
-        target.export_worldlet()["results"]["records"],
-        json!({}),
-        "nothing imported"
-    );
-    assert_eq!(
-        error_id(&target.import_worldlet(&json!({"format": "other/2"}))),
-        "invalid_request"
-    );
+        let mut broken = worldlet.clone();
+        broken["records"]["bad"] =
+            json!({"bucket": {"rank": 1}, "stack": {"a": {"class": "example.org/crew/officer"}}});
+        let mut target = common::engine();
+        let failed = target.import_worldlet(&broken);
+        assert_eq!(error_id(&failed), "validation-failed");
+        assert_eq!(failed["errors"][0]["details"]["record"], "bad");
+        assert_eq!(
+            target.export_worldlet()["results"]["records"],
+            json!({}),
+            "nothing imported"
+        );
+        assert_eq!(
+            error_id(&target.import_worldlet(&json!({"format": "other/2"}))),
+            "invalid_request"
+        );
 
-    let schema = ok(db.export_schema());
-    let mut fresh = Engine::memory();
-    assert_eq!(ok(fresh.import_schema(&schema))["imported"], 2);
-    assert_eq!(
-        ok(fresh.import_schema(&schema))["imported"],
-        2,
-        "idempotent: replaced by name"
-    );
-    assert_eq!(ok(fresh.by_class("puck.uno/class"))["count"], 2);
+        let schema = ok(db.export_schema());
+        let mut fresh = common::engine();
+        assert_eq!(ok(fresh.import_schema(&schema))["imported"], 2);
+        assert_eq!(
+            ok(fresh.import_schema(&schema))["imported"],
+            2,
+            "idempotent: replaced by name"
+        );
+        assert_eq!(ok(fresh.by_class("puck.uno/class"))["count"], 2);
+    });
 }
 
 #[test]
 fn validate_checks_without_running() {
-    let mut db = crew();
-    let report = db.validate(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {}}));
-    assert_eq!(report["errors"][0]["id"], "validation-failed");
-    let fine = db
-        .validate(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {"rank": "x"}}));
-    assert_eq!(fine["errors"], json!([]));
-    assert_eq!(
-        ok(db.by_class("example.org/crew/officer"))["count"],
-        0,
-        "validate wrote nothing"
-    );
+    common::each_storage(|| {
+        let mut db = crew();
+        let report =
+            db.validate(&json!({"action": "create", "class": "example.org/crew/officer", "bucket": {}}));
+        assert_eq!(report["errors"][0]["id"], "validation-failed");
+        let fine = db.validate(
+            &json!({"action": "create", "class": "example.org/crew/officer", "bucket": {"rank": "x"}}),
+        );
+        assert_eq!(fine["errors"], json!([]));
+        assert_eq!(
+            ok(db.by_class("example.org/crew/officer"))["count"],
+            0,
+            "validate wrote nothing"
+        );
+    });
 }
 
 // ---- differential ---------------------------------------------------------------------
@@ -1059,196 +1091,200 @@ impl Gen {
 
 #[test]
 fn differential_select_against_a_plain_evaluator() {
-    let mut g = Gen(0x2545_f491_4f6c_dd1d);
-    let mut db = Engine::memory();
-    // a ← b ← c; d alone; e inherits from b and d.
-    // The definitions are records too (class 5, puck.uno/class, never filtered on).
-    let names = [
-        "example.org/a",
-        "example.org/b",
-        "example.org/c",
-        "example.org/d",
-        "example.org/e",
-    ];
-    let parents: [&[usize]; 6] = [&[], &[0], &[1], &[], &[1, 3], &[]];
-    let mut records: Vec<Rec> = Vec::new();
-    for (name, ps) in names.iter().zip(parents) {
-        let inherits: Vec<&str> = ps.iter().map(|p| names[*p]).collect();
-        let bucket = json!({"name": name, "inherits": inherits});
-        let pk = define(&mut db, bucket.clone());
-        records.push(Rec {
-            pk,
-            classes: vec![5],
-            bucket,
-            alive: true,
-        });
-    }
-    let descends = |class: usize, from: usize| {
-        let mut todo = vec![class];
-        while let Some(c) = todo.pop() {
-            if c == from {
-                return true;
-            }
-            todo.extend(parents[c]);
+    common::each_storage(|| {
+        let mut g = Gen(0x2545_f491_4f6c_dd1d);
+        let mut db = common::engine();
+        // a ← b ← c; d alone; e inherits from b and d.
+        // The definitions are records too (class 5, puck.uno/class, never filtered on).
+        let names = [
+            "example.org/a",
+            "example.org/b",
+            "example.org/c",
+            "example.org/d",
+            "example.org/e",
+        ];
+        let parents: [&[usize]; 6] = [&[], &[0], &[1], &[], &[1, 3], &[]];
+        let mut records: Vec<Rec> = Vec::new();
+        for (name, ps) in names.iter().zip(parents) {
+            let inherits: Vec<&str> = ps.iter().map(|p| names[*p]).collect();
+            let bucket = json!({"name": name, "inherits": inherits});
+            let pk = define(&mut db, bucket.clone());
+            records.push(Rec {
+                pk,
+                classes: vec![5],
+                bucket,
+                alive: true,
+            });
         }
-        false
-    };
-    for _ in 0..250 {
-        let classes: Vec<usize> = if g.chance(5) {
-            vec![g.below(5), g.below(5)]
-        } else {
-            vec![g.below(5)]
-        };
-        let bucket = g.bucket();
-        let class_names: Vec<&str> = classes.iter().map(|c| names[*c]).collect();
-        let pk = ok(db.q0(&json!({"action": "create", "classes": class_names, "bucket": bucket})))["pk"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        records.push(Rec {
-            pk,
-            classes,
-            bucket,
-            alive: true,
-        });
-        if g.chance(6) {
-            let r = 5 + g.below(records.len() - 5);
-            let record = &mut records[r];
-            if record.alive {
-                if g.chance(3) {
-                    ok(db.q0(&json!({"action": "delete", "pk": record.pk})));
-                    record.alive = false;
-                } else {
-                    record.bucket = g.bucket();
-                    ok(db.q0(&json!({"action": "update", "pk": record.pk, "bucket": record.bucket})));
+        let descends = |class: usize, from: usize| {
+            let mut todo = vec![class];
+            while let Some(c) = todo.pop() {
+                if c == from {
+                    return true;
                 }
+                todo.extend(parents[c]);
             }
-        }
-    }
-    let mut outcomes = std::collections::BTreeMap::new();
-    for round in 0..600 {
-        let mut query = g.block(0);
-        query["action"] = json!("select");
-        let class_filter: Option<Vec<usize>> = match g.below(4) {
-            0 => {
-                let c = g.below(5);
-                query["class"] = json!(names[c]);
-                Some(vec![c])
-            }
-            1 => {
-                let cs = vec![g.below(5), g.below(5)];
-                query[if g.chance(2) { "class" } else { "classes" }] = json!([names[cs[0]], names[cs[1]]]);
-                Some(cs)
-            }
-            _ => None,
+            false
         };
-        let pk = if g.chance(10) {
-            let pk = if g.chance(5) {
-                "missing".to_owned()
+        for _ in 0..250 {
+            let classes: Vec<usize> = if g.chance(5) {
+                vec![g.below(5), g.below(5)]
             } else {
-                records[g.below(records.len())].pk.clone()
+                vec![g.below(5)]
             };
-            query["pk"] = json!(pk);
-            Some(pk)
-        } else {
-            None
-        };
-        let sorts: Vec<Value> = (0..g.below(3)).map(|_| g.sort()).collect();
-        match sorts.len() {
-            1 if g.chance(2) => query["sort"] = sorts[0].clone(),
-            0 => {}
-            _ => query["sorts"] = json!(sorts),
-        }
-        let limit = if g.chance(2) { Some(g.below(20)) } else { None };
-        let offset = if g.chance(3) { g.below(30) } else { 0 };
-        if let Some(l) = limit {
-            query["limit"] = json!(l);
-        }
-        if offset > 0 || g.chance(5) {
-            query["offset"] = json!(offset);
-        }
-
-        // The plain answer: candidates in insertion order, stably sorted, examined in
-        // that order until the page is full.
-        let mut candidates: Vec<&Rec> = records
-            .iter()
-            .filter(|r| r.alive)
-            .filter(|r| pk.as_ref().is_none_or(|pk| &r.pk == pk))
-            .filter(|r| {
-                class_filter
-                    .as_ref()
-                    .is_none_or(|cs| cs.iter().any(|c| r.classes.iter().any(|own| descends(*own, *c))))
-            })
-            .collect();
-        candidates.sort_by(|a, b| {
-            sorts
-                .iter()
-                .map(|s| plain::sort_cmp(s.as_array().unwrap(), &a.bucket, &b.bucket))
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
-        let top = query.as_object().unwrap().clone();
-        let expected: Result<Vec<String>, &str> = (|| {
-            let mut page = Vec::new();
-            let mut skip = offset;
-            for r in candidates {
-                if limit.is_some_and(|l| page.len() >= l) {
-                    break;
-                }
-                if plain::block(&top, &r.bucket, &mut plain::Scopes(Vec::new()))? {
-                    if skip > 0 {
-                        skip -= 1;
+            let bucket = g.bucket();
+            let class_names: Vec<&str> = classes.iter().map(|c| names[*c]).collect();
+            let pk = ok(db.q0(&json!({"action": "create", "classes": class_names, "bucket": bucket})))["pk"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            records.push(Rec {
+                pk,
+                classes,
+                bucket,
+                alive: true,
+            });
+            if g.chance(6) {
+                let r = 5 + g.below(records.len() - 5);
+                let record = &mut records[r];
+                if record.alive {
+                    if g.chance(3) {
+                        ok(db.q0(&json!({"action": "delete", "pk": record.pk})));
+                        record.alive = false;
                     } else {
-                        page.push(r.pk.clone());
+                        record.bucket = g.bucket();
+                        ok(db.q0(&json!({"action": "update", "pk": record.pk, "bucket": record.bucket})));
                     }
                 }
             }
-            Ok(page)
-        })();
+        }
+        let mut outcomes = std::collections::BTreeMap::new();
+        for round in 0..600 {
+            let mut query = g.block(0);
+            query["action"] = json!("select");
+            let class_filter: Option<Vec<usize>> = match g.below(4) {
+                0 => {
+                    let c = g.below(5);
+                    query["class"] = json!(names[c]);
+                    Some(vec![c])
+                }
+                1 => {
+                    let cs = vec![g.below(5), g.below(5)];
+                    query[if g.chance(2) { "class" } else { "classes" }] =
+                        json!([names[cs[0]], names[cs[1]]]);
+                    Some(cs)
+                }
+                _ => None,
+            };
+            let pk = if g.chance(10) {
+                let pk = if g.chance(5) {
+                    "missing".to_owned()
+                } else {
+                    records[g.below(records.len())].pk.clone()
+                };
+                query["pk"] = json!(pk);
+                Some(pk)
+            } else {
+                None
+            };
+            let sorts: Vec<Value> = (0..g.below(3)).map(|_| g.sort()).collect();
+            match sorts.len() {
+                1 if g.chance(2) => query["sort"] = sorts[0].clone(),
+                0 => {}
+                _ => query["sorts"] = json!(sorts),
+            }
+            let limit = if g.chance(2) { Some(g.below(20)) } else { None };
+            let offset = if g.chance(3) { g.below(30) } else { 0 };
+            if let Some(l) = limit {
+                query["limit"] = json!(l);
+            }
+            if offset > 0 || g.chance(5) {
+                query["offset"] = json!(offset);
+            }
 
-        let answer = db.q0(&query);
-        let got: Result<Vec<String>, &str> = if answer["success"] == true {
-            let records = answer["results"]["records"].as_array().unwrap();
-            assert_eq!(answer["results"]["count"], records.len(), "{query}");
-            Ok(records
+            // The plain answer: candidates in insertion order, stably sorted, examined in
+            // that order until the page is full.
+            let mut candidates: Vec<&Rec> = records
                 .iter()
-                .map(|r| r["pk"].as_str().unwrap().to_owned())
-                .collect())
-        } else {
-            Err(answer["errors"][0]["id"].as_str().unwrap())
-        };
-        assert_eq!(got, expected, "round {round}: {query}\n{answer}");
-        let outcome = match &got {
-            Ok(pks) if pks.is_empty() => "empty",
-            Ok(_) => "records",
-            Err(id) => id,
-        };
-        *outcomes.entry(outcome.to_owned()).or_insert(0) += 1;
-    }
-    // The generator reaches every kind of outcome.
-    for outcome in [
-        "empty",
-        "records",
-        "placeholder-undefined",
-        "placeholder-circular",
-        "invalid_request",
-    ] {
-        assert!(
-            outcomes.get(outcome).is_some_and(|n| *n >= 3),
-            "{outcome}: {outcomes:?}"
-        );
-    }
+                .filter(|r| r.alive)
+                .filter(|r| pk.as_ref().is_none_or(|pk| &r.pk == pk))
+                .filter(|r| {
+                    class_filter
+                        .as_ref()
+                        .is_none_or(|cs| cs.iter().any(|c| r.classes.iter().any(|own| descends(*own, *c))))
+                })
+                .collect();
+            candidates.sort_by(|a, b| {
+                sorts
+                    .iter()
+                    .map(|s| plain::sort_cmp(s.as_array().unwrap(), &a.bucket, &b.bucket))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            });
+            let top = query.as_object().unwrap().clone();
+            let expected: Result<Vec<String>, &str> = (|| {
+                let mut page = Vec::new();
+                let mut skip = offset;
+                for r in candidates {
+                    if limit.is_some_and(|l| page.len() >= l) {
+                        break;
+                    }
+                    if plain::block(&top, &r.bucket, &mut plain::Scopes(Vec::new()))? {
+                        if skip > 0 {
+                            skip -= 1;
+                        } else {
+                            page.push(r.pk.clone());
+                        }
+                    }
+                }
+                Ok(page)
+            })();
+
+            let answer = db.q0(&query);
+            let got: Result<Vec<String>, &str> = if answer["success"] == true {
+                let records = answer["results"]["records"].as_array().unwrap();
+                assert_eq!(answer["results"]["count"], records.len(), "{query}");
+                Ok(records
+                    .iter()
+                    .map(|r| r["pk"].as_str().unwrap().to_owned())
+                    .collect())
+            } else {
+                Err(answer["errors"][0]["id"].as_str().unwrap())
+            };
+            assert_eq!(got, expected, "round {round}: {query}\n{answer}");
+            let outcome = match &got {
+                Ok(pks) if pks.is_empty() => "empty",
+                Ok(_) => "records",
+                Err(id) => id,
+            };
+            *outcomes.entry(outcome.to_owned()).or_insert(0) += 1;
+        }
+        // The generator reaches every kind of outcome.
+        for outcome in [
+            "empty",
+            "records",
+            "placeholder-undefined",
+            "placeholder-circular",
+            "invalid_request",
+        ] {
+            assert!(
+                outcomes.get(outcome).is_some_and(|n| *n >= 3),
+                "{outcome}: {outcomes:?}"
+            );
+        }
+    });
 }
 
 #[test]
 fn an_older_store_gets_its_class_index_rebuilt() {
-    // A store written before `class_index` kept the classes by pk in `record_classes`.
-    let dir = std::env::temp_dir().join(format!("mb-upgrade-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("old.db");
-    {
-        let old = rusqlite::Connection::open(&file).unwrap();
-        old.execute_batch(
+    common::each_storage(|| {
+        // A store written before `class_index` kept the classes by pk in `record_classes`.
+        let dir = std::env::temp_dir().join(format!("mb-upgrade-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("old.db");
+        {
+            let old = rusqlite::Connection::open(&file).unwrap();
+            old.execute_batch(
             r#"CREATE TABLE records (seq INTEGER PRIMARY KEY AUTOINCREMENT, pk TEXT NOT NULL UNIQUE,
                    bucket TEXT NOT NULL, stack TEXT NOT NULL, updated_at TEXT NOT NULL, active INTEGER NOT NULL DEFAULT 1);
                CREATE TABLE record_classes (pk TEXT NOT NULL, class TEXT NOT NULL, PRIMARY KEY (pk, class));
@@ -1258,46 +1294,49 @@ fn an_older_store_gets_its_class_index_rebuilt() {
                INSERT INTO record_classes VALUES ('c', 'puck.uno/class'), ('s', 'example.org/ship'), ('s', 'puck.uno/record');"#,
         )
         .unwrap();
-    }
-    let refused = Engine::open(Storage::File(file.clone()), "r").unwrap_err();
-    assert_eq!(refused.id, "invalid_request");
-    assert!(refused.details["fix"].as_str().unwrap().contains("rw"));
-    {
-        let mut db = Engine::open(Storage::File(file.clone()), "rw").unwrap();
-        assert_eq!(ok(db.by_class("example.org/ship"))["records"][0]["pk"], "s");
-        assert_eq!(ok(db.by_class("puck.uno/record"))["count"], 1);
-    }
-    let mut reader = Engine::open(Storage::File(file.clone()), "r").unwrap();
-    assert_eq!(ok(reader.by_class("example.org/ship"))["count"], 1);
-    std::fs::remove_dir_all(&dir).unwrap();
+        }
+        let refused = Engine::open(Storage::File(file.clone()), "r").unwrap_err();
+        assert_eq!(refused.id, "invalid_request");
+        assert!(refused.details["fix"].as_str().unwrap().contains("rw"));
+        {
+            let mut db = Engine::open(Storage::File(file.clone()), "rw").unwrap();
+            assert_eq!(ok(db.by_class("example.org/ship"))["records"][0]["pk"], "s");
+            assert_eq!(ok(db.by_class("puck.uno/record"))["count"], 1);
+        }
+        let mut reader = Engine::open(Storage::File(file.clone()), "r").unwrap();
+        assert_eq!(ok(reader.by_class("example.org/ship"))["count"], 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    });
 }
 
 #[test]
 fn pass_through_keys_are_accepted_everywhere_the_ecoverse_allows_them() {
-    let mut db = Engine::memory();
-    let passthrough = json!({"misc": 1, "corporate": {"cost": 2}, "vibecode": "x", "comment": "y"});
-    let mut definition = json!({"name": "example.org/crew/person", "fields": {}});
-    definition
-        .as_object_mut()
-        .unwrap()
-        .extend(passthrough.as_object().unwrap().clone());
-    let created = db.q0(&json!({"action": "create", "class": "puck.uno/class", "bucket": definition}));
-    assert_eq!(created["success"], true, "a class definition: {created}");
-    let mut record = json!({"bucket": {"name": "Ripley"}, "stack": {"shadow": {}, "a": {"class": "example.org/crew/person"}}});
-    record
-        .as_object_mut()
-        .unwrap()
-        .extend(passthrough.as_object().unwrap().clone());
-    let imported = db.import_worldlet(&json!({"format": "worldlet/1.0", "records": {"r1": record}}));
-    assert_eq!(imported["success"], true, "a worldlet record: {imported}");
-    let mut select = json!({"action": "select", "then": {"path": ["name", "Ripley"]}});
-    select["then"]
-        .as_object_mut()
-        .unwrap()
-        .extend(passthrough.as_object().unwrap().clone());
-    select
-        .as_object_mut()
-        .unwrap()
-        .extend(passthrough.as_object().unwrap().clone());
-    assert_eq!(db.q0(&select)["results"]["count"], 1, "a request and its blocks");
+    common::each_storage(|| {
+        let mut db = common::engine();
+        let passthrough = json!({"misc": 1, "corporate": {"cost": 2}, "vibecode": "x", "comment": "y"});
+        let mut definition = json!({"name": "example.org/crew/person", "fields": {}});
+        definition
+            .as_object_mut()
+            .unwrap()
+            .extend(passthrough.as_object().unwrap().clone());
+        let created = db.q0(&json!({"action": "create", "class": "puck.uno/class", "bucket": definition}));
+        assert_eq!(created["success"], true, "a class definition: {created}");
+        let mut record = json!({"bucket": {"name": "Ripley"}, "stack": {"shadow": {}, "a": {"class": "example.org/crew/person"}}});
+        record
+            .as_object_mut()
+            .unwrap()
+            .extend(passthrough.as_object().unwrap().clone());
+        let imported = db.import_worldlet(&json!({"format": "worldlet/1.0", "records": {"r1": record}}));
+        assert_eq!(imported["success"], true, "a worldlet record: {imported}");
+        let mut select = json!({"action": "select", "then": {"path": ["name", "Ripley"]}});
+        select["then"]
+            .as_object_mut()
+            .unwrap()
+            .extend(passthrough.as_object().unwrap().clone());
+        select
+            .as_object_mut()
+            .unwrap()
+            .extend(passthrough.as_object().unwrap().clone());
+        assert_eq!(db.q0(&select)["results"]["count"], 1, "a request and its blocks");
+    });
 }

@@ -6,8 +6,9 @@ use std::rc::Rc;
 
 use caspian_ipc::mikobase::engine::Engine;
 use caspian_ipc::mikobase::{
-    Change, CommitRequest, CreateRequest, DeleteRequest, InProcess, MikobaseClient, MikobaseServer,
-    RollbackRequest, SetFieldsRequest, TransactionRequest,
+    CallContext, Change, ClassFilter, CommitRequest, CreateRequest, DeleteRequest, ImportWorldletRequest,
+    InProcess, MikobaseClient, MikobaseServer, MikobaseService, RollbackRequest, SelectRequest,
+    SetFieldsRequest, Target, TransactionRequest, VetoScope, Worldlet,
 };
 use serde_json::{json, Map, Value};
 
@@ -117,7 +118,11 @@ fn changes_carry_the_record_its_class_and_what_its_fields_were() {
     {
         let before = before.borrow();
         assert_eq!(before[0].action, "create");
-        assert_eq!(before[0].pk, None, "a create has no pk before it happens");
+        assert_eq!(
+            before[0].pk.as_deref(),
+            Some(pk.as_str()),
+            "before_save runs inside the write, before it is kept: a create's pk is known"
+        );
         assert_eq!(after.borrow()[0].pk.as_deref(), Some(pk.as_str()));
     }
 
@@ -180,4 +185,179 @@ fn a_veto_refuses_the_write_and_reports_nothing_after() {
         .results;
     assert_eq!(stored.bucket["rank"], "Corporal", "nothing written");
     assert_eq!(after.borrow().len(), 1, "only the create was reported");
+}
+
+/// A server with the officer class and a `before_save` refusing admirals, with `scope`.
+fn strict(scope: VetoScope) -> MikobaseClient<InProcess<MikobaseServer>> {
+    let server = MikobaseServer::new(Engine::memory())
+        .before_save(
+            |change| match change.bucket.as_ref().and_then(|b| b.get("rank")) {
+                Some(rank) if rank == "Admiral" => Err("no admirals aboard".into()),
+                _ => Ok(()),
+            },
+        )
+        .veto_scope(scope);
+    let db = MikobaseClient::new(InProcess::new(server));
+    db.create(&CreateRequest {
+        class: Some("puck.uno/class".into()),
+        bucket: object(json!({"name": OFFICER, "fields": {"rank": {"class": "string"}}})),
+        ..Default::default()
+    })
+    .unwrap();
+    db
+}
+
+fn count(db: &MikobaseClient<InProcess<MikobaseServer>>) -> u64 {
+    db.select(&SelectRequest {
+        class: Some(ClassFilter::One(OFFICER.into())),
+        ..Default::default()
+    })
+    .unwrap()
+    .results
+    .count
+}
+
+#[test]
+fn a_veto_rolls_the_whole_transaction_back_by_default() {
+    let db = strict(VetoScope::default());
+    let tx = begin(&db);
+    officer(&db, "Apone", Some(&tx));
+    let refused = db
+        .create(&CreateRequest {
+            class: Some(OFFICER.into()),
+            bucket: object(json!({"name": "Ripley", "rank": "Admiral"})),
+            transaction: Some(tx.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(refused.id(), Some("rejected-by-listener"));
+    assert!(
+        refused.to_string().contains("rolled_back_transaction\":true"),
+        "{refused}"
+    );
+    assert_eq!(count(&db), 0, "the transaction's earlier write is gone too");
+    let commit = db.commit(&CommitRequest { transaction: tx }).unwrap_err();
+    assert_eq!(
+        commit.id(),
+        Some("transaction-not-found"),
+        "the transaction is over"
+    );
+}
+
+#[test]
+fn a_write_scoped_veto_keeps_the_transaction() {
+    let db = strict(VetoScope::Write);
+    let tx = begin(&db);
+    officer(&db, "Apone", Some(&tx));
+    let refused = db
+        .create(&CreateRequest {
+            class: Some(OFFICER.into()),
+            bucket: object(json!({"name": "Ripley", "rank": "Admiral"})),
+            transaction: Some(tx.clone()),
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert_eq!(refused.id(), Some("rejected-by-listener"));
+    db.commit(&CommitRequest { transaction: tx }).unwrap();
+    assert_eq!(count(&db), 1, "only the vetoed write was undone");
+}
+
+#[test]
+fn targets_pick_a_record_a_class_or_a_query_matched_after_the_change() {
+    let (on_record, on_class, on_query): (Log, Log, Log) = Default::default();
+    let (r, c, q) = (on_record.clone(), on_class.clone(), on_query.clone());
+    let server = MikobaseServer::new(Engine::memory())
+        .after_save_on(Target::Class(OFFICER.into()), move |change| {
+            c.borrow_mut().push(change.clone())
+        })
+        .after_save_on(
+            Target::Query(Box::new(SelectRequest {
+                path: Some(vec![json!("rank"), json!("Sergeant")]),
+                ..Default::default()
+            })),
+            move |change| q.borrow_mut().push(change.clone()),
+        );
+    let db = MikobaseClient::new(InProcess::new(server));
+    for (name, inherits) in [(OFFICER, None), ("example.org/crew/pilot", Some(OFFICER))] {
+        let mut definition =
+            json!({"name": name, "fields": {"rank": {"class": "string"}, "name": {"class": "string"}}});
+        if let Some(parent) = inherits {
+            definition["inherits"] = json!(parent);
+        }
+        db.create(&CreateRequest {
+            class: Some("puck.uno/class".into()),
+            bucket: object(definition),
+            ..Default::default()
+        })
+        .unwrap();
+    }
+    let hicks = officer(&db, "Hicks", None);
+    let pilot = db
+        .create(&CreateRequest {
+            class: Some("example.org/crew/pilot".into()),
+            bucket: object(json!({"name": "Ferro", "rank": "Corporal"})),
+            ..Default::default()
+        })
+        .unwrap()
+        .results
+        .pk;
+    // Registered while serving: applies from the next write on.
+    db.transport()
+        .with(|server| {
+            server.add_after_save(Target::Record(hicks.clone()), move |change| {
+                r.borrow_mut().push(change.clone())
+            })
+        })
+        .unwrap();
+    for pk in [&hicks, &pilot] {
+        db.set_fields(&SetFieldsRequest {
+            pk: pk.clone(),
+            fields: object(json!({"rank": "Sergeant"})),
+            transaction: None,
+        })
+        .unwrap();
+    }
+    let pks = |log: &Log| {
+        log.borrow()
+            .iter()
+            .map(|c| c.pk.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pks(&on_record), std::slice::from_ref(&hicks), "one record only");
+    assert_eq!(
+        pks(&on_class),
+        [hicks.clone(), pilot.clone(), hicks.clone(), pilot.clone()],
+        "the class and its subclass, every write"
+    );
+    assert_eq!(
+        pks(&on_query),
+        [hicks.clone(), pilot.clone()],
+        "only writes after which the record matches: both entered the set"
+    );
+}
+
+#[test]
+fn imports_do_not_run_listeners() {
+    let (db, before, after) = served();
+    let worldlet: Worldlet = serde_json::from_value(json!({
+        "format": "worldlet/1.0",
+        "records": {"k1": {"bucket": {"name": "Vasquez", "rank": "Admiral"}, "stack": {"a": {"class": OFFICER}}}}
+    }))
+    .unwrap();
+    let imported = db
+        .transport()
+        .with(|server| {
+            MikobaseService::import_worldlet(
+                server,
+                &CallContext::default(),
+                ImportWorldletRequest { worldlet },
+            )
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(imported.results.imported, 1, "the import is not vetoed");
+    assert!(
+        before.borrow().is_empty() && after.borrow().is_empty(),
+        "no listener ran (D-M12)"
+    );
 }

@@ -8,7 +8,7 @@
 //! workers' calls wait (within their deadline, then `transaction-busy`) until it commits or
 //! rolls back; if the holder dies or its connection drops, its transaction is rolled back.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,8 @@ use serde_json::{json, Map, Value};
 
 use super::engine::{Engine, Storage};
 use super::generated::*;
-use super::support::{failure_envelope, Answer, CallContext, Failure, Reply};
+use super::listeners::{Change, Listeners, Target, VetoScope};
+use super::support::{failure_envelope, CallContext, Failure, Reply};
 use super::transport::UdsTransport;
 use crate::error::{Error, Result};
 use crate::fork::{Worker, WorkerOutcome, WorkerResult};
@@ -86,50 +87,12 @@ pub fn connect_tls(url: &str, trust: crate::uds::Trust, token: Token) -> crate::
     Ok(MikobaseClient::new(UdsTransport::new(client)))
 }
 
-/// A write as listeners see it: Mikobase's `$change` (the record, its class, and what its
-/// fields were and become).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Change {
-    /// `create`, `update` or `delete` (a `set_fields` is an update).
-    pub action: &'static str,
-    /// The record's pk (`None` in `before_save` of a create: it has none yet).
-    pub pk: Option<String>,
-    /// The class the request names, else the record's current class.
-    pub class: Option<String>,
-    /// The bucket the write stores (`None` for a delete).
-    pub bucket: Option<Map<String, Value>>,
-    /// The bucket before the write (`None` for a create).
-    pub old: Option<Map<String, Value>>,
-}
-
-impl Change {
-    /// The top-level fields the write changes, as `field → (old, new)`; `None` is absent.
-    pub fn fields(&self) -> BTreeMap<String, (Option<Value>, Option<Value>)> {
-        let empty = Map::new();
-        let old = self.old.as_ref().unwrap_or(&empty);
-        let new = self.bucket.as_ref().unwrap_or(&empty);
-        old.keys()
-            .chain(new.keys())
-            .filter(|key| old.get(*key) != new.get(*key))
-            .map(|key| (key.clone(), (old.get(key).cloned(), new.get(key).cloned())))
-            .collect()
-    }
-}
-
-type BeforeSave = Box<dyn FnMut(&Change) -> std::result::Result<(), String>>;
-type AfterSave = Box<dyn FnMut(&Change)>;
-
 /// The server side: the engine, its limits and its listeners. Serve it with
 /// [`crate::uds::spawn_server`] or [`crate::uds::serve`].
 pub struct MikobaseServer {
     engine: Engine,
     body_limit: usize,
-    before: Vec<BeforeSave>,
-    after: Vec<AfterSave>,
-    /// Writes made inside open transactions, with the depth they were made at: their
-    /// `after_save` runs when the outermost transaction commits, never if they are rolled
-    /// back.
-    pending: Vec<(usize, Change)>,
+    listeners: Listeners,
     /// How long one connection may keep a transaction open (`None`: for ever).
     max_hold: Option<Duration>,
     /// The connection holding the outermost open transaction, and since when.
@@ -138,6 +101,8 @@ pub struct MikobaseServer {
     expired: HashMap<u64, Value>,
     /// Counts requests; keeps the latest for `GET /monitor` while someone watches.
     log: OpLog,
+    /// Whether `POST /worldlet` (the append-only ingress) is served.
+    post_updates: bool,
 }
 
 /// Who holds the store, for the message a waiting worker gets.
@@ -177,14 +142,21 @@ impl MikobaseServer {
         MikobaseServer {
             engine,
             body_limit: crate::limits::DEFAULT_BODY_LIMIT,
-            before: Vec::new(),
-            after: Vec::new(),
-            pending: Vec::new(),
+            listeners: Listeners::default(),
             max_hold: Some(DEFAULT_MAX_HOLD),
             hold: None,
             expired: HashMap::new(),
             log: OpLog::new("shared-mikobase"),
+            post_updates: false,
         }
+    }
+
+    /// Serves `POST /worldlet`, the append-only ingress (default off: the route then
+    /// answers 403 `action-not-supported` saying how to turn it on). See
+    /// [`MikobaseServer::post_worldlet`] and docs/PROTOCOL.md.
+    pub fn post_updates(mut self, on: bool) -> Self {
+        self.post_updates = on;
+        self
     }
 
     /// How long one worker may keep a transaction open (default [`DEFAULT_MAX_HOLD`];
@@ -213,13 +185,15 @@ impl MikobaseServer {
         };
     }
 
-    /// Runs `listener` before every create, update and delete; an `Err` vetoes the write
-    /// (the worker gets `rejected-by-listener` with the message). Runs in the server.
+    /// Runs `listener` before every create, update and delete is kept (inside the
+    /// transaction, after the write); an `Err` vetoes it: the worker gets
+    /// `rejected-by-listener` with the message, and the write (by default the whole
+    /// transaction, see [`MikobaseServer::veto_scope`]) is rolled back. Runs in the server.
     pub fn before_save(
         mut self,
         listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
     ) -> Self {
-        self.before.push(Box::new(listener));
+        self.add_before_save(Target::All, listener);
         self
     }
 
@@ -227,102 +201,47 @@ impl MikobaseServer {
     /// once outside a transaction, when the outermost transaction commits inside one, and
     /// never for a write that is rolled back. Runs in the server.
     pub fn after_save(mut self, listener: impl FnMut(&Change) + 'static) -> Self {
-        self.after.push(Box::new(listener));
+        self.add_after_save(Target::All, listener);
         self
     }
 
-    /// A change as listeners see it, or `None` when nobody listens: then a write costs
-    /// no copy of its bucket and no read of the record.
-    fn change(
+    /// [`MikobaseServer::before_save`] for the writes that hit `target` only.
+    pub fn before_save_on(
+        mut self,
+        target: Target,
+        listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
+    ) -> Self {
+        self.add_before_save(target, listener);
+        self
+    }
+
+    /// [`MikobaseServer::after_save`] for the writes that hit `target` only.
+    pub fn after_save_on(mut self, target: Target, listener: impl FnMut(&Change) + 'static) -> Self {
+        self.add_after_save(target, listener);
+        self
+    }
+
+    /// Registers a `before_save` listener on a server that is already serving (from code
+    /// the serving process runs, e.g. a route or another listener's owner): it applies
+    /// from the next write on.
+    pub fn add_before_save(
         &mut self,
-        action: &'static str,
-        pk: Option<&str>,
-        class: Option<&str>,
-        bucket: Option<&Map<String, Value>>,
-    ) -> Option<Change> {
-        if self.before.is_empty() && self.after.is_empty() {
-            return None;
-        }
-        let current = pk.and_then(|pk| self.engine.record_by_pk(pk).get("results").cloned());
-        let old = current.as_ref().and_then(|r| r["bucket"].as_object().cloned());
-        let current_class = current.as_ref().and_then(|r| {
-            r["stack"]
-                .as_object()?
-                .values()
-                .find_map(|platter| platter["class"].as_str().map(str::to_owned))
-        });
-        let bucket = match action {
-            "delete" => None,
-            _ => bucket.cloned().or_else(|| old.clone()),
-        };
-        Some(Change {
-            action,
-            pk: pk.map(str::to_owned),
-            class: class.map(str::to_owned).or(current_class),
-            bucket,
-            old,
-        })
+        target: Target,
+        listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
+    ) {
+        self.listeners.add_before(target, Box::new(listener));
     }
 
-    /// Runs a write through the listeners.
-    fn write<T>(
-        &mut self,
-        change: Option<Change>,
-        pk_of: impl Fn(&T) -> String,
-        run: impl FnOnce(&mut Engine) -> Reply<T>,
-    ) -> Reply<T> {
-        let Some(change) = change else {
-            return run(&mut self.engine);
-        };
-        for listener in &mut self.before {
-            if let Err(message) = listener(&change) {
-                return Err(Failure::one(
-                    ErrorId::RejectedByListener.as_str(),
-                    json!({ "message": message, "action": change.action }),
-                ));
-            }
-        }
-        let reply = run(&mut self.engine);
-        if let Ok(Answer { results, .. }) = &reply {
-            if !self.after.is_empty() {
-                let done = Change {
-                    pk: Some(pk_of(results)),
-                    ..change
-                };
-                self.pending.push((self.engine.transaction_depth(), done));
-                self.run_after_save();
-            }
-        }
-        reply
+    /// Registers an `after_save` listener on a server that is already serving.
+    pub fn add_after_save(&mut self, target: Target, listener: impl FnMut(&Change) + 'static) {
+        self.listeners.add_after(target, Box::new(listener));
     }
 
-    /// Runs `after_save` for the pending writes once no transaction is open: they are
-    /// then committed for good.
-    fn run_after_save(&mut self) {
-        if self.engine.transaction_depth() == 0 {
-            for (_, change) in std::mem::take(&mut self.pending) {
-                for listener in &mut self.after {
-                    listener(&change);
-                }
-            }
-        }
-    }
-
-    /// After a commit: the ended transactions' writes now belong to the transaction still
-    /// open around them, if any (so a later rollback of that one forgets them too).
-    fn fold_committed(&mut self) {
-        let depth = self.engine.transaction_depth();
-        for (made_at, _) in &mut self.pending {
-            *made_at = (*made_at).min(depth);
-        }
-        self.run_after_save();
-    }
-
-    /// After a rollback: forgets the pending writes made deeper than the transactions
-    /// still open.
-    fn forget_rolled_back(&mut self) {
-        let depth = self.engine.transaction_depth();
-        self.pending.retain(|(made_at, _)| *made_at <= depth);
+    /// What a `before_save` veto rolls back: the whole transaction (the default, as the
+    /// Mikobase documents say) or only the vetoed write.
+    pub fn veto_scope(mut self, scope: VetoScope) -> Self {
+        self.listeners.veto = scope;
+        self
     }
 }
 
@@ -331,16 +250,49 @@ impl MikobaseService for MikobaseServer {
         self.engine.select(c, r)
     }
     fn create(&mut self, c: &CallContext, r: CreateRequest) -> Reply<PkResult> {
-        let change = self.change("create", None, r.class.as_deref(), Some(&r.bucket));
-        self.write(change, |p: &PkResult| p.pk.clone(), |e| e.create(c, r))
+        if self.listeners.is_empty() {
+            return self.engine.create(c, r);
+        }
+        let (class, bucket) = (r.class.clone(), r.bucket.clone());
+        let pk_of = |p: &PkResult| p.pk.clone();
+        self.listeners.write(
+            &mut self.engine,
+            c,
+            "create",
+            None,
+            class.as_deref(),
+            Some(&bucket),
+            pk_of,
+            |e| e.create(c, r),
+        )
     }
     fn update(&mut self, c: &CallContext, r: UpdateRequest) -> Reply<PkResult> {
-        let change = self.change("update", Some(&r.pk), r.class.as_deref(), r.bucket.as_ref());
-        self.write(change, |p: &PkResult| p.pk.clone(), |e| e.update(c, r))
+        if self.listeners.is_empty() {
+            return self.engine.update(c, r);
+        }
+        let (pk, class, bucket) = (r.pk.clone(), r.class.clone(), r.bucket.clone());
+        let pk_of = |p: &PkResult| p.pk.clone();
+        self.listeners.write(
+            &mut self.engine,
+            c,
+            "update",
+            Some(&pk),
+            class.as_deref(),
+            bucket.as_ref(),
+            pk_of,
+            |e| e.update(c, r),
+        )
     }
     fn delete(&mut self, c: &CallContext, r: DeleteRequest) -> Reply<DeleteResult> {
-        let change = self.change("delete", Some(&r.pk), None, None);
-        self.write(change, |d: &DeleteResult| d.pk.clone(), |e| e.delete(c, r))
+        if self.listeners.is_empty() {
+            return self.engine.delete(c, r);
+        }
+        let pk = r.pk.clone();
+        let pk_of = |d: &DeleteResult| d.pk.clone();
+        self.listeners
+            .write(&mut self.engine, c, "delete", Some(&pk), None, None, pk_of, |e| {
+                e.delete(c, r)
+            })
     }
     fn set_fields(&mut self, c: &CallContext, r: SetFieldsRequest) -> Reply<PkResult> {
         let update = self.engine.merged_update(r).map_err(|problem| Failure {
@@ -354,12 +306,12 @@ impl MikobaseService for MikobaseServer {
     }
     fn commit(&mut self, c: &CallContext, r: CommitRequest) -> Reply<EndResult> {
         let reply = self.engine.commit(c, r);
-        self.fold_committed();
+        self.listeners.fold_committed(self.engine.transaction_depth());
         reply
     }
     fn rollback(&mut self, c: &CallContext, r: RollbackRequest) -> Reply<EndResult> {
         let reply = self.engine.rollback(c, r);
-        self.forget_rolled_back();
+        self.listeners.forget_rolled_back(self.engine.transaction_depth());
         reply
     }
     fn record_by_pk(&mut self, c: &CallContext, r: RecordByPkRequest) -> Reply<Record> {
@@ -424,7 +376,7 @@ impl RouteState for MikobaseServer {
     /// A worker that went away (exited, was killed) leaves no transaction open.
     fn connection_closed(&mut self, connection: u64) {
         self.engine.release_owner(connection);
-        self.forget_rolled_back();
+        self.listeners.forget_rolled_back(self.engine.transaction_depth());
         self.expired.remove(&connection);
         if self.holds(connection) {
             self.hold = None;
@@ -455,7 +407,7 @@ impl RouteState for MikobaseServer {
             "fix": "its work is gone: keep transactions short (do slow work outside them), or raise the maximum hold",
         });
         self.engine.expire_owner(hold.connection, &details);
-        self.forget_rolled_back();
+        self.listeners.forget_rolled_back(self.engine.transaction_depth());
         self.expired.insert(hold.connection, details);
         self.hold = None;
     }
@@ -476,7 +428,9 @@ const NOT_POST: [Method; 7] = [
 impl MikobaseServer {
     /// The server as a [`Router`] of the toolbox, the way a user's server is built: every
     /// POST goes to the generated dispatch table, which knows the spec's routes and
-    /// answers an unknown one as a Mikobase envelope; other methods get the 405 envelope.
+    /// answers an unknown one as a Mikobase envelope, except `POST /worldlet`
+    /// ([`MikobaseServer::post_worldlet`], refused unless
+    /// [`MikobaseServer::post_updates`]); other methods get the 405 envelope.
     /// Serve it with [`crate::uds::serve`] or [`crate::uds::spawn_server`].
     pub fn into_router(self) -> std::result::Result<Router<MikobaseServer>, RouteError> {
         NOT_POST
@@ -484,6 +438,7 @@ impl MikobaseServer {
             .fold(
                 Router::builder(self)
                     .post("/{*operation}", MikobaseServer::answer)
+                    .post(WORLDLET_PATH, MikobaseServer::post_worldlet)
                     .get(
                         MONITOR_PATH,
                         |server: &mut MikobaseServer, r: &RouteRequest<'_>| Ok(server.log.monitor(r)),
@@ -512,6 +467,207 @@ impl MikobaseServer {
         let (status, body) = dispatch(self, &context, request.path, request.body, limit);
         self.track_hold(request);
         Ok(Response::json_bytes(status, body))
+    }
+}
+
+/// The append-only ingress route (`mikobase serve --post-updates`).
+pub const WORLDLET_PATH: &str = "/worldlet";
+
+/// The stored record `pk` in the form a posted worldlet entry is compared in: its
+/// `bucket` and `stack` (`updated_at` is when it was stored, not what it holds).
+fn stored_content(record: &Value) -> Value {
+    json!({ "bucket": record["bucket"], "stack": record["stack"] })
+}
+
+/// A posted worldlet entry as `{bucket, stack}`, the way an import stores it: the
+/// whole-hash form of a class definition (`{"class": "puck.uno/class", "name", ...}`),
+/// the long form `{class, bucket}` or `{bucket, stack}`. `None`: not an object.
+fn posted_content(entry: &Value) -> Option<Value> {
+    const CLASS_CLASS: &str = "puck.uno/class";
+    let entry = entry.as_object()?;
+    let platters = |class: &str| json!({ "shadow": {}, "a": { "class": class } });
+    if entry.get("class").and_then(Value::as_str) == Some(CLASS_CLASS) {
+        let mut bucket = entry.clone();
+        bucket.shift_remove("class");
+        bucket.shift_remove("updated_at");
+        return Some(json!({ "bucket": bucket, "stack": platters(CLASS_CLASS) }));
+    }
+    let bucket = match entry.get("bucket") {
+        None | Some(Value::Null) => json!({}),
+        Some(bucket) => bucket.clone(),
+    };
+    let stack = match (entry.get("stack"), entry.get("class")) {
+        (Some(stack), _) if !stack.is_null() => stack.clone(),
+        (_, Some(Value::String(class))) => platters(class),
+        _ => platters("puck.uno/record"),
+    };
+    Some(json!({ "bucket": bucket, "stack": stack }))
+}
+
+/// A refusal of the whole `POST /worldlet` body, as a Mikobase envelope.
+fn worldlet_refusal(id: ErrorId, status: u16, details: Value) -> RouteResult {
+    Err(Response::json(
+        status,
+        &failure_envelope(&Failure::one(id.as_str(), details)),
+    ))
+}
+
+impl MikobaseServer {
+    /// `POST /worldlet`: appends a worldlet's records, all or nothing. Per record (by
+    /// pk): one identical to the stored one (same `bucket` and `stack`) is skipped; one
+    /// whose pk is stored with other content, or deleted, is rejected; a new one is
+    /// accepted. Any rejection, or any problem the import finds in the accepted ones,
+    /// writes nothing. Answers `{"success", "accepted": [pk], "skipped": [pk],
+    /// "rejected": [{"pk", "reason", ...}]}` (200 when written, 409 on a conflict, the
+    /// import problem's status otherwise).
+    ///
+    /// Built from the engine's public calls: one `record_by_pk` per posted record, then
+    /// one `import_worldlet` of the accepted ones; the server handles one request at a
+    /// time, so nothing can come between the checks and the write.
+    pub fn post_worldlet(&mut self, request: &RouteRequest<'_>) -> RouteResult {
+        if !self.post_updates {
+            return worldlet_refusal(
+                ErrorId::ActionNotSupported,
+                403,
+                json!({
+                    "route": "POST /worldlet",
+                    "reason": "this server does not take posted updates",
+                    "fix": "start the server with `mikobase serve --post-updates` (MikobaseServer::post_updates(true))",
+                }),
+            );
+        }
+        if self.engine.is_read_only() {
+            let id = ErrorId::ReadOnlyConnection;
+            return worldlet_refusal(
+                id,
+                id.http_status(),
+                json!({ "route": "POST /worldlet", "fix": "serve the store read-write to post updates" }),
+            );
+        }
+        if self.engine.transaction_owner().is_some() {
+            return worldlet_refusal(
+                ErrorId::InvalidRequest,
+                409,
+                json!({
+                    "route": "POST /worldlet",
+                    "reason": "a transaction is open on this connection",
+                    "fix": "POST /worldlet stands alone: commit or roll back the transaction first",
+                }),
+            );
+        }
+        let worldlet: Value = match serde_json::from_slice(request.body) {
+            Ok(value) => value,
+            Err(e) => {
+                return worldlet_refusal(
+                    ErrorId::InvalidRequest,
+                    400,
+                    json!({ "reason": format!("the body is not JSON: {e}"), "fix": "send a worldlet {\"format\": \"worldlet/1.0\", \"records\": {pk: record}}" }),
+                )
+            }
+        };
+        let format = worldlet.get("format").and_then(Value::as_str).unwrap_or_default();
+        if !format.starts_with("worldlet/1.") {
+            return worldlet_refusal(
+                ErrorId::InvalidRequest,
+                400,
+                json!({ "format": worldlet.get("format"), "fix": "a worldlet has \"format\": \"worldlet/1.0\"" }),
+            );
+        }
+        let sections: Vec<&str> = ["history", "files", "file_chunks"]
+            .into_iter()
+            .filter(|key| match worldlet.get(*key) {
+                None | Some(Value::Null) => false,
+                Some(Value::Object(m)) => !m.is_empty(),
+                Some(Value::Array(a)) => !a.is_empty(),
+                Some(_) => true,
+            })
+            .collect();
+        if !sections.is_empty() {
+            return worldlet_refusal(
+                ErrorId::InvalidRequest,
+                400,
+                json!({
+                    "unsupported_sections": sections,
+                    "fix": "this engine stores records only (no history, no files): post the worldlet without those sections",
+                }),
+            );
+        }
+        let records = match worldlet.get("records") {
+            Some(Value::Object(records)) if worldlet.is_object() => records.clone(),
+            None if worldlet.is_object() => Map::new(),
+            _ => {
+                return worldlet_refusal(
+                    ErrorId::InvalidRequest,
+                    400,
+                    json!({ "reason": "the body is not a worldlet with a `records` object", "fix": "send a worldlet {\"format\": \"worldlet/1.0\", \"records\": {pk: record}}" }),
+                )
+            }
+        };
+        let (mut accepted, mut skipped, mut rejected) = (Map::new(), Vec::new(), Vec::new());
+        for (pk, entry) in records {
+            let stored = self.engine.record_by_pk(&pk);
+            let missing = stored["errors"][0]["id"].as_str();
+            if stored["success"] == true {
+                let same =
+                    posted_content(&entry).is_some_and(|posted| posted == stored_content(&stored["results"]));
+                if same {
+                    skipped.push(json!(pk));
+                } else {
+                    rejected.push(json!({
+                        "pk": pk,
+                        "reason": "conflict: a record with this pk is stored with other content",
+                        "stored": stored_content(&stored["results"]),
+                        "fix": "posted updates only append: post new records under new pks",
+                    }));
+                }
+            } else if missing == Some(ErrorId::RecordNotFound.as_str()) {
+                accepted.insert(pk, entry);
+            } else {
+                rejected.push(json!({
+                    "pk": pk,
+                    "reason": match missing {
+                        Some(id) if id == ErrorId::RecordDeleted.as_str() => "conflict: the record with this pk was deleted".to_owned(),
+                        _ => format!("the stored record cannot be read: {}", stored["errors"]),
+                    },
+                    "fix": "posted updates only append: post new records under new pks",
+                }));
+            }
+        }
+        let answer = |status: u16, accepted: Vec<Value>, skipped: Vec<Value>, rejected: Vec<Value>| {
+            Ok(Response::json(
+                status,
+                &json!({ "success": rejected.is_empty(), "accepted": accepted, "skipped": skipped, "rejected": rejected }),
+            ))
+        };
+        if !rejected.is_empty() {
+            return answer(409, Vec::new(), skipped, rejected);
+        }
+        if accepted.is_empty() {
+            return answer(200, Vec::new(), skipped, Vec::new());
+        }
+        let pks: Vec<Value> = accepted.keys().map(|pk| json!(pk)).collect();
+        let mut body = worldlet.as_object().cloned().unwrap_or_default();
+        body.insert("records".into(), Value::Object(accepted));
+        let imported = self.engine.import_worldlet(&Value::Object(body));
+        if imported["success"] == true {
+            return answer(200, pks, skipped, Vec::new());
+        }
+        let problems = imported["errors"].as_array().cloned().unwrap_or_default();
+        let status = problems
+            .first()
+            .and_then(|p| ErrorId::from_wire(p["id"].as_str()?))
+            .map_or(422, ErrorId::http_status);
+        let rejected = problems
+            .into_iter()
+            .map(|problem| {
+                json!({
+                    "pk": problem["details"]["record"],
+                    "reason": problem["id"],
+                    "details": problem["details"],
+                })
+            })
+            .collect();
+        answer(status, Vec::new(), skipped, rejected)
     }
 }
 
@@ -606,8 +762,7 @@ pub struct Mikobase<'a> {
     options: RunOptions,
     storage: Storage,
     schema: Option<Value>,
-    before: Vec<BeforeSave>,
-    after: Vec<AfterSave>,
+    listeners: Listeners,
     max_hold: Option<Duration>,
     supervisor: Option<Supervisor<'a>>,
 }
@@ -619,8 +774,7 @@ impl<'a> Mikobase<'a> {
             options: RunOptions::new(workers),
             storage: Storage::Memory,
             schema: None,
-            before: Vec::new(),
-            after: Vec::new(),
+            listeners: Listeners::default(),
             max_hold: Some(DEFAULT_MAX_HOLD),
             supervisor: None,
         }
@@ -652,13 +806,36 @@ impl<'a> Mikobase<'a> {
         mut self,
         listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
     ) -> Self {
-        self.before.push(Box::new(listener));
+        self.listeners.add_before(Target::All, Box::new(listener));
         self
     }
 
-    /// A listener run in the server after every successful write.
+    /// Runs `listener` in the server after every committed write (see
+    /// [`MikobaseServer::after_save`]).
     pub fn after_save(mut self, listener: impl FnMut(&Change) + 'static) -> Self {
-        self.after.push(Box::new(listener));
+        self.listeners.add_after(Target::All, Box::new(listener));
+        self
+    }
+
+    /// [`Mikobase::before_save`] for the writes that hit `target` only.
+    pub fn before_save_on(
+        mut self,
+        target: Target,
+        listener: impl FnMut(&Change) -> std::result::Result<(), String> + 'static,
+    ) -> Self {
+        self.listeners.add_before(target, Box::new(listener));
+        self
+    }
+
+    /// [`Mikobase::after_save`] for the writes that hit `target` only.
+    pub fn after_save_on(mut self, target: Target, listener: impl FnMut(&Change) + 'static) -> Self {
+        self.listeners.add_after(target, Box::new(listener));
+        self
+    }
+
+    /// What a `before_save` veto rolls back (see [`MikobaseServer::veto_scope`]).
+    pub fn veto_scope(mut self, scope: VetoScope) -> Self {
+        self.listeners.veto = scope;
         self
     }
 
@@ -674,8 +851,7 @@ impl<'a> Mikobase<'a> {
             options,
             storage,
             schema,
-            before,
-            after,
+            listeners,
             max_hold,
             supervisor,
         } = self;
@@ -685,8 +861,7 @@ impl<'a> Mikobase<'a> {
                 .map_err(|p| format!("cannot open the store: {} {}", p.id, p.details))?;
             let mut server = MikobaseServer::new(engine).max_hold(max_hold);
             server.body_limit = body_limit;
-            server.before = before;
-            server.after = after;
+            server.listeners.extend(listeners);
             if let Some(schema) = schema {
                 let envelope = if schema.get("format").is_some() {
                     server.engine.import_worldlet(&schema)

@@ -57,6 +57,14 @@ pub fn require<T: serde::de::DeserializeOwned, E: serde::de::Error>(
 pub trait Transport {
     /// POSTs `body` to `route`; returns the HTTP status and the body of the answer.
     fn post(&self, route: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), crate::Error>;
+
+    /// Ties the transport's connection to an open transaction (`true`) or releases one
+    /// tie (`false`): a transport whose server ties transactions to connections must
+    /// then refuse to carry a call on a new connection (`Error::TransactionLost`). The
+    /// default does nothing (in-process, there is no connection to lose).
+    fn hold_connection(&self, hold: bool) {
+        let _ = hold;
+    }
 }
 
 /// Why a typed client call failed.

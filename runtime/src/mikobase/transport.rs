@@ -27,6 +27,16 @@ impl<S: MikobaseService> InProcess<S> {
         }
     }
 
+    /// Runs `f` on the service between calls (e.g. to register a listener on a
+    /// [`super::MikobaseServer`] that is already serving); refused during a call.
+    pub fn with<R>(&self, f: impl FnOnce(&mut S) -> R) -> Result<R, Error> {
+        let mut service = self
+            .service
+            .try_borrow_mut()
+            .map_err(|_| Error::Protocol("re-entrant call".into()))?;
+        Ok(f(&mut service))
+    }
+
     /// The wrapped service.
     pub fn into_inner(self) -> S {
         self.service.into_inner()
@@ -64,6 +74,10 @@ impl UdsTransport {
 }
 
 impl Transport for UdsTransport {
+    fn hold_connection(&self, hold: bool) {
+        self.client.hold_connection(hold);
+    }
+
     fn post(&self, route: &str, body: Vec<u8>) -> Result<(u16, Vec<u8>), Error> {
         let response = self.client.send(Method::POST, route, Some(body))?;
         match response.status {

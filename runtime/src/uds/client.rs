@@ -145,6 +145,12 @@ struct State {
     conn: Option<Conn>,
     ever_connected: bool,
     gone: bool,
+    /// How many open transaction handles rely on `conn` (the server ties a transaction
+    /// to the connection that began it): while above zero the connection is never
+    /// silently replaced.
+    holds: usize,
+    /// Why the held connection was lost, until the last hold is released.
+    lost: Option<String>,
 }
 
 /// What a client keeps for the process that uses it: a copy inherited across a fork is
@@ -178,6 +184,8 @@ impl PerProcess for State {
             conn: None,
             ever_connected: false,
             gone: false,
+            holds: 0,
+            lost: None,
         }
     }
 }
@@ -379,6 +387,11 @@ impl Client {
         if state.gone {
             return Err(self.gone());
         }
+        if let Some(reason) = &state.lost {
+            return Err(Error::TransactionLost {
+                reason: reason.clone(),
+            });
+        }
         let call_deadline = self.shared.config.call_deadline;
         let deadline = Instant::now() + call_deadline;
         // A reused connection that closed before a single byte of an answer came back was
@@ -387,6 +400,13 @@ impl Client {
         for _attempt in 0..2 {
             let reused = match state.conn.as_ref() {
                 Some(conn) if !conn.stale() => true,
+                _ if state.holds > 0 => {
+                    // A new connection would run this call outside the transaction.
+                    return Err(self.lose(
+                        &mut state,
+                        "the connection that began the open transaction closed",
+                    ));
+                }
                 _ => {
                     state.conn = None;
                     state.conn = Some(self.open(&mut state, deadline)?);
@@ -400,6 +420,11 @@ impl Client {
                 Ok(answer) => {
                     if answer.closes {
                         state.conn = None; // the server closes it: never reuse it
+                        if state.holds > 0 {
+                            state.lost = Some(
+                                "the server closed the connection that held the open transaction".into(),
+                            );
+                        }
                     } else {
                         conn.answered(&answer.headers);
                     }
@@ -408,6 +433,13 @@ impl Client {
                         headers: answer.headers,
                         body: answer.body,
                     });
+                }
+                Err(Failure::Broken { reason, .. }) if state.holds > 0 => {
+                    state.conn = None;
+                    return Err(self.lose(
+                        &mut state,
+                        &format!("the connection holding the open transaction broke ({reason})"),
+                    ));
                 }
                 Err(Failure::Broken {
                     answered_nothing: true,
@@ -554,6 +586,31 @@ impl Client {
             Err(_) => {
                 state.gone = true;
                 self.gone()
+            }
+        }
+    }
+
+    /// Marks the held connection lost: this call and every later one until the holds
+    /// are released answer [`Error::TransactionLost`].
+    fn lose(&self, state: &mut State, reason: &str) -> Error {
+        state.lost = Some(reason.to_owned());
+        Error::TransactionLost {
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// Ties this process's connection to an open transaction (`true`, when one began) or
+    /// releases one tie (`false`, when it ended). While tied, a call never reconnects:
+    /// the server rolled the transaction back with the old connection, and a call on a
+    /// new one would run outside it, so it answers [`Error::TransactionLost`] instead.
+    pub fn hold_connection(&self, hold: bool) {
+        let mut state = self.state();
+        if hold {
+            state.holds += 1;
+        } else {
+            state.holds = state.holds.saturating_sub(1);
+            if state.holds == 0 {
+                state.lost = None;
             }
         }
     }

@@ -63,6 +63,11 @@ pub struct ServerConfig {
     /// (default 10 s), or the connection is closed: a peer that connects and sends
     /// nothing is cut. It counts against `max_connections` meanwhile.
     pub handshake_timeout: Duration,
+    /// Refuse (403 `forbidden_peer`) a socket peer whose uid (SO_PEERCRED) is not ours
+    /// (default `true`). `false` is `mikobase serve --auth open`: the server checks no
+    /// peer, and only the socket file's permissions (0600, in a private directory) and the
+    /// token, if any, stand between it and other processes.
+    pub check_peer_uid: bool,
 }
 
 impl Default for ServerConfig {
@@ -76,6 +81,7 @@ impl Default for ServerConfig {
             max_connections: 1024,
             max_body_bytes_in_flight: 4 * DEFAULT_BODY_LIMIT,
             handshake_timeout: Duration::from_secs(10),
+            check_peer_uid: true,
         }
     }
 }
@@ -546,7 +552,7 @@ async fn respond<H: Handler>(
     peer: Peer,
     connection: u64,
 ) -> Outcome {
-    if peer.uid != shared.uid {
+    if shared.config.check_peer_uid && peer.uid != shared.uid {
         return Response::error(
             403,
             "forbidden_peer",

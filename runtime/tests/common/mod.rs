@@ -4,11 +4,11 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// Starts `mikobase serve --socket SOCKET` and returns it with the token it printed, once
+/// Starts `mikobase serve --auth token --socket SOCKET` and returns it with the token it printed, once
 /// it listens (it prints `socket:` then `token:` when it is ready).
 pub fn serve(socket: &Path) -> (Child, String) {
     let mut server = Command::new(env!("CARGO_BIN_EXE_mikobase"))
-        .args(["serve", "--socket", socket.to_str().unwrap()])
+        .args(["serve", "--auth", "token", "--socket", socket.to_str().unwrap()])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::problem::{error, unknown_keys, PASSTHROUGH};
 use super::problem::{got, Problem};
-use super::select::json_eq;
+use super::values::json_eq;
 use crate::mikobase::generated::ErrorId;
 
 /// The class of class definitions.

@@ -3,7 +3,7 @@
 
 use super::problem::Problem;
 use super::select::{self, Scope, Select};
-use super::store::{self, Row, Scan};
+use super::store::{Row, Scan};
 use super::{class_not_found, Engine};
 use crate::mikobase::generated::{Record, SelectResult};
 
@@ -18,14 +18,14 @@ impl Engine {
                 if let Some(unknown) = names.iter().find(|c| !self.registry.knows(c)) {
                     return Err(class_not_found(unknown));
                 }
-                Some(store::with_subclasses(&self.conn, names)?)
+                Some(self.store.with_subclasses(names)?)
             }
         };
         let root = Scope::root();
         let test = |row: &Row| query.block.matches(&row.bucket, &root);
         let mut page = Page::new(query.offset, query.limit);
         if let Some(pk) = &query.pk {
-            let row = store::get(&self.conn, pk)?.filter(|row| {
+            let row = self.store.get(pk)?.filter(|row| {
                 row.active
                     && classes
                         .as_ref()
@@ -38,8 +38,9 @@ impl Engine {
             }
             return Ok(page.rows);
         }
-        let equal = query.block.pushable();
-        let sql_order = select::sql_sorts(&query.sorts);
+        let equal = query.block.pushable().filter(|e| self.store.pushes(e));
+        let sql_order =
+            select::sql_sorts(&query.sorts).filter(|order| order.is_empty() || self.store.sorts_in_sql());
         let mut scan = Scan {
             classes: classes.as_deref(),
             equal: equal.as_ref(),
@@ -53,7 +54,7 @@ impl Engine {
                 page = Page::new(0, query.limit);
             }
             if page.wants() {
-                store::scan(&self.conn, &scan, |row| {
+                self.store.scan(&scan, |row| {
                     if test(&row)? {
                         page.take(row);
                     }
@@ -65,7 +66,7 @@ impl Engine {
         // Sort keys SQL cannot order by: rank the matches (and the records whose
         // evaluation failed) in Rust, then walk them in order.
         let mut ranked: Vec<(usize, Row, Option<Problem>)> = Vec::new();
-        store::scan(&self.conn, &scan, |row| {
+        self.store.scan(&scan, |row| {
             match test(&row) {
                 Ok(true) => ranked.push((ranked.len(), row, None)),
                 Ok(false) => {}

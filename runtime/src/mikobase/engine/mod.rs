@@ -14,6 +14,7 @@ mod select;
 mod service;
 mod store;
 mod transactions;
+mod values;
 mod worldlet;
 mod writes;
 
@@ -27,7 +28,7 @@ use classes::{parse_class, Registry};
 use problem::error;
 pub use problem::Problem;
 pub use problem::MAX_DEPTH;
-use store::{sql, Row};
+use store::{Row, Store};
 use writes::class_not_found;
 
 use crate::mikobase::generated::{
@@ -43,6 +44,13 @@ pub enum Storage {
     Memory,
     /// A SQLite file, created when missing.
     File(PathBuf),
+    /// A PostgreSQL database, by URL (`postgres://user@host/db`) or conninfo
+    /// (`host=/run/postgresql dbname=crew`); its tables are created on the first connect
+    /// to an empty database. No password belongs here: a URL without one takes it from
+    /// `PGPASSWORD` or the password file (`PGPASSFILE`, `~/.pgpass`), and the usual
+    /// `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE` fill what the string leaves out.
+    /// Several engines (servers) may share one database (docs/ENGINE.md, PostgreSQL).
+    Postgres(String),
 }
 
 /// Largest request `q0_bytes` accepts by default: the server's body limit, so a request
@@ -58,7 +66,7 @@ struct Open {
 
 /// A Mikobase on SQLite.
 pub struct Engine {
-    conn: Connection,
+    store: Store,
     read_only: bool,
     registry: Registry,
     open: Vec<Open>,
@@ -177,6 +185,56 @@ pub(crate) fn fail(problem: Problem) -> Vec<Problem> {
     vec![problem]
 }
 
+/// A SQLite store and, for a file, its lock.
+fn open_sqlite(storage: &Storage, read_only: bool) -> Result<(Store, Option<std::fs::File>), Problem> {
+    let conn = match storage {
+        Storage::File(path) if read_only => {
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        }
+        Storage::File(path) => create_private(path).and_then(|()| Connection::open(path)),
+        _ => Connection::open_in_memory(),
+    }
+    .map_err(|e| {
+        error(
+            ErrorId::StorageFailed,
+            json!({
+                "storage": format!("{storage:?}"),
+                "storage_error": e.to_string(),
+                "fix": "check the path (a read-only connection needs an existing store)",
+            }),
+        )
+    })?;
+    let lock = match storage {
+        Storage::File(path) => Some(lock_store(path, read_only)?),
+        _ => None,
+    };
+    conn.set_prepared_statement_cache_capacity(64);
+    if read_only {
+        store::sqlite::check_readable(&conn)?;
+    } else {
+        store::sqlite::init(&conn)?;
+    }
+    Ok((Store::Sqlite(conn), lock))
+}
+
+/// A PostgreSQL store (the `postgres` feature).
+#[cfg(feature = "postgres")]
+fn open_postgres(config: &str, read_only: bool) -> Result<Store, Problem> {
+    store::postgres::Pg::connect(config, read_only).map(|pg| Store::Postgres(Box::new(pg)))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_postgres(_: &str, _: bool) -> Result<Store, Problem> {
+    Err(error(
+        ErrorId::StorageFailed,
+        json!({
+            "storage": "postgres",
+            "storage_error": "this build has no PostgreSQL storage",
+            "fix": "build caspian-ipc with the `postgres` feature",
+        }),
+    ))
+}
+
 impl Engine {
     /// An in-memory read-write engine.
     pub fn memory() -> Engine {
@@ -186,35 +244,12 @@ impl Engine {
     /// Opens (creating the schema when missing) a store in `mode` (`rw`, `wr` or `r`).
     pub fn open(storage: Storage, mode: &str) -> Result<Engine, Problem> {
         let read_only = parse_mode(mode)?;
-        let conn = match &storage {
-            Storage::Memory => Connection::open_in_memory(),
-            Storage::File(path) if read_only => {
-                Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            }
-            Storage::File(path) => create_private(path).and_then(|()| Connection::open(path)),
-        }
-        .map_err(|e| {
-            error(
-                ErrorId::StorageFailed,
-                json!({
-                    "storage": format!("{storage:?}"),
-                    "storage_error": e.to_string(),
-                    "fix": "check the path (a read-only connection needs an existing store)",
-                }),
-            )
-        })?;
-        let lock = match &storage {
-            Storage::File(path) => Some(lock_store(path, read_only)?),
-            Storage::Memory => None,
+        let (store, lock) = match &storage {
+            Storage::Postgres(config) => (open_postgres(config, read_only)?, None),
+            Storage::Memory | Storage::File(_) => open_sqlite(&storage, read_only)?,
         };
-        conn.set_prepared_statement_cache_capacity(64);
-        if read_only {
-            store::check_readable(&conn)?;
-        } else {
-            store::init(&conn)?;
-        }
         let mut engine = Engine {
-            conn,
+            store,
             read_only,
             registry: Registry::default(),
             open: Vec::new(),
@@ -239,8 +274,17 @@ impl Engine {
         self.read_only
     }
 
+    /// Reloads the classes when another connection changed them (a shared PostgreSQL
+    /// database; SQLite's connection is the only writer, so never there).
+    pub(crate) fn refresh_classes(&mut self) -> Result<(), Problem> {
+        if self.store.classes_changed()? {
+            self.reload_classes()?;
+        }
+        Ok(())
+    }
+
     fn reload_classes(&mut self) -> Result<(), Problem> {
-        let rows = match store::active(&self.conn, Some(&[CLASS_CLASS.to_owned()]), None) {
+        let rows = match self.store.active(Some(&[CLASS_CLASS.to_owned()]), None) {
             Ok(rows) => rows,
             Err(_) if self.read_only => Vec::new(), // a read-only store without a schema yet
             Err(e) => return Err(e),
@@ -332,8 +376,8 @@ impl Engine {
     /// every write inside a savepoint that is rolled back.
     pub(crate) fn dry_run(&mut self, request: &Value) -> ValidationReport {
         let problems = |errors: Vec<Problem>, warnings: Vec<Problem>| ValidationReport { errors, warnings };
-        if let Err(e) = self.conn.execute_batch("SAVEPOINT validate") {
-            return problems(vec![sql(e)], Vec::new());
+        if let Err(e) = self.store.savepoint("validate") {
+            return problems(vec![e], Vec::new());
         }
         self.dry = true;
         let body = request.to_string();
@@ -345,9 +389,7 @@ impl Engine {
             usize::MAX,
         );
         self.dry = false;
-        let undone = self
-            .conn
-            .execute_batch("ROLLBACK TO SAVEPOINT validate; RELEASE SAVEPOINT validate");
+        let undone = self.store.rollback_to("validate");
         let reloaded = self.reload_classes();
         let (mut errors, warnings) = match crate::mikobase::support::decode_reply::<Value>(&answer) {
             Ok(answer) => (Vec::new(), answer.warnings),
@@ -360,13 +402,13 @@ impl Engine {
                 Vec::new(),
             ),
         };
-        errors.extend(undone.map_err(sql).err());
+        errors.extend(undone.err());
         errors.extend(reloaded.err());
         problems(errors, warnings)
     }
 
     fn live(&self, pk: &str) -> Result<Row, Problem> {
-        match store::get(&self.conn, pk)? {
+        match self.store.get(pk)? {
             None => Err(error(
                 ErrorId::RecordNotFound,
                 json!({ "pk": pk, "fix": "check the pk: no record, active or deleted, has it" }),
@@ -390,19 +432,15 @@ impl Engine {
                 json!({ "fix": "this connection was opened read-only (`r`): open the store in mode `rw` to write" }),
             )));
         }
-        self.conn
-            .execute_batch("SAVEPOINT import")
-            .map_err(|e| fail(sql(e)))?;
+        self.store.savepoint("import").map_err(fail)?;
+        if let Err(e) = self.refresh_classes() {
+            let _ = self.store.rollback_to("import");
+            return Err(fail(e));
+        }
         match body(self) {
-            Ok(results) => self
-                .conn
-                .execute_batch("RELEASE SAVEPOINT import")
-                .map(|()| results)
-                .map_err(|e| fail(sql(e))),
+            Ok(results) => self.store.release("import").map(|()| results).map_err(fail),
             Err(problems) => {
-                let _ = self
-                    .conn
-                    .execute_batch("ROLLBACK TO SAVEPOINT import; RELEASE SAVEPOINT import");
+                let _ = self.store.rollback_to("import");
                 let _ = self.reload_classes();
                 Err(problems)
             }

@@ -61,12 +61,68 @@ impl Engine {
         self.writable()?;
         self.bound(transaction)
     }
+
+    /// Runs a write. On a shared store (PostgreSQL) outside any transaction it is a
+    /// transaction of its own, so its reads, checks and write see one snapshot, run again
+    /// (a bounded number of times) when it conflicted with another connection's write; a
+    /// store with one connection (SQLite) just runs it.
+    fn unit<T>(
+        &mut self,
+        mut body: impl FnMut(&mut Engine) -> Result<T, Vec<Problem>>,
+    ) -> Result<T, Vec<Problem>> {
+        if !self.store.shared() || self.store.in_transaction() {
+            return body(self);
+        }
+        let mut attempt = 1;
+        loop {
+            self.store.savepoint("write").map_err(fail)?;
+            let outcome = match self.refresh_classes().map_err(fail).and_then(|()| body(self)) {
+                Ok(value) => self.store.release("write").map(|()| value).map_err(fail),
+                Err(problems) => {
+                    let _ = self.store.rollback_to("write");
+                    Err(problems)
+                }
+            };
+            match outcome {
+                Ok(value) => return Ok(value),
+                Err(problems) => {
+                    // What the rolled-back write did to the classes is undone too.
+                    let _ = self.refresh_classes();
+                    if attempt >= WRITE_ATTEMPTS || !problems.iter().any(conflicted) {
+                        return Err(problems);
+                    }
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    /// Reloads the classes another server changed, before a read outside a transaction
+    /// of a shared store.
+    fn fresh(&mut self) -> Result<(), Vec<Problem>> {
+        if self.store.shared() && !self.store.in_transaction() {
+            self.refresh_classes().map_err(fail)?;
+        }
+        Ok(())
+    }
+}
+
+/// How many times a write of its own is tried against concurrent writers.
+const WRITE_ATTEMPTS: usize = 16;
+
+/// Whether a write failed only because another connection wrote at the same time: a
+/// serialization failure or deadlock (`retryable`), or a unique key taken by a record
+/// this snapshot cannot see (no `existing_pk`). Run again, it sees the other write.
+fn conflicted(problem: &Problem) -> bool {
+    (problem.id == ErrorId::StorageFailed.as_str() && problem.details["retryable"] == true)
+        || (problem.id == ErrorId::UniqueViolation.as_str() && problem.details["existing_pk"].is_null())
 }
 
 impl MikobaseService for Engine {
     fn select(&mut self, _: &CallContext, request: SelectRequest) -> Reply<SelectResult> {
         let mut warnings = Vec::new();
         let outcome = self.bound(request.transaction.as_deref()).and_then(|()| {
+            self.fresh()?;
             let query = select::parse(&request, &mut warnings).map_err(fail)?;
             self.matching(&query)
                 .map(super::matching::select_result)
@@ -77,23 +133,26 @@ impl MikobaseService for Engine {
 
     fn create(&mut self, _: &CallContext, request: CreateRequest) -> Reply<PkResult> {
         let mut warnings = Vec::new();
-        let outcome = self
-            .may_write(request.transaction.as_deref())
-            .and_then(|()| self.create_record(request, &mut warnings));
+        let outcome = self.may_write(request.transaction.as_deref()).and_then(|()| {
+            self.unit(|engine| {
+                warnings.clear();
+                engine.create_record(request.clone(), &mut warnings)
+            })
+        });
         reply(outcome, warnings)
     }
 
     fn update(&mut self, _: &CallContext, request: UpdateRequest) -> Reply<PkResult> {
         let outcome = self
             .may_write(request.transaction.as_deref())
-            .and_then(|()| self.update_record(request));
+            .and_then(|()| self.unit(|engine| engine.update_record(request.clone())));
         reply(outcome, Vec::new())
     }
 
     fn delete(&mut self, _: &CallContext, request: DeleteRequest) -> Reply<DeleteResult> {
         let outcome = self
             .may_write(request.transaction.as_deref())
-            .and_then(|()| self.delete_record(request).map_err(fail));
+            .and_then(|()| self.unit(|engine| engine.delete_record(request.clone()).map_err(fail)));
         reply(outcome, Vec::new())
     }
 
@@ -154,9 +213,19 @@ impl MikobaseService for Engine {
     }
 
     fn set_fields(&mut self, context: &CallContext, request: SetFieldsRequest) -> Reply<PkResult> {
-        match self.merged_update(request) {
-            Ok(update) => MikobaseService::update(self, context, update),
-            Err(problem) => reply_one(Err(problem)),
+        if !self.store.shared() {
+            return match self.merged_update(request) {
+                Ok(update) => MikobaseService::update(self, context, update),
+                Err(problem) => reply_one(Err(problem)),
+            };
         }
+        // Read, merge and write in one transaction: a concurrent write to the record
+        // conflicts (and is retried) instead of being lost.
+        let outcome = self.unit(|engine| {
+            let update = engine.merged_update(request.clone()).map_err(fail)?;
+            engine.may_write(update.transaction.as_deref())?;
+            engine.update_record(update)
+        });
+        reply(outcome, Vec::new())
     }
 }

@@ -1,11 +1,10 @@
-//! Transactions: nested SQLite savepoints owned by a caller (a worker connection), ended
+//! Transactions: nested savepoints (PostgreSQL: a transaction, savepoints inside) owned by a caller (a worker connection), ended
 //! by commit or rollback, rolled back when their owner goes away or holds them too long;
 //! the ids of ended ones are remembered (a bounded number) to explain later uses.
 
 use serde_json::{json, Value};
 
 use super::problem::{error, invalid, Problem};
-use super::store::sql;
 use super::{forget_oldest, Engine, Open};
 use crate::mikobase::generated::{EndResult, ErrorId, TransactionResult};
 
@@ -55,7 +54,14 @@ impl Engine {
         } else {
             let id = format!("tx{}", self.next_transaction);
             self.next_transaction += 1;
-            self.conn.execute_batch(&format!("SAVEPOINT {id}")).map_err(sql)?;
+            self.store.savepoint(&id)?;
+            if self.open.is_empty() {
+                // A transaction of a shared store sees the classes of its snapshot.
+                if let Err(e) = self.refresh_classes() {
+                    let _ = self.store.rollback_to(&id);
+                    return Err(e);
+                }
+            }
             self.open.push(Open {
                 id: id.clone(),
                 owner,
@@ -75,12 +81,22 @@ impl Engine {
         if self.dry {
             return Ok(ended);
         }
-        let statement = if commit {
-            format!("RELEASE SAVEPOINT {id}")
+        let done = if commit {
+            self.store.release(id)
         } else {
-            format!("ROLLBACK TO SAVEPOINT {id}; RELEASE SAVEPOINT {id}")
+            self.store.rollback_to(id)
         };
-        self.conn.execute_batch(&statement).map_err(sql)?;
+        if let Err(e) = done {
+            if at == 0 && self.store.shared() && !self.store.in_transaction() {
+                // PostgreSQL ended the transaction (a failed COMMIT rolls back): every id
+                // in it is gone.
+                let closed: Vec<Open> = self.open.drain(..).collect();
+                self.invalidated.extend(closed.iter().map(|t| t.id.clone()));
+                forget_oldest(&mut self.invalidated);
+                let _ = self.reload_classes();
+            }
+            return Err(e);
+        }
         let closed: Vec<Open> = self.open.drain(at..).collect();
         if !commit {
             // Everything nested inside is gone with it.

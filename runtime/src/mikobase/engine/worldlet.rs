@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::classes::{parse_class, CLASS_CLASS, DEFAULT_CLASS};
 use super::problem::{deeper_than, got, invalid, too_deep, unknown_keys, Problem, MAX_DEPTH, PASSTHROUGH};
-use super::store::{self, Row};
+use super::store::Row;
 use super::writes::{class_not_found, class_stack, default_stack, duplicate_class, new_pk, now};
 use super::Engine;
 
@@ -23,7 +23,7 @@ const RECORD_KEYS: &[&str] = &["bucket", "stack", "class", "updated_at"];
 impl Engine {
     /// Every active class definition: `{"classes": [definition, ...]}`.
     pub(crate) fn schema_json(&mut self) -> Result<Value, Vec<Problem>> {
-        match store::active(&self.conn, Some(&[CLASS_CLASS.to_owned()]), None) {
+        match self.store.active(Some(&[CLASS_CLASS.to_owned()]), None) {
             Ok(rows) => Ok(
                 json!({ "classes": rows.into_iter().map(|r| Value::Object(r.bucket)).collect::<Vec<_>>() }),
             ),
@@ -40,14 +40,14 @@ impl Engine {
                 "fix": "a schema is {\"classes\": [definition, ...]}",
             }))]);
         };
-        let existing: HashMap<String, String> =
-            match store::active(&self.conn, Some(&[CLASS_CLASS.to_owned()]), None) {
-                Ok(rows) => rows
-                    .into_iter()
-                    .filter_map(|r| Some((r.bucket.get("name")?.as_str()?.to_owned(), r.pk)))
-                    .collect(),
-                Err(e) => return Err(vec![e]),
-            };
+        let existing: HashMap<String, String> = match self.store.active(Some(&[CLASS_CLASS.to_owned()]), None)
+        {
+            Ok(rows) => rows
+                .into_iter()
+                .filter_map(|r| Some((r.bucket.get("name")?.as_str()?.to_owned(), r.pk)))
+                .collect(),
+            Err(e) => return Err(vec![e]),
+        };
         let mut rows = Vec::new();
         let mut problems = Vec::new();
         for (i, def) in classes.iter().enumerate() {
@@ -81,7 +81,7 @@ impl Engine {
     /// "worldlet/1.0", "records": {pk: ...}}`.
     /// Class definitions are in whole-hash form (`{"class": "puck.uno/class", "name", ...}`).
     pub(crate) fn worldlet_json(&mut self) -> Result<Value, Vec<Problem>> {
-        match store::all(&self.conn) {
+        match self.store.all() {
             Ok(rows) => {
                 let records: Map<String, Value> = rows
                     .into_iter()
@@ -168,7 +168,9 @@ impl Engine {
         let mut problems = Vec::new();
         let mut names: HashMap<String, &str> = HashMap::new();
         let replaced: Vec<&str> = defs.iter().map(|(_, r)| r.pk.as_str()).collect();
-        let kept: Vec<Value> = store::active(&self.conn, Some(&[CLASS_CLASS.to_owned()]), None)
+        let kept: Vec<Value> = self
+            .store
+            .active(Some(&[CLASS_CLASS.to_owned()]), None)
             .map_err(|e| vec![e])?
             .into_iter()
             .filter(|r| !replaced.contains(&r.pk.as_str()))
@@ -190,7 +192,7 @@ impl Engine {
             return Err(problems);
         }
         for (_, row) in &defs {
-            store::put(&self.conn, row).map_err(|e| vec![e])?;
+            self.store.put(row, &[]).map_err(|e| vec![e])?;
         }
         self.reload_classes().map_err(|e| vec![e])?;
         for (label, row) in &defs {
@@ -200,7 +202,7 @@ impl Engine {
             }
         }
         for (label, row) in records {
-            let old = store::get(&self.conn, &row.pk).map_err(|e| vec![e])?;
+            let old = self.store.get(&row.pk).map_err(|e| vec![e])?;
             if let Err(errors) = self.write(row, old.as_ref()) {
                 problems.extend(errors.into_iter().map(|e| labelled(e, &label)));
             }

@@ -5,8 +5,9 @@ use serde_json::{json, Map, Value};
 
 use super::classes::{parse_class, present, validate_bucket, CLASS_CLASS, DEFAULT_CLASS};
 use super::problem::{error, invalid, warning, Problem};
-use super::select::{self, check_class_name};
-use super::store::{self, Equal, Row};
+use super::select::check_class_name;
+use super::store::{Equal, Row, UniqueKey};
+use super::values::json_eq;
 use super::{fail, Engine};
 use crate::mikobase::generated::{
     CreateRequest, DeleteRequest, DeleteResult, ErrorId, PkResult, Platter, RecordClasses, SetFieldsRequest,
@@ -127,52 +128,67 @@ impl Engine {
                 &self.registry.field_order(&classes),
             );
         }
-        if problems.is_empty() {
-            problems.extend(self.unique_violations(&row, &classes).map_err(fail)?);
-        }
+        let keys = if problems.is_empty() {
+            let keys = self.unique_keys(&row, &classes);
+            problems.extend(self.unique_violations(&row, &keys).map_err(fail)?);
+            keys
+        } else {
+            Vec::new()
+        };
         if !problems.is_empty() {
             return Err(problems);
         }
-        store::put(&self.conn, &row).map_err(fail)?;
+        self.store.put(&row, &keys).map_err(fail)?;
         if defines_class || old.is_some_and(|o| o.classes().iter().any(|c| c == CLASS_CLASS)) {
             self.reload_classes().map_err(fail)?;
         }
         Ok(())
     }
 
-    fn unique_violations(&self, row: &Row, classes: &[String]) -> Result<Vec<Problem>, Problem> {
-        let mut problems = Vec::new();
+    /// The unique keys (`unique` fields and `uniques` tuples of every class in the
+    /// stack, in that order, a key repeated when two classes inherit it) the row has
+    /// values for: absent or null values do not collide.
+    fn unique_keys(&self, row: &Row, classes: &[String]) -> Vec<UniqueKey> {
+        let mut keys: Vec<UniqueKey> = Vec::new();
         for class in classes {
             for (declared_by, fields) in self.registry.unique_sets(class) {
-                let values: Vec<&Value> = match fields
+                let Some(values) = fields
                     .iter()
-                    .map(|f| row.bucket.get(f).filter(|v| !v.is_null()))
+                    .map(|f| row.bucket.get(f).filter(|v| !v.is_null()).cloned())
                     .collect::<Option<Vec<_>>>()
-                {
-                    Some(values) => values,
-                    None => continue, // absent values do not collide
+                else {
+                    continue;
                 };
-                let members = store::with_subclasses(&self.conn, std::slice::from_ref(&declared_by))?;
-                let first = Equal::new(std::slice::from_ref(&fields[0]), values[0]);
-                let candidates = store::active(&self.conn, Some(&members), first.as_ref())?;
-                let clash = candidates.iter().find(|other| {
-                    other.pk != row.pk
-                        && fields
-                            .iter()
-                            .zip(&values)
-                            .all(|(f, v)| other.bucket.get(f).is_some_and(|a| select::json_eq(a, v)))
+                keys.push(UniqueKey {
+                    class: declared_by,
+                    fields,
+                    values,
                 });
-                if let Some(other) = clash {
-                    problems.push(error(ErrorId::UniqueViolation,
-                        json!({
-                            "class": declared_by,
-                            "fields": fields,
-                            "values": values,
-                            "existing_pk": other.pk,
-                            "fix": "use values no other active record of the class has (or update the existing record)",
-                        }),
-                    ));
-                }
+            }
+        }
+        keys
+    }
+
+    fn unique_violations(&self, row: &Row, keys: &[UniqueKey]) -> Result<Vec<Problem>, Problem> {
+        let mut problems = Vec::new();
+        for UniqueKey {
+            class: declared_by,
+            fields,
+            values,
+        } in keys
+        {
+            let members = self.store.with_subclasses(std::slice::from_ref(declared_by))?;
+            let first = Equal::new(std::slice::from_ref(&fields[0]), &values[0]);
+            let candidates = self.store.active(Some(&members), first.as_ref())?;
+            let clash = candidates.iter().find(|other| {
+                other.pk != row.pk
+                    && fields
+                        .iter()
+                        .zip(values)
+                        .all(|(f, v)| other.bucket.get(f).is_some_and(|a| json_eq(a, v)))
+            });
+            if let Some(other) = clash {
+                problems.push(unique_violation(declared_by, fields, values, Some(&other.pk)));
             }
         }
         Ok(problems)
@@ -193,7 +209,7 @@ impl Engine {
             active: false,
             ..row
         };
-        store::put(&self.conn, &tombstone)?;
+        self.store.put(&tombstone, &[])?;
         if was_class {
             self.reload_classes()?;
         }
@@ -201,10 +217,37 @@ impl Engine {
     }
 }
 
+/// `unique-violation`: `values` of `fields` (declared by `class`) are taken, by
+/// `existing` when this connection can see which record holds them.
+pub(crate) fn unique_violation(
+    class: &str,
+    fields: &[String],
+    values: &[Value],
+    existing: Option<&str>,
+) -> Problem {
+    let mut details = json!({
+        "class": class,
+        "fields": fields,
+        "values": values,
+        "existing_pk": existing,
+        "fix": "use values no other active record of the class has (or update the existing record)",
+    });
+    if existing.is_none() {
+        details["reason"] =
+            json!("a record committed by another connection after this transaction began holds the values");
+        details["fix"] =
+            json!("roll back and run the transaction again (it then sees the record), or use other values");
+    }
+    error(ErrorId::UniqueViolation, details)
+}
+
 pub(crate) fn class_not_found(class: &str) -> Problem {
     error(
         ErrorId::ClassNotFound,
-        json!({ "class": class, "fix": "create its definition first (a record of class puck.uno/class)" }),
+        json!({
+            "class": class,
+            "fix": format!("define it first: create a record of class puck.uno/class, e.g. {{\"action\": \"create\", \"class\": \"puck.uno/class\", \"bucket\": {{\"name\": \"{class}\", \"fields\": {{}}}}}}, or import a schema {{\"classes\": [{{\"name\": \"{class}\", \"fields\": {{}}}}]}} (`Mikobase::schema`, `mikobase schema import FILE`)"),
+        }),
     )
 }
 

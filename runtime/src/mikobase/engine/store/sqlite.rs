@@ -1,29 +1,13 @@
-//! The SQLite layer: one table of records, one row per record (non-temporal; decision
-//! E2), tombstones kept so a deleted record is told apart from a missing one.
+//! The SQLite store: one table of records, one row per record (non-temporal; decision
+//! E2), tombstones kept so a deleted record is told apart from a missing one; a class
+//! index for class filters (E10).
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde_json::{Map, Value};
 
-use super::problem::{error, invalid, Problem};
-use crate::mikobase::generated::{ErrorId, Stack};
-
-/// One stored record.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Row {
-    pub pk: String,
-    pub bucket: Map<String, Value>,
-    /// The platters, typed once as they are read (a select answers them as they are).
-    pub stack: Stack,
-    pub updated_at: String,
-    pub active: bool,
-}
-
-impl Row {
-    /// Every class named by a platter of the stack, in stack order.
-    pub fn classes(&self) -> Vec<String> {
-        self.stack.values().filter_map(|p| p.class.clone()).collect()
-    }
-}
+use super::super::problem::{error, invalid, Problem};
+use super::{Equal, Row, Scalar, Scan, SqlSort};
+use crate::mikobase::generated::ErrorId;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS records (
@@ -124,89 +108,6 @@ pub(crate) fn get(conn: &Connection, pk: &str) -> Result<Option<Row>, Problem> {
         .map_err(sql)
 }
 
-/// The `json_extract` path of plain bucket keys, when SQLite reads it exactly as
-/// [`super::select::walk`] does (no quote, backslash or control character in a key).
-fn json_path(keys: &[String]) -> Option<String> {
-    let mut out = String::from("$");
-    for key in keys {
-        if key.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
-            return None;
-        }
-        out.push_str(".\"");
-        out.push_str(key);
-        out.push('"');
-    }
-    Some(out)
-}
-
-/// A literal equality on a bucket path that SQL decides exactly as the Rust evaluator
-/// does (decision E10): strings, booleans, and integers (an integral float below 2^53
-/// included). Other floats are not pushed: SQLite and serde_json may read a stored float
-/// one ulp apart.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Equal {
-    path: String,
-    value: Scalar,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-enum Scalar {
-    Text(String),
-    Bool(bool),
-    Int(i64),
-}
-
-impl Equal {
-    pub fn new(keys: &[String], value: &Value) -> Option<Equal> {
-        const TWO_53: f64 = 9_007_199_254_740_992.0;
-        let value = match value {
-            Value::String(s) => Scalar::Text(s.clone()),
-            Value::Bool(b) => Scalar::Bool(*b),
-            Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-                (Some(i), _) => Scalar::Int(i),
-                (None, Some(f)) if f.fract() == 0.0 && f.abs() < TWO_53 => Scalar::Int(f as i64),
-                _ => return None,
-            },
-            _ => return None,
-        };
-        Some(Equal {
-            path: json_path(keys)?,
-            value,
-        })
-    }
-}
-
-/// One `ORDER BY` key: SQL orders exactly as [`super::select::compare`] (numbers <
-/// strings < booleans < arrays < objects, numbers by value, strings by bytes, nulls and
-/// missing values last in both directions, arrays tied with arrays and objects with
-/// objects).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct SqlSort {
-    path: String,
-    reverse: bool,
-}
-
-impl SqlSort {
-    pub fn new(keys: &[String], reverse: bool) -> Option<SqlSort> {
-        Some(SqlSort {
-            path: json_path(keys)?,
-            reverse,
-        })
-    }
-}
-
-/// What [`scan`] reads.
-#[derive(Debug, Default)]
-pub(crate) struct Scan<'a> {
-    /// Only rows with one of these classes in their stack.
-    pub classes: Option<&'a [String]>,
-    pub equal: Option<&'a Equal>,
-    /// Sort keys; ties (and no keys) in insertion order.
-    pub order: &'a [SqlSort],
-    /// `(limit, offset)` applied by SQL.
-    pub page: Option<(Option<usize>, usize)>,
-}
-
 /// Streams active rows to `visit` in order until it answers `false` or fails.
 pub(crate) fn scan(
     conn: &Connection,
@@ -228,7 +129,7 @@ pub(crate) fn scan(
             " AND r.seq IN (SELECT c.seq FROM class_index c WHERE c.class IN (SELECT value FROM json_each(?{n})))"
         ));
     }
-    if let Some(Equal { path, value }) = what.equal {
+    if let Some(Equal { path, value, .. }) = what.equal {
         let p = arg(&mut args, Box::new(path.clone()));
         match value {
             Scalar::Text(s) => {
@@ -279,26 +180,6 @@ pub(crate) fn scan(
         }
     }
     Ok(())
-}
-
-/// Active rows (optionally only of `classes`, optionally only those with `equal`), in
-/// insertion order.
-pub(crate) fn active(
-    conn: &Connection,
-    classes: Option<&[String]>,
-    equal: Option<&Equal>,
-) -> Result<Vec<Row>, Problem> {
-    let mut out = Vec::new();
-    let what = Scan {
-        classes,
-        equal,
-        ..Scan::default()
-    };
-    scan(conn, &what, |row| {
-        out.push(row);
-        Ok(true)
-    })?;
-    Ok(out)
 }
 
 /// Names of every class that is `roots` or inherits from one of them, transitively
