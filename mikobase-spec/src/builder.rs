@@ -62,6 +62,7 @@ impl Builder {
             constraints: Default::default(),
             refuses_unknown: false,
             passthrough: false,
+            runtime: false,
         });
         self
     }
@@ -76,6 +77,7 @@ impl Builder {
             constraints: Default::default(),
             refuses_unknown: false,
             passthrough: false,
+            runtime: false,
         });
         self
     }

@@ -170,7 +170,19 @@ pub struct TypeDef {
     /// `comment`) are accepted and ignored too (`passthrough: true`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub passthrough: bool,
+    /// Provided by the runtime's support module under its Rust name (`runtime: true`, one
+    /// of [`RUNTIME_TYPES`]): the generated code re-exports it (`pub use
+    /// __support::Problem;`) instead of declaring it; the OpenAPI document still describes
+    /// it from the spec.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub runtime: bool,
 }
+
+/// The types the runtime's support module (`caspian_ipc::mikobase::support`) provides for
+/// a spec to name with `runtime: true`, by their spec (and Rust) names. The loader refuses
+/// any other name (MB004); the shipped spec marks each of them, so the runtime's own
+/// generated code, which re-exports them, compiles only while the support module has them.
+pub const RUNTIME_TYPES: &[&str] = &["Problem"];
 
 /// An error id (or warning id) of the registry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -24,6 +24,7 @@ pub use diagnostic::{render_all, suggest, Code, Diagnostic};
 pub use diff::{diff, render_changes, Change, ChangeKind, Severity};
 pub use ir::{
     ApiSpec, Constraints, ErrorDef, Field, Name, OpKind, Operation, Pos, TypeDef, TypeKind, TypeRef, Variant,
+    RUNTIME_TYPES,
 };
 pub use load::{load_str, parse_type};
 

@@ -81,6 +81,8 @@ struct RawType {
     refuses_unknown: bool,
     #[serde(default)]
     passthrough: bool,
+    #[serde(default)]
+    runtime: bool,
 }
 
 #[derive(Deserialize)]
@@ -357,6 +359,9 @@ impl Lowering {
                     TypeKind::Alias(TypeRef::Json)
                 }
             };
+            if raw_type.runtime {
+                self.runtime_type(&at, &kind);
+            }
             types.push(TypeDef {
                 name: at,
                 description,
@@ -368,6 +373,7 @@ impl Lowering {
                 },
                 refuses_unknown: raw_type.refuses_unknown,
                 passthrough: raw_type.passthrough,
+                runtime: raw_type.runtime,
             });
         }
         let names: Vec<Name> = types.iter().map(|t| t.name.clone()).collect();
@@ -492,6 +498,35 @@ impl Lowering {
 
     /// The generated dispatch table answers these ids itself, so the registry must have
     /// them: a malformed body, an oversized one, and (with Q0 actions) an unknown action.
+    /// A `runtime: true` type: one the support module provides (the loader cannot see the
+    /// runtime; [`crate::RUNTIME_TYPES`] is its list), and a struct, enum or union (an alias
+    /// is a name for another type already).
+    fn runtime_type(&mut self, at: &Name, kind: &TypeKind) {
+        if !crate::RUNTIME_TYPES.contains(&at.wire.as_str()) {
+            let provided: Vec<String> = crate::RUNTIME_TYPES.iter().map(|t| format!("`{t}`")).collect();
+            let help = suggest(&at.wire, crate::RUNTIME_TYPES.iter().copied()).unwrap_or(format!(
+                "the runtime provides {}; leave `runtime` out to generate the type",
+                provided.join(", ")
+            ));
+            self.error(
+                Code::MB004,
+                format!("the runtime provides no type `{}`", at.wire),
+                at,
+                Some(help),
+            );
+        } else if matches!(kind, TypeKind::Alias(_)) {
+            self.error(
+                Code::MB001,
+                format!(
+                    "`runtime` type `{}` is an alias: declare it with the runtime type's shape",
+                    at.wire
+                ),
+                at,
+                Some("use `kind: struct`, `enum` or `union`, as the runtime's type serializes".into()),
+            );
+        }
+    }
+
     fn dispatch_ids(&mut self, spec: &Name, operations: &[Operation], declared: &[String]) {
         let mut needed = Vec::new();
         if !operations.is_empty() {

@@ -139,6 +139,83 @@ fn the_spec_name_must_make_a_rust_type_name() {
     }
 }
 
+/// `runtime: true` names a type of the support module: the loader accepts only the names
+/// it provides, and no alias, each refused at the type's name.
+#[test]
+fn a_runtime_type_is_one_the_support_module_provides() {
+    let spec = |name: &str, kind: &str| {
+        format!(
+            "spec: t\nversion: 1.0.0\ndescription: d.\ntypes:\n  {name}:\n    {kind}\n    runtime: true\n    description: p.\n"
+        )
+    };
+    let struct_kind = "kind: struct\n    fields: {id: {type: string, description: i.}}";
+    let ok = load_str(&spec("Problem", struct_kind)).unwrap();
+    assert!(ok.type_named("Problem").unwrap().runtime);
+
+    let unknown = load_str(&spec("Problme", struct_kind)).unwrap_err();
+    assert_eq!(unknown.len(), 1, "{unknown:?}");
+    assert_eq!(unknown[0].code, Code::MB004);
+    assert_eq!(unknown[0].message, "the runtime provides no type `Problme`");
+    assert_eq!(unknown[0].help.as_deref(), Some("did you mean `Problem`?"));
+    assert_eq!(unknown[0].pos.map(|p| (p.line, p.column)), Some((5, 3)));
+    let other = load_str(&spec("Widget", struct_kind)).unwrap_err();
+    assert_eq!(other[0].code, Code::MB004);
+    assert!(
+        other[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains("the runtime provides `Problem`"),
+        "{other:?}"
+    );
+
+    let alias = load_str(&spec("Problem", "kind: alias\n    type: string")).unwrap_err();
+    assert_eq!(alias.len(), 1, "{alias:?}");
+    assert_eq!(alias[0].code, Code::MB001);
+    assert!(alias[0].message.contains("is an alias"), "{alias:?}");
+}
+
+/// The shipped spec marks every runtime type, so the runtime's own generated code
+/// re-exports each (it compiles only while the support module has them); the generated
+/// `Problem` is the support module's, and it serializes with exactly the declared fields.
+#[test]
+fn the_shipped_spec_takes_every_runtime_type_from_the_runtime() {
+    use caspian_ipc::mikobase::{generated, support, ValidationReport};
+
+    let spec = load_str(MIKOBASE_YAML).unwrap();
+    for name in mikobase_spec::RUNTIME_TYPES {
+        let def = spec
+            .type_named(name)
+            .unwrap_or_else(|| panic!("the shipped spec declares `{name}`"));
+        assert!(def.runtime, "`{name}` is the runtime's (`runtime: true`)");
+    }
+    let problem: support::Problem = generated::Problem::new("x", serde_json::json!({"fix": "y"}));
+    let report = ValidationReport {
+        errors: vec![problem.clone()],
+        warnings: Vec::new(),
+    };
+    assert_eq!(report.errors[0], problem);
+    let serialized = serde_json::to_value(&problem).unwrap();
+    let mut keys: Vec<&str> = serialized
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    let mikobase_spec::TypeKind::Struct { fields, .. } = &spec.type_named("Problem").unwrap().kind else {
+        panic!("`Problem` is a struct")
+    };
+    let mut declared: Vec<&str> = fields.iter().map(|f| f.name.wire.as_str()).collect();
+    declared.sort_unstable();
+    assert_eq!(
+        keys, declared,
+        "the runtime's `Problem` serializes as the spec declares it"
+    );
+    let back: support::Problem = serde_json::from_value(serialized).unwrap();
+    assert_eq!(back, problem);
+}
+
 /// The IR as JSON without positions (the builder has none).
 fn without_positions(spec: &mikobase_spec::ApiSpec) -> serde_json::Value {
     fn strip(value: &mut serde_json::Value) {

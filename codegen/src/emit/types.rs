@@ -22,7 +22,11 @@ fn reaches(spec: &ApiSpec, ty: &TypeRef, owner: &str, seen: &mut Vec<String>) ->
         return false;
     }
     seen.push(name.wire.clone());
-    match spec.type_named(&name.wire).map(|t| &t.kind) {
+    match spec
+        .type_named(&name.wire)
+        .filter(|t| !t.runtime)
+        .map(|t| &t.kind)
+    {
         Some(TypeKind::Struct { fields, .. }) => fields.iter().any(|f| reaches(spec, &f.ty, owner, seen)),
         Some(TypeKind::Alias(target)) => reaches(spec, target, owner, seen),
         Some(TypeKind::Union(variants)) => variants.iter().any(|v| reaches(spec, &v.ty, owner, seen)),
@@ -50,7 +54,12 @@ fn defaultable(spec: &ApiSpec, ty: &TypeRef, seen: &mut Vec<String>) -> bool {
         return true;
     }
     seen.push(name.wire.clone());
-    match spec.type_named(&name.wire).map(|t| &t.kind) {
+    // A runtime type's impls are the runtime's: no `Default` is assumed.
+    match spec
+        .type_named(&name.wire)
+        .filter(|t| !t.runtime)
+        .map(|t| &t.kind)
+    {
         Some(TypeKind::Struct { fields, .. }) => required_defaultable(spec, fields, seen),
         Some(TypeKind::Alias(target)) => defaultable(spec, target, seen),
         Some(TypeKind::Enum(_) | TypeKind::Union(_)) | None => false,
@@ -157,6 +166,10 @@ pub fn type_def(spec: &ApiSpec, def: &TypeDef) -> TokenStream {
     let ident = type_name(&def.name.wire);
     let owner = def.name.wire.as_str();
     let docs = with_decision(&def.description, &def.decision);
+    if def.runtime {
+        // One Rust type for the concept: the runtime's, described by the spec.
+        return quote! { #docs pub use __support::#ident; };
+    }
     match &def.kind {
         TypeKind::Alias(target) => {
             let target = rust_type(target);

@@ -141,24 +141,9 @@ pub struct Record {
 }
 
 /// One error or warning of an envelope.
-#[derive(
-    ::core::fmt::Debug,
-    ::core::clone::Clone,
-    ::core::cmp::PartialEq,
-    ::core::default::Default,
-    __support::serde::Serialize,
-    __support::serde::Deserialize,
-)]
-#[serde(crate = "__support::serde")]
-#[serde(deny_unknown_fields)]
-pub struct Problem {
-    /// The stable error or warning id.
-    #[serde(rename = "id")]
-    pub id: ::std::string::String,
-    /// What went wrong and what to fix.
-    #[serde(rename = "details")]
-    pub details: __support::serde_json::Value,
-}
+///
+/// Decision D21 (mikobase-spec/DECISIONS.md).
+pub use __support::Problem;
 
 /// Every answer: `success`, then `results` on success; the errors (none on success); warnings when there are any.
 ///

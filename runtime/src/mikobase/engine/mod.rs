@@ -375,20 +375,7 @@ impl Engine {
     /// [`Engine::validate`]'s report: the request runs through the dispatch table with
     /// every write inside a savepoint that is rolled back.
     pub(crate) fn dry_run(&mut self, request: &Value) -> ValidationReport {
-        let problems = |errors: Vec<Problem>, warnings: Vec<Problem>| {
-            let spec = |list: Vec<Problem>| {
-                list.into_iter()
-                    .map(|p| crate::mikobase::generated::Problem {
-                        id: p.id,
-                        details: p.details,
-                    })
-                    .collect()
-            };
-            ValidationReport {
-                errors: spec(errors),
-                warnings: spec(warnings),
-            }
-        };
+        let problems = |errors: Vec<Problem>, warnings: Vec<Problem>| ValidationReport { errors, warnings };
         if let Err(e) = self.store.savepoint("validate") {
             return problems(vec![e], Vec::new());
         }
