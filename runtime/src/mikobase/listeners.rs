@@ -116,22 +116,19 @@ impl Listeners {
 
     /// Runs one write (`run`) with the listeners around it; `pk_of` names the written
     /// record from the write's result.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn write<T>(
         &mut self,
         engine: &mut Engine,
         context: &CallContext,
-        action: &'static str,
-        pk: Option<&str>,
-        class: Option<&str>,
-        bucket: Option<&Map<String, Value>>,
+        intent: Intent<'_>,
         pk_of: impl Fn(&T) -> String,
         run: impl FnOnce(&mut Engine) -> Reply<T>,
     ) -> Reply<T> {
         if self.is_empty() {
             return run(engine);
         }
-        let mut change = current(engine, context, action, pk, class, bucket);
+        let action = intent.action;
+        let mut change = current(engine, context, intent);
         let savepoint = MikobaseService::transaction(engine, context, TransactionRequest::default())?
             .results
             .transaction;
@@ -223,15 +220,26 @@ impl Listeners {
     }
 }
 
+/// What a write asks for, as the listeners' change is made from it.
+pub(crate) struct Intent<'a> {
+    /// `create`, `update` or `delete`.
+    pub action: &'static str,
+    /// The record written (none yet for a create).
+    pub pk: Option<&'a str>,
+    /// The class the request names.
+    pub class: Option<&'a str>,
+    /// The bucket the request stores.
+    pub bucket: Option<&'a Map<String, Value>>,
+}
+
 /// The change a write makes, with the record's current bucket and class.
-fn current(
-    engine: &mut Engine,
-    context: &CallContext,
-    action: &'static str,
-    pk: Option<&str>,
-    class: Option<&str>,
-    bucket: Option<&Map<String, Value>>,
-) -> Change {
+fn current(engine: &mut Engine, context: &CallContext, intent: Intent<'_>) -> Change {
+    let Intent {
+        action,
+        pk,
+        class,
+        bucket,
+    } = intent;
     let record = pk.and_then(|pk| {
         MikobaseService::record_by_pk(engine, context, RecordByPkRequest { pk: pk.to_owned() })
             .ok()

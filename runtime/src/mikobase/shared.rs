@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 
 use super::engine::{Engine, Storage};
 use super::generated::*;
-use super::listeners::{Change, Listeners, Target, VetoScope};
+use super::listeners::{Change, Intent, Listeners, Target, VetoScope};
 use super::mode::Mode;
 use super::support::{failure_envelope, CallContext, Failure, Reply};
 use super::transport::UdsTransport;
@@ -32,7 +32,7 @@ use crate::uds::{
 /// The shared-mikobase proxy a worker gets: every method is one request to the server.
 ///
 /// It is the generated [`MikobaseClient`] over HTTP on the server's socket: one method per
-/// operation of the spec, typed requests in, [`Answer`]s or typed
+/// operation of the spec, typed requests in, [`Answer`](super::Answer)s or typed
 /// [`ClientError`](super::ClientError)s out, plus [`q0`](MikobaseClient::q0) for raw Q0
 /// and [`records`](MikobaseClient::records) for `#[derive(Record)]` types.
 ///
@@ -261,16 +261,14 @@ impl MikobaseService for MikobaseServer {
         }
         let (class, bucket) = (r.class.clone(), r.bucket.clone());
         let pk_of = |p: &PkResult| p.pk.clone();
-        self.listeners.write(
-            &mut self.engine,
-            c,
-            "create",
-            None,
-            class.as_deref(),
-            Some(&bucket),
-            pk_of,
-            |e| e.create(c, r),
-        )
+        let intent = Intent {
+            action: "create",
+            pk: None,
+            class: class.as_deref(),
+            bucket: Some(&bucket),
+        };
+        self.listeners
+            .write(&mut self.engine, c, intent, pk_of, |e| e.create(c, r))
     }
     fn update(&mut self, c: &CallContext, r: UpdateRequest) -> Reply<PkResult> {
         if self.listeners.is_empty() {
@@ -278,16 +276,14 @@ impl MikobaseService for MikobaseServer {
         }
         let (pk, class, bucket) = (r.pk.clone(), r.class.clone(), r.bucket.clone());
         let pk_of = |p: &PkResult| p.pk.clone();
-        self.listeners.write(
-            &mut self.engine,
-            c,
-            "update",
-            Some(&pk),
-            class.as_deref(),
-            bucket.as_ref(),
-            pk_of,
-            |e| e.update(c, r),
-        )
+        let intent = Intent {
+            action: "update",
+            pk: Some(&pk),
+            class: class.as_deref(),
+            bucket: bucket.as_ref(),
+        };
+        self.listeners
+            .write(&mut self.engine, c, intent, pk_of, |e| e.update(c, r))
     }
     fn delete(&mut self, c: &CallContext, r: DeleteRequest) -> Reply<DeleteResult> {
         if self.listeners.is_empty() {
@@ -295,10 +291,14 @@ impl MikobaseService for MikobaseServer {
         }
         let pk = r.pk.clone();
         let pk_of = |d: &DeleteResult| d.pk.clone();
+        let intent = Intent {
+            action: "delete",
+            pk: Some(&pk),
+            class: None,
+            bucket: None,
+        };
         self.listeners
-            .write(&mut self.engine, c, "delete", Some(&pk), None, None, pk_of, |e| {
-                e.delete(c, r)
-            })
+            .write(&mut self.engine, c, intent, pk_of, |e| e.delete(c, r))
     }
     fn set_fields(&mut self, c: &CallContext, r: SetFieldsRequest) -> Reply<PkResult> {
         let update = self.engine.merged_update(r).map_err(|problem| Failure {
