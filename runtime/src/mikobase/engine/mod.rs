@@ -109,6 +109,9 @@ fn forget_oldest<T>(remembered: &mut Vec<T>) {
 /// Locks a store file the way the documents say a connection does: `rw` exclusively, `r`
 /// shared; without waiting, so a second opener is told at once (`store-locked`). A `flock`
 /// lock is separate from SQLite's own POSIX locks, and lives with the descriptor.
+/// How long a refused store lock is tried again before `store-locked` is answered.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
 fn lock_store(path: &std::path::Path, read_only: bool) -> Result<std::fs::File, Problem> {
     use std::os::fd::AsRawFd;
     let failed = |e: std::io::Error| {
@@ -119,13 +122,23 @@ fn lock_store(path: &std::path::Path, read_only: bool) -> Result<std::fs::File, 
     };
     let file = std::fs::File::open(path).map_err(failed)?;
     let how = if read_only { libc::LOCK_SH } else { libc::LOCK_EX };
-    // SAFETY: flock on a descriptor this function owns; it only sets a lock on the file.
-    if unsafe { libc::flock(file.as_raw_fd(), how | libc::LOCK_NB) } == 0 {
-        return Ok(file);
-    }
-    let os_error = std::io::Error::last_os_error();
-    if os_error.raw_os_error() != Some(libc::EWOULDBLOCK) {
-        return Err(failed(os_error));
+    // A lock just released can still be held for a moment by a process another thread of
+    // ours is forking (the child shares the descriptor until its exec closes it), so a
+    // refusal is tried again for a short, bounded while before it is told (E17).
+    let until = std::time::Instant::now() + LOCK_GRACE;
+    loop {
+        // SAFETY: flock on a descriptor this function owns; it only sets a lock on the file.
+        if unsafe { libc::flock(file.as_raw_fd(), how | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        let os_error = std::io::Error::last_os_error();
+        if os_error.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(failed(os_error));
+        }
+        if std::time::Instant::now() >= until {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
     Err(error(
         ErrorId::StoreLocked,
