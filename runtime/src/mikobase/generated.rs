@@ -29,6 +29,9 @@ pub const ROUTE_EXPORT_WORLDLET: &str = "/export_worldlet";
 /// The route of `import_worldlet` (`POST`).
 pub const ROUTE_IMPORT_WORLDLET: &str = "/import_worldlet";
 
+/// The route of `properties` (`POST`).
+pub const ROUTE_PROPERTIES: &str = "/properties";
+
 /// The route of `set_fields` (`POST`).
 pub const ROUTE_SET_FIELDS: &str = "/set_fields";
 
@@ -889,6 +892,25 @@ pub struct ImportResult {
     pub imported: u64,
 }
 
+/// The store's database-level properties, readable by any client on connect.
+///
+/// Decision D22 (mikobase-spec/DECISIONS.md).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::default::Default,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
+)]
+#[serde(crate = "__support::serde")]
+#[serde(deny_unknown_fields)]
+pub struct Properties {
+    /// Advisory: code stored in records may be executed (default false; the store does not enforce it).
+    #[serde(rename = "executable")]
+    pub executable: bool,
+}
+
 /// A whole store as one JSON document.
 ///
 /// Decision D7 (mikobase-spec/DECISIONS.md).
@@ -1334,6 +1356,19 @@ pub struct ImportWorldletRequest {
     pub worldlet: Worldlet,
 }
 
+/// The request of `properties`: The store's database-level properties (`executable`).
+#[derive(
+    ::core::fmt::Debug,
+    ::core::clone::Clone,
+    ::core::cmp::PartialEq,
+    ::core::default::Default,
+    __support::serde::Serialize,
+    __support::serde::Deserialize,
+)]
+#[serde(crate = "__support::serde")]
+#[serde(deny_unknown_fields)]
+pub struct PropertiesRequest {}
+
 /// The request of `set_fields`: Sets some top-level keys of a record's bucket and keeps the others, validated like `update`: the one-request write of a hot record's field.
 #[derive(
     ::core::fmt::Debug,
@@ -1723,6 +1758,14 @@ pub trait MikobaseService {
         context: &__support::CallContext,
         request: ImportWorldletRequest,
     ) -> __support::Reply<ImportResult>;
+    /// The store's database-level properties (`executable`).
+    ///
+    /// `POST /properties`. Errors: `transaction-busy`, `transaction-expired`, `storage-failed`.
+    fn properties(
+        &mut self,
+        context: &__support::CallContext,
+        request: PropertiesRequest,
+    ) -> __support::Reply<Properties>;
     /// Sets some top-level keys of a record's bucket and keeps the others, validated like `update`: the one-request write of a hot record's field.
     ///
     /// `POST /set_fields`. Errors: `invalid_request`, `record_not_found`, `record_deleted`, `validation-failed`, `unique-violation`, `rejected-by-listener`, `read-only-connection`, `transaction-not-found`, `transaction-invalidated`, `transaction-busy`, `transaction-expired`, `request-too-large`, `storage-failed`.
@@ -1766,6 +1809,7 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
         ROUTE_IMPORT_SCHEMA,
         ROUTE_EXPORT_WORLDLET,
         ROUTE_IMPORT_WORLDLET,
+        ROUTE_PROPERTIES,
         ROUTE_SET_FIELDS,
     ];
     if !ROUTES.contains(&route) {
@@ -1893,6 +1937,13 @@ pub fn dispatch<S: MikobaseService + ?Sized>(
                 _,
                 _,
             >(body, |request| service.import_worldlet(context, request))
+        }
+        ROUTE_PROPERTIES => {
+            __support::call::<
+                ErrorId,
+                _,
+                _,
+            >(body, |request| service.properties(context, request))
         }
         ROUTE_SET_FIELDS => {
             __support::call::<
@@ -2125,6 +2176,17 @@ impl<T: __support::Transport> MikobaseClient<T> {
     > {
         let bytes = __support::encode_request(request, ::core::option::Option::None)?;
         let (_, answer) = self.transport.post(ROUTE_IMPORT_WORLDLET, bytes)?;
+        __support::decode_reply(&answer)
+    }
+    /// The store's database-level properties (`executable`).
+    ///
+    /// One `POST /properties` request.
+    pub fn properties(
+        &self,
+        request: &PropertiesRequest,
+    ) -> ::core::result::Result<__support::Answer<Properties>, __support::ClientError> {
+        let bytes = __support::encode_request(request, ::core::option::Option::None)?;
+        let (_, answer) = self.transport.post(ROUTE_PROPERTIES, bytes)?;
         __support::decode_reply(&answer)
     }
     /// Sets some top-level keys of a record's bucket and keeps the others, validated like `update`: the one-request write of a hot record's field.

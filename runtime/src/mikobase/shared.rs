@@ -329,6 +329,9 @@ impl MikobaseService for MikobaseServer {
     fn validate(&mut self, c: &CallContext, r: ValidateRequest) -> Reply<ValidationReport> {
         MikobaseService::validate(&mut self.engine, c, r)
     }
+    fn properties(&mut self, c: &CallContext, r: PropertiesRequest) -> Reply<Properties> {
+        MikobaseService::properties(&mut self.engine, c, r)
+    }
     fn export_schema(&mut self, c: &CallContext, r: ExportSchemaRequest) -> Reply<Schema> {
         MikobaseService::export_schema(&mut self.engine, c, r)
     }

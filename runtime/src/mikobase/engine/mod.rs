@@ -109,6 +109,9 @@ fn forget_oldest<T>(remembered: &mut Vec<T>) {
 /// Locks a store file the way the documents say a connection does: `rw` exclusively, `r`
 /// shared; without waiting, so a second opener is told at once (`store-locked`). A `flock`
 /// lock is separate from SQLite's own POSIX locks, and lives with the descriptor.
+/// The `meta` key of the `executable` property.
+const EXECUTABLE: &str = "executable";
+
 /// How long a refused store lock is tried again before `store-locked` is answered.
 const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -432,6 +435,22 @@ impl Engine {
             )),
             Some(row) => Ok(row),
         }
+    }
+
+    /// The database-level `executable` property (D22): advisory, false until set.
+    pub fn executable(&self) -> Result<bool, Problem> {
+        Ok(self.store.property(EXECUTABLE)?.is_some_and(|v| v != 0))
+    }
+
+    /// Sets the `executable` property, kept in the store (an `rw` connection only).
+    pub fn set_executable(&mut self, executable: bool) -> Result<(), Problem> {
+        if self.read_only {
+            return Err(error(
+                ErrorId::ReadOnlyConnection,
+                json!({ "fix": "this connection was opened read-only (`r`): open the store in mode `rw` to set a property" }),
+            ));
+        }
+        self.store.set_property(EXECUTABLE, i64::from(executable))
     }
 
     /// Runs `body` all or nothing (a savepoint), on a writable connection.

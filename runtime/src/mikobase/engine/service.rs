@@ -212,6 +212,10 @@ impl MikobaseService for Engine {
         reply(outcome, Vec::new())
     }
 
+    fn properties(&mut self, _: &CallContext, _: PropertiesRequest) -> Reply<Properties> {
+        reply_one(self.executable().map(|executable| Properties { executable }))
+    }
+
     fn set_fields(&mut self, context: &CallContext, request: SetFieldsRequest) -> Reply<PkResult> {
         if !self.store.shared() {
             return match self.merged_update(request) {

@@ -280,6 +280,24 @@ impl Store {
         }
     }
 
+    /// A database property, `None` when never set.
+    pub fn property(&self, key: &str) -> Result<Option<i64>, Problem> {
+        match self {
+            Store::Sqlite(conn) => sqlite::property(conn, key),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pg) => pg.property(key),
+        }
+    }
+
+    /// Sets a database property.
+    pub fn set_property(&self, key: &str, value: i64) -> Result<(), Problem> {
+        match self {
+            Store::Sqlite(conn) => sqlite::set_property(conn, key, value),
+            #[cfg(feature = "postgres")]
+            Store::Postgres(pg) => pg.set_property(key, value),
+        }
+    }
+
     /// Whether another connection changed the class definitions since this one last
     /// looked (SQLite: never, its connection is the only writer).
     pub fn classes_changed(&self) -> Result<bool, Problem> {

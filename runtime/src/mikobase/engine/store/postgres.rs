@@ -529,6 +529,27 @@ impl Pg {
         done
     }
 
+    /// A database property (`meta`), `None` when never set.
+    pub fn property(&self, key: &str) -> Result<Option<i64>, Problem> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+                .map(|r| r.map(|r| r.get::<_, i64>(0)))
+        })
+    }
+
+    /// Sets a database property.
+    pub fn set_property(&self, key: &str, value: i64) -> Result<(), Problem> {
+        let key = key.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&key, &value],
+            )
+            .map(drop)
+        })
+    }
+
     /// Whether `schema_version` moved since this connection last looked (and remembers
     /// the new one).
     pub fn classes_changed(&self) -> Result<bool, Problem> {

@@ -24,6 +24,10 @@ CREATE TABLE IF NOT EXISTS class_index (
     PRIMARY KEY (class, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS class_index_by_seq ON class_index(seq);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 ";
 
 /// Stores before `class_index` kept the classes by pk in `record_classes`: derived data,
@@ -77,6 +81,26 @@ pub(crate) fn check_readable(conn: &Connection) -> Result<(), Problem> {
         })));
     }
     Ok(())
+}
+
+/// A database property (`meta`), `None` when never set (or the store predates `meta`).
+pub(crate) fn property(conn: &Connection, key: &str) -> Result<Option<i64>, Problem> {
+    if !has_table(conn, "meta")? {
+        return Ok(None);
+    }
+    conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+        .optional()
+        .map_err(sql)
+}
+
+/// Sets a database property.
+pub(crate) fn set_property(conn: &Connection, key: &str, value: i64) -> Result<(), Problem> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        rusqlite::params![key, value],
+    )
+    .map(drop)
+    .map_err(sql)
 }
 
 /// A stored bucket (the table's CHECK keeps it an object).
