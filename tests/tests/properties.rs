@@ -1,6 +1,9 @@
 //! Database-level properties (D22): `executable`, advisory, false until its owner sets
 //! it, kept in the store, readable by any client (`properties`).
 
+#[path = "engine_common.rs"]
+mod common;
+
 use caspian_ipc::mikobase::engine::{Engine, Storage};
 use caspian_ipc::mikobase::{InProcess, MikobaseClient, PropertiesRequest};
 
@@ -33,4 +36,16 @@ fn executable_is_kept_in_the_store_and_only_rw_sets_it() {
     assert!(!engine.executable().unwrap());
     drop(engine);
     let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn executable_is_set_and_read_on_every_storage() {
+    common::each_storage(|| {
+        let mut engine = common::engine();
+        assert!(!engine.executable().unwrap(), "false on a fresh store");
+        engine.set_executable(true).unwrap();
+        assert!(engine.executable().unwrap());
+        engine.set_executable(false).unwrap();
+        assert!(!engine.executable().unwrap());
+    });
 }
