@@ -437,6 +437,18 @@ impl Engine {
         }
     }
 
+    /// `read-only-connection` on a connection opened `r`; `to` names what needs `rw`.
+    fn writable(&self, to: &str) -> Result<(), Problem> {
+        if self.read_only {
+            Err(error(
+                ErrorId::ReadOnlyConnection,
+                json!({ "fix": format!("this connection was opened read-only (`r`): open the store in mode `rw` to {to}") }),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
     /// The database-level `executable` property (D22): advisory, false until set.
     pub fn executable(&self) -> Result<bool, Problem> {
         Ok(self.store.property(EXECUTABLE)?.is_some_and(|v| v != 0))
@@ -444,12 +456,7 @@ impl Engine {
 
     /// Sets the `executable` property, kept in the store (an `rw` connection only).
     pub fn set_executable(&mut self, executable: bool) -> Result<(), Problem> {
-        if self.read_only {
-            return Err(error(
-                ErrorId::ReadOnlyConnection,
-                json!({ "fix": "this connection was opened read-only (`r`): open the store in mode `rw` to set a property" }),
-            ));
-        }
+        self.writable("set a property")?;
         self.store.set_property(EXECUTABLE, i64::from(executable))
     }
 
@@ -458,12 +465,7 @@ impl Engine {
         &mut self,
         body: impl FnOnce(&mut Engine) -> Result<Value, Vec<Problem>>,
     ) -> Result<Value, Vec<Problem>> {
-        if self.read_only {
-            return Err(fail(error(
-                ErrorId::ReadOnlyConnection,
-                json!({ "fix": "this connection was opened read-only (`r`): open the store in mode `rw` to write" }),
-            )));
-        }
+        self.writable("write").map_err(fail)?;
         self.store.savepoint("import").map_err(fail)?;
         if let Err(e) = self.refresh_classes() {
             let _ = self.store.rollback_to("import");

@@ -37,17 +37,6 @@ fn typed<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, Vec<Problem>
 }
 
 impl Engine {
-    fn writable(&self) -> Result<(), Vec<Problem>> {
-        if self.read_only {
-            Err(fail(error(
-                ErrorId::ReadOnlyConnection,
-                json!({ "fix": "this connection was opened read-only (`r`): open the store in mode `rw` to write" }),
-            )))
-        } else {
-            Ok(())
-        }
-    }
-
     /// A request bound to a transaction must name an open one.
     fn bound(&self, transaction: Option<&str>) -> Result<(), Vec<Problem>> {
         match transaction {
@@ -58,7 +47,7 @@ impl Engine {
 
     /// A write's checks: a writable connection and, if bound, an open transaction.
     fn may_write(&self, transaction: Option<&str>) -> Result<(), Vec<Problem>> {
-        self.writable()?;
+        self.writable("write").map_err(fail)?;
         self.bound(transaction)
     }
 
